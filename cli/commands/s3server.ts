@@ -1,0 +1,24 @@
+// `tierfs s3server`: run the embedded S3 server in the foreground.
+import type { Command } from 'commander';
+import { startEmbeddedS3 } from '../../s3adaptor/embedded-server.js';
+import { announceReady } from '../ready.js';
+import { action } from '../errors.js';
+
+export function register(program: Command): void {
+  program
+    .command('s3server')
+    .description('run the embedded S3 server (s3rver) in the foreground')
+    .requiredOption('--dir <dir>', 'directory holding buckets and objects')
+    .option('--host <host>', 'listen address', '127.0.0.1')
+    .option('--port <port>', 'listen port (0 = any free port)', '0')
+    .option('--bucket <name...>', 'buckets to create at start', [])
+    .action(
+      action(async (opts: { dir: string; host: string; port: string; bucket: string[] }) => {
+        const s3 = await startEmbeddedS3({ dir: opts.dir, host: opts.host, port: Number(opts.port), buckets: opts.bucket });
+        const stop = () => void s3.close().finally(() => process.exit(0));
+        process.on('SIGTERM', stop);
+        process.on('SIGINT', stop);
+        announceReady({ endpoint: s3.endpoint, port: s3.port });
+      }),
+    );
+}

@@ -1,0 +1,5 @@
+// The config schema of each daemon, for `tierfs config check` and the daemons' own loading.
+// Each component adds its schema here when its daemon lands.
+import type { z } from 'zod';
+
+export const daemonConfigs: Record<string, z.ZodType> = {};

@@ -1,0 +1,47 @@
+// Installs what tierfs needs on a fresh Debian machine: system packages (libfuse2,
+// fuse, etcd-server) and node modules. Safe to run again: it only installs what is missing.
+import { execFileSync, execSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const has = (cmd) => {
+  try {
+    execSync(`command -v ${cmd}`, { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+};
+const hasLib = (name) => {
+  try {
+    return execSync('ldconfig -p', { encoding: 'utf8' }).includes(name);
+  } catch {
+    return false;
+  }
+};
+
+const missing = [];
+if (!hasLib('libfuse.so.2')) missing.push('libfuse2');
+if (!has('fusermount')) missing.push('fuse');
+if (!existsSync('/usr/bin/etcd')) missing.push('etcd-server');
+if (!has('etcdctl')) missing.push('etcd-client');
+if (!has('make') || !has('g++')) missing.push('make', 'g++');
+if (!hasLib('libfuse.so') || !existsSync('/usr/include/fuse.h')) missing.push('libfuse-dev', 'pkg-config');
+
+if (missing.length > 0) {
+  if (process.getuid?.() !== 0) {
+    console.error(`tierfs needs these Debian packages: ${missing.join(' ')}\n  sudo apt-get install -y ${missing.join(' ')}`);
+    process.exit(1);
+  }
+  console.error(`installing ${missing.join(' ')} ...`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
+}
+
+if (!existsSync(join(root, 'node_modules', '.package-lock.json'))) {
+  console.error('installing node modules (npm ci) ...');
+  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
+}
