@@ -1,0 +1,118 @@
+// The boundary between the gateway and the metadata service. The gateway programs against
+// this interface only; metaserver/client.ts implements it over gRPC (partition routing,
+// leader following, retries with request ids, cross-partition transactions).
+// Errors are TierfsErrors with the shared status codes (NOT_FOUND, EXISTS, NOT_EMPTY, ...).
+
+/** File types as in st_mode's S_IFMT bits. */
+export const S_IFMT = 0o170000;
+export const S_IFREG = 0o100000;
+export const S_IFDIR = 0o040000;
+export const S_IFLNK = 0o120000;
+export const S_IFIFO = 0o010000;
+export const S_IFCHR = 0o020000;
+export const S_IFBLK = 0o060000;
+export const S_IFSOCK = 0o140000;
+
+export const ROOT_INO = 1;
+export const MAX_NAME_BYTES = 255;
+
+export interface InodeAttr {
+  ino: number;
+  /** Full st_mode: type bits (S_IFMT) and permission bits. */
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  nlink: number;
+  rdev: number;
+  atimeMs: number;
+  mtimeMs: number;
+  ctimeMs: number;
+}
+
+/** One write of file data that reached storage (Curve's S3ChunkInfo). Same shape as s3adaptor's Slice. */
+export interface SliceRecord {
+  chunkId: number;
+  compaction: number;
+  offset: number;
+  len: number;
+  size: number;
+  zero: boolean;
+}
+
+export interface Inode extends InodeAttr {
+  symlink: string;
+  /** Parent directories (one entry per hard link). */
+  parents: number[];
+}
+
+export interface Dentry {
+  parent: number;
+  name: string;
+  ino: number;
+  /** S_IFMT bits of the target, so listings need no inode fetch. */
+  type: number;
+}
+
+export interface CreateNodeOptions {
+  mode: number;
+  uid: number;
+  gid: number;
+  rdev?: number;
+  symlink?: string;
+  /** Fail with EXISTS when the name exists (always true for mkdir/mknod/symlink). */
+  exclusive?: boolean;
+}
+
+export interface SetAttrChanges {
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  size?: number;
+  atimeMs?: number;
+  mtimeMs?: number;
+  ctimeMs?: number;
+}
+
+export interface RenameResult {
+  /** The inode the destination name pointed to before, if it was replaced, with its nlink after. */
+  replaced?: { ino: number; nlink: number; type: number };
+}
+
+export interface FsUsage {
+  inodes: number;
+  usedBytes: number;
+}
+
+export interface MetaClient {
+  lookup(parent: number, name: string): Promise<Dentry>;
+  /** Names after `last` in byte order, at most `count`. */
+  listDentries(parent: number, last: string, count: number): Promise<Dentry[]>;
+  getInode(ino: number): Promise<Inode>;
+  batchGetAttr(inos: number[]): Promise<InodeAttr[]>;
+  /** Creates an inode and its dentry under parent (nlink of a new dir is 2; parent's nlink grows for a dir). */
+  createNode(parent: number, name: string, opts: CreateNodeOptions): Promise<Inode>;
+  /** Hard link: a new dentry for ino; nlink + 1, parent list updated. */
+  link(ino: number, parent: number, name: string): Promise<Inode>;
+  /** Removes a non-directory's dentry and decrements nlink; returns the inode after (nlink may be 0). IS_DIR for a directory. */
+  unlink(parent: number, name: string): Promise<Inode>;
+  /** Removes an empty directory (NOT_EMPTY, NOT_DIR). */
+  rmdir(parent: number, name: string): Promise<void>;
+  /** Atomic rename with POSIX semantics: replaces a file or an empty dir, NOT_EMPTY, IS_DIR, NOT_DIR, INVALID_ARGUMENT into itself. */
+  rename(srcParent: number, srcName: string, dstParent: number, dstName: string): Promise<RenameResult>;
+  setAttr(ino: number, changes: SetAttrChanges): Promise<Inode>;
+  getXattr(ino: number, name: string): Promise<Buffer>;
+  listXattr(ino: number): Promise<string[]>;
+  /** flags: 0, XATTR_CREATE (1: EXISTS if present) or XATTR_REPLACE (2: NO_DATA if absent). */
+  setXattr(ino: number, name: string, value: Buffer, flags: number): Promise<void>;
+  removeXattr(ino: number, name: string): Promise<void>;
+  /** Slices of the inode per chunk index, in write order. */
+  getSlices(ino: number): Promise<Map<number, SliceRecord[]>>;
+  appendSlices(ino: number, added: Map<number, SliceRecord[]>): Promise<void>;
+  /** Compaction swap; TX_CONFLICT when `removed` are no longer all present. */
+  replaceSlices(ino: number, chunkIndex: number, removed: SliceRecord[], added: SliceRecord[]): Promise<void>;
+  /** Called when nlink is 0 and the last open handle closed: moves the inode to the trash (its data gets deleted). */
+  releaseOrphan(ino: number): Promise<void>;
+  usage(): Promise<FsUsage>;
+  close(): Promise<void>;
+}
