@@ -436,7 +436,8 @@ export class Raft {
         pr.recentActive = true;
         pr.probeSent = false;
         if (pr.state === ProgressState.Replicate && pr.inflights.full()) pr.inflights.freeFirstOne();
-        if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, false);
+        // An empty append at `next` makes a follower that lost appends reject, so we re-probe.
+        if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, true);
         if (m.index > (this.ackedSendTick.get(m.from) ?? -1)) this.ackedSendTick.set(m.from, m.index);
         if (m.context && m.context.length > 0 && !pr.isLearner) {
           const acks = this.readOnly.acksOf(m.context);

@@ -2,7 +2,7 @@
 // loss/duplication/delay/reordering and membership changes under concurrent KV clients.
 // Safety invariants are checked after every event; the client history is checked for
 // linearizability at the end. The same seed always replays the same run.
-import { ConfChangeType, type Entry, type Message, StateRole } from '../core/types.js';
+import { ConfChangeType, type Entry, type Message, MsgType, StateRole, emptyMessage } from '../core/types.js';
 import { encodeKv } from './kv.js';
 import { type HistoryOp, type KvOp, checkHistory } from './linearizability.js';
 import { EventQueue, SimNetwork } from './network.js';
@@ -41,7 +41,8 @@ type Event =
   | { kind: 'client'; c: number }
   | { kind: 'timeout'; c: number; opId: number }
   | { kind: 'fault' }
-  | { kind: 'restart'; id: string };
+  | { kind: 'restart'; id: string }
+  | { kind: 'snapStatus'; leader: string; peer: string; failed: boolean };
 
 class InvariantViolation extends Error {}
 
@@ -85,7 +86,7 @@ class Simulation {
   ) {
     this.rng = new Prng(seed);
     this.nClients = opts.clients ?? 5;
-    this.opsPerClient = opts.opsPerClient ?? 42;
+    this.opsPerClient = opts.opsPerClient ?? 50;
     this.keys = Array.from({ length: opts.keys ?? 4 }, (_, i) => `k${i}`);
     this.maxTicks = opts.maxTicks ?? 6000;
     const size = this.rng.chance(0.5) ? 3 : 5;
@@ -167,6 +168,13 @@ class Simulation {
         this.injectFault();
         this.q.push(this.now + 10 * TICK + this.rng.int(40 * TICK), { kind: 'fault' });
         return;
+      case 'snapStatus': {
+        const n = this.nodes.get(ev.leader);
+        if (!n?.core) return;
+        n.core.step({ ...emptyMessage(MsgType.SnapStatus, ev.leader, ev.peer), reject: ev.failed });
+        this.process(n);
+        return;
+      }
       case 'restart': {
         const n = this.nodes.get(ev.id);
         if (!n || n.up || this.removed.has(ev.id)) return;
@@ -181,7 +189,10 @@ class Simulation {
   private process(n: SimNode): void {
     n.process((m) => {
       this.stats.messages++;
-      for (const t of this.net.schedule(m, this.now)) this.q.push(t, { kind: 'msg', m });
+      const times = this.net.schedule(m, this.now);
+      for (const t of times) this.q.push(t, { kind: 'msg', m });
+      // The runtime's transport reports how a snapshot send ended.
+      if (m.type === MsgType.Snap) this.q.push(times[0] ?? this.now + 1, { kind: 'snapStatus', leader: m.from, peer: m.to, failed: times.length === 0 });
     });
     this.checkNode(n);
   }
@@ -303,7 +314,7 @@ class Simulation {
       this.handle(ev.v);
       if (ev.v.kind === 'tick' && this.converged()) break;
     }
-    if (!this.converged()) throw new InvariantViolation('cluster did not converge after healing');
+    if (!this.converged()) throw new InvariantViolation(`cluster did not converge after healing: ${this.describe()}`);
     this.checkLogMatching();
   }
 
@@ -312,6 +323,16 @@ class Simulation {
     if (!leader?.core) return [];
     const conf = leader.core.raft.conf;
     return [...conf.voters, ...conf.learners].map((id) => this.nodes.get(id)!).filter(Boolean);
+  }
+
+  private describe(): string {
+    return [...this.nodes.values()]
+      .map((n) => {
+        const r = n.core?.raft;
+        if (!r) return `${n.id}:down${this.removed.has(n.id) ? '(removed)' : ''}`;
+        return `${n.id}:${r.role}/t${r.term}/lead=${r.lead}/c${r.log.committed}/last${r.log.lastIndex()}/applied${n.kv.applied}/first${r.log.firstIndex()}/v=${r.conf.voters.join(',')}/l=${r.conf.learners.join(',')}`;
+      })
+      .join(' ');
   }
 
   private converged(): boolean {
