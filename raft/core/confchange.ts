@@ -20,7 +20,7 @@ export function applyConfChange(conf: ConfState, cc: ConfChange): ConfState {
   }
   voters.sort();
   learners.sort();
-  return { voters, learners };
+  return { voters, learners, epoch: (conf.epoch ?? 0) + 1 };
 }
 
 export function encodeConfChange(cc: ConfChange): Buffer {

@@ -45,6 +45,8 @@ export interface HardState {
 export interface ConfState {
   voters: NodeId[];
   learners: NodeId[];
+  /** Number of membership changes applied so far (the configuration's epoch). */
+  epoch?: number;
 }
 
 export interface SnapshotMeta {
