@@ -25,6 +25,7 @@ class PeerSender {
   private inflight = false;
   private backoffMs = 0;
   dropped = 0;
+  closed = false;
 
   constructor(
     readonly address: string,
@@ -43,15 +44,16 @@ class PeerSender {
   }
 
   private pump(): void {
-    if (this.inflight || this.queue.length === 0) return;
+    if (this.closed || this.inflight || this.queue.length === 0) return;
     let bytes = 0;
     let n = 0;
     while (n < this.queue.length && (n === 0 || bytes + this.queue[n]!.length < MAX_BATCH_BYTES)) bytes += this.queue[n++]!.length;
     const batch = this.queue.splice(0, n);
     this.inflight = true;
     const send = (this.client as unknown as Record<string, (req: unknown, md: grpc.Metadata, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null) => void) => void>).Send!;
-    send.call(this.client, { from: this.self, messages: batch }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (err) => {
+    const done = (err: grpc.ServiceError | Error | null) => {
       this.inflight = false;
+      if (this.closed) return;
       if (err) {
         this.handlers.onUnreachable(this.address, batch);
         this.backoffMs = Math.min(Math.max(this.backoffMs * 2, 50), 1000);
@@ -61,7 +63,12 @@ class PeerSender {
       }
       this.backoffMs = 0;
       this.pump();
-    });
+    };
+    try {
+      send.call(this.client, { from: this.self, messages: batch }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, done);
+    } catch (e) {
+      done(e instanceof Error ? e : new Error(String(e)));
+    }
   }
 }
 
@@ -129,6 +136,7 @@ export class GrpcTransport {
     const client = this.peer(to).client;
     const fn = (client as unknown as Record<string, (md: grpc.Metadata, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: { ok: boolean; error: string }) => void) => grpc.ClientWritableStream<unknown>>).SendSnapshot!;
     return new Promise<boolean>((resolve) => {
+      if (this.closed) return resolve(false);
       const stream = fn.call(client, new grpc.Metadata(), { deadline: Date.now() + 120_000 }, (err, res) => {
         if (err || !res?.ok) this.log.warn({ to, err: err?.message ?? res?.error }, 'snapshot send failed');
         resolve(!err && !!res?.ok);
@@ -155,7 +163,10 @@ export class GrpcTransport {
 
   close(): void {
     this.closed = true;
-    for (const p of this.peers.values()) p.client.close();
+    for (const p of this.peers.values()) {
+      p.closed = true;
+      p.client.close();
+    }
     this.peers.clear();
   }
 }
