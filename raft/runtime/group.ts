@@ -180,8 +180,10 @@ export class GroupNode implements RaftGroup {
   collect(): { rd: Ready; write: GroupWrite } | null {
     if (this.stopped || !this.core.hasReady()) return null;
     const prevLast = this.storage.lastIndex();
+    const prevHs = this.storage.hardState();
     const rd = this.core.ready();
-    return { rd, write: { groupId: this.id, entries: rd.entries, prevLast, hardState: rd.hardState, snapshot: rd.snapshot?.meta ?? null } };
+    const mustSync = rd.hardState !== null && (rd.hardState.term !== prevHs.term || rd.hardState.vote !== prevHs.vote);
+    return { rd, write: { groupId: this.id, entries: rd.entries, prevLast, hardState: rd.hardState, hardStateMustSync: mustSync, snapshot: rd.snapshot?.meta ?? null } };
   }
 
   /** The Ready's writes are durable: update memory, send, queue applies. */

@@ -17,6 +17,8 @@ export interface GroupWrite {
   /** Last index persisted before these entries (entries past the new end are deleted). */
   prevLast: number;
   hardState: HardState | null;
+  /** Term or vote changed (a commit-index-only change needs no fsync: it can be relearned). */
+  hardStateMustSync: boolean;
   snapshot: SnapshotMeta | null;
 }
 
@@ -56,7 +58,7 @@ export class RaftLogStore {
       }
       if (w.hardState) {
         ops.push({ type: 'put', key: `h/${g}`, value: encodeHardState(w.hardState) });
-        sync = true; // votes and terms must be durable before we answer
+        if (w.hardStateMustSync) sync = true; // votes and terms must be durable before we answer
       }
     }
     if (ops.length === 0) return Promise.resolve();

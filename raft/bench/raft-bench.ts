@@ -1,0 +1,86 @@
+// Raft benchmarks: in-process hosts over real gRPC on loopback with the level store.
+// Prints one JSON line per case.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer } from 'node:net';
+import { startGrpcServer, type RunningServer } from '../../common/grpc.js';
+import { RaftHost } from '../runtime/host.js';
+import type { RaftGroup } from '../runtime/api.js';
+import { KvStateMachine, putCommand } from './kv-state-machine.js';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function cluster(dir: string, groups: number): Promise<{ leaders: RaftGroup[]; close(): Promise<void> }> {
+  const addrs = [await freePort(), await freePort(), await freePort()].map((p) => `127.0.0.1:${p}`);
+  const hosts: RaftHost[] = [];
+  const servers: RunningServer[] = [];
+  const all: RaftGroup[][] = [];
+  for (let i = 0; i < 3; i++) {
+    const host = await RaftHost.open({ dataDir: join(dir, `n${i}`), selfAddress: addrs[i]!, tickMs: 50, electionTicks: 10, snapshotThreshold: 20_000 });
+    hosts.push(host);
+    servers.push(await startGrpcServer(addrs[i]!, [host.grpcService()]));
+    const gs: RaftGroup[] = [];
+    for (let g = 0; g < groups; g++) gs.push(await host.createGroup(`g${g}`, { peers: addrs, stateMachine: await KvStateMachine.open() }));
+    all.push(gs);
+  }
+  const leaders: RaftGroup[] = [];
+  for (let g = 0; g < groups; g++) {
+    for (;;) {
+      const l = all.map((gs) => gs[g]!).find((x) => x.isLeader());
+      if (l) {
+        leaders.push(l);
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  return {
+    leaders,
+    close: async () => {
+      for (const h of hosts) await h.close();
+      for (const s of servers) await s.close();
+    },
+  };
+}
+
+async function runCase(name: string, groups: number, concurrency: number, durationMs: number): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'raft-bench-'));
+  const c = await cluster(dir, groups);
+  const latencies: number[] = [];
+  let commits = 0;
+  const until = Date.now() + durationMs;
+  const worker = async (w: number) => {
+    const g = c.leaders[w % groups]!;
+    let i = 0;
+    while (Date.now() < until) {
+      const t0 = performance.now();
+      await g.propose(putCommand(`k${w}-${i % 100}`, `v${i}`));
+      latencies.push(performance.now() - t0);
+      commits++;
+      i++;
+    }
+  };
+  const t0 = Date.now();
+  await Promise.all(Array.from({ length: concurrency }, (_, w) => worker(w)));
+  const secs = (Date.now() - t0) / 1000;
+  latencies.sort((a, b) => a - b);
+  const q = (p: number) => Math.round((latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0) * 100) / 100;
+  process.stdout.write(`${JSON.stringify({ bench: 'raft', case: name, groups, concurrency, commits_per_s: Math.round(commits / secs), p50_ms: q(0.5), p99_ms: q(0.99) })}\n`);
+  await c.close();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+export async function benchRaft(): Promise<void> {
+  await runCase('inproc-1group', 1, 256, 5000);
+  await runCase('inproc-32groups', 32, 512, 5000);
+}
