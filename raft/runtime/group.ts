@@ -179,11 +179,10 @@ export class GroupNode implements RaftGroup {
   /** Takes the next Ready and what it must persist, or null if nothing to do. */
   collect(): { rd: Ready; write: GroupWrite } | null {
     if (this.stopped || !this.core.hasReady()) return null;
-    const prevLast = this.storage.lastIndex();
     const prevHs = this.storage.hardState();
     const rd = this.core.ready();
     const mustSync = rd.hardState !== null && (rd.hardState.term !== prevHs.term || rd.hardState.vote !== prevHs.vote);
-    return { rd, write: { groupId: this.id, entries: rd.entries, prevLast, hardState: rd.hardState, hardStateMustSync: mustSync, snapshot: rd.snapshot?.meta ?? null } };
+    return { rd, write: { groupId: this.id, entries: rd.entries, hardState: rd.hardState, hardStateMustSync: mustSync, snapshot: rd.snapshot?.meta ?? null } };
   }
 
   /** The Ready's writes are durable: update memory, send, queue applies. */
