@@ -22,6 +22,9 @@ export interface GroupEnv {
   compact(g: GroupNode, meta: { index: number; term: number; conf: ConfState }): Promise<void>;
 }
 
+/** Proposals waiting for commit per group: beyond this, callers get BUSY (back-pressure). */
+const MAX_PENDING_PROPOSALS = 65_536;
+
 const notLeader = (hint: string | null, why = 'not the leader') => new TierfsError(StatusCode.NOT_LEADER, why, hint ?? '');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -100,6 +103,9 @@ export class GroupNode implements RaftGroup {
   propose(data: Buffer): Promise<unknown> {
     if (this.stopped) return Promise.reject(new TierfsError(StatusCode.UNAVAILABLE, `group ${this.id} is closed`));
     if (!this.isLeader()) return Promise.reject(notLeader(this.leaderAddress()));
+    if (this.proposals.size >= MAX_PENDING_PROPOSALS) {
+      return Promise.reject(new TierfsError(StatusCode.BUSY, `group ${this.id}: ${MAX_PENDING_PROPOSALS} proposals already waiting for commit; retry later`));
+    }
     try {
       const { index, term } = this.core.propose(data);
       this.env.wake(this);

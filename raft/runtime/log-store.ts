@@ -187,11 +187,28 @@ export class RaftLogStore {
     await this.db.batch(ops, { sync: true });
   }
 
-  /** Replaces a group's log by a snapshot (entries are dropped first, then the metadata is written). */
-  async resetToSnapshot(groupId: string, meta: SnapshotMeta): Promise<void> {
-    await this.db.clear({ gte: entryPrefix(groupId), lt: `${entryPrefix(groupId)}~` });
+  /**
+   * Replaces a group's log by a received snapshot in one synced batch: the metadata, a
+   * "restore pending" marker, and the deletion of every stored run. The snapshot data is
+   * already staged on disk; `finishSnapshot` clears the marker once the state machine holds it.
+   */
+  async installSnapshot(groupId: string, meta: SnapshotMeta): Promise<void> {
+    const ops: Op[] = [
+      { type: 'put', key: `s/${groupId}`, value: encodeSnapshotMeta(meta) },
+      { type: 'put', key: `p/${groupId}`, value: encodeSnapshotMeta(meta) },
+    ];
+    for (const r of this.runsOf(groupId)) ops.push({ type: 'del', key: entryKey(groupId, r) });
     this.runs.set(groupId, []);
-    await this.db.put(`s/${groupId}`, encodeSnapshotMeta(meta), { sync: true });
+    await this.db.batch(ops, { sync: true });
+  }
+
+  async pendingSnapshot(groupId: string): Promise<SnapshotMeta | null> {
+    const v = await this.db.get(`p/${groupId}`);
+    return v ? decodeSnapshotMeta(v) : null;
+  }
+
+  async finishSnapshot(groupId: string): Promise<void> {
+    await this.db.del(`p/${groupId}`, { sync: true });
   }
 
   async removeGroup(groupId: string): Promise<void> {
@@ -202,6 +219,7 @@ export class RaftLogStore {
         { type: 'del', key: `g/${groupId}` },
         { type: 'del', key: `h/${groupId}` },
         { type: 'del', key: `s/${groupId}` },
+        { type: 'del', key: `p/${groupId}` },
       ],
       { sync: true },
     );

@@ -29,9 +29,9 @@ const http = createServer((req, res) => {
   } else if (url.pathname === '/get') {
     group.readBarrier().then(() => reply(200, { value: sm.data.get(url.searchParams.get('k')!) ?? null }), fail);
   } else if (url.pathname === '/dump') {
-    reply(200, { data: Object.fromEntries(sm.data), status: group.status() });
+    reply(200, { data: Object.fromEntries(sm.data), status: group.status(), restores: sm.restores });
   } else {
-    reply(200, { ...group.status(), isLeader: group.isLeader(), firstIndex: 0 });
+    reply(200, { ...group.status(), isLeader: group.isLeader() });
   }
 });
 await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));

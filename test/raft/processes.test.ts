@@ -82,9 +82,9 @@ test('3 processes over gRPC: kill -9 the leader during writes, no acknowledged w
     await start(victim);
     const commit = dump.body.status.commitIndex;
     await waitFor('restarted node caught up', async () => {
-      const d = await get<{ data: Record<string, string>; status: { appliedIndex: number } }>(procs[victim]!.info.http, '/dump');
-      return d.body.status.appliedIndex >= commit && acked.every((k) => d.body.data[k] === k);
-    });
+      const d = await get<{ data: Record<string, string>; status: { appliedIndex: number }; restores: number }>(procs[victim]!.info.http, '/dump');
+      return d.body.status.appliedIndex >= commit && acked.every((k) => d.body.data[k] === k) && d;
+    }).then((d) => assert.ok(d.body.restores >= 1, 'the restarted node caught up through a snapshot'));
   } finally {
     for (const p of procs) await p?.stop();
     dir.remove();

@@ -50,6 +50,7 @@ test('three in-process hosts over gRPC replicate, read, change leader, add and r
     await leader.group.addPeer(addrs[3]!);
     assert.ok(leader.group.status().voters.includes(addrs[3]!));
     await waitFor('joiner caught up', () => joiner.sm.data.get('k9') === 'v199');
+    assert.ok(joiner.sm.restores >= 1, 'the joiner caught up through a snapshot of the compacted log');
     // Move leadership, then remove the old leader.
     await leader.group.transferLeader(follower.group.status().id && addrs[procs.indexOf(follower)]!);
     const newLeader = await waitFor('new leader', () => procs.find((p) => p.group.isLeader() && p !== leader));
