@@ -3,14 +3,14 @@ import assert from 'node:assert/strict';
 import { RawNode } from '../../raft/core/rawnode.js';
 import { MemoryStorage } from '../../raft/core/storage.js';
 import { encodeConfChange } from '../../raft/core/confchange.js';
-import { ConfChangeType, type Entry, EntryType, type Message, MsgType, StateRole, emptyMessage } from '../../raft/core/types.js';
+import { ConfChangeType, type Entry, EntryType, type Message, MsgType, type ReadState, StateRole, emptyMessage } from '../../raft/core/types.js';
 import { committedIndex } from '../../raft/core/quorum.js';
 
 /** A few RawNodes over a perfect in-memory network; `drop` filters messages. */
 class Net {
-  nodes = new Map<string, { node: RawNode; storage: MemoryStorage; applied: Entry[] }>();
+  nodes = new Map<string, { node: RawNode; storage: MemoryStorage; applied: Entry[]; reads: ReadState[] }>();
   drop: (m: Message) => boolean = () => false;
-  constructor(ids: string[], logs: Record<string, Array<[number, number]>> = {}, term = 0) {
+  constructor(ids: string[], logs: Record<string, Array<[number, number]>> = {}, term = 0, opts: { checkQuorum?: boolean; leaseRead?: boolean } = {}) {
     for (const id of ids) {
       const storage = new MemoryStorage({ voters: ids, learners: [] });
       const ents = (logs[id] ?? []).map(([index, t]) => ({ index, term: t, type: EntryType.Normal, data: Buffer.from(`${index}.${t}`) }));
@@ -18,14 +18,22 @@ class Net {
       if (ents.length === 0) storage.applySnapshot({ index: 1, term: 1, conf: { voters: ids, learners: [] } });
       storage.append(ents);
       storage.setHardState({ term: Math.max(term, ents.length === 0 ? 1 : 0), vote: '', commit: ents.length === 0 ? 1 : 0 });
-      this.add(id, storage);
+      this.add(id, storage, opts);
     }
   }
-  add(id: string, storage: MemoryStorage): void {
+  add(id: string, storage: MemoryStorage, opts: { checkQuorum?: boolean; leaseRead?: boolean } = {}): void {
     let seed = id.charCodeAt(id.length - 1);
-    // checkQuorum off: its vote lease would make these hand-driven elections wait for ticks.
-    const node = new RawNode({ id, storage, electionTicks: 10, heartbeatTicks: 1, checkQuorum: false, random: () => ((seed = (seed * 48271) % 2147483647) % 1000) / 1000 });
-    this.nodes.set(id, { node, storage, applied: [] });
+    // checkQuorum off by default: its vote lease would make hand-driven elections wait for ticks.
+    const node = new RawNode({
+      id,
+      storage,
+      electionTicks: 10,
+      heartbeatTicks: 1,
+      checkQuorum: opts.checkQuorum ?? false,
+      leaseRead: opts.leaseRead ?? false,
+      random: () => ((seed = (seed * 48271) % 2147483647) % 1000) / 1000,
+    });
+    this.nodes.set(id, { node, storage, applied: [], reads: [] });
   }
   n(id: string): RawNode {
     return this.nodes.get(id)!.node;
@@ -41,12 +49,19 @@ class Net {
           s.storage.append(rd.entries);
           if (rd.hardState) s.storage.setHardState(rd.hardState);
           s.applied.push(...rd.committedEntries);
+          s.reads.push(...rd.readStates);
           out.push(...rd.messages);
           s.node.advance(rd);
         }
       }
       if (out.length === 0) return;
       for (const m of out) if (!this.drop(m) && this.nodes.has(m.to)) this.n(m.to).step(m);
+    }
+  }
+  tickAll(n: number): void {
+    for (let i = 0; i < n; i++) {
+      for (const s of this.nodes.values()) s.node.tick();
+      this.settle();
     }
   }
   campaign(id: string): void {
@@ -162,20 +177,54 @@ test('leader transfer: TimeoutNow makes the target campaign and win at once', ()
   assert.equal(net.n('a').raft.role, StateRole.Follower);
 });
 
-test('ReadIndex: a read is answered at the commit index after a heartbeat quorum', () => {
+test('ReadIndex: a read is answered at the commit index only after a heartbeat quorum', () => {
   const net = new Net(['a', 'b', 'c']);
   net.campaign('a');
   net.n('a').propose(Buffer.from('x'));
   net.settle();
+  const reads = net.nodes.get('a')!.reads;
   net.n('a').readIndex(Buffer.from('r1'));
-  const rd = net.n('a').ready();
-  assert.equal(rd.readStates.length, 0, 'not before the quorum answered');
-  net.n('a').advance(rd);
-  for (const m of rd.messages) net.n(m.to).step(m);
   net.settle();
-  // The read state was produced during settle; check it via a fresh read on a partitioned leader.
+  assert.deepEqual(reads.map((r) => [r.context.toString(), r.index]), [['r1', net.n('a').raft.log.committed]]);
+  // A leader cut off from everyone confirms no read.
   net.drop = () => true;
   net.n('a').readIndex(Buffer.from('r2'));
   net.settle();
-  assert.equal(net.n('a').ready().readStates.length, 0, 'no read confirmed without a quorum');
+  assert.equal(reads.length, 1);
+});
+
+test('lease reads: answered locally while a quorum acked recent heartbeats, not after the lease ran out', () => {
+  const net = new Net(['a', 'b', 'c'], {}, 0, { checkQuorum: true, leaseRead: true });
+  net.tickAll(40); // someone wins an election through ticks
+  const leader = ['a', 'b', 'c'].find((id) => net.n(id).raft.role === StateRole.Leader)!;
+  assert.ok(leader);
+  const reads = net.nodes.get(leader)!.reads;
+  net.drop = () => true; // from now on nobody answers
+  net.n(leader).readIndex(Buffer.from('fast'));
+  net.settle();
+  assert.equal(reads.length, 1, 'served from the lease without a round trip');
+  for (let i = 0; i < 9; i++) net.n(leader).tick();
+  net.n(leader).readIndex(Buffer.from('late'));
+  net.settle();
+  assert.equal(reads.length, 1, 'no lease read once the lease expired');
+});
+
+test('pre-vote and check-quorum: a partitioned node does not disrupt the leader when it returns; an isolated leader steps down', () => {
+  const net = new Net(['a', 'b', 'c'], {}, 0, { checkQuorum: true });
+  net.tickAll(40);
+  const leader = ['a', 'b', 'c'].find((id) => net.n(id).raft.role === StateRole.Leader)!;
+  const other = ['a', 'b', 'c'].find((id) => id !== leader)!;
+  const term = net.n(leader).raft.term;
+  // Isolate one follower for a long time: it pre-votes but never bumps its term.
+  net.drop = (m) => m.to === other || m.from === other;
+  net.tickAll(60);
+  assert.equal(net.n(other).raft.term, term, 'pre-vote kept the isolated node at the same term');
+  net.drop = () => false;
+  net.tickAll(5);
+  assert.equal(net.n(leader).raft.role, StateRole.Leader, 'the returning node did not depose the leader');
+  assert.equal(net.n(leader).raft.term, term);
+  // Now isolate the leader: check-quorum makes it step down.
+  net.drop = (m) => m.to === leader || m.from === leader;
+  net.tickAll(25);
+  assert.notEqual(net.n(leader).raft.role, StateRole.Leader);
 });
