@@ -83,4 +83,45 @@ async function runCase(name: string, groups: number, concurrency: number, durati
 export async function benchRaft(): Promise<void> {
   await runCase('inproc-1group', 1, 256, 5000);
   await runCase('inproc-32groups', 32, 512, 5000);
+  await benchRaftProcesses();
+}
+
+/** 3 daemon processes (dist/raft/bench/kv-daemon.js) over gRPC; load runs inside the leader. */
+export async function benchRaftProcesses(): Promise<void> {
+  const { spawn } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const daemon = join(fileURLToPath(new URL('.', import.meta.url)), 'kv-daemon.js');
+  const dir = mkdtempSync(join(tmpdir(), 'raft-bench-proc-'));
+  const addrs = [await freePort(), await freePort(), await freePort()].map((p) => `127.0.0.1:${p}`);
+  const procs = addrs.map((a, i) => spawn(process.execPath, [daemon, '--dir', join(dir, `n${i}`), '--self', a, '--peers', addrs.join(','), '--threshold', '20000'], { stdio: ['ignore', 'pipe', 'ignore'] }));
+  try {
+    const ports = await Promise.all(
+      procs.map(
+        (p) =>
+          new Promise<number>((resolve, reject) => {
+            let buf = '';
+            p.stdout!.on('data', (c: Buffer) => {
+              buf += c.toString();
+              const m = /TIERFS_READY (.*)/.exec(buf);
+              if (m) resolve((JSON.parse(m[1]!) as { http: number }).http);
+            });
+            p.once('exit', () => reject(new Error('raft bench daemon exited before ready')));
+          }),
+      ),
+    );
+    let leaderPort = 0;
+    for (let tries = 0; tries < 300 && !leaderPort; tries++) {
+      for (const port of ports) {
+        const s = (await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as { isLeader: boolean };
+        if (s.isLeader) leaderPort = port;
+      }
+      if (!leaderPort) await new Promise((r) => setTimeout(r, 100));
+    }
+    if (!leaderPort) throw new Error('no raft leader among the bench daemons');
+    const r = (await (await fetch(`http://127.0.0.1:${leaderPort}/bench?c=256&ms=5000`)).json()) as { commits: number; secs: number; p50_ms: number; p99_ms: number };
+    process.stdout.write(`${JSON.stringify({ bench: 'raft', case: 'grpc-3proc-1group', groups: 1, concurrency: 256, commits_per_s: Math.round(r.commits / r.secs), p50_ms: r.p50_ms, p99_ms: r.p99_ms })}\n`);
+  } finally {
+    for (const p of procs) p.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -5,7 +5,7 @@ import { freePort } from '../support/ports.js';
 import { repoRoot, spawnProcess, type Spawned } from '../support/process.js';
 import { tempDir } from '../support/tmp.js';
 
-const daemon = join(repoRoot, 'dist', 'test', 'raft', 'kv-daemon.js');
+const daemon = join(repoRoot, 'dist', 'raft', 'bench', 'kv-daemon.js');
 
 async function get<T>(port: number, path: string): Promise<{ code: number; body: T }> {
   const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(10_000) });
