@@ -35,7 +35,9 @@ export class GroupNode implements RaftGroup {
   private reads = new Map<string, { resolve: () => void; reject: (e: unknown) => void }>();
   private readsAwaitApply: Array<{ index: number; resolve: () => void }> = [];
   private applyQueue: Entry[][] = [];
-  private applying = false;
+  /** Serializes state-machine access: apply batches, snapshot capture and restore take turns (FIFO). */
+  private smTurn: Promise<void> = Promise.resolve();
+  private applyScheduled = false;
   /** Index of the last entry passed through the apply loop, and the membership at that point. */
   appliedIndex: number;
   appliedConf: ConfState;
@@ -242,17 +244,29 @@ export class GroupNode implements RaftGroup {
     this.readsAwaitApply = still;
   }
 
+  /** Runs `fn` when the state machine is free; callers queue in order, so nobody starves. */
+  private withStateMachine<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.smTurn.then(fn);
+    this.smTurn = run.then(
+      () => {},
+      () => {},
+    );
+    return run;
+  }
+
   private kickApply(): void {
-    if (this.applying) return;
-    this.applying = true;
-    void this.applyLoop().finally(() => {
-      this.applying = false;
-      if (this.applyQueue.length > 0 && !this.stopped) this.kickApply();
+    if (this.applyScheduled || this.stopped) return;
+    this.applyScheduled = true;
+    void this.withStateMachine(async () => {
+      this.applyScheduled = false;
+      await this.applyOnce();
+    }).then(() => {
+      if (this.applyQueue.length > 0) this.kickApply();
     });
   }
 
-  private async applyLoop(): Promise<void> {
-    while (this.applyQueue.length > 0 && !this.stopped) {
+  private async applyOnce(): Promise<void> {
+    if (this.applyQueue.length > 0 && !this.stopped) {
       const ents = this.applyQueue.splice(0, this.applyQueue.length).flat().filter((e) => e.index > this.appliedIndex);
       let batch: Entry[] = [];
       const flush = async () => {
@@ -301,13 +315,15 @@ export class GroupNode implements RaftGroup {
   }
 
   /** A snapshot for a follower: the state machine's, labelled with the log position it covers. */
-  async snapshotForSend(): Promise<{ meta: { index: number; term: number; conf: ConfState }; chunks: AsyncIterable<Buffer> }> {
-    while (this.applying) await sleep(1); // the state machine must sit exactly at appliedIndex
-    const s = await this.sm.snapshot();
-    // Entries between the state machine's index and ours are no-ops/conf changes: same state.
-    const index = Math.max(s.index, this.appliedIndex);
-    const term = index === s.index && s.term > 0 ? s.term : this.storage.term(index);
-    return { meta: { index, term, conf: this.appliedConf }, chunks: s.chunks };
+  snapshotForSend(): Promise<{ meta: { index: number; term: number; conf: ConfState }; chunks: AsyncIterable<Buffer> }> {
+    // Taken between apply batches, so the state machine sits exactly at appliedIndex.
+    return this.withStateMachine(async () => {
+      const s = await this.sm.snapshot();
+      // Entries between the state machine's index and ours are no-ops/conf changes: same state.
+      const index = Math.max(s.index, this.appliedIndex);
+      const term = index === s.index && s.term > 0 ? s.term : this.storage.term(index);
+      return { meta: { index, term, conf: this.appliedConf }, chunks: s.chunks };
+    });
   }
 
   /** Snapshot sends run one per peer at a time; the core learns the outcome. */
@@ -334,10 +350,11 @@ export class GroupNode implements RaftGroup {
     async function* iter() {
       for (const c of chunks) yield c;
     }
-    while (this.applying) await sleep(1);
-    this.applyQueue = [];
-    await this.sm.restore(meta.index, meta.term, iter());
-    this.appliedIndex = meta.index;
+    await this.withStateMachine(async () => {
+      this.applyQueue = [];
+      await this.sm.restore(meta.index, meta.term, iter());
+      this.appliedIndex = meta.index;
+    });
     for (const [index, p] of this.proposals) {
       if (index <= meta.index) {
         this.proposals.delete(index);
