@@ -260,9 +260,24 @@ export class GroupNode implements RaftGroup {
     void this.withStateMachine(async () => {
       this.applyScheduled = false;
       await this.applyOnce();
-    }).then(() => {
-      if (this.applyQueue.length > 0) this.kickApply();
-    });
+    }).then(
+      () => {
+        if (this.applyQueue.length > 0) this.kickApply();
+      },
+      (err: unknown) => {
+        this.env.logger.error({ group: this.id, err: String(err) }, 'apply loop failed; group stopped');
+        this.stop();
+      },
+    );
+  }
+
+  /** Resolves when no state-machine work (apply, snapshot, restore) is running or queued. */
+  async idle(): Promise<void> {
+    let turn: Promise<void>;
+    do {
+      turn = this.smTurn;
+      await turn;
+    } while (turn !== this.smTurn);
   }
 
   private async applyOnce(): Promise<void> {
@@ -308,6 +323,7 @@ export class GroupNode implements RaftGroup {
   }
 
   private async maybeCompact(): Promise<void> {
+    if (this.stopped) return;
     const first = this.storage.firstIndex();
     if (this.appliedIndex - first + 1 <= this.env.snapshotThreshold || this.appliedIndex > this.storage.lastIndex()) return;
     const meta = { index: this.appliedIndex, term: this.storage.term(this.appliedIndex), conf: this.appliedConf };

@@ -114,6 +114,7 @@ export class RaftHost {
       g.stop();
       this.groups.delete(groupId);
       this.dirty.delete(g);
+      await g.idle();
     }
     while (this.pumping) await new Promise((r) => setTimeout(r, 2));
     await this.store.removeGroup(groupId);
@@ -125,6 +126,7 @@ export class RaftHost {
     if (this.timer) clearInterval(this.timer);
     for (const g of this.groups.values()) g.stop();
     while (this.pumping) await new Promise((r) => setTimeout(r, 2));
+    for (const g of this.groups.values()) await g.idle();
     this.transport.close();
     await this.store.close();
   }

@@ -45,9 +45,22 @@ test('three in-process hosts over gRPC replicate, read, change leader, add and r
     const follower = procs.find((p) => p !== leader)!;
     await assert.rejects(follower.group.propose(putCommand('x', 'y')), (e: { code?: string; leaderHint?: string }) => e.code === 'NOT_LEADER');
     // Compaction happened (threshold 50): the joiner must catch up by snapshot.
+    // The joiner is added while writes keep flowing (snapshot capture must not starve).
     const joiner = await start(3, true);
     procs.push(joiner);
+    let writing = true;
+    let background = 0;
+    const writer = (async () => {
+      while (writing) {
+        await leader.group.propose(putCommand(`bg${background % 5}`, `${background}`));
+        background++;
+      }
+    })();
     await leader.group.addPeer(addrs[3]!);
+    await waitFor('joiner applies under load', () => joiner.group.status().appliedIndex > 250);
+    writing = false;
+    await writer;
+    assert.ok(background > 0);
     assert.ok(leader.group.status().voters.includes(addrs[3]!));
     await waitFor('joiner caught up', () => joiner.sm.data.get('k9') === 'v199');
     assert.ok(joiner.sm.restores >= 1, 'the joiner caught up through a snapshot of the compacted log');
