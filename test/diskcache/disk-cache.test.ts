@@ -1,4 +1,4 @@
-import { test, before, after } from 'node:test';
+import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { existsSync, readdirSync } from 'node:fs';
@@ -14,12 +14,25 @@ import { rng } from '../s3adaptor/rng.js';
 
 let s3: TestS3;
 let store: ObjectStore;
+let s3Down = false;
+/** Stops S3; afterEach brings it back even when a test failed half way. */
+async function stopS3(): Promise<void> {
+  s3Down = true;
+  await s3.stop();
+}
+async function restartS3(): Promise<void> {
+  s3Down = false;
+  await s3.restart();
+}
 const tmp = tempDir('tierfs-diskcache-');
 const files = (dir: string) => readdirSync(dir).filter((n) => !n.startsWith('.'));
 
 before(async () => {
   s3 = await startS3();
   store = storeFor(s3, { maxAttempts: 1 });
+});
+afterEach(async () => {
+  if (s3Down) await restartS3();
 });
 after(async () => {
   store.close();
@@ -55,20 +68,20 @@ test('a staged block is linked into read/, uploaded, and then kept only as read 
 test('trimming respects the watermarks and never drops a block not yet uploaded', async () => {
   const dir = join(tmp.path, 'trim');
   const block = Buffer.alloc(64 * 1024, 7);
-  await s3.stop();
+  await stopS3();
   let cache = await DiskCache.open({ dir, capacityBytes: 1024 * 1024, store, retryBaseMs: 20, retryMaxMs: 100 });
   try {
     let staged = 0;
     while (await cache.stage(`s${staged}`, block)) staged++;
     assert.equal(staged, 14, 'staging stops at 90% of capacity (14 x 64 KiB of 1 MiB)');
-    assert.equal(cache.stats().stagingPaused, true);
+    assert.equal(cache.canStage(block.length), false);
     await cache.trimNow();
     assert.equal(cache.stats().stagedBlocks, 14, 'trimming cannot evict staged blocks');
     assert.equal(files(cache.readDir).length, 14);
     await waitFor('failed upload attempts', () => cache.stats().uploadErrors > 0);
     await cache.close(); // blocks stay in write/ for the next open
 
-    await s3.restart();
+    await restartS3();
     cache = await DiskCache.open({ dir, capacityBytes: 1024 * 1024, store });
     assert.equal(cache.stats().stagedBlocks, 14);
     await cache.flush();
@@ -87,11 +100,14 @@ test('trimming respects the watermarks and never drops a block not yet uploaded'
 });
 
 test('a file-count cap limits staging like the byte cap', async () => {
-  const cache = await DiskCache.open({ dir: join(tmp.path, 'count'), capacityBytes: 2 ** 30, maxFiles: 10, store });
+  await stopS3(); // uploaded blocks would become read cache and be trimmed
+  const cache = await DiskCache.open({ dir: join(tmp.path, 'count'), capacityBytes: 2 ** 30, maxFiles: 10, store, retryBaseMs: 20, retryMaxMs: 100 });
   try {
     let n = 0;
     while (await cache.stage(`c${n}`, Buffer.from([n]))) n++;
     assert.equal(n, 8, '9 of 10 files would reach the 90% watermark');
+    assert.equal(cache.stats().stagedBlocks, 8);
+    await restartS3();
     await cache.flush();
   } finally {
     await cache.close();
@@ -108,13 +124,13 @@ test('with S3 stopped mid-write, writes keep staging, nothing is lost, uploads r
   try {
     const half = expected.length / 2;
     await adaptor.write(ino, 0, expected.subarray(0, half));
-    await s3.stop();
+    await stopS3();
     await adaptor.write(ino, half, expected.subarray(half));
     await adaptor.flush(ino); // writeback: returns once staged and committed
     assert.ok(cache.stats().stagedBlocks > 0);
     assert.ok((await adaptor.read(ino, 0, expected.length, expected.length)).equals(expected), 'readable from the disk cache while S3 is down');
     await waitFor('upload retries', () => cache.stats().uploadErrors > 0);
-    await s3.restart();
+    await restartS3();
     await adaptor.waitUploaded();
     assert.equal(cache.stats().stagedBlocks, 0);
     const fromS3 = new S3Adaptor({ fsId: 2, chunkSize: 256 * 1024, blockSize: 64 * 1024, objectStore: store, sliceStore: slices, chunkIds: new MemoryChunkIdAllocator(1e6) });
