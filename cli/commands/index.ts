@@ -1,8 +1,15 @@
 // Every subcommand's register function; add one line per new command file.
 import type { Command } from 'commander';
-import { register as s3server } from './s3server.js';
-import { register as config } from './config.js';
-import { register as sim } from './sim.js';
-import { register as benchSuite } from './bench-suite.js';
+import { register as s3serverCommand } from './s3server.js';
+import { register as configCommand } from './config.js';
+import { register as benchS3AdaptorCommand } from './bench-s3adaptor.js';
+import { register as benchSuiteCommand } from './bench-suite.js';
+import { register as simCommand } from './sim.js';
 
-export const commands: Array<(program: Command) => void> = [s3server, config, sim, benchSuite];
+export const commands: Array<(program: Command) => void> = [
+  s3serverCommand,
+  configCommand,
+  benchS3AdaptorCommand,
+  benchSuiteCommand,
+  simCommand,
+];
