@@ -62,6 +62,12 @@ export interface PartitionRecord {
   partitionId: number;
   start: number;
   end: number;
+  /**
+   * False until the copyset confirmed CreatePartition. The record is written first so a
+   * crash in between cannot lose the range (the partition with start 1 carries the root
+   * inode, which the metaserver creates with the partition); placement resends it.
+   */
+  created: boolean;
 }
 
 /** A deleted filesystem whose objects are still being removed from S3. */
