@@ -3,7 +3,7 @@
 // is one MDS and it always leads. A leader that cannot renew its session in time steps
 // down at once, before etcd hands leadership to someone else.
 import { EventEmitter } from 'node:events';
-import type { Etcd3, Campaign, ElectionObserver, Lease } from 'etcd3';
+import type { Etcd3, Campaign, Lease } from 'etcd3';
 import type { Logger } from '../common/log.js';
 import type { EtcdKv } from './kv.js';
 
@@ -51,7 +51,7 @@ export class SoleLeadership extends EventEmitter implements Leadership {
 
 export class EtcdLeadership extends EventEmitter implements Leadership {
   private campaign: Campaign | null = null;
-  private observer: ElectionObserver | null = null;
+  private hintTimer: NodeJS.Timeout | null = null;
   private memberLease: Lease | null = null;
   private leading = false;
   private hint = '';
@@ -76,12 +76,10 @@ export class EtcdLeadership extends EventEmitter implements Leadership {
   }
 
   async start(): Promise<void> {
-    this.observer = await this.election.observe();
-    this.hint = this.observer.leader() ?? '';
-    this.observer.on('change', (value) => {
-      this.hint = value ?? '';
-    });
-    this.observer.on('error', (err) => this.log.warn({ err: err.message }, 'election observer failed'));
+    // etcd3's ElectionObserver can latch onto a non-leader candidate when several campaign at
+    // once (it takes the last put it sees), so the hint is polled: the oldest key leads.
+    await this.refreshHint();
+    this.hintTimer = setInterval(() => void this.refreshHint(), 300);
     await this.registerMember();
     this.runCampaign();
     // The session is valid until its last renewal + TTL; stop leading well before that.
@@ -158,6 +156,15 @@ export class EtcdLeadership extends EventEmitter implements Leadership {
     this.emit('deposed');
   }
 
+  private async refreshHint(): Promise<void> {
+    try {
+      const leader = (await this.election.leader()) ?? '';
+      if (!this.leading) this.hint = leader;
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'reading the election leader failed');
+    }
+  }
+
   isLeader(): boolean {
     return this.leading;
   }
@@ -182,7 +189,7 @@ export class EtcdLeadership extends EventEmitter implements Leadership {
     const campaign = this.campaign;
     this.campaign = null;
     await campaign?.resign().catch(() => undefined);
-    await this.observer?.cancel().catch(() => undefined);
+    if (this.hintTimer) clearInterval(this.hintTimer);
     await this.memberLease?.revoke().catch(() => undefined);
   }
 }
