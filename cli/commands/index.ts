@@ -3,5 +3,6 @@ import type { Command } from 'commander';
 import { register as s3server } from './s3server.js';
 import { register as config } from './config.js';
 import { register as mds } from './mds.js';
+import { register as fs } from './fs.js';
 
-export const commands: Array<(program: Command) => void> = [s3server, config, mds];
+export const commands: Array<(program: Command) => void> = [s3server, config, mds, fs];
