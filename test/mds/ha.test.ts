@@ -114,10 +114,13 @@ test('one leader, standbys answer NOT_LEADER with its address; failover keeps fi
 
     // The killed MDS comes back as a standby pointing at the new leader.
     procs.set(leader, await spawnMds(argsOf(leader), tmp.path, 'mds-restarted'));
-    assert.equal(await settledLeader(addresses), next);
-    const after = await client.clusterStatus();
-    assert.equal(after.mds.length, 3);
-    assert.deepEqual(after.mds.filter((m) => m.leader).map((m) => m.address), [next]);
+    const final = await settledLeader(addresses);
+    const after = await waitFor('three members', async () => {
+      const st = await client.clusterStatus();
+      return st.mds.length === 3 ? st : null;
+    });
+    assert.deepEqual(after.mds.filter((m) => m.leader).map((m) => m.address), [final]);
+    assert.equal((await client.getFsInfo(fs.fs_id)).name, 'ha-fs');
   } finally {
     client.close();
   }
