@@ -4,6 +4,8 @@ import { register as s3serverCommand } from './s3server.js';
 import { register as configCommand } from './config.js';
 import { register as benchS3AdaptorCommand } from './bench-s3adaptor.js';
 import { register as benchSuiteCommand } from './bench-suite.js';
+import { register as fsCommand } from './fs.js';
+import { register as mdsCommand } from './mds.js';
 import { register as simCommand } from './sim.js';
 
 export const commands: Array<(program: Command) => void> = [
@@ -11,5 +13,7 @@ export const commands: Array<(program: Command) => void> = [
   configCommand,
   benchS3AdaptorCommand,
   benchSuiteCommand,
+  fsCommand,
+  mdsCommand,
   simCommand,
 ];
