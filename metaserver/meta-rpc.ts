@@ -97,7 +97,7 @@ export class MetaRpc {
     poolId: number,
     copysetId: number,
     method: string,
-    req: { rid?: RequestId },
+    req: { rid?: RequestId; [field: string]: unknown },
     throwOnError = true,
   ): Promise<Res> {
     const until = Date.now() + this.deadlineMs;
