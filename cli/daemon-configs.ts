@@ -1,5 +1,8 @@
 // The config schema of each daemon, for `tierfs config check` and the daemons' own loading.
 // Each component adds its schema here when its daemon lands.
 import type { z } from 'zod';
+import { metaserverConfigSchema } from '../metaserver/config.js';
 
-export const daemonConfigs: Record<string, z.ZodType> = {};
+export const daemonConfigs: Record<string, z.ZodType> = {
+  metaserver: metaserverConfigSchema,
+};

@@ -33,6 +33,14 @@ export class CopysetNodeManager {
 
   constructor(private readonly opts: CopysetNodeManagerOptions) {
     this.logger = opts.logger ?? silentLogger;
+    opts.host.onGroupRemoved?.((groupId) => {
+      const ref = parseGroupId(groupId);
+      if (!ref) return;
+      // Let the removing entry finish applying before the group is stopped.
+      setTimeout(() => {
+        this.remove(ref.poolId, ref.copysetId).catch((err: unknown) => this.logger.warn({ err, groupId }, 'removing a dropped copyset failed'));
+      }, 100).unref();
+    });
   }
 
   get selfAddress(): string {

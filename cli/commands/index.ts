@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { register as s3server } from './s3server.js';
 import { register as config } from './config.js';
+import { register as metaserver } from './metaserver.js';
 import { register as sim } from './sim.js';
 
-export const commands: Array<(program: Command) => void> = [s3server, config, sim];
+export const commands: Array<(program: Command) => void> = [s3server, config, sim, metaserver];
