@@ -95,7 +95,9 @@ test('3 metaservers: concurrent clients survive kill -9 of a leader; a replaceme
     const dead = await leaderOf(members.get(1)!, 1, 1);
     const victim = procs.find((p) => p.address === dead)!;
     await victim.proc.kill9();
+    assert.ok(progress < workers * steps, 'the leader died while the clients were working');
     await running;
+    assert.ok(clients.reduce((n, c) => n + c.rpc.retries, 0) > 0, 'clients retried on the new leader');
 
     const c = clients[0]!;
     for (let w = 0; w < workers; w++) {
