@@ -2,7 +2,6 @@
 // Each component adds its schema here when its daemon lands.
 import type { z } from 'zod';
 import { metaserverConfigSchema } from '../metaserver/config.js';
+import { mdsConfigSchema } from '../mds/config.js';
 
-export const daemonConfigs: Record<string, z.ZodType> = {
-  metaserver: metaserverConfigSchema,
-};
+export const daemonConfigs: Record<string, z.ZodType> = { mds: mdsConfigSchema, metaserver: metaserverConfigSchema };

@@ -4,5 +4,7 @@ import { register as s3server } from './s3server.js';
 import { register as config } from './config.js';
 import { register as metaserver } from './metaserver.js';
 import { register as sim } from './sim.js';
+import { register as mds } from './mds.js';
+import { register as fs } from './fs.js';
 
-export const commands: Array<(program: Command) => void> = [s3server, config, sim, metaserver];
+export const commands: Array<(program: Command) => void> = [s3server, config, sim, mds, fs, metaserver];
