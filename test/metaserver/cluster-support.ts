@@ -17,8 +17,11 @@ export interface MetaProc {
   proc: Spawned;
 }
 
-export async function startMetaProc(dir: string, name: string, extra: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}): Promise<MetaProc> {
-  const address = `127.0.0.1:${await freePort()}`;
+/** Starts a metaserver; pass `address` to restart one on its old address (its raft id). */
+export async function startMetaProc(
+  dir: string, name: string, extra: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}, address = '',
+): Promise<MetaProc> {
+  address ||= `127.0.0.1:${await freePort()}`;
   const dataDir = join(dir, name);
   const cfg = join(dir, `${name}.yaml`);
   const body = {
