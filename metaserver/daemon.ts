@@ -11,12 +11,11 @@ import type { Logger } from '../common/log.js';
 import { createRegistry, startMetricsServer } from '../common/metrics.js';
 import type { MetaServerConfig } from './config.js';
 import { CopysetNodeManager } from './copyset-manager.js';
-import type { ObjectDeleter, RenameResolver } from './copyset-node.js';
+import type { ObjectDeleter } from './copyset-node.js';
 import { copysetService } from './copyset-service.js';
 import { metaServerService } from './service.js';
 import { MdsHeartbeat } from './heartbeat.js';
-import { MetaRpc } from './meta-rpc.js';
-import type { RenameTxResponse__Output } from '../proto/gen/tierfs/metaserver/RenameTxResponse.js';
+import { renameResolver } from './rename-resolver.js';
 import type { ReplicationHost } from './raft-types.js';
 import { S3ObjectDeleter } from './s3-deleter.js';
 
@@ -42,27 +41,6 @@ export interface RunningMetaServer {
   metricsPort: number;
   manager: CopysetNodeManager;
   close(): Promise<void>;
-}
-
-/** Asks a rename's source copyset (at the peers recorded in the transaction) for the outcome. */
-function renameResolver(logger: Logger): { resolve: RenameResolver; rpc: MetaRpc } {
-  const peers = new Map<string, string[]>();
-  const rpc = new MetaRpc({
-    locator: { getCopysetLocation: async (pool, cs) => ({ peers: peers.get(`${pool}.${cs}`) ?? [], leader: '' }) },
-    logger,
-    deadlineMs: 10_000,
-  });
-  const resolve: RenameResolver = async (rec) => {
-    const tx = rec.tx;
-    peers.set(`${tx.srcPool}.${tx.srcCopyset}`, tx.srcPeers);
-    const res = await rpc.call<RenameTxResponse__Output>(tx.srcPool, tx.srcCopyset, 'ResolveRename', {
-      ref: { pool_id: tx.srcPool, copyset_id: tx.srcCopyset, partition_id: tx.srcPartition, fs_id: tx.srcFs },
-      rid: rpc.newRequestId(),
-      tx_id: tx.txId,
-    });
-    return res.committed;
-  };
-  return { resolve, rpc };
 }
 
 export async function startMetaServer(cfg: MetaServerConfig, deps: MetaServerDeps): Promise<RunningMetaServer> {
