@@ -23,6 +23,8 @@ export interface CopysetNodeManagerOptions {
   selfAddress: string;
   logger?: Logger;
   node?: CopysetNodeOptions;
+  /** The voters another server has for a copyset (null: not held or unreachable); tells a join from a creation. */
+  votersOn?: (address: string, poolId: number, copysetId: number) => Promise<string[] | null>;
 }
 
 export class CopysetNodeManager {
@@ -79,8 +81,10 @@ export class CopysetNodeManager {
   }
 
   /**
-   * Creates the copyset here. When this server is not among `peers`, it joins an existing
-   * group as a new member (the leader adds it and sends a snapshot).
+   * Creates the copyset here. It joins an existing group as a new member (the leader adds
+   * it and sends a snapshot) when this server is not among `peers`, or when a running
+   * member's configuration does not list this server yet (the MDS adding a replica names
+   * the configuration after the change); otherwise it starts a new group with `peers`.
    */
   create(poolId: number, copysetId: number, peers: string[]): Promise<CopysetNode> {
     const id = copysetGroupId(poolId, copysetId);
@@ -90,11 +94,19 @@ export class CopysetNodeManager {
       if (peers.length === 0) throw new TierfsError(StatusCode.INVALID_ARGUMENT, `copyset ${poolId}.${copysetId}: no peers given`);
       const sm = new MetaStateMachine(this.opts.db, poolId, copysetId, this.logger);
       await sm.clearAll(); // leftovers of an earlier incarnation on this server
-      const join = !peers.includes(this.opts.selfAddress);
+      const join = !peers.includes(this.opts.selfAddress) || (await this.beingAdded(poolId, copysetId, peers));
       const group = await this.opts.host.createGroup(id, { peers, stateMachine: sm, join });
       this.logger.info({ copyset: id, peers, join }, 'copyset created');
       return this.newNode(poolId, copysetId, sm, group);
     });
+  }
+
+  private async beingAdded(poolId: number, copysetId: number, peers: string[]): Promise<boolean> {
+    const probe = this.opts.votersOn;
+    if (!probe) return false;
+    const others = peers.filter((p) => p !== this.opts.selfAddress);
+    const answers = await Promise.all(others.map((p) => probe(p, poolId, copysetId)));
+    return answers.some((voters) => voters !== null && voters.length > 0 && !voters.includes(this.opts.selfAddress));
   }
 
   get(poolId: number, copysetId: number): CopysetNode {

@@ -13,6 +13,7 @@ import type { MetaServerConfig } from './config.js';
 import { CopysetNodeManager } from './copyset-manager.js';
 import type { ObjectDeleter } from './copyset-node.js';
 import { copysetService } from './copyset-service.js';
+import { votersOn } from './copyset-admin.js';
 import { metaServerService } from './service.js';
 import { MdsHeartbeat } from './heartbeat.js';
 import { renameResolver } from './rename-resolver.js';
@@ -52,7 +53,7 @@ export async function startMetaServer(cfg: MetaServerConfig, deps: MetaServerDep
   const s3Deleter = !deps.deleter && cfg.deleteObjects && cfg.mds.length > 0 ? new S3ObjectDeleter(cfg.mds) : null;
   const resolver = renameResolver(logger);
   const manager = new CopysetNodeManager({
-    host, db, selfAddress: cfg.listen, logger,
+    host, db, selfAddress: cfg.listen, logger, votersOn,
     node: {
       deleter: deps.deleter ?? s3Deleter ?? undefined, resolver: resolver.resolve,
       backgroundIntervalMs: cfg.backgroundIntervalMs, txResolveAfterMs: cfg.txResolveAfterMs,
