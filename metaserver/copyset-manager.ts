@@ -132,7 +132,7 @@ export class CopysetNodeManager {
       node.stop();
       this.nodes.delete(id);
       await this.opts.host.removeGroup(id);
-      await node.sm.clearAll();
+      await node.sm.destroy();
       this.logger.info({ copyset: id }, 'copyset removed');
     });
   }

@@ -9,7 +9,8 @@ import { sleep } from '../../common/grpc.js';
 import { RemoteMetaClient, type PartitionDirectory, type PartitionLocationInfo } from '../../metaserver/client.js';
 import { S_IFDIR, S_IFREG } from '../../metaserver/meta-client.js';
 import { tempDir } from '../support/tmp.js';
-import { copysetStatusOn, leaderOf, onLeader, startMetaProc, type MetaProc } from './cluster-support.js';
+import { copysetCall, copysetStatusOn, leaderOf, onLeader, startMetaProc, type MetaProc } from './cluster-support.js';
+import type { StatusResponse__Output } from '../../proto/gen/tierfs/copyset/StatusResponse.js';
 
 const file = { mode: S_IFREG | 0o644, uid: 0, gid: 0, exclusive: true };
 const dir = { mode: S_IFDIR | 0o755, uid: 0, gid: 0, exclusive: true };
@@ -131,6 +132,16 @@ test('3 metaservers: concurrent clients survive kill -9 of a leader; a replaceme
     await onLeader(alive, 'TransferLeader', { pool_id: 1, copyset_id: 1, peer: fresh.address });
     assert.equal(await leaderOf(members.get(1)!, 1, 1), fresh.address);
     for (let w = 0; w < workers; w++) assert.deepEqual((await listAll(c, dirs[w]!)).sort(), [...models[w]!].sort());
+
+    // A member removed from the group drops the copyset and its data when told (the MDS's
+    // REMOVE_COPYSET): a removed follower need not learn of its removal through Raft.
+    const leaving = alive[0]!;
+    await onLeader(members.get(1)!, 'RemovePeer', { pool_id: 1, copyset_id: 1, peer: leaving });
+    members.set(1, members.get(1)!.filter((a) => a !== leaving));
+    assert.equal((await copysetCall<StatusResponse__Output>(leaving, 'DeleteCopyset', { pool_id: 1, copyset_id: 1 })).status?.code, 'OK');
+    assert.equal((await copysetStatusOn(leaving, 1, 1)).status?.code, 'NOT_FOUND');
+    assert.equal((await copysetStatusOn(leaving, 1, 2)).status?.code, 'OK');
+    assert.deepEqual((await listAll(c, 1)).sort(), Array.from({ length: workers }, (_, w) => `w${w}`).sort());
   } finally {
     for (const c of clients) await c.close();
     for (const p of procs) await p.proc.stop();

@@ -15,7 +15,8 @@ import { tempDir } from '../support/tmp.js';
 import { freePort } from '../support/ports.js';
 import { spawnDaemon, type Spawned } from '../support/process.js';
 import { sleep } from '../../common/grpc.js';
-import { startMetaProc, type MetaProc } from './cluster-support.js';
+import { copysetCall, copysetStatusOn, leaderOf, onLeader, startMetaProc, type MetaProc } from './cluster-support.js';
+import type { ListCopysetsResponse__Output } from '../../proto/gen/tierfs/copyset/ListCopysetsResponse.js';
 
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, ms = 30_000): Promise<T> {
   const until = Date.now() + ms;
@@ -84,12 +85,27 @@ test('metaservers register with the MDS, serve its filesystem, report leaders, a
       return parts.some((p) => p.next_id > p.partition!.start + 1);
     });
 
-    // A restarted metaserver presents its kept token: still three metaservers, data intact.
+    // kill -9 and restart: the metaserver presents its kept token (still three metaservers),
+    // replays its log without applying anything twice, and serves the same state as leader.
+    const before = await meta.usage();
     const first = procs[0]!;
-    await first.proc.stop();
+    await first.proc.kill9();
     procs[0] = await startMetaProc(tmp.path, 'ms0', msCfg(0), {}, first.address);
     await waitFor('restarted metaserver online', async () => (await client.clusterStatus()).metaservers.filter((m) => m.state === 'ONLINE').length === 3);
     assert.equal((await client.clusterStatus()).metaservers.length, 3);
+    const held = await copysetCall<ListCopysetsResponse__Output>(first.address, 'ListCopysets', {});
+    assert.ok(held.copysets.length > 0, 'the restarted metaserver reopened its copysets');
+    for (const cs of held.copysets) {
+      const peers = cs.peers;
+      await waitFor('restarted replica caught up', async () => {
+        const leader = await leaderOf(peers, cs.pool_id, cs.copyset_id);
+        const [a, b] = await Promise.all([copysetStatusOn(leader, cs.pool_id, cs.copyset_id), copysetStatusOn(first.address, cs.pool_id, cs.copyset_id)]);
+        return b.copyset!.applied_index >= a.copyset!.commit_index;
+      });
+      await onLeader(peers, 'TransferLeader', { pool_id: cs.pool_id, copyset_id: cs.copyset_id, peer: first.address });
+      await waitFor('restarted replica leads', async () => (await leaderOf(peers, cs.pool_id, cs.copyset_id)) === first.address);
+    }
+    assert.deepEqual(await meta.usage(), before);
     assert.equal((await meta.lookup(d.ino, 'file')).ino, f.ino);
 
     // Unlink + release: the leader's trash job deletes the objects, then the inode.
