@@ -6,6 +6,7 @@ import { register as benchS3AdaptorCommand } from './bench-s3adaptor.js';
 import { register as benchSuiteCommand } from './bench-suite.js';
 import { register as fsCommand } from './fs.js';
 import { register as mdsCommand } from './mds.js';
+import { register as metaserverCommand } from './metaserver.js';
 import { register as simCommand } from './sim.js';
 
 export const commands: Array<(program: Command) => void> = [
@@ -15,5 +16,6 @@ export const commands: Array<(program: Command) => void> = [
   benchSuiteCommand,
   fsCommand,
   mdsCommand,
+  metaserverCommand,
   simCommand,
 ];
