@@ -21,7 +21,7 @@ const gateway = await startGateway(
   {
     mountpoint,
     adminSocket,
-    fs: { attrTimeoutMs: timeoutSec * 1000, entryTimeoutMs: timeoutSec * 1000, deleteOrphanData: true },
+    fs: { attrTimeoutMs: timeoutSec * 1000, entryTimeoutMs: timeoutSec * 1000, deleteOrphanData: true, dirPageSize: 64 },
     fuse: { attrTimeoutSec: timeoutSec, entryTimeoutSec: timeoutSec },
     shutdownStepTimeoutMs: 10_000,
     logger: log,
