@@ -2,10 +2,6 @@
 // s3adaptor's `S3Adaptor` satisfies this structurally, and tests can use an in-memory one.
 import type { MetaClient, SliceRecord } from '../metaserver/meta-client.js';
 
-export interface FileDataStats {
-  [key: string]: unknown;
-}
-
 export interface FileData {
   write(ino: number, offset: number, data: Buffer): Promise<void>;
   /** Includes unflushed buffered data; zeros for holes; short only at EOF (fileSize). */
@@ -20,7 +16,8 @@ export interface FileData {
   flushAll(): Promise<void>;
   /** Resolves when every staged block is in S3. */
   waitUploaded(): Promise<void>;
-  stats(): FileDataStats | Promise<FileDataStats>;
+  /** Counters for `tierfs cache stats` (S3Adaptor: write buffer, disk cache, S3). */
+  stats(): object | Promise<object>;
   close(): Promise<void>;
 }
 

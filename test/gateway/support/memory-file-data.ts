@@ -1,6 +1,6 @@
 // An in-memory FileData: file contents as growable buffers. It records the largest single
 // write it saw, so a test can prove the kernel sends big writes through the mount.
-import type { FileData, FileDataStats } from '../../../gateway/file-data.js';
+import type { FileData } from '../../../gateway/file-data.js';
 import type { SliceRecord } from '../../../metaserver/meta-client.js';
 
 export class MemoryFileData implements FileData {
@@ -67,7 +67,7 @@ export class MemoryFileData implements FileData {
   async flushAll(): Promise<void> {}
   async waitUploaded(): Promise<void> {}
 
-  stats(): FileDataStats {
+  stats(): { kind: string; files: number; bytes: number; writes: number; maxWriteBytes: number; flushes: number } {
     let bytes = 0;
     for (const f of this.files.values()) bytes += f.len;
     return { kind: 'memory', files: this.files.size, bytes, writes: this.writes, maxWriteBytes: this.maxWriteBytes, flushes: this.flushes };
