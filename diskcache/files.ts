@@ -1,0 +1,73 @@
+// Small file helpers for the disk cache: exact reads, durable writes, directory fsync.
+import { open, readdir, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/** Reads a whole file of known size into one buffer (one syscall loop, no concat). */
+export async function readExact(path: string, size: number): Promise<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const out = Buffer.allocUnsafe(size);
+    let at = 0;
+    while (at < size) {
+      const { bytesRead } = await fh.read(out, at, size - at, at);
+      if (bytesRead === 0) throw Object.assign(new Error(`${path}: file shorter than ${size} bytes`), { code: 'ESHORT' });
+      at += bytesRead;
+    }
+    return out;
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function writeFileSynced(path: string, data: Buffer, sync: boolean): Promise<void> {
+  const fh = await open(path, 'w');
+  try {
+    let at = 0;
+    while (at < data.length) {
+      const { bytesWritten } = await fh.write(data, at, data.length - at, at);
+      at += bytesWritten;
+    }
+    if (sync) await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function unlinkQuiet(path: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
+
+export interface DirEntry {
+  name: string;
+  size: number;
+  mtimeMs: number;
+  atimeMs: number;
+}
+
+/** Regular files of a directory with their sizes and times; temp files are removed. */
+export async function scanDir(dir: string, isTemp: (name: string) => boolean): Promise<DirEntry[]> {
+  const out: DirEntry[] = [];
+  for (const name of await readdir(dir)) {
+    const path = join(dir, name);
+    if (isTemp(name)) {
+      await unlinkQuiet(path);
+      continue;
+    }
+    const st = await stat(path).catch(() => null);
+    if (st?.isFile()) out.push({ name, size: st.size, mtimeMs: st.mtimeMs, atimeMs: st.atimeMs });
+  }
+  return out;
+}

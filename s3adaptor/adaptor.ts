@@ -1,0 +1,631 @@
+// S3Adaptor: file ranges -> chunks -> slices -> block objects (DESIGN.md §2, §3). Writes go
+// to a per-inode, per-chunk memory buffer; flushes cut it into block objects staged in the
+// disk cache (or put to S3) and commit slices through the SliceStore. Reads merge buffered
+// data, flushes in flight and committed slices newest first, and fetch whole blocks
+// through the memory LRU, the disk cache and S3.
+import type { Registry } from 'prom-client';
+import { silentLogger, type Logger } from '../common/log.js';
+import { StatusCode, TierfsError } from '../common/status.js';
+import type { DiskCache, DiskCacheStats } from '../diskcache/index.js';
+import { counter, gauge } from '../diskcache/metrics-util.js';
+import { BlockReader, type BlockReaderStats } from './block-reader.js';
+import { ChunkIdBatch } from './chunk-ids.js';
+import { ChunkCompactor, sliceKeys } from './compaction.js';
+import { cloneSlices, InodeState } from './inode-state.js';
+import { blockKey } from './keys.js';
+import { newestFirst, objectPieces, resolveRange, sliceObjects, type Layer } from './layout.js';
+import type { ObjectStore, ObjectStoreStats } from './object-store.js';
+import type { ChunkIdAllocator, ChunkSlices, Slice, SliceStore } from './types.js';
+import { DirtyChunk, type PendingData, type PendingZero } from './write-buffer.js';
+
+export interface S3AdaptorOptions {
+  fsId: number;
+  chunkSize: number;
+  blockSize: number;
+  objectStore: ObjectStore;
+  sliceStore: SliceStore;
+  chunkIds: ChunkIdAllocator;
+  diskCache?: DiskCache | null;
+  /** Write buffer budget (default 512 MiB); writers wait when it is used up. */
+  memBudgetBytes?: number;
+  /** Memory read cache (default 256 MiB). */
+  readCacheBytes?: number;
+  /** Buffered data older than this is flushed (default 5 s). */
+  flushAgeMs?: number;
+  /** close/flush return once blocks are staged and slices committed (default false: wait for S3). */
+  writeback?: boolean;
+  /** Blocks prefetched ahead of sequential reads (default 4). */
+  readaheadBlocks?: number;
+  /** Compact a chunk holding more slices than this (default 20; 0 disables). */
+  compactThreshold?: number;
+  /** Block objects written at once per flush (default 8). */
+  blockWriteConcurrency?: number;
+  /** Chunk ids asked of the allocator at once (default 1000). */
+  chunkIdBatch?: number;
+  registry?: Registry;
+  logger?: Logger;
+}
+
+export interface S3AdaptorStats {
+  memUsedBytes: number;
+  memBudgetBytes: number;
+  dirtyBytes: number;
+  pendingFlushes: number;
+  inodes: number;
+  flushes: number;
+  flushedBytes: number;
+  directPuts: number;
+  compactions: number;
+  compactionConflicts: number;
+  read: BlockReaderStats;
+  disk: DiskCacheStats | null;
+  s3: ObjectStoreStats;
+}
+
+type Source = { kind: 'mem'; chunk: DirtyChunk } | { kind: 'zero' } | { kind: 'slice'; slice: Slice };
+
+const RETRYABLE = new Set<string>([StatusCode.UNAVAILABLE, StatusCode.TIMEOUT, StatusCode.NOT_LEADER, StatusCode.BUSY, StatusCode.STALE_EPOCH]);
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class S3Adaptor {
+  private readonly fsId: number;
+  private readonly cs: number;
+  private readonly bs: number;
+  private readonly store: ObjectStore;
+  private readonly sliceStore: SliceStore;
+  private readonly disk: DiskCache | null;
+  private readonly chunkIds: ChunkIdBatch;
+  private readonly blocks: BlockReader;
+  private readonly compactor: ChunkCompactor;
+  private readonly log: Logger;
+  private readonly inodes = new Map<number, InodeState>();
+  private readonly memBudget: number;
+  private readonly flushAgeMs: number;
+  private readonly writeback: boolean;
+  private readonly readahead: number;
+  private readonly compactThreshold: number;
+  private readonly blockWriteConcurrency: number;
+  private memUsed = 0;
+  private memWaiters: Array<() => void> = [];
+  private closed = false;
+  private readonly timer: NodeJS.Timeout;
+  private readonly counts = { flushes: 0, flushedBytes: 0, directPuts: 0 };
+  private readonly metrics;
+
+  constructor(opts: S3AdaptorOptions) {
+    if (!(opts.blockSize > 0 && opts.chunkSize % opts.blockSize === 0)) {
+      throw new TierfsError(StatusCode.INVALID_ARGUMENT, `chunkSize ${opts.chunkSize} must be a multiple of blockSize ${opts.blockSize}`);
+    }
+    this.fsId = opts.fsId;
+    this.cs = opts.chunkSize;
+    this.bs = opts.blockSize;
+    this.store = opts.objectStore;
+    this.sliceStore = opts.sliceStore;
+    this.disk = opts.diskCache ?? null;
+    this.log = opts.logger ?? silentLogger;
+    this.memBudget = opts.memBudgetBytes ?? 512 * 2 ** 20;
+    this.flushAgeMs = opts.flushAgeMs ?? 5_000;
+    this.writeback = opts.writeback ?? false;
+    this.readahead = opts.readaheadBlocks ?? 4;
+    this.compactThreshold = opts.compactThreshold ?? 20;
+    this.blockWriteConcurrency = opts.blockWriteConcurrency ?? 8;
+    this.chunkIds = new ChunkIdBatch(opts.chunkIds, opts.chunkIdBatch ?? 1000);
+    this.blocks = new BlockReader(this.store, this.disk, opts.readCacheBytes ?? 256 * 2 ** 20, Math.max(1, this.readahead * 2), this.log);
+    this.compactor = new ChunkCompactor({
+      fsId: this.fsId,
+      blockSize: this.bs,
+      store: this.store,
+      sliceStore: this.sliceStore,
+      blocks: this.blocks,
+      disk: this.disk,
+      threshold: this.compactThreshold,
+      logger: this.log,
+      onSwapped: (ino) => this.inodes.get(ino)?.invalidate(),
+    });
+    this.metrics = {
+      memUsed: gauge(opts.registry, 'tierfs_s3adaptor_write_buffer_bytes', 'bytes held by write buffers (dirty and flushing)'),
+      flushes: counter(opts.registry, 'tierfs_s3adaptor_flushes_total', 'write buffer flushes committed'),
+      flushedBytes: counter(opts.registry, 'tierfs_s3adaptor_flushed_bytes_total', 'bytes flushed into block objects'),
+      directPuts: counter(opts.registry, 'tierfs_s3adaptor_direct_puts_total', 'blocks put straight to S3 (disk cache full or absent)'),
+    };
+    this.timer = setInterval(() => this.tick(), Math.max(50, Math.min(1_000, this.flushAgeMs / 2)));
+    this.timer.unref();
+  }
+
+  private inode(ino: number): InodeState {
+    let st = this.inodes.get(ino);
+    if (!st) {
+      st = new InodeState(ino);
+      this.inodes.set(ino, st);
+    }
+    st.lastUsed = Date.now();
+    return st;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new TierfsError(StatusCode.UNAVAILABLE, 's3 adaptor is closed');
+  }
+
+  // ---- write buffer and memory budget ----
+
+  async write(ino: number, offset: number, data: Buffer): Promise<void> {
+    this.checkOpen();
+    const st = this.inode(ino);
+    for (let pos = 0; pos < data.length; ) {
+      const fileOff = offset + pos;
+      const idx = Math.floor(fileOff / this.cs);
+      const cOff = fileOff - idx * this.cs;
+      const n = Math.min(data.length - pos, (Math.floor(cOff / this.bs) + 1) * this.bs - cOff); // at most one new page per step
+      let chunk = st.dirty.get(idx);
+      const need = chunk ? chunk.newPagesFor(cOff, cOff + n) * this.bs : this.bs;
+      if (need > 0 && this.memUsed > 0 && this.memUsed + need > this.memBudget) {
+        await this.waitForMemory(need);
+        continue; // the chunk may have been flushed meanwhile
+      }
+      if (!chunk) {
+        chunk = new DirtyChunk(this.bs);
+        st.dirty.set(idx, chunk);
+      }
+      const before = chunk.bytes;
+      chunk.write(cOff, data.subarray(pos, pos + n));
+      this.memUsed += chunk.bytes - before;
+      pos += n;
+      if (chunk.isFull(this.cs)) this.background(st, this.flushChunks(st, [idx]));
+    }
+    if (this.memUsed >= 0.7 * this.memBudget) this.relievePressure();
+    this.metrics.memUsed.set(this.memUsed);
+  }
+
+  private async waitForMemory(need: number): Promise<void> {
+    while (this.memUsed > 0 && this.memUsed + need > this.memBudget) {
+      this.checkOpen();
+      this.relievePressure();
+      await new Promise<void>((resolve) => this.memWaiters.push(resolve));
+    }
+  }
+
+  private release(bytes: number): void {
+    this.memUsed -= bytes;
+    this.metrics.memUsed.set(this.memUsed);
+    const waiters = this.memWaiters;
+    this.memWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Flushes the oldest buffered chunks until at most half the budget is left dirty. */
+  private relievePressure(): void {
+    const all: Array<{ st: InodeState; idx: number; chunk: DirtyChunk }> = [];
+    let dirty = 0;
+    for (const st of this.inodes.values()) {
+      for (const [idx, chunk] of st.dirty) {
+        all.push({ st, idx, chunk });
+        dirty += chunk.bytes;
+      }
+    }
+    all.sort((a, b) => a.chunk.firstWriteAt - b.chunk.firstWriteAt);
+    for (const { st, idx, chunk } of all) {
+      if (dirty <= this.memBudget / 2 && this.memUsed < this.memBudget) break;
+      dirty -= chunk.bytes;
+      this.background(st, this.flushChunks(st, [idx]));
+    }
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    for (const [ino, st] of this.inodes) {
+      const old = [...st.dirty].filter(([, c]) => now - c.firstWriteAt >= this.flushAgeMs).map(([idx]) => idx);
+      if (old.length > 0) this.background(st, this.flushChunks(st, old));
+      if (st.idle && now - st.lastUsed > 60_000) this.inodes.delete(ino); // bound the slice cache
+    }
+  }
+
+  /** Errors of flushes nobody waits for are kept and reported by the next flush/fsync. */
+  private background(st: InodeState, p: Promise<void>): void {
+    p.catch((err: unknown) => {
+      st.error ??= err instanceof Error ? err : new Error(String(err));
+      this.log.warn({ ino: st.ino, err: String(err) }, 'background flush failed');
+    });
+  }
+
+  private track(st: InodeState, p: Promise<void>): Promise<void> {
+    st.inFlight.add(p);
+    p.catch(() => {}).finally(() => st.inFlight.delete(p));
+    return p;
+  }
+
+  // ---- flush: buffer -> block objects -> slices ----
+
+  /** Snapshots dirty chunks (all when idxs is omitted) and commits them; the order of ids is taken now. */
+  private flushChunks(st: InodeState, idxs?: number[]): Promise<void> {
+    const chunks = new Map<number, DirtyChunk>();
+    let bytes = 0;
+    let ranges = 0;
+    for (const idx of idxs ?? [...st.dirty.keys()]) {
+      const c = st.dirty.get(idx);
+      if (!c) continue;
+      st.dirty.delete(idx);
+      if (c.ranges.length === 0) {
+        this.release(c.bytes);
+        continue;
+      }
+      chunks.set(idx, c);
+      bytes += c.bytes;
+      ranges += c.ranges.length;
+    }
+    if (chunks.size === 0) return Promise.resolve();
+    const entry: PendingData = { kind: 'data', chunks, bytes, committed: false };
+    st.pending.push(entry);
+    return this.track(st, this.commitData(st, entry, this.chunkIds.reserve(ranges)));
+  }
+
+  private async commitData(st: InodeState, entry: PendingData, idsP: Promise<number[]>): Promise<void> {
+    try {
+      const ids = await idsP;
+      let k = 0;
+      const added = new Map<number, Slice[]>();
+      const writes: Array<() => Promise<void>> = [];
+      for (const [idx, chunk] of entry.chunks) {
+        const list: Slice[] = [];
+        for (const [s, e] of chunk.ranges) {
+          const slice: Slice = { chunkId: ids[k++]!, compaction: 0, offset: s, len: e - s, size: e - s, zero: false };
+          list.push(slice);
+          for (const obj of sliceObjects(slice, this.bs)) {
+            const key = blockKey(this.fsId, st.ino, slice.chunkId, obj.blockIndex, 0);
+            writes.push(() => this.storeBlock(st, key, chunk.view(obj.chunkStart, obj.chunkStart + obj.size)));
+          }
+        }
+        added.set(idx, list);
+      }
+      await runLimited(writes, this.blockWriteConcurrency);
+      await this.appendSlices(st.ino, added);
+      st.addCommitted(added);
+      this.counts.flushes++;
+      this.counts.flushedBytes += [...added.values()].flat().reduce((n, s) => n + s.len, 0);
+      this.metrics.flushes.inc();
+      this.maybeCompact(st, [...added.keys()]);
+    } finally {
+      // On failure the data is dropped (the error reaches the next flush/fsync) so later
+      // entries are not held back forever.
+      entry.committed = true;
+      this.releaseCommitted(st);
+    }
+  }
+
+  /** Stages the block (fsynced) or, when the disk cache is full or absent, puts it to S3. */
+  private async storeBlock(st: InodeState, key: string, body: Buffer): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      if (this.disk?.canStage(body.length) && (await this.disk.stage(key, body))) {
+        const up = this.disk.uploaded(key);
+        st.uploads.add(up);
+        up.catch(() => {}).finally(() => st.uploads.delete(up));
+        return;
+      }
+      try {
+        await this.store.put(key, body);
+        this.counts.directPuts++;
+        this.metrics.directPuts.inc();
+        return;
+      } catch (err) {
+        if (this.closed) throw err;
+        // Keep the data in memory (writers wait on the budget) until S3 or the cache has room.
+        this.log.warn({ key, attempt, err: String(err) }, 'block write failed, retrying');
+        await sleep(Math.min(5_000, 100 * 2 ** Math.min(attempt, 6)));
+      }
+    }
+  }
+
+  private async appendSlices(ino: number, added: Map<number, Slice[]>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.sliceStore.appendSlices(ino, added);
+      } catch (err) {
+        if (this.closed || attempt >= 30 || !(err instanceof TierfsError && RETRYABLE.has(err.code))) throw err;
+        await sleep(Math.min(2_000, 50 * 2 ** Math.min(attempt, 6)));
+      }
+    }
+  }
+
+  private releaseCommitted(st: InodeState): void {
+    while (st.pending[0]?.committed) {
+      const e = st.pending.shift()!;
+      if (e.kind === 'data') this.release(e.bytes);
+    }
+  }
+
+  private maybeCompact(st: InodeState, idxs: number[]): void {
+    if (this.compactThreshold <= 0 || !st.slices) return;
+    for (const idx of idxs) if ((st.slices.get(idx)?.length ?? 0) > this.compactThreshold) this.compactor.schedule(st.ino, idx);
+  }
+
+  /** Waits for every flush of the inode issued so far (after starting one for its dirty data). */
+  private async settle(st: InodeState): Promise<void> {
+    this.background(st, this.flushChunks(st));
+    await Promise.allSettled([...st.inFlight]);
+    if (st.error) {
+      const err = st.error;
+      st.error = null;
+      throw err;
+    }
+  }
+
+  async flush(ino: number): Promise<void> {
+    const st = this.inodes.get(ino);
+    if (!st) return;
+    await this.settle(st);
+    if (!this.writeback) await Promise.all([...st.uploads]);
+  }
+
+  async fsync(ino: number): Promise<void> {
+    const st = this.inodes.get(ino);
+    if (st) await this.settle(st); // staged blocks are fsynced: durable on local disk
+  }
+
+  async flushAll(): Promise<void> {
+    await Promise.all([...this.inodes.keys()].map((ino) => this.flush(ino)));
+  }
+
+  async waitUploaded(): Promise<void> {
+    await this.disk?.flush();
+  }
+
+  // ---- truncate ----
+
+  async truncate(ino: number, oldSize: number, newSize: number): Promise<void> {
+    this.checkOpen();
+    const st = this.inode(ino);
+    for (const [idx, c] of [...st.dirty]) {
+      const base = idx * this.cs;
+      if (base >= newSize) {
+        st.dirty.delete(idx);
+        this.release(c.bytes);
+      } else if (base + this.cs > newSize) {
+        this.release(c.truncate(newSize - base));
+      }
+    }
+    if (newSize === oldSize) return;
+    // Shrink masks everything from newSize on; grow masks [oldSize, newSize) where data exists.
+    const entry: PendingZero = { kind: 'zero', start: Math.min(oldSize, newSize), end: newSize < oldSize ? Infinity : newSize, committed: false };
+    st.pending.push(entry);
+    await this.track(st, this.commitZero(st, entry, this.chunkIds.reserve(1)));
+  }
+
+  private async commitZero(st: InodeState, entry: PendingZero, idsP: Promise<number[]>): Promise<void> {
+    try {
+      const [id] = await idsP;
+      const committed = await this.loadSlices(st);
+      const added = new Map<number, Slice[]>();
+      const first = Math.floor(entry.start / this.cs);
+      const candidates = new Set<number>([...committed.keys()].filter((i) => i >= first));
+      for (const e of st.pending) {
+        if (e === entry) break;
+        if (e.kind === 'data') for (const i of e.chunks.keys()) if (i >= first) candidates.add(i);
+      }
+      for (const idx of candidates) {
+        const base = idx * this.cs;
+        const s = Math.max(0, entry.start - base);
+        const e = Math.min(this.cs, entry.end - base);
+        if (e <= s || !this.chunkHasData(st, entry, idx, s, e, committed.get(idx) ?? [])) continue;
+        added.set(idx, [{ chunkId: id!, compaction: 0, offset: s, len: e - s, size: 0, zero: true }]);
+      }
+      if (added.size > 0) {
+        await this.appendSlices(st.ino, added);
+        st.addCommitted(added);
+      }
+    } finally {
+      entry.committed = true;
+      this.releaseCommitted(st);
+    }
+  }
+
+  /** Whether anything older than `entry` holds data in [s, e) of the chunk. */
+  private chunkHasData(st: InodeState, entry: PendingZero, idx: number, s: number, e: number, committed: Slice[]): boolean {
+    if (committed.some((x) => !x.zero && x.offset < e && x.offset + x.len > s)) return true;
+    for (const p of st.pending) {
+      if (p === entry) break;
+      if (p.kind === 'data' && p.chunks.get(idx)?.ranges.some(([a, b]) => a < e && b > s)) return true;
+    }
+    return false;
+  }
+
+  // ---- read ----
+
+  private async loadSlices(st: InodeState): Promise<ChunkSlices> {
+    for (;;) {
+      if (st.slices) return st.slices;
+      const gen = st.slicesGen;
+      let p = st.loading;
+      if (!p) {
+        const fresh: Promise<ChunkSlices> = this.sliceStore.getSlices(st.ino).finally(() => {
+          if (st.loading === fresh) st.loading = null;
+        });
+        st.loading = p = fresh;
+      }
+      const fetched = await p;
+      if (st.slices) return st.slices;
+      if (st.slicesGen === gen) {
+        st.slices = cloneSlices(fetched);
+        return st.slices;
+      }
+      // A commit or invalidation raced the fetch: fetch again.
+    }
+  }
+
+  /** Newest first: buffered data, then flushes/truncates in flight (newest first), then slices. */
+  private *layers(st: InodeState, idx: number, committed: Slice[]): Generator<Layer<Source>> {
+    const dirty = st.dirty.get(idx);
+    if (dirty) for (const [start, end] of dirty.ranges) yield { start, end, source: { kind: 'mem', chunk: dirty } };
+    const base = idx * this.cs;
+    for (let i = st.pending.length - 1; i >= 0; i--) {
+      const p = st.pending[i]!;
+      if (p.kind === 'zero') {
+        yield { start: Math.max(0, p.start - base), end: Math.min(this.cs, p.end - base), source: { kind: 'zero' } };
+      } else {
+        const c = p.chunks.get(idx);
+        if (c) for (const [start, end] of c.ranges) yield { start, end, source: { kind: 'mem', chunk: c } };
+      }
+    }
+    for (const slice of newestFirst(committed)) {
+      yield { start: slice.offset, end: slice.offset + slice.len, source: slice.zero ? { kind: 'zero' } : { kind: 'slice', slice } };
+    }
+  }
+
+  async read(ino: number, offset: number, length: number, fileSize: number): Promise<Buffer> {
+    this.checkOpen();
+    const end = Math.min(offset + length, fileSize);
+    if (end <= offset) return Buffer.alloc(0);
+    const st = this.inode(ino);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.readOnce(st, offset, end, fileSize);
+      } catch (err) {
+        // A missing object: compaction replaced it, or another mount has not uploaded it yet.
+        if (!(err instanceof TierfsError && err.code === StatusCode.NOT_FOUND) || attempt >= 8) throw err;
+        st.invalidate();
+        await sleep(Math.min(2_000, 25 * 2 ** attempt));
+      }
+    }
+  }
+
+  private async readOnce(st: InodeState, start: number, end: number, fileSize: number): Promise<Buffer> {
+    const slices = await this.loadSlices(st);
+    // From here to the fetches everything is synchronous: buffered bytes are copied as they are now.
+    const total = end - start;
+    let out: Buffer | null = null;
+    const fetches: Array<{ key: string; size: number; from: number; len: number; at: number }> = [];
+    for (let idx = Math.floor(start / this.cs); idx * this.cs < end; idx++) {
+      const base = idx * this.cs;
+      const cStart = Math.max(start, base) - base;
+      const cEnd = Math.min(end, base + this.cs) - base;
+      for (const seg of resolveRange(cStart, cEnd, this.layers(st, idx, slices.get(idx) ?? []))) {
+        const src = seg.source;
+        if (src === null || src.kind === 'zero') continue;
+        if (src.kind === 'mem') {
+          out ??= Buffer.alloc(total);
+          src.chunk.copyOut(seg.start, seg.end, out, base + seg.start - start);
+          continue;
+        }
+        for (const p of objectPieces(src.slice, seg.start, seg.end, this.bs)) {
+          const key = blockKey(this.fsId, st.ino, src.slice.chunkId, p.blockIndex, src.slice.compaction);
+          fetches.push({ key, size: p.objectSize, from: p.from, len: p.len, at: base + p.chunkPos - start });
+        }
+      }
+    }
+    this.readahead > 0 && this.readAhead(st, slices, start, end, fileSize);
+    if (out === null && fetches.length === 1 && fetches[0]!.len === total) {
+      const f = fetches[0]!;
+      return (await this.blocks.get(f.key, f.size)).subarray(f.from, f.from + f.len); // zero copy
+    }
+    const result = out ?? Buffer.alloc(total);
+    await Promise.all(
+      fetches.map(async (f) => {
+        const block = await this.blocks.get(f.key, f.size);
+        block.copy(result, f.at, f.from, f.from + f.len);
+      }),
+    );
+    return result;
+  }
+
+  /** On sequential reads, prefetches the committed blocks of the next readaheadBlocks blocks. */
+  private readAhead(st: InodeState, slices: ChunkSlices, start: number, end: number, fileSize: number): void {
+    const sequential = start <= st.lastReadEnd && end > st.lastReadEnd;
+    st.lastReadEnd = end;
+    if (!sequential) {
+      st.readaheadUntil = end;
+      return;
+    }
+    const from = Math.max(end, st.readaheadUntil);
+    const until = Math.min(fileSize, end + this.readahead * this.bs);
+    if (until - from < this.bs && until < fileSize) return; // prefetch a block at a time
+    if (until <= from) return;
+    st.readaheadUntil = until;
+    for (let idx = Math.floor(from / this.cs); idx * this.cs < until; idx++) {
+      const base = idx * this.cs;
+      const cStart = Math.max(from, base) - base;
+      const cEnd = Math.min(until, base + this.cs) - base;
+      for (const seg of resolveRange(cStart, cEnd, this.layers(st, idx, slices.get(idx) ?? []))) {
+        if (seg.source?.kind !== 'slice') continue;
+        const slice = seg.source.slice;
+        for (const p of objectPieces(slice, seg.start, seg.end, this.bs)) {
+          this.blocks.prefetch(blockKey(this.fsId, st.ino, slice.chunkId, p.blockIndex, slice.compaction), p.objectSize);
+        }
+      }
+    }
+  }
+
+  invalidate(ino: number): void {
+    this.inodes.get(ino)?.invalidate();
+  }
+
+  // ---- deletion, compaction, lifecycle ----
+
+  /** Deletes every object of these slices (trash of a deleted inode); idempotent. */
+  async deleteObjects(ino: number, slices: ChunkSlices): Promise<void> {
+    const keys = [...slices.values()].flat().flatMap((s) => sliceKeys(this.fsId, ino, s, this.bs));
+    for (const key of keys) {
+      this.blocks.drop(key);
+      await this.disk?.remove(key);
+    }
+    await this.store.deleteMany(keys);
+    const st = this.inodes.get(ino);
+    if (st?.idle) this.inodes.delete(ino);
+  }
+
+  /** Compacts one chunk now if it is fragmented (force: whenever it has 2+ slices). */
+  async compact(ino: number, chunkIndex: number, force = false): Promise<'compacted' | 'skipped' | 'conflict'> {
+    return this.compactor.compact(ino, chunkIndex, force);
+  }
+
+  stats(): S3AdaptorStats {
+    let dirty = 0;
+    let pending = 0;
+    for (const st of this.inodes.values()) {
+      for (const c of st.dirty.values()) dirty += c.bytes;
+      pending += st.pending.length;
+    }
+    return {
+      memUsedBytes: this.memUsed,
+      memBudgetBytes: this.memBudget,
+      dirtyBytes: dirty,
+      pendingFlushes: pending,
+      inodes: this.inodes.size,
+      ...this.counts,
+      compactions: this.compactor.counts.compactions,
+      compactionConflicts: this.compactor.counts.conflicts,
+      read: this.blocks.stats(),
+      disk: this.disk?.stats() ?? null,
+      s3: this.store.stats(),
+    };
+  }
+
+  /** Commits all buffered data (staged blocks upload on, or after the next start) and stops timers. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    try {
+      await Promise.all([...this.inodes.values()].map((st) => this.settle(st)));
+      await this.compactor.idle();
+    } finally {
+      this.closed = true;
+      clearInterval(this.timer);
+      this.compactor.clear();
+      for (const w of this.memWaiters) w();
+    }
+  }
+}
+
+/** Runs tasks with at most `limit` at once; rejects with the first failure after all settle. */
+async function runLimited(tasks: Array<() => Promise<void>>, limit: number): Promise<void> {
+  let next = 0;
+  let failure: unknown = null;
+  const worker = async () => {
+    while (next < tasks.length) {
+      const t = tasks[next++]!;
+      try {
+        await t();
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
+  if (failure !== null) throw failure;
+}

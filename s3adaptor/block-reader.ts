@@ -1,0 +1,88 @@
+// Whole block objects for reads: memory LRU (bounded bytes) -> disk cache -> S3 GET, with
+// single-flight so concurrent readers of one block share one fetch, and fire-and-forget
+// prefetch for readahead. Objects are immutable, so a cached buffer is handed out as is.
+import { LRUCache } from 'lru-cache';
+import type { Logger } from '../common/log.js';
+import { StatusCode, TierfsError } from '../common/status.js';
+import type { DiskCache } from '../diskcache/index.js';
+import type { ObjectStore } from './object-store.js';
+
+export interface BlockReaderStats {
+  memHits: number;
+  memMisses: number;
+  memBytes: number;
+  diskHits: number;
+  s3Fetches: number;
+  prefetches: number;
+}
+
+export class BlockReader {
+  private readonly mem: LRUCache<string, Buffer>;
+  private readonly inflight = new Map<string, Promise<Buffer>>();
+  private prefetching = 0;
+  private readonly counts = { memHits: 0, memMisses: 0, diskHits: 0, s3Fetches: 0, prefetches: 0 };
+
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly disk: DiskCache | null,
+    memBytes: number,
+    private readonly maxPrefetch: number,
+    private readonly log: Logger,
+  ) {
+    this.mem = new LRUCache<string, Buffer>({ maxSize: Math.max(1, memBytes), sizeCalculation: (b) => Math.max(1, b.length) });
+  }
+
+  /** The whole object; NOT_FOUND when it is gone (compaction replaced it). */
+  get(key: string, size: number): Promise<Buffer> {
+    const hit = this.mem.get(key);
+    if (hit) {
+      this.counts.memHits++;
+      return Promise.resolve(hit);
+    }
+    this.counts.memMisses++;
+    return this.load(key, size);
+  }
+
+  /** Starts loading a block into memory unless cached, loading, or too many prefetches run. */
+  prefetch(key: string, size: number): void {
+    if (this.mem.has(key) || this.inflight.has(key) || this.prefetching >= this.maxPrefetch) return;
+    this.prefetching++;
+    this.counts.prefetches++;
+    this.load(key, size)
+      .catch((err: unknown) => this.log.debug({ key, err: String(err) }, 'prefetch failed'))
+      .finally(() => this.prefetching--);
+  }
+
+  private load(key: string, size: number): Promise<Buffer> {
+    const running = this.inflight.get(key);
+    if (running) return running;
+    const p = this.fetch(key, size).finally(() => this.inflight.delete(key));
+    this.inflight.set(key, p);
+    return p;
+  }
+
+  private async fetch(key: string, size: number): Promise<Buffer> {
+    const local = this.disk ? await this.disk.get(key) : null;
+    if (local && local.length === size) {
+      this.counts.diskHits++;
+      this.mem.set(key, local);
+      return local;
+    }
+    this.counts.s3Fetches++;
+    const data = await this.store.get(key);
+    if (data.length !== size) {
+      throw new TierfsError(StatusCode.INTERNAL, `object ${key} holds ${data.length} bytes, its slice says ${size}`);
+    }
+    this.mem.set(key, data);
+    this.disk?.put(key, data).catch((err: unknown) => this.log.warn({ key, err: String(err) }, 'disk cache admission failed'));
+    return data;
+  }
+
+  drop(key: string): void {
+    this.mem.delete(key);
+  }
+
+  stats(): BlockReaderStats {
+    return { ...this.counts, memBytes: this.mem.calculatedSize };
+  }
+}

@@ -1,0 +1,118 @@
+// Compaction of fragmented chunks. Crash-safe and idempotent: the new slice keeps the newest
+// chunkId of the set (so later writes stay newer) with compaction+1 (so its keys are new);
+// its objects are written first, then the SliceStore swaps the slices atomically, then the
+// old objects are deleted. A crash before the swap leaves only unreferenced objects (the
+// retry overwrites them with the same bytes); a crash after it only leaks old objects.
+import PQueue from 'p-queue';
+import type { Logger } from '../common/log.js';
+import { StatusCode, TierfsError } from '../common/status.js';
+import type { DiskCache } from '../diskcache/index.js';
+import type { BlockReader } from './block-reader.js';
+import { blockKey } from './keys.js';
+import { newestFirst, objectPieces, resolveRange, sliceObjects } from './layout.js';
+import type { ObjectStore } from './object-store.js';
+import type { Slice, SliceStore } from './types.js';
+
+export interface CompactorDeps {
+  fsId: number;
+  blockSize: number;
+  store: ObjectStore;
+  sliceStore: SliceStore;
+  blocks: BlockReader;
+  disk: DiskCache | null;
+  threshold: number;
+  logger: Logger;
+  /** Called after a swap so cached slices of the inode are refetched. */
+  onSwapped(ino: number): void;
+}
+
+export type CompactionResult = 'compacted' | 'skipped' | 'conflict';
+
+export function sliceKeys(fsId: number, ino: number, slice: Slice, blockSize: number): string[] {
+  return sliceObjects(slice, blockSize).map((o) => blockKey(fsId, ino, slice.chunkId, o.blockIndex, slice.compaction));
+}
+
+export class ChunkCompactor {
+  private readonly queue = new PQueue({ concurrency: 1 });
+  private readonly scheduled = new Set<string>();
+  readonly counts = { compactions: 0, conflicts: 0, failures: 0 };
+
+  constructor(private readonly deps: CompactorDeps) {}
+
+  /** Queues a compaction of one chunk (deduplicated); failures are logged, never thrown. */
+  schedule(ino: number, chunkIndex: number): void {
+    const id = `${ino}:${chunkIndex}`;
+    if (this.scheduled.has(id)) return;
+    this.scheduled.add(id);
+    void this.queue.add(async () => {
+      this.scheduled.delete(id);
+      try {
+        await this.compact(ino, chunkIndex);
+      } catch (err) {
+        this.counts.failures++;
+        this.deps.logger.warn({ ino, chunkIndex, err: err instanceof Error ? err.message : String(err) }, 'compaction failed; will retry on a later flush');
+      }
+    });
+  }
+
+  idle(): Promise<void> {
+    return this.queue.onIdle();
+  }
+
+  clear(): void {
+    this.queue.clear();
+    this.scheduled.clear();
+  }
+
+  /** Compacts the chunk when it holds more slices than the threshold (force: any count >= 2). */
+  async compact(ino: number, chunkIndex: number, force = false): Promise<CompactionResult> {
+    const { fsId, blockSize, store, sliceStore } = this.deps;
+    const set = (await sliceStore.getSlices(ino)).get(chunkIndex) ?? [];
+    if (set.length < 2 || (!force && set.length <= this.deps.threshold)) return 'skipped';
+    const newest = newestFirst(set);
+    const top = newest[0]!;
+    const lo = Math.min(...set.map((s) => s.offset));
+    const hi = Math.max(...set.map((s) => s.offset + s.len));
+    const segments = resolveRange(lo, hi, newest.map((s) => ({ start: s.offset, end: s.offset + s.len, source: s })));
+    const hasData = segments.some((seg) => seg.source !== null && !seg.source.zero);
+    const merged: Slice = { chunkId: top.chunkId, compaction: top.compaction + 1, offset: lo, len: hi - lo, size: hasData ? hi - lo : 0, zero: !hasData };
+    const newKeys = sliceKeys(fsId, ino, merged, blockSize);
+    if (hasData) {
+      const data = Buffer.alloc(hi - lo);
+      await Promise.all(
+        segments.map(async (seg) => {
+          if (seg.source === null || seg.source.zero) return;
+          const slice = seg.source;
+          for (const p of objectPieces(slice, seg.start, seg.end, blockSize)) {
+            const obj = await this.deps.blocks.get(blockKey(fsId, ino, slice.chunkId, p.blockIndex, slice.compaction), p.objectSize);
+            obj.copy(data, p.chunkPos - lo, p.from, p.from + p.len);
+          }
+        }),
+      );
+      await Promise.all(
+        sliceObjects(merged, blockSize).map((o, i) => store.put(newKeys[i]!, data.subarray(o.chunkStart - lo, o.chunkStart - lo + o.size))),
+      );
+    }
+    try {
+      await sliceStore.replaceSlices(ino, chunkIndex, set, [merged]);
+    } catch (err) {
+      if (!(err instanceof TierfsError && err.code === StatusCode.TX_CONFLICT)) throw err;
+      this.counts.conflicts++;
+      // Someone else changed the chunk. Our objects are garbage unless an identical
+      // compaction (same keys) won the race and now references them.
+      const now = (await sliceStore.getSlices(ino)).get(chunkIndex) ?? [];
+      const referenced = now.some((s) => s.chunkId === merged.chunkId && s.compaction === merged.compaction);
+      if (!referenced && newKeys.length > 0) await store.deleteMany(newKeys);
+      return 'conflict';
+    }
+    this.counts.compactions++;
+    this.deps.onSwapped(ino);
+    const oldKeys = set.flatMap((s) => sliceKeys(fsId, ino, s, blockSize));
+    for (const key of oldKeys) {
+      this.deps.blocks.drop(key);
+      await this.deps.disk?.remove(key);
+    }
+    await store.deleteMany(oldKeys);
+    return 'compacted';
+  }
+}

@@ -1,0 +1,45 @@
+// Per-inode state of the adaptor: buffered chunks, flushes in flight, cached slices.
+import type { DirtyChunk, PendingEntry } from './write-buffer.js';
+import type { ChunkSlices, Slice } from './types.js';
+
+export class InodeState {
+  readonly dirty = new Map<number, DirtyChunk>();
+  /** Flushes and truncates in the order they were issued; released in prefix order. */
+  readonly pending: PendingEntry[] = [];
+  slices: ChunkSlices | null = null;
+  /** Bumped by every commit or invalidation, so a slice fetch that raced one is retried. */
+  slicesGen = 0;
+  loading: Promise<ChunkSlices> | null = null;
+  readonly inFlight = new Set<Promise<void>>();
+  readonly uploads = new Set<Promise<void>>();
+  /** The first failure of a background flush, reported by the next flush/fsync. */
+  error: Error | null = null;
+  lastReadEnd = 0;
+  readaheadUntil = 0;
+  lastUsed = Date.now();
+
+  constructor(readonly ino: number) {}
+
+  get idle(): boolean {
+    return this.dirty.size === 0 && this.pending.length === 0 && this.inFlight.size === 0 && this.uploads.size === 0;
+  }
+
+  addCommitted(added: Map<number, Slice[]>): void {
+    this.slicesGen++;
+    if (!this.slices) return;
+    for (const [idx, list] of added) {
+      const cur = this.slices.get(idx);
+      if (cur) cur.push(...list);
+      else this.slices.set(idx, [...list]);
+    }
+  }
+
+  invalidate(): void {
+    this.slices = null;
+    this.slicesGen++;
+  }
+}
+
+export function cloneSlices(s: ChunkSlices): ChunkSlices {
+  return new Map([...s].map(([idx, list]) => [idx, list.map((x) => ({ ...x }))]));
+}

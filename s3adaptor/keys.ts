@@ -1,0 +1,35 @@
+// Object keys of file blocks: a short hash prefix (spreads keys over S3 partitions),
+// then `{fsId}_{ino}_{chunkId}_{blockIndex}_{compaction}`. Pure, so the MDS can parse
+// the keys of a filesystem it deletes, and a cache directory is self-describing.
+
+export interface BlockKeyParts {
+  fsId: number;
+  ino: number;
+  chunkId: number;
+  blockIndex: number;
+  compaction: number;
+}
+
+/** FNV-1a over the identifying numbers, folded to two hex digits. */
+function hashPrefix(ino: number, chunkId: number, blockIndex: number): string {
+  let h = 0x811c9dc5;
+  const text = `${ino}_${chunkId}_${blockIndex}`;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return ((h ^ (h >>> 8) ^ (h >>> 16) ^ (h >>> 24)) & 0xff).toString(16).padStart(2, '0');
+}
+
+export function blockKey(fsId: number, ino: number, chunkId: number, blockIndex: number, compaction: number): string {
+  return `${hashPrefix(ino, chunkId, blockIndex)}_${fsId}_${ino}_${chunkId}_${blockIndex}_${compaction}`;
+}
+
+/** Parses a key made by blockKey; null for anything else (foreign objects in the bucket). */
+export function parseBlockKey(key: string): BlockKeyParts | null {
+  const m = /^([0-9a-f]{2})_(\d+)_(\d+)_(\d+)_(\d+)_(\d+)$/.exec(key);
+  if (!m) return null;
+  const [fsId, ino, chunkId, blockIndex, compaction] = m.slice(2).map(Number) as [number, number, number, number, number];
+  if (hashPrefix(ino, chunkId, blockIndex) !== m[1]) return null;
+  return { fsId, ino, chunkId, blockIndex, compaction };
+}

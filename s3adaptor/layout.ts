@@ -1,0 +1,92 @@
+// Pure layout math: which layer (buffered data, pending flush, slice) serves each byte of a
+// chunk range, and which block objects hold a slice's bytes. Objects are aligned to the
+// chunk's block grid: block i of a slice holds its bytes within [i*blockSize, (i+1)*blockSize).
+import type { Slice } from './types.js';
+
+export interface Layer<T> {
+  start: number;
+  end: number;
+  source: T;
+}
+
+export interface Segment<T> {
+  start: number;
+  end: number;
+  /** null: no layer covers it (a hole, reads as zeros). */
+  source: T | null;
+}
+
+/** Splits [start, end) among layers given newest first; each byte goes to the newest layer covering it. */
+export function resolveRange<T>(start: number, end: number, layersNewestFirst: Iterable<Layer<T>>): Segment<T>[] {
+  let uncovered: Array<[number, number]> = start < end ? [[start, end]] : [];
+  const out: Segment<T>[] = [];
+  for (const layer of layersNewestFirst) {
+    if (uncovered.length === 0) break;
+    if (layer.end <= layer.start) continue;
+    const rest: Array<[number, number]> = [];
+    for (const [a, b] of uncovered) {
+      const s = Math.max(a, layer.start);
+      const e = Math.min(b, layer.end);
+      if (s >= e) {
+        rest.push([a, b]);
+        continue;
+      }
+      out.push({ start: s, end: e, source: layer.source });
+      if (a < s) rest.push([a, s]);
+      if (e < b) rest.push([e, b]);
+    }
+    uncovered = rest;
+  }
+  for (const [a, b] of uncovered) out.push({ start: a, end: b, source: null });
+  return out.sort((x, y) => x.start - y.start);
+}
+
+/** Newest first: a higher chunkId is a later write; compaction keeps the chunkId it replaced. */
+export function newestFirst(slices: readonly Slice[]): Slice[] {
+  return [...slices].sort((a, b) => b.chunkId - a.chunkId || b.compaction - a.compaction);
+}
+
+export interface BlockObject {
+  blockIndex: number;
+  /** Chunk offset of the object's first byte. */
+  chunkStart: number;
+  size: number;
+}
+
+/** The block objects of a data slice (none for a zero slice). */
+export function sliceObjects(slice: Slice, blockSize: number): BlockObject[] {
+  if (slice.zero || slice.len === 0) return [];
+  const out: BlockObject[] = [];
+  const end = slice.offset + slice.len;
+  for (let i = Math.floor(slice.offset / blockSize); i * blockSize < end; i++) {
+    const s = Math.max(slice.offset, i * blockSize);
+    const e = Math.min(end, (i + 1) * blockSize);
+    out.push({ blockIndex: i, chunkStart: s, size: e - s });
+  }
+  return out;
+}
+
+export interface ObjectPiece {
+  blockIndex: number;
+  objectSize: number;
+  /** Offset inside the object. */
+  from: number;
+  /** Chunk offset the piece starts at. */
+  chunkPos: number;
+  len: number;
+}
+
+/** The object pieces that hold [start, end) of a data slice (the range lies inside the slice). */
+export function objectPieces(slice: Slice, start: number, end: number, blockSize: number): ObjectPiece[] {
+  const out: ObjectPiece[] = [];
+  const sliceEnd = slice.offset + slice.len;
+  for (let pos = start; pos < end; ) {
+    const i = Math.floor(pos / blockSize);
+    const objStart = Math.max(slice.offset, i * blockSize);
+    const objEnd = Math.min(sliceEnd, (i + 1) * blockSize);
+    const e = Math.min(end, objEnd);
+    out.push({ blockIndex: i, objectSize: objEnd - objStart, from: pos - objStart, chunkPos: pos, len: e - pos });
+    pos = e;
+  }
+  return out;
+}

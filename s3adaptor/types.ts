@@ -1,0 +1,39 @@
+// The data layout shared with the gateway and the metaserver (DESIGN.md §2).
+import type { Registry } from 'prom-client';
+import type { Logger } from '../common/log.js';
+
+/** One write that reached storage: a range of one chunk, stored as block objects. */
+export interface Slice {
+  chunkId: number;
+  compaction: number;
+  /** Offset within the chunk. */
+  offset: number;
+  len: number;
+  /** Bytes held in objects (len for data slices, 0 for zero slices). */
+  size: number;
+  /** A zero slice has no objects: its range reads as zeros (truncate masks). */
+  zero: boolean;
+}
+
+/** chunkIndex -> slices in write order. */
+export type ChunkSlices = Map<number, Slice[]>;
+
+/** Implemented by the gateway over the metaserver's GetOrModifyS3ChunkInfo. */
+export interface SliceStore {
+  /** Fresh from the metaserver. */
+  getSlices(ino: number): Promise<ChunkSlices>;
+  /** Atomic per call. */
+  appendSlices(ino: number, added: Map<number, Slice[]>): Promise<void>;
+  /** Compaction swap; throws TierfsError TX_CONFLICT if `removed` no longer match. */
+  replaceSlices(ino: number, chunkIndex: number, removed: Slice[], added: Slice[]): Promise<void>;
+}
+
+/** Hands out globally unique, increasing chunk ids in batches (the MDS implements it). */
+export interface ChunkIdAllocator {
+  allocate(count: number): Promise<{ start: number; count: number }>;
+}
+
+export interface LoggerAndRegistry {
+  registry?: Registry;
+  logger?: Logger;
+}
