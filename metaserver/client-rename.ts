@@ -1,0 +1,89 @@
+// Rename with POSIX semantics over the metaserver's rename transactions. Names in one
+// partition move in one Raft entry; across partitions the destination is prepared (name
+// locked), the source's CommitRename is the commit point, then the destination finishes.
+// The moved and replaced inodes' parent lists and nlink are fixed afterwards.
+import { randomUUID } from 'node:crypto';
+import { StatusCode, TierfsError } from '../common/status.js';
+import type { RemoteMetaClient } from './client.js';
+import { checkName } from './client.js';
+import type * as M from './client-types.js';
+import { txToMsg } from './convert.js';
+import type { RenameTxRecord } from './records.js';
+import { ROOT_INO, S_IFDIR, S_IFMT, type RenameResult } from './meta-client.js';
+
+const isDir = (type: number) => (type & S_IFMT) === S_IFDIR;
+
+/** INVALID_ARGUMENT when `dir` is `ancestor` or lies below it. */
+async function checkNotInside(c: RemoteMetaClient, ancestor: number, dir: number): Promise<void> {
+  let cur = dir;
+  for (let depth = 0; cur !== ROOT_INO && depth < 4096; depth++) {
+    if (cur === ancestor) throw new TierfsError(StatusCode.INVALID_ARGUMENT, `cannot move directory ${ancestor} into its own subtree`);
+    const parent = (await c.getInode(cur)).parents[0];
+    if (parent === undefined || parent === cur) break;
+    cur = parent;
+  }
+  if (cur === ancestor) throw new TierfsError(StatusCode.INVALID_ARGUMENT, `cannot move directory ${ancestor} into its own subtree`);
+}
+
+export async function renameEntry(c: RemoteMetaClient, srcParent: number, srcName: string, dstParent: number, dstName: string): Promise<RenameResult> {
+  checkName(srcName);
+  checkName(dstName);
+  return c.retryConflicts(() => renameOnce(c, srcParent, srcName, dstParent, dstName), 30_000);
+}
+
+async function renameOnce(c: RemoteMetaClient, srcParent: number, srcName: string, dstParent: number, dstName: string): Promise<RenameResult> {
+  const src = await c.lookup(srcParent, srcName);
+  if (srcParent === dstParent && srcName === dstName) return {};
+  const dstDir = await c.getInode(dstParent);
+  if (!isDir(dstDir.mode)) throw new TierfsError(StatusCode.NOT_DIR, `destination parent ${dstParent} is not a directory`);
+  const dst = await c.maybeLookup(dstParent, dstName);
+  if (dst) {
+    if (dst.ino === src.ino) return {}; // two links to one inode: POSIX says do nothing
+    if (isDir(src.type) && !isDir(dst.type)) throw new TierfsError(StatusCode.NOT_DIR, `${JSON.stringify(dstName)} is not a directory`);
+    if (!isDir(src.type) && isDir(dst.type)) throw new TierfsError(StatusCode.IS_DIR, `${JSON.stringify(dstName)} is a directory`);
+    if (isDir(dst.type) && (await c.listDentries(dst.ino, '', 1)).length > 0) {
+      throw new TierfsError(StatusCode.NOT_EMPTY, `${JSON.stringify(dstName)} is not empty`);
+    }
+  }
+  if (isDir(src.type) && srcParent !== dstParent) await checkNotInside(c, src.ino, dstParent);
+
+  const sr = await c.router.route(srcParent);
+  const dr = await c.router.route(dstParent);
+  const tx: RenameTxRecord = {
+    txId: randomUUID(),
+    srcPool: sr.poolId, srcCopyset: sr.copysetId, srcPartition: sr.partitionId, srcFs: sr.fsId, srcPeers: sr.peers,
+    srcParent, srcName, ino: src.ino, type: src.type,
+    dstPool: dr.poolId, dstCopyset: dr.copysetId, dstPartition: dr.partitionId,
+    dstParent, dstName, replacedIno: dst?.ino ?? 0, replacedType: dst?.type ?? 0,
+  };
+  const msg = txToMsg(tx, dr.fsId);
+  const same = sr.partitionId === dr.partitionId && sr.poolId === dr.poolId && sr.copysetId === dr.copysetId;
+  if (same) {
+    await c.call<M.RenameTxResponse>(sr, 'CommitRename', { tx: msg }, true);
+  } else {
+    await c.call<M.RenameTxResponse>(dr, 'PrepareRename', { tx: msg }, true);
+    try {
+      await c.call<M.RenameTxResponse>(sr, 'CommitRename', { tx: msg }, true);
+    } catch (err) {
+      // A definite refusal aborts; an unknown outcome is left to the destination's resolver.
+      if (err instanceof TierfsError && err.code !== StatusCode.UNAVAILABLE && err.code !== StatusCode.TIMEOUT) {
+        await c.call(dr, 'FinishRename', { tx_id: tx.txId, commit: false }, true);
+      }
+      throw err;
+    }
+    await c.call(dr, 'FinishRename', { tx_id: tx.txId, commit: true }, true);
+  }
+
+  // The names moved; now the inodes' own bookkeeping.
+  if (srcParent !== dstParent) {
+    await c.updateInode(src.ino, { remove_parent: srcParent, add_parent: dstParent, touch_ctime: true });
+  } else {
+    await c.updateInode(src.ino, { touch_ctime: true });
+  }
+  if (!dst) return {};
+  const replaced = await c.updateInode(dst.ino, { nlink_delta: isDir(dst.type) ? -2 : -1, remove_parent: dstParent, touch_ctime: true });
+  if (isDir(dst.type)) {
+    await c.call(await c.router.route(dst.ino), 'DeleteInode', { ino: dst.ino }, true);
+  }
+  return { replaced: { ino: dst.ino, nlink: replaced.nlink, type: dst.type } };
+}

@@ -1,0 +1,276 @@
+// RemoteMetaClient: the MetaClient of one filesystem over gRPC. Routes by inode id to the
+// partition (a dentry lives in its parent's partition), places new inodes round robin on
+// writable partitions, follows copyset leaders and retries with request ids (meta-rpc.ts).
+// Multi-partition operations run in an order that leaves, after a crash, at worst an
+// inode with too high an nlink (a leak), never a dentry pointing nowhere.
+import type { Logger } from '../common/log.js';
+import { silentLogger } from '../common/log.js';
+import { sleep } from '../common/grpc.js';
+import { StatusCode, TierfsError } from '../common/status.js';
+import type * as M from './client-types.js';
+import { msgToInode, msgToSlice, sliceToMsg } from './convert.js';
+import { MetaRpc } from './meta-rpc.js';
+import { PartitionRouter, type PartitionDirectory, type PartitionRoute } from './partition-router.js';
+import { UpdateMask } from './records.js';
+import { renameEntry } from './client-rename.js';
+import {
+  MAX_NAME_BYTES, S_IFDIR, S_IFMT, type CreateNodeOptions, type Dentry, type FsUsage, type Inode, type InodeAttr,
+  type MetaClient, type RenameResult, type SetAttrChanges, type SliceRecord,
+} from './meta-client.js';
+
+export type { PartitionDirectory, PartitionLocationInfo } from './partition-router.js';
+
+export interface RemoteMetaClientOptions {
+  fsId: number;
+  mds: PartitionDirectory;
+  logger?: Logger;
+  /** How long one metadata call keeps retrying across leader changes. Default 30 s. */
+  deadlineMs?: number;
+}
+
+export function checkName(name: string): void {
+  if (!name || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
+    throw new TierfsError(StatusCode.INVALID_ARGUMENT, `invalid name ${JSON.stringify(name)}`);
+  }
+  if (Buffer.byteLength(name) > MAX_NAME_BYTES) throw new TierfsError(StatusCode.NAME_TOO_LONG, `name longer than ${MAX_NAME_BYTES} bytes`);
+}
+
+const isDir = (mode: number) => (mode & S_IFMT) === S_IFDIR;
+
+export class RemoteMetaClient implements MetaClient {
+  readonly fsId: number;
+  readonly rpc: MetaRpc;
+  readonly router: PartitionRouter;
+  readonly logger: Logger;
+
+  constructor(opts: RemoteMetaClientOptions) {
+    this.fsId = opts.fsId;
+    this.logger = opts.logger ?? silentLogger;
+    this.rpc = new MetaRpc({ locator: opts.mds, logger: this.logger, deadlineMs: opts.deadlineMs });
+    this.router = new PartitionRouter(opts.fsId, opts.mds, (r) => this.rpc.setLocation(r.poolId, r.copysetId, r.peers, r.leader), this.logger);
+  }
+
+  ref(r: PartitionRoute): M.PartitionRef {
+    return { pool_id: r.poolId, copyset_id: r.copysetId, partition_id: r.partitionId, fs_id: r.fsId };
+  }
+
+  /** Calls a method on the partition's copyset leader; non-OK statuses throw. */
+  async call<Res extends M.WithStatus>(r: PartitionRoute, method: string, req: object, write = false): Promise<Res> {
+    const full = { ref: this.ref(r), ...req, ...(write ? { rid: this.rpc.newRequestId() } : {}) };
+    return this.rpc.call<Res>(r.poolId, r.copysetId, method, full);
+  }
+
+  /** Retries an operation that met a rename holding a name, until the rename finishes. */
+  async retryConflicts<T>(fn: () => Promise<T>, deadlineMs = 20_000): Promise<T> {
+    const until = Date.now() + deadlineMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (!(err instanceof TierfsError) || err.code !== StatusCode.TX_CONFLICT || Date.now() > until) throw err;
+        await sleep(Math.min(20 * attempt, 300));
+      }
+    }
+  }
+
+  async lookup(parent: number, name: string): Promise<Dentry> {
+    checkName(name);
+    const r = await this.router.route(parent);
+    return this.retryConflicts(async () => {
+      const res = await this.call<M.DentryResponse>(r, 'GetDentry', { parent, name });
+      return res.dentry! as Dentry;
+    });
+  }
+
+  async maybeLookup(parent: number, name: string): Promise<Dentry | null> {
+    try {
+      return await this.lookup(parent, name);
+    } catch (err) {
+      if (err instanceof TierfsError && err.code === StatusCode.NOT_FOUND) return null;
+      throw err;
+    }
+  }
+
+  async listDentries(parent: number, last: string, count: number): Promise<Dentry[]> {
+    const r = await this.router.route(parent);
+    const res = await this.call<M.ListDentryResponse>(r, 'ListDentry', { parent, last, count });
+    return res.dentries as Dentry[];
+  }
+
+  async getInode(ino: number): Promise<Inode> {
+    const r = await this.router.route(ino);
+    const res = await this.call<M.InodeResponse>(r, 'GetInode', { ino });
+    return msgToInode(res.inode!);
+  }
+
+  async batchGetAttr(inos: number[]): Promise<InodeAttr[]> {
+    const groups = new Map<PartitionRoute, number[]>();
+    for (const ino of inos) {
+      const r = await this.router.route(ino);
+      groups.set(r, [...(groups.get(r) ?? []), ino]);
+    }
+    const found = new Map<number, InodeAttr>();
+    await Promise.all(
+      [...groups].map(async ([r, list]) => {
+        const res = await this.call<M.BatchGetAttrResponse>(r, 'BatchGetAttr', { inos: list });
+        for (const a of res.attrs) {
+          const { symlink: _s, parents: _p, ...attr } = msgToInode(a);
+          found.set(a.ino, attr);
+        }
+      }),
+    );
+    return inos.filter((i) => found.has(i)).map((i) => found.get(i)!);
+  }
+
+  /** Creates an inode on a writable partition, moving on when one turns out to be out of ids. */
+  private async newInode(parent: number, opts: CreateNodeOptions): Promise<{ inode: Inode; route: PartitionRoute }> {
+    for (let tries = 0; tries < 16; tries++) {
+      const r = await this.router.writable();
+      try {
+        const res = await this.call<M.InodeResponse>(r, 'CreateInode', {
+          mode: opts.mode, uid: opts.uid, gid: opts.gid, rdev: opts.rdev ?? 0, symlink: opts.symlink ?? '', parent,
+        }, true);
+        return { inode: msgToInode(res.inode!), route: r };
+      } catch (err) {
+        if (!(err instanceof TierfsError) || err.code !== StatusCode.READ_ONLY) throw err;
+        this.router.markReadOnly(r.partitionId);
+      }
+    }
+    throw new TierfsError(StatusCode.NO_SPACE, `fs ${this.fsId}: no partition with free inode ids`);
+  }
+
+  async createNode(parent: number, name: string, opts: CreateNodeOptions): Promise<Inode> {
+    checkName(name);
+    const pr = await this.router.route(parent);
+    const existing = await this.maybeLookup(parent, name);
+    if (existing) {
+      if (opts.exclusive) throw new TierfsError(StatusCode.EXISTS, `${JSON.stringify(name)} exists`);
+      return this.getInode(existing.ino);
+    }
+    const { inode, route } = await this.newInode(parent, opts);
+    try {
+      await this.retryConflicts(() =>
+        this.call(pr, 'CreateDentry', { dentry: { parent, name, ino: inode.ino, type: inode.mode & S_IFMT } }, true),
+      );
+    } catch (err) {
+      await this.call(route, 'DeleteInode', { ino: inode.ino }, true).catch((e: unknown) =>
+        this.logger.warn({ err: e, ino: inode.ino }, 'could not remove the inode of a failed create'),
+      );
+      if (err instanceof TierfsError && err.code === StatusCode.EXISTS && !opts.exclusive) {
+        return this.getInode((await this.lookup(parent, name)).ino);
+      }
+      throw err;
+    }
+    return inode;
+  }
+
+  async updateInode(ino: number, req: Partial<M.UpdateInodeFields>): Promise<Inode> {
+    const r = await this.router.route(ino);
+    const res = await this.call<M.InodeResponse>(r, 'UpdateInode', { ino, ...req }, true);
+    return msgToInode(res.inode!);
+  }
+
+  async link(ino: number, parent: number, name: string): Promise<Inode> {
+    checkName(name);
+    const target = await this.getInode(ino);
+    if (isDir(target.mode)) throw new TierfsError(StatusCode.PERMISSION_DENIED, `cannot hard-link directory ${ino}`);
+    const pr = await this.router.route(parent);
+    if (await this.maybeLookup(parent, name)) throw new TierfsError(StatusCode.EXISTS, `${JSON.stringify(name)} exists`);
+    const after = await this.updateInode(ino, { nlink_delta: 1, add_parent: parent, touch_ctime: true });
+    try {
+      await this.retryConflicts(() => this.call(pr, 'CreateDentry', { dentry: { parent, name, ino, type: target.mode & S_IFMT } }, true));
+    } catch (err) {
+      await this.updateInode(ino, { nlink_delta: -1, remove_parent: parent, touch_ctime: true }).catch(() => undefined);
+      throw err;
+    }
+    return after;
+  }
+
+  async unlink(parent: number, name: string): Promise<Inode> {
+    const pr = await this.router.route(parent);
+    return this.retryConflicts(async () => {
+      const d = await this.lookup(parent, name);
+      if (isDir(d.type)) throw new TierfsError(StatusCode.IS_DIR, `${JSON.stringify(name)} is a directory`);
+      await this.call(pr, 'DeleteDentry', { parent, name, expect_ino: d.ino }, true);
+      return this.updateInode(d.ino, { nlink_delta: -1, remove_parent: parent, touch_ctime: true });
+    });
+  }
+
+  async rmdir(parent: number, name: string): Promise<void> {
+    const pr = await this.router.route(parent);
+    await this.retryConflicts(async () => {
+      const d = await this.lookup(parent, name);
+      if (!isDir(d.type)) throw new TierfsError(StatusCode.NOT_DIR, `${JSON.stringify(name)} is not a directory`);
+      if ((await this.listDentries(d.ino, '', 1)).length > 0) throw new TierfsError(StatusCode.NOT_EMPTY, `${JSON.stringify(name)} is not empty`);
+      await this.call(pr, 'DeleteDentry', { parent, name, expect_ino: d.ino }, true);
+      await this.call(await this.router.route(d.ino), 'DeleteInode', { ino: d.ino }, true);
+    });
+  }
+
+  rename(srcParent: number, srcName: string, dstParent: number, dstName: string): Promise<RenameResult> {
+    return renameEntry(this, srcParent, srcName, dstParent, dstName);
+  }
+
+  async setAttr(ino: number, changes: SetAttrChanges): Promise<Inode> {
+    let mask = 0;
+    const req: Partial<M.UpdateInodeFields> = { touch_ctime: changes.ctimeMs === undefined };
+    if (changes.mode !== undefined) (mask |= UpdateMask.MODE), (req.mode = changes.mode);
+    if (changes.uid !== undefined) (mask |= UpdateMask.UID), (req.uid = changes.uid);
+    if (changes.gid !== undefined) (mask |= UpdateMask.GID), (req.gid = changes.gid);
+    if (changes.size !== undefined) (mask |= UpdateMask.SIZE), (req.size = changes.size);
+    if (changes.atimeMs !== undefined) (mask |= UpdateMask.ATIME), (req.atime_ms = changes.atimeMs);
+    if (changes.mtimeMs !== undefined) (mask |= UpdateMask.MTIME), (req.mtime_ms = changes.mtimeMs);
+    else if (changes.size !== undefined) (mask |= UpdateMask.MTIME), (req.mtime_ms = Date.now());
+    if (changes.ctimeMs !== undefined) (mask |= UpdateMask.CTIME), (req.ctime_ms = changes.ctimeMs);
+    req.mask = mask;
+    return this.updateInode(ino, req);
+  }
+
+  async getXattr(ino: number, name: string): Promise<Buffer> {
+    const res = await this.call<M.XattrResponse>(await this.router.route(ino), 'GetXattr', { ino, name });
+    return Buffer.from(res.value);
+  }
+
+  async listXattr(ino: number): Promise<string[]> {
+    const res = await this.call<M.XattrResponse>(await this.router.route(ino), 'ListXattr', { ino });
+    return res.names;
+  }
+
+  async setXattr(ino: number, name: string, value: Buffer, flags: number): Promise<void> {
+    await this.call(await this.router.route(ino), 'SetXattr', { ino, name, value, flags }, true);
+  }
+
+  async removeXattr(ino: number, name: string): Promise<void> {
+    await this.call(await this.router.route(ino), 'RemoveXattr', { ino, name }, true);
+  }
+
+  async getSlices(ino: number): Promise<Map<number, SliceRecord[]>> {
+    const res = await this.call<M.ChunkInfoResponse>(await this.router.route(ino), 'GetOrModifyS3ChunkInfo', { ino, return_chunks: true });
+    return new Map(res.chunks.map((c) => [c.chunk_index, c.slices.map(msgToSlice)]));
+  }
+
+  async appendSlices(ino: number, added: Map<number, SliceRecord[]>): Promise<void> {
+    const append = [...added].map(([chunk_index, list]) => ({ chunk_index, slices: list.map(sliceToMsg) }));
+    await this.call(await this.router.route(ino), 'GetOrModifyS3ChunkInfo', { ino, append }, true);
+  }
+
+  async replaceSlices(ino: number, chunkIndex: number, removed: SliceRecord[], added: SliceRecord[]): Promise<void> {
+    await this.call(await this.router.route(ino), 'GetOrModifyS3ChunkInfo', {
+      ino, replace: true, replace_chunk_index: chunkIndex, removed: removed.map(sliceToMsg), added: added.map(sliceToMsg),
+    }, true);
+  }
+
+  async releaseOrphan(ino: number): Promise<void> {
+    await this.call(await this.router.route(ino), 'ReleaseOrphan', { ino }, true);
+  }
+
+  async usage(): Promise<FsUsage> {
+    if (this.router.all().length === 0) await this.router.refresh();
+    const stats = await Promise.all(this.router.all().map((r) => this.call<M.PartitionStatsResponse>(r, 'GetPartitionStats', {})));
+    return { inodes: stats.reduce((n, s) => n + s.inode_count, 0), usedBytes: stats.reduce((n, s) => n + s.used_bytes, 0) };
+  }
+
+  async close(): Promise<void> {
+    this.rpc.close();
+  }
+}

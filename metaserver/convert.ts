@@ -1,0 +1,57 @@
+// Conversions between proto messages and the records the state machine and MetaClient use.
+import type { Inode__Output } from '../proto/gen/tierfs/metaserver/Inode.js';
+import type { Inode as InodeMsg } from '../proto/gen/tierfs/metaserver/Inode.js';
+import type { Slice, Slice__Output } from '../proto/gen/tierfs/metaserver/Slice.js';
+import type { RenameTx, RenameTx__Output } from '../proto/gen/tierfs/metaserver/RenameTx.js';
+import type { RequestId__Output } from '../proto/gen/tierfs/metaserver/RequestId.js';
+import type { InodeRecord, RenameTxRecord, RequestIdent } from './records.js';
+import type { Inode, SliceRecord } from './meta-client.js';
+
+export function inodeToMsg(i: InodeRecord): InodeMsg {
+  return {
+    ino: i.ino, mode: i.mode, uid: i.uid, gid: i.gid, size: i.size, nlink: i.nlink, rdev: i.rdev,
+    atime_ms: i.atimeMs, mtime_ms: i.mtimeMs, ctime_ms: i.ctimeMs, symlink: i.symlink, parents: i.parents,
+  };
+}
+
+export function msgToInode(m: Inode__Output): Inode {
+  return {
+    ino: m.ino, mode: m.mode, uid: m.uid, gid: m.gid, size: m.size, nlink: m.nlink, rdev: m.rdev,
+    atimeMs: m.atime_ms, mtimeMs: m.mtime_ms, ctimeMs: m.ctime_ms, symlink: m.symlink, parents: m.parents,
+  };
+}
+
+export function sliceToMsg(s: SliceRecord): Slice {
+  return { chunk_id: s.chunkId, compaction: s.compaction, offset: s.offset, len: s.len, size: s.size, zero: s.zero };
+}
+
+export function msgToSlice(m: Slice__Output): SliceRecord {
+  return { chunkId: m.chunk_id, compaction: m.compaction, offset: m.offset, len: m.len, size: m.size, zero: m.zero };
+}
+
+export function ridFromMsg(m: RequestId__Output | null): RequestIdent | undefined {
+  if (!m || !m.client_id) return undefined;
+  return { clientId: m.client_id, seq: m.seq, lowSeq: m.low_seq };
+}
+
+export function txFromMsg(m: RenameTx__Output): RenameTxRecord {
+  const src = m.src_ref;
+  const dst = m.dst_ref;
+  return {
+    txId: m.tx_id,
+    srcPool: src?.pool_id ?? 0, srcCopyset: src?.copyset_id ?? 0, srcPartition: src?.partition_id ?? 0, srcFs: src?.fs_id ?? 0,
+    srcPeers: m.src_peers, srcParent: m.src_parent, srcName: m.src_name, ino: m.ino, type: m.type,
+    dstPool: dst?.pool_id ?? 0, dstCopyset: dst?.copyset_id ?? 0, dstPartition: dst?.partition_id ?? 0,
+    dstParent: m.dst_parent, dstName: m.dst_name, replacedIno: m.replaced_ino, replacedType: m.replaced_type,
+  };
+}
+
+export function txToMsg(t: RenameTxRecord, fsId: number): RenameTx {
+  return {
+    tx_id: t.txId,
+    src_ref: { pool_id: t.srcPool, copyset_id: t.srcCopyset, partition_id: t.srcPartition, fs_id: t.srcFs },
+    src_peers: t.srcPeers, src_parent: t.srcParent, src_name: t.srcName, ino: t.ino, type: t.type,
+    dst_ref: { pool_id: t.dstPool, copyset_id: t.dstCopyset, partition_id: t.dstPartition, fs_id: fsId },
+    dst_parent: t.dstParent, dst_name: t.dstName, replaced_ino: t.replacedIno, replaced_type: t.replacedType,
+  };
+}

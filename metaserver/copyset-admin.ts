@@ -1,0 +1,71 @@
+// Copyset administration shared by the CopysetService (called by the MDS and the CLI) and
+// the heartbeat loop (changes the MDS sends back): peers, leadership, partitions.
+import * as grpc from '@grpc/grpc-js';
+import { CHANNEL_OPTIONS, loadProto, unary } from '../common/grpc.js';
+import { check, StatusCode, TierfsError } from '../common/status.js';
+import type { ProtoGrpcType } from '../proto/gen/copyset.js';
+import type { StatusResponse__Output } from '../proto/gen/tierfs/copyset/StatusResponse.js';
+import type { CopysetStatus } from '../proto/gen/tierfs/copyset/CopysetStatus.js';
+import type { CopysetNodeManager } from './copyset-manager.js';
+import type { CopysetNode } from './copyset-node.js';
+
+export function copysetStatus(node: CopysetNode): CopysetStatus {
+  const st = node.group.status();
+  return {
+    pool_id: node.poolId, copyset_id: node.copysetId, peers: st.voters, learners: st.learners, leader: st.leader ?? '',
+    term: st.term, epoch: st.epoch, commit_index: st.commitIndex, applied_index: st.appliedIndex, is_leader: node.group.isLeader(),
+  };
+}
+
+/** Asks `address` to create the copyset as a joining member (it is not in `peers`). */
+export async function createCopysetOn(address: string, poolId: number, copysetId: number, peers: string[]): Promise<void> {
+  const Ctor = loadProto<ProtoGrpcType>('copyset.proto').tierfs.copyset.CopysetService;
+  const client = new Ctor(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  try {
+    const res = await unary<object, StatusResponse__Output>(client, 'CreateCopyset', { pool_id: poolId, copyset_id: copysetId, peers }, 10_000);
+    check(res.status, `CreateCopyset ${poolId}.${copysetId} on ${address}`);
+  } finally {
+    client.close();
+  }
+}
+
+function leaderNode(manager: CopysetNodeManager, poolId: number, copysetId: number): CopysetNode {
+  const node = manager.get(poolId, copysetId);
+  if (!node.group.isLeader()) {
+    throw new TierfsError(StatusCode.NOT_LEADER, `not the leader of copyset ${poolId}.${copysetId}`, node.group.leaderAddress() ?? '');
+  }
+  return node;
+}
+
+/** Adds a member: the new server creates the copyset empty and joins; the leader then adds it. */
+export async function addPeer(manager: CopysetNodeManager, poolId: number, copysetId: number, peer: string): Promise<void> {
+  const node = leaderNode(manager, poolId, copysetId);
+  const st = node.group.status();
+  if (st.voters.includes(peer)) return;
+  if (!st.learners.includes(peer)) await createCopysetOn(peer, poolId, copysetId, st.voters);
+  await node.group.addPeer(peer);
+}
+
+export async function removePeer(manager: CopysetNodeManager, poolId: number, copysetId: number, peer: string): Promise<void> {
+  const node = leaderNode(manager, poolId, copysetId);
+  const st = node.group.status();
+  if (!st.voters.includes(peer) && !st.learners.includes(peer)) return;
+  if (peer === manager.selfAddress) {
+    // A leader does not remove itself: hand leadership to another voter first; the MDS retries.
+    const other = st.voters.find((v) => v !== peer);
+    if (other) await node.group.transferLeader(other);
+    throw new TierfsError(StatusCode.NOT_LEADER, `transferring leadership of ${poolId}.${copysetId} before removing ${peer}`, other ?? '');
+  }
+  await node.group.removePeer(peer);
+}
+
+export async function changePeer(manager: CopysetNodeManager, poolId: number, copysetId: number, peer: string, oldPeer: string): Promise<void> {
+  await addPeer(manager, poolId, copysetId, peer);
+  if (oldPeer) await removePeer(manager, poolId, copysetId, oldPeer);
+}
+
+export async function transferLeader(manager: CopysetNodeManager, poolId: number, copysetId: number, peer: string): Promise<void> {
+  const node = manager.get(poolId, copysetId);
+  if (node.group.leaderAddress() === peer) return;
+  await leaderNode(manager, poolId, copysetId).group.transferLeader(peer);
+}

@@ -1,0 +1,162 @@
+// Calls MetaServerService methods on the leader of a copyset: follows NOT_LEADER hints,
+// moves to the next peer on transport errors, refreshes the copyset's location from the
+// MDS when every peer failed, and retries writes with the same request id, so a retry
+// after a leader change is answered from the recorded result instead of applying twice.
+import * as grpc from '@grpc/grpc-js';
+import { randomUUID } from 'node:crypto';
+import { CHANNEL_OPTIONS, loadProto, sleep, unary } from '../common/grpc.js';
+import type { Logger } from '../common/log.js';
+import { silentLogger } from '../common/log.js';
+import { check, StatusCode, TierfsError } from '../common/status.js';
+import type { ProtoGrpcType } from '../proto/gen/metaserver.js';
+import type { RequestId } from '../proto/gen/tierfs/metaserver/RequestId.js';
+
+export interface CopysetLocator {
+  getCopysetLocation(poolId: number, copysetId: number): Promise<{ peers: string[]; leader: string }>;
+}
+
+interface Location {
+  peers: string[];
+  leader: string;
+  next: number;
+}
+
+/** Statuses worth retrying on another peer or later: leadership moving, a peer down. */
+const REDIRECT = new Set<string>([StatusCode.NOT_LEADER, StatusCode.UNAVAILABLE, StatusCode.TIMEOUT]);
+
+export interface MetaRpcOptions {
+  locator: CopysetLocator;
+  logger?: Logger;
+  /** How long one call keeps trying before it gives up with the last error. */
+  deadlineMs?: number;
+  rpcTimeoutMs?: number;
+}
+
+export class MetaRpc {
+  readonly clientId = randomUUID();
+  private seq = 0;
+  private readonly inFlight = new Set<number>();
+  private readonly clients = new Map<string, grpc.Client>();
+  private readonly locations = new Map<string, Location>();
+  private readonly logger: Logger;
+  private readonly deadlineMs: number;
+  private readonly rpcTimeoutMs: number;
+
+  constructor(private readonly opts: MetaRpcOptions) {
+    this.logger = opts.logger ?? silentLogger;
+    this.deadlineMs = opts.deadlineMs ?? 30_000;
+    this.rpcTimeoutMs = opts.rpcTimeoutMs ?? 5_000;
+  }
+
+  /** Seeds or updates what we know about a copyset's members and leader. */
+  setLocation(poolId: number, copysetId: number, peers: string[], leader: string): void {
+    const key = `${poolId}.${copysetId}`;
+    const known = this.locations.get(key);
+    this.locations.set(key, { peers: [...peers], leader: leader || known?.leader || '', next: 0 });
+  }
+
+  private client(address: string): grpc.Client {
+    let c = this.clients.get(address);
+    if (!c) {
+      const Ctor = loadProto<ProtoGrpcType>('metaserver.proto').tierfs.metaserver.MetaServerService;
+      c = new Ctor(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+      this.clients.set(address, c);
+    }
+    return c;
+  }
+
+  private async location(poolId: number, copysetId: number, refresh: boolean): Promise<Location> {
+    const key = `${poolId}.${copysetId}`;
+    let loc = this.locations.get(key);
+    if (!loc || refresh || loc.peers.length === 0) {
+      const fresh = await this.opts.locator.getCopysetLocation(poolId, copysetId);
+      loc = { peers: fresh.peers, leader: fresh.leader, next: 0 };
+      this.locations.set(key, loc);
+    }
+    return loc;
+  }
+
+  /** A new request id for one logical write; pass it to every retry of that write. */
+  newRequestId(): RequestId & { seq: number } {
+    const seq = ++this.seq;
+    this.inFlight.add(seq);
+    let low = seq;
+    for (const s of this.inFlight) if (s < low) low = s;
+    return { client_id: this.clientId, seq, low_seq: low };
+  }
+
+  private done(rid: { seq?: number | string } | undefined): void {
+    if (rid && typeof rid.seq === 'number') this.inFlight.delete(rid.seq);
+  }
+
+  /**
+   * Calls `method` on the copyset's leader. Returns the response once its status is final
+   * (OK or an error other than a redirect); throws TierfsError for non-OK when `throwOnError`.
+   */
+  async call<Res extends { status: { code: string; message: string; leader_hint: string } | null }>(
+    poolId: number,
+    copysetId: number,
+    method: string,
+    req: { rid?: RequestId },
+    throwOnError = true,
+  ): Promise<Res> {
+    const until = Date.now() + this.deadlineMs;
+    let lastErr: TierfsError = new TierfsError(StatusCode.UNAVAILABLE, `${method}: no metaserver of copyset ${poolId}.${copysetId} answered`);
+    let attempt = 0;
+    let refresh = false;
+    try {
+      while (Date.now() < until) {
+        let loc: Location;
+        try {
+          loc = await this.location(poolId, copysetId, refresh);
+        } catch (err) {
+          lastErr = err instanceof TierfsError ? err : new TierfsError(StatusCode.UNAVAILABLE, String(err));
+          await sleep(Math.min(100 * ++attempt, 1000));
+          continue;
+        }
+        refresh = false;
+        const address = loc.leader || loc.peers[loc.next % Math.max(1, loc.peers.length)];
+        if (!address) {
+          refresh = true;
+          await sleep(Math.min(100 * ++attempt, 1000));
+          continue;
+        }
+        let res: Res | null = null;
+        try {
+          res = await unary<typeof req, Res>(this.client(address), method, req, this.rpcTimeoutMs);
+        } catch (err) {
+          lastErr = err instanceof TierfsError ? err : new TierfsError(StatusCode.UNAVAILABLE, String(err));
+          if (!REDIRECT.has(lastErr.code)) throw lastErr;
+        }
+        const status = res?.status;
+        const copysetMissing = status?.code === StatusCode.NOT_FOUND && status.message.includes('is not on this metaserver');
+        if (res && status && !REDIRECT.has(status.code) && !copysetMissing) {
+          if (throwOnError) check(status, method);
+          return res;
+        }
+        if (status) lastErr = new TierfsError(status.code as StatusCode, `${method}: ${status.message}`, status.leader_hint);
+        // Move on: to the hinted leader, else to the next peer; after a full round ask the MDS.
+        const hint = status?.code === StatusCode.NOT_LEADER ? status.leader_hint : '';
+        if (hint && hint !== address) {
+          loc.leader = hint;
+          if (!loc.peers.includes(hint)) loc.peers.push(hint);
+        } else {
+          loc.leader = '';
+          loc.next++;
+          if (loc.next % Math.max(1, loc.peers.length) === 0) refresh = true;
+        }
+        attempt++;
+        this.logger.debug({ method, address, code: lastErr.code, attempt }, 'retrying on another metaserver');
+        await sleep(Math.min(30 * attempt, 500));
+      }
+      throw lastErr;
+    } finally {
+      this.done(req.rid as { seq?: number } | undefined);
+    }
+  }
+
+  close(): void {
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+}

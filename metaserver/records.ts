@@ -1,0 +1,131 @@
+// What the state machine stores (JSON values in level) and the operations it applies
+// (JSON in Raft log entries). Times in operations are chosen by the leader before
+// proposing, so every replica applies the same values.
+import type { SliceRecord } from './meta-client.js';
+import type { StatusCode } from '../common/status.js';
+
+export interface PartitionRecord {
+  fsId: number;
+  poolId: number;
+  copysetId: number;
+  partitionId: number;
+  start: number;
+  end: number;
+  nextId: number;
+  inodeCount: number;
+  dentryCount: number;
+  usedBytes: number;
+  readOnly: boolean;
+}
+
+export interface InodeRecord {
+  ino: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  nlink: number;
+  rdev: number;
+  atimeMs: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  symlink: string;
+  parents: number[];
+  /** name -> base64 value */
+  xattrs: Record<string, string>;
+}
+
+export interface DentryRecord {
+  ino: number;
+  type: number;
+}
+
+export interface TrashRecord {
+  fsId: number;
+  ino: number;
+  sinceMs: number;
+}
+
+export interface RenameTxRecord {
+  txId: string;
+  srcPool: number;
+  srcCopyset: number;
+  srcPartition: number;
+  srcFs: number;
+  srcPeers: string[];
+  srcParent: number;
+  srcName: string;
+  ino: number;
+  type: number;
+  dstPool: number;
+  dstCopyset: number;
+  dstPartition: number;
+  dstParent: number;
+  dstName: string;
+  replacedIno: number;
+  replacedType: number;
+}
+
+/** At the destination: prepared (name locked). At the source: committed or aborted (final). */
+export interface TxStateRecord {
+  state: 'prepared' | 'committed' | 'aborted';
+  tx: RenameTxRecord;
+  sinceMs: number;
+}
+
+export interface RequestIdent {
+  clientId: string;
+  seq: number;
+  lowSeq: number;
+}
+
+export interface InodeChanges {
+  mask: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  atimeMs: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  nlinkDelta: number;
+  addParent: number;
+  removeParent: number;
+  touchCtime: boolean;
+}
+
+export const UpdateMask = { MODE: 1, UID: 2, GID: 4, SIZE: 8, ATIME: 16, MTIME: 32, CTIME: 64 } as const;
+
+export type MetaOp =
+  | { op: 'createPartition'; partition: Omit<PartitionRecord, 'nextId' | 'inodeCount' | 'dentryCount' | 'usedBytes' | 'readOnly'>; now: number }
+  | { op: 'deletePartition'; pid: number }
+  | { op: 'createInode'; pid: number; rid?: RequestIdent; mode: number; uid: number; gid: number; rdev: number; symlink: string; parent: number; now: number }
+  | { op: 'updateInode'; pid: number; rid?: RequestIdent; ino: number; changes: InodeChanges; now: number }
+  | { op: 'deleteInode'; pid: number; rid?: RequestIdent; ino: number }
+  | { op: 'createDentry'; pid: number; rid?: RequestIdent; parent: number; name: string; ino: number; type: number; now: number }
+  | { op: 'deleteDentry'; pid: number; rid?: RequestIdent; parent: number; name: string; expectIno: number; now: number }
+  | { op: 'setXattr'; pid: number; rid?: RequestIdent; ino: number; name: string; value: string; flags: number; now: number }
+  | { op: 'removeXattr'; pid: number; rid?: RequestIdent; ino: number; name: string; now: number }
+  | {
+      op: 'modifySlices';
+      pid: number;
+      rid?: RequestIdent;
+      ino: number;
+      append: Array<[number, SliceRecord[]]>;
+      replace: { chunkIndex: number; removed: SliceRecord[]; added: SliceRecord[] } | null;
+    }
+  | { op: 'releaseOrphan'; pid: number; rid?: RequestIdent; ino: number; now: number }
+  | { op: 'purgeInode'; pid: number; ino: number }
+  | { op: 'prepareRename'; pid: number; rid?: RequestIdent; tx: RenameTxRecord; now: number }
+  | { op: 'commitRename'; pid: number; rid?: RequestIdent; tx: RenameTxRecord; now: number }
+  | { op: 'finishRename'; pid: number; rid?: RequestIdent; txId: string; commit: boolean; now: number }
+  | { op: 'resolveRename'; pid: number; rid?: RequestIdent; txId: string; now: number };
+
+/** The result of applying one operation; recorded per request id for retries. */
+export interface OpResult {
+  code: StatusCode;
+  message?: string;
+  inode?: InodeRecord;
+  dentry?: { ino: number; type: number };
+  committed?: boolean;
+}

@@ -1,0 +1,204 @@
+// MetaServerService: the gateway-facing metadata RPCs (proto/metaserver.proto). Every
+// request names its partition; the copyset's leader answers, followers say NOT_LEADER.
+import type * as grpc from '@grpc/grpc-js';
+import { handler, loadProto } from '../common/grpc.js';
+import { ok, statusOf, StatusCode, TierfsError } from '../common/status.js';
+import type { ProtoGrpcType } from '../proto/gen/metaserver.js';
+import type { PartitionRef__Output } from '../proto/gen/tierfs/metaserver/PartitionRef.js';
+import * as M from './service-types.js';
+import type { CopysetNodeManager } from './copyset-manager.js';
+import type { CopysetNode } from './copyset-node.js';
+import type { OpResult } from './records.js';
+import { inodeToMsg, msgToSlice, ridFromMsg, sliceToMsg, txFromMsg } from './convert.js';
+import { MAX_NAME_BYTES } from './meta-client.js';
+
+/** Runs fn and puts its outcome into a response's status; a TierfsError becomes its code. */
+function respond<Res extends { status?: unknown }>(fn: () => Promise<Omit<Res, 'status'>>): Promise<Res> {
+  return fn().then(
+    (res) => ({ ...res, status: ok() }) as Res,
+    (err: unknown) => ({ status: statusOf(err) }) as Res,
+  );
+}
+
+function resultOk(res: OpResult): OpResult {
+  if (res.code !== StatusCode.OK) throw new TierfsError(res.code, res.message ?? res.code);
+  return res;
+}
+
+function checkName(name: string): void {
+  if (!name || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
+    throw new TierfsError(StatusCode.INVALID_ARGUMENT, `invalid name ${JSON.stringify(name)}`);
+  }
+  if (Buffer.byteLength(name) > MAX_NAME_BYTES) throw new TierfsError(StatusCode.NAME_TOO_LONG, `name longer than ${MAX_NAME_BYTES} bytes`);
+}
+
+export function metaServerService(copysets: CopysetNodeManager): [grpc.ServiceDefinition, grpc.UntypedServiceImplementation] {
+  const svc = loadProto<ProtoGrpcType>('metaserver.proto').tierfs.metaserver.MetaServerService.service;
+  const nodeOf = (ref: PartitionRef__Output | null): CopysetNode => {
+    if (!ref) throw new TierfsError(StatusCode.INVALID_ARGUMENT, 'request names no partition');
+    return copysets.get(ref.pool_id, ref.copyset_id);
+  };
+  const pidOf = (ref: PartitionRef__Output | null): number => ref?.partition_id ?? 0;
+  const now = () => Date.now();
+
+  const impl: grpc.UntypedServiceImplementation = {
+    GetDentry: handler((req: M.GetDentryRequest) =>
+      respond<M.DentryResponse>(async () => ({
+        dentry: await nodeOf(req.ref).read((r) => r.dentry(pidOf(req.ref), req.parent, req.name)),
+      })),
+    ),
+    ListDentry: handler((req: M.ListDentryRequest) =>
+      respond<M.ListDentryResponse>(async () => ({
+        dentries: await nodeOf(req.ref).read((r) => r.listDentries(pidOf(req.ref), req.parent, req.last, req.count)),
+      })),
+    ),
+    CreateDentry: handler((req: M.CreateDentryRequest) =>
+      respond<M.StatusOnlyResponse>(async () => {
+        const d = req.dentry;
+        if (!d) throw new TierfsError(StatusCode.INVALID_ARGUMENT, 'no dentry given');
+        checkName(d.name);
+        resultOk(await nodeOf(req.ref).write({
+          op: 'createDentry', pid: pidOf(req.ref), rid: ridFromMsg(req.rid), parent: d.parent, name: d.name, ino: d.ino, type: d.type, now: now(),
+        }));
+        return {};
+      }),
+    ),
+    DeleteDentry: handler((req: M.DeleteDentryRequest) =>
+      respond<M.DentryResponse>(async () => {
+        const res = resultOk(await nodeOf(req.ref).write({
+          op: 'deleteDentry', pid: pidOf(req.ref), rid: ridFromMsg(req.rid), parent: req.parent, name: req.name, expectIno: req.expect_ino, now: now(),
+        }));
+        return { dentry: { parent: req.parent, name: req.name, ino: res.dentry?.ino ?? 0, type: res.dentry?.type ?? 0 } };
+      }),
+    ),
+    GetInode: handler((req: M.GetInodeRequest) =>
+      respond<M.InodeResponse>(async () => ({
+        inode: inodeToMsg(await nodeOf(req.ref).read((r) => r.inode(pidOf(req.ref), req.ino))),
+      })),
+    ),
+    BatchGetAttr: handler((req: M.BatchGetAttrRequest) =>
+      respond<M.BatchGetAttrResponse>(async () => ({
+        attrs: await nodeOf(req.ref).read(async (r) => {
+          const found = await Promise.all(req.inos.map((ino) => r.maybeInode(pidOf(req.ref), ino)));
+          return found.filter((i) => i !== undefined).map(inodeToMsg);
+        }),
+      })),
+    ),
+    CreateInode: handler((req: M.CreateInodeRequest) =>
+      respond<M.InodeResponse>(async () => {
+        const res = resultOk(await nodeOf(req.ref).write({
+          op: 'createInode', pid: pidOf(req.ref), rid: ridFromMsg(req.rid), mode: req.mode, uid: req.uid, gid: req.gid,
+          rdev: req.rdev, symlink: req.symlink, parent: req.parent, now: now(),
+        }));
+        return { inode: inodeToMsg(res.inode!) };
+      }),
+    ),
+    UpdateInode: handler((req: M.UpdateInodeRequest) =>
+      respond<M.InodeResponse>(async () => {
+        const res = resultOk(await nodeOf(req.ref).write({
+          op: 'updateInode', pid: pidOf(req.ref), rid: ridFromMsg(req.rid), ino: req.ino, now: now(),
+          changes: {
+            mask: req.mask, mode: req.mode, uid: req.uid, gid: req.gid, size: req.size, atimeMs: req.atime_ms, mtimeMs: req.mtime_ms,
+            ctimeMs: req.ctime_ms, nlinkDelta: req.nlink_delta, addParent: req.add_parent, removeParent: req.remove_parent, touchCtime: req.touch_ctime,
+          },
+        }));
+        return { inode: inodeToMsg(res.inode!) };
+      }),
+    ),
+    DeleteInode: handler((req: M.DeleteInodeRequest) =>
+      respond<M.StatusOnlyResponse>(async () => {
+        resultOk(await nodeOf(req.ref).write({ op: 'deleteInode', pid: pidOf(req.ref), rid: ridFromMsg(req.rid), ino: req.ino }));
+        return {};
+      }),
+    ),
+    ReleaseOrphan: handler((req: M.ReleaseOrphanRequest) =>
+      respond<M.StatusOnlyResponse>(async () => {
+        resultOk(await nodeOf(req.ref).write({ op: 'releaseOrphan', pid: pidOf(req.ref), rid: ridFromMsg(req.rid), ino: req.ino, now: now() }));
+        return {};
+      }),
+    ),
+    GetXattr: handler((req: M.GetXattrRequest) =>
+      respond<M.XattrResponse>(async () => {
+        const inode = await nodeOf(req.ref).read((r) => r.inode(pidOf(req.ref), req.ino));
+        const value = inode.xattrs[req.name];
+        if (value === undefined) throw new TierfsError(StatusCode.NO_DATA, `xattr ${req.name} not set on ${req.ino}`);
+        return { value: Buffer.from(value, 'base64'), names: [] };
+      }),
+    ),
+    ListXattr: handler((req: M.GetInodeRequest) =>
+      respond<M.XattrResponse>(async () => {
+        const inode = await nodeOf(req.ref).read((r) => r.inode(pidOf(req.ref), req.ino));
+        return { value: Buffer.alloc(0), names: Object.keys(inode.xattrs) };
+      }),
+    ),
+    SetXattr: handler((req: M.SetXattrRequest) =>
+      respond<M.StatusOnlyResponse>(async () => {
+        if (!req.name) throw new TierfsError(StatusCode.INVALID_ARGUMENT, 'empty xattr name');
+        resultOk(await nodeOf(req.ref).write({
+          op: 'setXattr', pid: pidOf(req.ref), rid: ridFromMsg(req.rid), ino: req.ino, name: req.name,
+          value: Buffer.from(req.value).toString('base64'), flags: req.flags, now: now(),
+        }));
+        return {};
+      }),
+    ),
+    RemoveXattr: handler((req: M.RemoveXattrRequest) =>
+      respond<M.StatusOnlyResponse>(async () => {
+        resultOk(await nodeOf(req.ref).write({ op: 'removeXattr', pid: pidOf(req.ref), rid: ridFromMsg(req.rid), ino: req.ino, name: req.name, now: now() }));
+        return {};
+      }),
+    ),
+    GetOrModifyS3ChunkInfo: handler((req: M.GetOrModifyS3ChunkInfoRequest) =>
+      respond<M.GetOrModifyS3ChunkInfoResponse>(async () => {
+        const node = nodeOf(req.ref);
+        const pid = pidOf(req.ref);
+        if (req.append.length > 0 || req.replace) {
+          resultOk(await node.write({
+            op: 'modifySlices', pid, rid: ridFromMsg(req.rid), ino: req.ino,
+            append: req.append.map((c) => [c.chunk_index, c.slices.map(msgToSlice)]),
+            replace: req.replace ? { chunkIndex: req.replace_chunk_index, removed: req.removed.map(msgToSlice), added: req.added.map(msgToSlice) } : null,
+          }));
+        }
+        if (!req.return_chunks) return { chunks: [] };
+        const slices = await node.read((r) => r.slices(pid, req.ino));
+        return { chunks: [...slices].map(([chunk_index, list]) => ({ chunk_index, slices: list.map(sliceToMsg) })) };
+      }),
+    ),
+    PrepareRename: handler((req: M.RenameTxRequest) =>
+      respond<M.RenameTxResponse>(async () => {
+        if (!req.tx) throw new TierfsError(StatusCode.INVALID_ARGUMENT, 'no transaction given');
+        checkName(req.tx.dst_name);
+        resultOk(await nodeOf(req.ref).write({ op: 'prepareRename', pid: pidOf(req.ref), rid: ridFromMsg(req.rid), tx: txFromMsg(req.tx), now: now() }));
+        return { committed: false };
+      }),
+    ),
+    CommitRename: handler((req: M.RenameTxRequest) =>
+      respond<M.RenameTxResponse>(async () => {
+        if (!req.tx) throw new TierfsError(StatusCode.INVALID_ARGUMENT, 'no transaction given');
+        checkName(req.tx.dst_name);
+        const res = resultOk(await nodeOf(req.ref).write({ op: 'commitRename', pid: pidOf(req.ref), rid: ridFromMsg(req.rid), tx: txFromMsg(req.tx), now: now() }));
+        return { committed: res.committed ?? false };
+      }),
+    ),
+    FinishRename: handler((req: M.FinishRenameRequest) =>
+      respond<M.RenameTxResponse>(async () => {
+        const res = resultOk(await nodeOf(req.ref).write({
+          op: 'finishRename', pid: pidOf(req.ref), rid: ridFromMsg(req.rid), txId: req.tx_id, commit: req.commit, now: now(),
+        }));
+        return { committed: res.committed ?? false };
+      }),
+    ),
+    ResolveRename: handler((req: M.ResolveRenameRequest) =>
+      respond<M.RenameTxResponse>(async () => {
+        const res = resultOk(await nodeOf(req.ref).write({ op: 'resolveRename', pid: pidOf(req.ref), rid: ridFromMsg(req.rid), txId: req.tx_id, now: now() }));
+        return { committed: res.committed ?? false };
+      }),
+    ),
+    GetPartitionStats: handler((req: M.PartitionStatsRequest) =>
+      respond<M.PartitionStatsResponse>(async () => {
+        const p = await nodeOf(req.ref).read(async (r) => r.partition(pidOf(req.ref)));
+        return { inode_count: p.inodeCount, dentry_count: p.dentryCount, next_id: p.nextId, read_only: p.readOnly, used_bytes: p.usedBytes };
+      }),
+    ),
+  };
+  return [svc, impl];
+}

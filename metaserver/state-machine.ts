@@ -1,0 +1,182 @@
+// The metadata state machine of one copyset: applies Raft entries to its keys in the shared
+// level database. The applied index is written in the same batch as the changes, and entries
+// at or below it are skipped, so replay after a crash applies nothing twice. Requests with a
+// request id have their result recorded, so a retried request returns it instead of applying.
+import type { Logger } from '../common/log.js';
+import { silentLogger } from '../common/log.js';
+import { StatusCode, TierfsError } from '../common/status.js';
+import { CopysetKeys, rangeEnd } from './keys.js';
+import { Overlay, type MetaDb } from './overlay.js';
+import { ApplyContext } from './apply-context.js';
+import * as inodeOps from './apply-inode.js';
+import * as dentryOps from './apply-dentry.js';
+import type { LogEntryForApply, StateMachine } from './raft-types.js';
+import type { MetaOp, OpResult, PartitionRecord } from './records.js';
+import { decodeFrames, encodeFrames } from './snapshot-frames.js';
+
+type Handler = (ctx: ApplyContext, op: never) => Promise<OpResult>;
+const HANDLERS: Record<MetaOp['op'], Handler> = {
+  createPartition: inodeOps.createPartition,
+  deletePartition: inodeOps.deletePartition,
+  createInode: inodeOps.createInode,
+  updateInode: inodeOps.updateInode,
+  deleteInode: inodeOps.deleteInode,
+  setXattr: inodeOps.setXattr,
+  removeXattr: inodeOps.removeXattr,
+  modifySlices: inodeOps.modifySlices,
+  releaseOrphan: inodeOps.releaseOrphan,
+  purgeInode: inodeOps.purgeInode,
+  createDentry: dentryOps.createDentry,
+  deleteDentry: dentryOps.deleteDentry,
+  prepareRename: dentryOps.prepareRename,
+  commitRename: dentryOps.commitRename,
+  finishRename: dentryOps.finishRename,
+  resolveRename: dentryOps.resolveRename,
+};
+
+/** Results of request ids below a client's low watermark are dropped, this many per entry at most. */
+const PRUNE_PER_ENTRY = 64;
+
+export class MetaStateMachine implements StateMachine {
+  readonly keys: CopysetKeys;
+  readonly partitions = new Map<number, PartitionRecord>();
+  private applied = { index: 0, term: 0 };
+  /** apply, snapshot and restore run one at a time. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly db: MetaDb,
+    poolId: number,
+    copysetId: number,
+    private readonly logger: Logger = silentLogger,
+  ) {
+    this.keys = new CopysetKeys(poolId, copysetId);
+  }
+
+  /** Loads the applied index and partition records from the database. */
+  async load(): Promise<this> {
+    const applied = await this.db.get(this.keys.applied());
+    this.applied = applied ? (JSON.parse(applied) as { index: number; term: number }) : { index: 0, term: 0 };
+    this.partitions.clear();
+    const prefix = this.keys.partitionPrefix();
+    for await (const [, value] of this.db.iterator({ gte: prefix, lt: rangeEnd(prefix) })) {
+      const p = JSON.parse(value) as PartitionRecord;
+      this.partitions.set(p.partitionId, p);
+    }
+    return this;
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async appliedIndex(): Promise<number> {
+    return this.applied.index;
+  }
+
+  appliedTerm(): number {
+    return this.applied.term;
+  }
+
+  apply(entries: LogEntryForApply[]): Promise<unknown[]> {
+    return this.serial(async () => {
+      const batch = new Overlay(this.db);
+      const results: unknown[] = [];
+      let last = this.applied;
+      for (const entry of entries) {
+        if (entry.index <= this.applied.index) {
+          results.push({ code: StatusCode.OK, message: 'applied before' } satisfies OpResult);
+          continue;
+        }
+        last = { index: entry.index, term: entry.term };
+        if (entry.data.length === 0) {
+          results.push(null); // a leader's empty entry
+          continue;
+        }
+        results.push(await this.applyOne(batch, JSON.parse(entry.data.toString('utf8')) as MetaOp));
+      }
+      if (last.index > this.applied.index) {
+        batch.putJson(this.keys.applied(), last);
+        await batch.commit();
+        this.applied = last;
+      }
+      return results;
+    });
+  }
+
+  private async applyOne(batch: Overlay, op: MetaOp): Promise<OpResult> {
+    const rid = 'rid' in op ? op.rid : undefined;
+    if (rid) {
+      const recorded = await batch.getJson<OpResult>(this.keys.request(rid.clientId, rid.seq));
+      if (recorded) return recorded;
+      await this.pruneRequests(batch, rid.clientId, rid.lowSeq);
+    }
+    const child = new Overlay(this.db, batch);
+    const ctx = new ApplyContext(this.keys, child, this.partitions);
+    let result: OpResult;
+    try {
+      result = await HANDLERS[op.op](ctx, op as never);
+      ctx.finish();
+      child.mergeInto(batch);
+    } catch (err) {
+      if (err instanceof TierfsError) {
+        result = { code: err.code, message: err.message };
+      } else {
+        // A bug, not a user error: every replica fails the same way, so answer INTERNAL.
+        this.logger.error({ err, op: op.op }, 'apply failed');
+        result = { code: StatusCode.INTERNAL, message: `apply ${op.op}: ${err instanceof Error ? err.message : String(err)}` };
+      }
+    }
+    if (rid) batch.putJson(this.keys.request(rid.clientId, rid.seq), result);
+    return result;
+  }
+
+  private async pruneRequests(batch: Overlay, clientId: string, lowSeq: number): Promise<void> {
+    if (lowSeq <= 0) return;
+    const keys = await batch.keys(this.keys.requestPrefix(clientId), this.keys.request(clientId, lowSeq), PRUNE_PER_ENTRY);
+    for (const key of keys) batch.del(key);
+  }
+
+  snapshot(): Promise<{ index: number; term: number; chunks: AsyncIterable<Buffer> }> {
+    return this.serial(async () => {
+      const snap = this.db.snapshot();
+      const { index, term } = this.applied;
+      const db = this.db;
+      const prefix = this.keys.prefix;
+      async function* chunks(): AsyncGenerator<Buffer> {
+        try {
+          yield* encodeFrames(db.iterator({ gte: prefix, lt: rangeEnd(prefix), snapshot: snap }));
+        } finally {
+          await snap.close();
+        }
+      }
+      return { index, term, chunks: chunks() };
+    });
+  }
+
+  restore(index: number, term: number, chunks: AsyncIterable<Buffer>): Promise<void> {
+    return this.serial(async () => {
+      await this.clearAll();
+      for await (const pairs of decodeFrames(chunks)) {
+        for (const [key] of pairs) {
+          if (!key.startsWith(this.keys.prefix)) throw new TierfsError(StatusCode.INTERNAL, `snapshot key ${key} is outside copyset`);
+        }
+        await this.db.batch(pairs.map(([key, value]) => ({ type: 'put' as const, key, value })));
+      }
+      if ((await this.db.get(this.keys.applied())) === undefined) {
+        await this.db.put(this.keys.applied(), JSON.stringify({ index, term }));
+      }
+      await this.load();
+      this.logger.info({ copyset: this.keys.copysetId, index, partitions: this.partitions.size }, 'restored from snapshot');
+    });
+  }
+
+  /** Deletes every key of this copyset (when the copyset leaves this server). */
+  async clearAll(): Promise<void> {
+    await this.db.clear({ gte: this.keys.prefix, lt: rangeEnd(this.keys.prefix) });
+    this.partitions.clear();
+    this.applied = { index: 0, term: 0 };
+  }
+}

@@ -1,0 +1,60 @@
+// An in-process metaserver (real gRPC on loopback, level on disk) over single-member
+// groups, plus a PartitionDirectory standing in for the MDS, for client tests.
+import { join } from 'node:path';
+import { Level } from 'level';
+import { startGrpcServer, type RunningServer } from '../../common/grpc.js';
+import { CopysetNodeManager } from '../../metaserver/copyset-manager.js';
+import { metaServerService } from '../../metaserver/service.js';
+import { copysetService } from '../../metaserver/copyset-service.js';
+import type { PartitionDirectory, PartitionLocationInfo } from '../../metaserver/client.js';
+import { SoloRaftHost } from './solo-raft.js';
+import { tempDir } from '../support/tmp.js';
+import { freePort } from '../support/ports.js';
+
+export interface SoloMetaServer {
+  address: string;
+  manager: CopysetNodeManager;
+  directory: PartitionDirectory & { partitions: PartitionLocationInfo[] };
+  addPartition(copysetId: number, partitionId: number, start: number, end: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startSoloMetaServer(fsId = 1): Promise<SoloMetaServer> {
+  const tmp = tempDir('tierfs-meta-');
+  const address = `127.0.0.1:${await freePort()}`;
+  const db = new Level<string, string>(join(tmp.path, 'db'));
+  await db.open();
+  const manager = new CopysetNodeManager({ host: new SoloRaftHost(address), db, selfAddress: address });
+  const server: RunningServer = await startGrpcServer(address, [metaServerService(manager), copysetService(manager)]);
+  const partitions: PartitionLocationInfo[] = [];
+  let nextStart = 1_000_000;
+  const addPartition = async (copysetId: number, partitionId: number, start: number, end: number) => {
+    if (!manager.has(1, copysetId)) await manager.create(1, copysetId, [address]);
+    await manager.get(1, copysetId).writeOk({
+      op: 'createPartition', partition: { fsId, poolId: 1, copysetId, partitionId, start, end }, now: Date.now(),
+    });
+    partitions.push({ partition: { fs_id: fsId, pool_id: 1, copyset_id: copysetId, partition_id: partitionId, start, end }, peers: [address], leader: address, read_only: false });
+  };
+  const directory = {
+    partitions,
+    listPartitions: async () => partitions.map((p) => ({ ...p })),
+    createPartitions: async (_fs: number, count: number) => {
+      for (let i = 0; i < count; i++) {
+        const id = partitions.length + 1;
+        await addPartition(1 + (id % 2), id, nextStart, nextStart + 999);
+        nextStart += 1000;
+      }
+      return partitions;
+    },
+    getCopysetLocation: async () => ({ peers: [address], leader: address }),
+  };
+  return {
+    address, manager, directory, addPartition,
+    close: async () => {
+      manager.close();
+      await server.close();
+      await db.close();
+      tmp.remove();
+    },
+  };
+}

@@ -1,0 +1,130 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { Level } from 'level';
+import { MetaStateMachine } from '../../metaserver/state-machine.js';
+import { MetaReader } from '../../metaserver/state-reader.js';
+import type { MetaOp, OpResult } from '../../metaserver/records.js';
+import { S_IFDIR, S_IFREG } from '../../metaserver/meta-client.js';
+import { tempDir } from '../support/tmp.js';
+
+const rid = (seq: number) => ({ clientId: 'c1', seq, lowSeq: seq });
+
+async function withSm(fn: (sm: MetaStateMachine, db: Level<string, string>, apply: (op: MetaOp) => Promise<OpResult>) => Promise<void>) {
+  const tmp = tempDir('tierfs-sm-');
+  const db = new Level<string, string>(join(tmp.path, 'db'));
+  await db.open();
+  const sm = await new MetaStateMachine(db, 1, 7).load();
+  let index = 0;
+  const apply = async (op: MetaOp) => (await sm.apply([{ index: ++index, term: 1, data: Buffer.from(JSON.stringify(op)) }]))[0] as OpResult;
+  try {
+    await fn(sm, db, apply);
+  } finally {
+    await db.close();
+    tmp.remove();
+  }
+}
+
+const part = (partitionId: number, start: number, end: number): MetaOp => ({
+  op: 'createPartition', partition: { fsId: 1, poolId: 1, copysetId: 7, partitionId, start, end }, now: 1000,
+});
+
+test('the partition starting at 1 holds the root; ids come from the range; an exhausted partition turns read-only', async () => {
+  await withSm(async (sm, _db, apply) => {
+    assert.equal((await apply(part(1, 1, 3))).code, 'OK');
+    const r = new MetaReader(sm);
+    const root = await r.inode(1, 1);
+    assert.equal(root.mode, S_IFDIR | 0o755);
+    assert.equal(root.nlink, 2);
+    const a = await apply({ op: 'createInode', pid: 1, rid: rid(1), mode: S_IFREG | 0o644, uid: 0, gid: 0, rdev: 0, symlink: '', parent: 1, now: 5 });
+    assert.equal(a.inode?.ino, 2);
+    const b = await apply({ op: 'createInode', pid: 1, rid: rid(2), mode: S_IFREG | 0o644, uid: 0, gid: 0, rdev: 0, symlink: '', parent: 1, now: 5 });
+    assert.equal(b.inode?.ino, 3);
+    assert.equal(r.partition(1).readOnly, true);
+    const c = await apply({ op: 'createInode', pid: 1, rid: rid(3), mode: S_IFREG | 0o644, uid: 0, gid: 0, rdev: 0, symlink: '', parent: 1, now: 5 });
+    assert.equal(c.code, 'READ_ONLY');
+  });
+});
+
+test('a retried request returns the recorded result and applies once; replayed entries are skipped', async () => {
+  await withSm(async (sm, db, apply) => {
+    await apply(part(1, 1, 100));
+    const op: MetaOp = { op: 'createInode', pid: 1, rid: rid(9), mode: S_IFREG, uid: 0, gid: 0, rdev: 0, symlink: '', parent: 1, now: 5 };
+    const first = await apply(op);
+    const again = await apply(op);
+    assert.deepEqual(again, first);
+    assert.equal(new MetaReader(sm).partition(1).nextId, 3);
+    // An entry at or below the applied index is not applied again (crash replay).
+    const applied = await sm.appliedIndex();
+    await sm.apply([{ index: applied, term: 1, data: Buffer.from(JSON.stringify({ ...op, rid: rid(10) })) }]);
+    assert.equal(new MetaReader(sm).partition(1).nextId, 3);
+    const reopened = await new MetaStateMachine(db, 1, 7).load();
+    assert.equal(await reopened.appliedIndex(), applied);
+    assert.equal(reopened.partitions.get(1)?.nextId, 3);
+  });
+});
+
+test('dentries list in byte order with paging; parent nlink and times follow subdirectories', async () => {
+  await withSm(async (sm, _db, apply) => {
+    await apply(part(1, 1, 100));
+    for (const [i, name] of ['b', 'a', 'c', 'ab'].entries()) {
+      const mode = name === 'c' ? S_IFDIR | 0o755 : S_IFREG | 0o644;
+      const ino = (await apply({ op: 'createInode', pid: 1, rid: rid(i + 1), mode, uid: 0, gid: 0, rdev: 0, symlink: '', parent: 1, now: 5 })).inode!.ino;
+      assert.equal((await apply({ op: 'createDentry', pid: 1, parent: 1, name, ino, type: mode & 0o170000, now: 50 + i })).code, 'OK');
+    }
+    const dup = await apply({ op: 'createDentry', pid: 1, parent: 1, name: 'a', ino: 99, type: S_IFREG, now: 60 });
+    assert.equal(dup.code, 'EXISTS');
+    const r = new MetaReader(sm);
+    assert.deepEqual((await r.listDentries(1, 1, '', 0)).map((d) => d.name), ['a', 'ab', 'b', 'c']);
+    assert.deepEqual((await r.listDentries(1, 1, 'ab', 2)).map((d) => d.name), ['b', 'c']);
+    const root = await r.inode(1, 1);
+    assert.equal(root.nlink, 3);
+    assert.equal(root.mtimeMs, 53);
+    assert.equal((await apply({ op: 'deleteDentry', pid: 1, parent: 1, name: 'c', expectIno: 0, now: 70 })).code, 'OK');
+    assert.equal((await r.inode(1, 1)).nlink, 2);
+    assert.equal(r.partition(1).dentryCount, 3);
+  });
+});
+
+test('slices append and swap atomically; a swap of vanished slices is TX_CONFLICT', async () => {
+  await withSm(async (sm, _db, apply) => {
+    await apply(part(1, 1, 100));
+    await apply({ op: 'createInode', pid: 1, mode: S_IFREG, uid: 0, gid: 0, rdev: 0, symlink: '', parent: 1, now: 5 });
+    const s = (chunkId: number) => ({ chunkId, compaction: 0, offset: 0, len: 10, size: 10, zero: false });
+    await apply({ op: 'modifySlices', pid: 1, ino: 2, append: [[0, [s(1), s(2)]], [3, [s(3)]]], replace: null });
+    await apply({ op: 'modifySlices', pid: 1, ino: 2, append: [[0, [s(4)]]], replace: null });
+    const r = new MetaReader(sm);
+    assert.deepEqual((await r.slices(1, 2)).get(0)!.map((x) => x.chunkId), [1, 2, 4]);
+    const merged = { ...s(5), compaction: 1 };
+    assert.equal((await apply({ op: 'modifySlices', pid: 1, ino: 2, append: [], replace: { chunkIndex: 0, removed: [s(1), s(2)], added: [merged] } })).code, 'OK');
+    assert.deepEqual((await r.slices(1, 2)).get(0)!.map((x) => x.chunkId), [5, 4]);
+    const stale = await apply({ op: 'modifySlices', pid: 1, ino: 2, append: [], replace: { chunkIndex: 0, removed: [s(1)], added: [s(6)] } });
+    assert.equal(stale.code, 'TX_CONFLICT');
+    assert.deepEqual((await r.slices(1, 2)).get(0)!.map((x) => x.chunkId), [5, 4]);
+  });
+});
+
+test('a snapshot restores into another state machine; the trash queue empties through purge', async () => {
+  await withSm(async (sm, db, apply) => {
+    await apply(part(1, 1, 100));
+    await apply({ op: 'createInode', pid: 1, mode: S_IFREG, uid: 0, gid: 0, rdev: 0, symlink: '', parent: 1, now: 5 });
+    await apply({ op: 'createDentry', pid: 1, parent: 1, name: 'f', ino: 2, type: S_IFREG, now: 6 });
+    const snap = await sm.snapshot();
+    const other = new MetaStateMachine(db, 1, 8);
+    // Restoring into another copyset's prefix must refuse keys of this one.
+    await assert.rejects(other.restore(snap.index, snap.term, snap.chunks));
+    const snap2 = await sm.snapshot();
+    await apply({ op: 'createDentry', pid: 1, parent: 1, name: 'g', ino: 2, type: S_IFREG, now: 7 });
+    await sm.restore(snap2.index, snap2.term, snap2.chunks);
+    const r = new MetaReader(sm);
+    assert.deepEqual((await r.listDentries(1, 1, '', 0)).map((d) => d.name), ['f']);
+    assert.equal(await sm.appliedIndex(), snap2.index);
+
+    await apply({ op: 'updateInode', pid: 1, ino: 2, now: 9, changes: { mask: 0, mode: 0, uid: 0, gid: 0, size: 0, atimeMs: 0, mtimeMs: 0, ctimeMs: 0, nlinkDelta: -1, addParent: 0, removeParent: 1, touchCtime: true } });
+    await apply({ op: 'releaseOrphan', pid: 1, ino: 2, now: 10 });
+    assert.equal((await r.trash(10)).length, 1);
+    await apply({ op: 'purgeInode', pid: 1, ino: 2 });
+    assert.equal((await r.trash(10)).length, 0);
+    await assert.rejects(r.inode(1, 2), /not found/);
+  });
+});
