@@ -1,5 +1,6 @@
 // The config schema of each daemon, for `tierfs config check` and the daemons' own loading.
 // Each component adds its schema here when its daemon lands.
 import type { z } from 'zod';
+import { mdsConfigSchema } from '../mds/config.js';
 
-export const daemonConfigs: Record<string, z.ZodType> = {};
+export const daemonConfigs: Record<string, z.ZodType> = { mds: mdsConfigSchema };

@@ -1,0 +1,73 @@
+// Everything the leading MDS runs: state loaded from the store, the managers, and the
+// periodic work (session expiry, health checks, scheduling, placement, trash collection).
+// Built on election, torn down at once when leadership is lost.
+import type { Logger } from '../common/log.js';
+import type { MdsConfig } from './config.js';
+import type { KvStore } from './kv.js';
+import { BundledIdAllocator } from './ids.js';
+import { keys } from './records.js';
+import { MdsState } from './state.js';
+import { FilesystemManager } from './filesystems.js';
+import { Topology } from './topology.js';
+import { Scheduler } from './scheduler.js';
+import { CopysetCaller } from './copyset-caller.js';
+
+export class LeaderContext {
+  readonly chunkIds: BundledIdAllocator;
+  readonly topology: Topology;
+  readonly filesystems: FilesystemManager;
+  readonly scheduler: Scheduler;
+  private readonly caller = new CopysetCaller();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private stopped = false;
+
+  private constructor(
+    readonly state: MdsState,
+    private readonly config: MdsConfig,
+    private readonly log: Logger,
+  ) {
+    this.chunkIds = new BundledIdAllocator(state.kv, keys.counter('chunk'), config.ids.chunkIdBundle);
+    this.topology = new Topology(state, config, this.caller, log);
+    this.filesystems = new FilesystemManager(state, config, this.topology, log);
+    this.scheduler = new Scheduler(state, this.topology, config, this.caller, log);
+  }
+
+  static async start(kv: KvStore, config: MdsConfig, log: Logger): Promise<LeaderContext> {
+    const state = await new MdsState(kv).load();
+    const ctx = new LeaderContext(state, config, log);
+    ctx.every(config.sessions.checkIntervalMs, () => ctx.filesystems.expireSessions());
+    ctx.every(config.health.checkIntervalMs, async () => ctx.scheduler.checkHealth());
+    if (config.scheduler.enabled) ctx.every(config.scheduler.intervalMs, () => ctx.scheduler.schedule());
+    ctx.every(Math.max(1000, config.health.checkIntervalMs), () => ctx.placePending());
+    ctx.every(config.deletion.intervalMs, () => ctx.filesystems.collectTrash());
+    log.info({ filesystems: state.filesystems.size, metaservers: state.metaservers.size, copysets: state.copysets.size }, 'leader state loaded');
+    return ctx;
+  }
+
+  /** Runs `fn` every `ms`, never overlapping itself, logging failures. */
+  private every(ms: number, fn: () => Promise<unknown>): void {
+    let running = false;
+    const t = setInterval(() => {
+      if (running || this.stopped) return;
+      running = true;
+      fn()
+        .catch((err: Error) => this.log.warn({ err: err.message }, 'periodic task failed'))
+        .finally(() => {
+          running = false;
+        });
+    }, ms);
+    t.unref();
+    this.timers.push(t);
+  }
+
+  /** Filesystems created while too few metaservers were online get their partitions now. */
+  private async placePending(): Promise<void> {
+    for (const fs of [...this.state.filesystems.values()]) if (fs.status === 'NEW') await this.filesystems.place(fs);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    this.caller.close();
+  }
+}
