@@ -14,7 +14,9 @@ import { TierFileSystem, type TierFsOptions } from './tier-fs.js';
 export interface GatewayParts {
   meta: MetaClient;
   data: FileData;
-  /** Deregisters the mount (MDS umountFs) and stops session refresh; called once at shutdown. */
+  /** Closes what the data path stands on (the disk cache), after data and meta are closed. */
+  closeExtra?: () => Promise<void>;
+  /** Deregisters the mount (MDS umountFs) and stops session refresh; the last shutdown step. */
   deregister?: () => Promise<void>;
   /** Extra fields for `cache stats` (e.g. the MDS session). */
   describe?: () => Record<string, unknown>;
@@ -115,9 +117,10 @@ export async function startGateway(parts: GatewayParts, opts: GatewayOptions): P
         await step('flush after unmount', flush);
         const unflushed = fs.stats().openInodes;
         if (problems.length > 0) log.error({ problems, openInodes: unflushed }, 'some data may not have reached storage');
-        if (parts.deregister) await step('deregister from the MDS', parts.deregister);
         await step('close the data path', () => parts.data.close());
         await step('close the metadata client', () => parts.meta.close());
+        if (parts.closeExtra) await step('close the disk cache', parts.closeExtra);
+        if (parts.deregister) await step('deregister from the MDS', parts.deregister);
         if (admin && opts.adminSocket) await closeAdminServer(admin, opts.adminSocket);
         return { clean: problems.length === 0, problems };
       })();

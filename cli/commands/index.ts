@@ -3,5 +3,9 @@ import type { Command } from 'commander';
 import { register as s3server } from './s3server.js';
 import { register as config } from './config.js';
 import { register as mds } from './mds.js';
+import { register as mount } from './mount.js';
+import { register as umount } from './umount.js';
+import { register as cache } from './cache.js';
+import { register as bench } from './bench.js';
 
-export const commands: Array<(program: Command) => void> = [s3server, config, mds];
+export const commands: Array<(program: Command) => void> = [s3server, config, mds, mount, umount, cache, bench];
