@@ -2,20 +2,28 @@
 import type { Command } from 'commander';
 import { register as s3serverCommand } from './s3server.js';
 import { register as configCommand } from './config.js';
+import { register as benchCommand } from './bench.js';
 import { register as benchS3AdaptorCommand } from './bench-s3adaptor.js';
 import { register as benchSuiteCommand } from './bench-suite.js';
+import { register as cacheCommand } from './cache.js';
 import { register as fsCommand } from './fs.js';
 import { register as mdsCommand } from './mds.js';
 import { register as metaserverCommand } from './metaserver.js';
+import { register as mountCommand } from './mount.js';
 import { register as simCommand } from './sim.js';
+import { register as umountCommand } from './umount.js';
 
 export const commands: Array<(program: Command) => void> = [
   s3serverCommand,
   configCommand,
+  benchCommand,
   benchS3AdaptorCommand,
   benchSuiteCommand,
+  cacheCommand,
   fsCommand,
   mdsCommand,
   metaserverCommand,
+  mountCommand,
   simCommand,
+  umountCommand,
 ];

@@ -1,0 +1,138 @@
+// `tierfs mount --mds ADDRS --fs NAME MOUNTPOINT`: mounts a filesystem through FUSE, in the
+// foreground (default; prints the TIERFS_READY line when usable) or as a daemon.
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, openSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { createLogger } from '../../common/log.js';
+import { StatusCode, TierfsError } from '../../common/status.js';
+import { startGateway } from '../../gateway/mount.js';
+import { connectCluster } from '../../gateway/mount-setup.js';
+import { canonicalMountpoint, removeMountRecord, writeMountRecord } from '../../gateway/mount-registry.js';
+import { action } from '../errors.js';
+import { announceReady, READY_PREFIX } from '../ready.js';
+
+interface MountOpts {
+  mds: string;
+  fs: string;
+  cacheDir?: string;
+  cacheSize: string;
+  writeback?: boolean;
+  attrTimeout: string;
+  entryTimeout: string;
+  readOnly?: boolean;
+  foreground?: boolean;
+  daemon?: boolean;
+  logFile?: string;
+  flushTimeout: string;
+}
+
+function number(name: string, value: string, min: number): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < min) throw new TierfsError(StatusCode.INVALID_ARGUMENT, `--${name} = ${value}: must be a number >= ${min}`);
+  return n;
+}
+
+export function defaultCacheDir(fsName: string, mountpoint: string): string {
+  const id = createHash('sha256').update(mountpoint).digest('hex').slice(0, 8);
+  return join(process.env.TIERFS_CACHE_ROOT ?? join(homedir(), '.tierfs', 'cache'), `${fsName}-${id}`);
+}
+
+/** --daemon: run ourselves with --foreground detached, wait for its ready line, pass it on. */
+async function daemonize(logFile: string): Promise<void> {
+  const args = process.argv.slice(1).filter((a) => a !== '--daemon');
+  args.push('--foreground');
+  const out = openSync(logFile, 'a');
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', 'pipe', out] });
+  await new Promise<void>((resolve, reject) => {
+    let buf = '';
+    child.stdout!.on('data', (c: Buffer) => {
+      buf += c.toString();
+      const line = buf.split('\n').find((l) => l.startsWith(READY_PREFIX));
+      if (line) {
+        process.stdout.write(line + '\n');
+        resolve();
+      }
+    });
+    child.once('exit', (code) => reject(new TierfsError(StatusCode.UNAVAILABLE, `the mount exited with ${code} before it was ready; see ${logFile}`)));
+  });
+  child.stdout!.destroy();
+  child.unref();
+}
+
+export function register(program: Command): void {
+  program
+    .command('mount')
+    .description('mount a tierfs filesystem through FUSE')
+    .argument('<mountpoint>', 'an existing empty directory')
+    .requiredOption('--mds <addrs>', 'MDS addresses, host:port[,host:port...]')
+    .requiredOption('--fs <name>', 'filesystem name')
+    .option('--cache-dir <dir>', 'disk cache directory (staged writes + read cache); default ~/.tierfs/cache/<fs>-<id>')
+    .option('--cache-size <MiB>', 'disk cache capacity in MiB (0 disables the disk cache)', '10240')
+    .option('--writeback', 'close returns once data is staged on local disk (uploaded in the background)')
+    .option('--attr-timeout <s>', 'attribute cache timeout in seconds (kernel and gateway)', '1')
+    .option('--entry-timeout <s>', 'directory entry cache timeout in seconds (kernel and gateway)', '1')
+    .option('--read-only', 'mount read-only')
+    .option('--foreground', 'stay in the foreground (default)')
+    .option('--daemon', 'detach once the mount is ready')
+    .option('--log-file <file>', 'log file of a --daemon mount (default <cache-dir>/gateway.log)')
+    .option('--flush-timeout <s>', 'at unmount, give up on each flush/deregister step after this long', '60')
+    .action(
+      action(async (mountpoint: string, opts: MountOpts) => {
+        if (opts.foreground && opts.daemon) throw new TierfsError(StatusCode.INVALID_ARGUMENT, '--foreground and --daemon exclude each other');
+        let st;
+        try {
+          st = statSync(mountpoint);
+        } catch {
+          throw new TierfsError(StatusCode.NOT_FOUND, `mountpoint ${mountpoint} does not exist`);
+        }
+        if (!st.isDirectory()) throw new TierfsError(StatusCode.NOT_DIR, `mountpoint ${mountpoint} is not a directory`);
+        const mnt = canonicalMountpoint(mountpoint);
+        const cacheDir = opts.cacheDir ?? defaultCacheDir(opts.fs, mnt);
+        mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
+        const cacheMiB = number('cache-size', opts.cacheSize, 0);
+        const attrTimeout = number('attr-timeout', opts.attrTimeout, 0);
+        const entryTimeout = number('entry-timeout', opts.entryTimeout, 0);
+        const flushTimeoutMs = number('flush-timeout', opts.flushTimeout, 1) * 1000;
+        if (opts.daemon) return daemonize(opts.logFile ?? join(cacheDir, 'gateway.log'));
+
+        const log = createLogger('gateway');
+        const parts = await connectCluster({
+          mdsAddrs: opts.mds, fsName: opts.fs, mountpoint: mnt,
+          cacheDir: cacheMiB > 0 ? cacheDir : null, cacheSizeBytes: cacheMiB * 2 ** 20,
+          writeback: !!opts.writeback, logger: log,
+        });
+        const adminSocket = join(cacheDir, 'admin.sock');
+        let exiting = false;
+        const stop = async (reason: string) => {
+          if (exiting) return;
+          exiting = true;
+          const result = await gateway.shutdown(reason);
+          removeMountRecord(mnt);
+          if (!result.clean) log.error({ problems: result.problems }, 'unmounted with problems');
+          process.exit(result.clean ? 0 : 1);
+        };
+        let gateway: Awaited<ReturnType<typeof startGateway>>;
+        try {
+          gateway = await startGateway(parts, {
+            mountpoint: mnt,
+            adminSocket,
+            fs: { attrTimeoutMs: attrTimeout * 1000, entryTimeoutMs: entryTimeout * 1000, readOnly: !!opts.readOnly },
+            fuse: { attrTimeoutSec: attrTimeout, entryTimeoutSec: entryTimeout, fsname: `tierfs:${opts.fs}` },
+            shutdownStepTimeoutMs: flushTimeoutMs,
+            logger: log,
+            onUmountRequest: () => void stop('tierfs umount'),
+          });
+        } catch (err) {
+          await parts.deregister?.().catch(() => {});
+          throw err;
+        }
+        process.on('SIGTERM', () => void stop('SIGTERM'));
+        process.on('SIGINT', () => void stop('SIGINT'));
+        writeMountRecord({ mountpoint: mnt, pid: process.pid, adminSocket, fs: opts.fs });
+        announceReady({ mountpoint: mnt, pid: process.pid, adminSocket, fs: opts.fs, fsId: parts.fsInfo.fs_id });
+      }),
+    );
+}

@@ -1,0 +1,97 @@
+// Dentry and attribute caches of the mount. Both expire after their configured timeout, so
+// changes made by another mount become visible; changes made through this mount update or
+// drop the entries at once. Both are bounded (oldest entries go first).
+import type { Inode } from '../metaserver/meta-client.js';
+
+class TtlCache<K, V> {
+  private readonly map = new Map<K, { value: V; expires: number }>();
+  constructor(
+    private readonly ttlMs: number,
+    private readonly maxEntries: number,
+  ) {}
+
+  get(key: K, now = Date.now()): V | undefined {
+    const e = this.map.get(key);
+    if (!e) return undefined;
+    if (e.expires <= now) {
+      this.map.delete(key);
+      return undefined;
+    }
+    return e.value;
+  }
+
+  set(key: K, value: V): void {
+    if (this.ttlMs <= 0) return;
+    this.map.delete(key);
+    if (this.map.size >= this.maxEntries) {
+      const oldest = this.map.keys().next();
+      if (!oldest.done) this.map.delete(oldest.value);
+    }
+    this.map.set(key, { value, expires: Date.now() + this.ttlMs });
+  }
+
+  delete(key: K): void {
+    this.map.delete(key);
+  }
+
+  clear(): void {
+    this.map.clear();
+  }
+
+  get size(): number {
+    return this.map.size;
+  }
+}
+
+export interface CachedEntry {
+  ino: number;
+  type: number;
+}
+
+/** (parent ino, name) -> child; keyed by parent ino so renaming a directory keeps its subtree valid. */
+export class DentryCache {
+  private readonly cache: TtlCache<string, CachedEntry>;
+  constructor(ttlMs: number, maxEntries = 100_000) {
+    this.cache = new TtlCache(ttlMs, maxEntries);
+  }
+  private key(parent: number, name: string): string {
+    return `${parent}/${name}`;
+  }
+  get(parent: number, name: string): CachedEntry | undefined {
+    return this.cache.get(this.key(parent, name));
+  }
+  set(parent: number, name: string, entry: CachedEntry): void {
+    this.cache.set(this.key(parent, name), entry);
+  }
+  delete(parent: number, name: string): void {
+    this.cache.delete(this.key(parent, name));
+  }
+  clear(): void {
+    this.cache.clear();
+  }
+}
+
+export interface CachedInode {
+  inode: Inode;
+  /** xattr names, fetched on demand (the kernel asks for security.capability on every write). */
+  xattrNames?: Set<string>;
+}
+
+export class AttrCache {
+  private readonly cache: TtlCache<number, CachedInode>;
+  constructor(ttlMs: number, maxEntries = 100_000) {
+    this.cache = new TtlCache(ttlMs, maxEntries);
+  }
+  get(ino: number): CachedInode | undefined {
+    return this.cache.get(ino);
+  }
+  set(ino: number, entry: CachedInode): void {
+    this.cache.set(ino, entry);
+  }
+  delete(ino: number): void {
+    this.cache.delete(ino);
+  }
+  clear(): void {
+    this.cache.clear();
+  }
+}

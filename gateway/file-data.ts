@@ -1,0 +1,38 @@
+// The file data path as the gateway sees it: exactly the S3Adaptor methods it calls, so
+// s3adaptor's `S3Adaptor` satisfies this structurally, and tests can use an in-memory one.
+import type { MetaClient, SliceRecord } from '../metaserver/meta-client.js';
+
+export interface FileData {
+  write(ino: number, offset: number, data: Buffer): Promise<void>;
+  /** Includes unflushed buffered data; zeros for holes; short only at EOF (fileSize). */
+  read(ino: number, offset: number, length: number, fileSize: number): Promise<Buffer>;
+  /** Close-to-open: data in S3 (or staged with writeback) and slices committed. */
+  flush(ino: number): Promise<void>;
+  fsync(ino: number): Promise<void>;
+  truncate(ino: number, oldSize: number, newSize: number): Promise<void>;
+  /** Drops cached slices/blocks of an inode (another mount may have changed it). */
+  invalidate(ino: number): void | Promise<void>;
+  deleteObjects(ino: number, slices: Map<number, SliceRecord[]>): Promise<void>;
+  flushAll(): Promise<void>;
+  /** Resolves when every staged block is in S3. */
+  waitUploaded(): Promise<void>;
+  /** Counters for `tierfs cache stats` (S3Adaptor: write buffer, disk cache, S3). */
+  stats(): object | Promise<object>;
+  close(): Promise<void>;
+}
+
+/** What S3Adaptor needs to record slices: the metaserver, narrowed. */
+export interface SliceStore {
+  getSlices(ino: number): Promise<Map<number, SliceRecord[]>>;
+  appendSlices(ino: number, added: Map<number, SliceRecord[]>): Promise<void>;
+  replaceSlices(ino: number, chunkIndex: number, removed: SliceRecord[], added: SliceRecord[]): Promise<void>;
+}
+
+/** Adapts a MetaClient into the SliceStore S3Adaptor takes. */
+export function sliceStoreOf(meta: MetaClient): SliceStore {
+  return {
+    getSlices: (ino) => meta.getSlices(ino),
+    appendSlices: (ino, added) => meta.appendSlices(ino, added),
+    replaceSlices: (ino, chunkIndex, removed, added) => meta.replaceSlices(ino, chunkIndex, removed, added),
+  };
+}

@@ -1,0 +1,132 @@
+// The FUSE adapter: translates fuse-native's callback ops into TierFileSystem calls and
+// errors into negative errnos. No filesystem logic lives here.
+import Fuse, { type FuseOps, type FuseStat } from 'fuse-native';
+import { silentLogger, type Logger } from '../common/log.js';
+import type { Inode } from '../metaserver/meta-client.js';
+import { E, errnoOf } from './errors.js';
+import { TierFileSystem } from './tier-fs.js';
+
+export interface FuseMountOptions {
+  attrTimeoutSec: number;
+  entryTimeoutSec: number;
+  fsname?: string;
+  /** Largest write the kernel sends in one request (needs big_writes). */
+  maxWrite?: number;
+  /** Per-op timeout of fuse-native (ms); a stuck op then fails with ETIMEDOUT instead of hanging. */
+  opTimeoutMs?: number;
+  debug?: boolean;
+  logger?: Logger;
+}
+
+/**
+ * libfuse 2 turns UTIME_NOW into {tv_sec: 0, tv_nsec: UTIME_NOW}; fuse-native converts that
+ * to 1073 ms. Treat it as "now" (a real time of 1970-01-01T00:00:01.073Z is not expected).
+ */
+const UTIME_NOW_MS = Math.floor(((1 << 30) - 1) / 1e6);
+const UNCHANGED_ID = 0xffffffff;
+
+function toStat(inode: Inode): FuseStat {
+  const s = TierFileSystem.statOf(inode);
+  return {
+    mode: s.mode, uid: s.uid, gid: s.gid, size: s.size, nlink: s.nlink, ino: s.ino, rdev: s.rdev,
+    blksize: s.blksize, blocks: s.blocks, atime: s.atimeMs, mtime: s.mtimeMs, ctime: s.ctimeMs,
+  };
+}
+
+/** The kernel mount options we always want (see DESIGN.md §9). */
+export function fuseMountArgs(opts: FuseMountOptions): string[] {
+  return [
+    'big_writes',
+    `max_write=${opts.maxWrite ?? 131072}`,
+    'use_ino',
+    'default_permissions',
+    `attr_timeout=${opts.attrTimeoutSec}`,
+    `entry_timeout=${opts.entryTimeoutSec}`,
+    'negative_timeout=0',
+    `fsname=${opts.fsname ?? 'tierfs'}`,
+    'subtype=tierfs',
+  ];
+}
+
+export function fuseOps(fs: TierFileSystem, log: Logger = silentLogger): FuseOps {
+  const fail = (op: string, path: string, err: unknown): number => {
+    const errno = errnoOf(err);
+    if (errno === E.EIO) log.warn({ op, path, err: err instanceof Error ? err.message : String(err) }, 'operation failed');
+    return -errno;
+  };
+  // Runs a promise and reports 0 or -errno.
+  const run = (op: string, path: string, p: () => Promise<unknown>, cb: (code: number) => void): void => {
+    p().then(() => cb(0), (err: unknown) => cb(fail(op, path, err)));
+  };
+  return {
+    init: (cb) => cb(0),
+    access: (path, mode, cb) => run('access', path, () => fs.access(path, mode), cb),
+    statfs: (path, cb) => fs.statfs().then((s) => cb(0, s), (err: unknown) => cb(fail('statfs', path, err))),
+    getattr: (path, cb) => fs.getattr(path).then((i) => cb(0, toStat(i)), (err: unknown) => cb(fail('getattr', path, err))),
+    fgetattr: (path, fd, cb) =>
+      (fd ? fs.fgetattr(fd) : fs.getattr(path)).then((i) => cb(0, toStat(i)), (err: unknown) => cb(fail('fgetattr', path, err))),
+    flush: (path, fd, cb) => run('flush', path, () => fs.flush(fd), cb),
+    fsync: (path, _datasync, fd, cb) => run('fsync', path, () => fs.fsync(fd), cb),
+    fsyncdir: (_path, _datasync, _fd, cb) => cb(0),
+    readdir: (path, cb) =>
+      fs.readdir(path).then(
+        (entries) => cb(0, entries.map((e) => e.name), entries.map((e) => ({ ino: e.ino, mode: e.mode }))),
+        (err: unknown) => cb(fail('readdir', path, err)),
+      ),
+    truncate: (path, size, cb) => run('truncate', path, () => fs.truncate(path, size), cb),
+    ftruncate: (path, fd, size, cb) => run('ftruncate', path, () => (fd ? fs.ftruncate(fd, size) : fs.truncate(path, size)), cb),
+    utimens: (path, atime, mtime, cb) => {
+      const now = Date.now();
+      const a = atime === UTIME_NOW_MS ? now : atime;
+      const m = mtime === UTIME_NOW_MS ? now : mtime;
+      run('utimens', path, () => fs.utimens(path, a, m), cb);
+    },
+    readlink: (path, cb) => fs.readlink(path).then((t) => cb(0, t), (err: unknown) => cb(fail('readlink', path, err))),
+    chown: (path, uid, gid, cb) =>
+      run('chown', path, () => fs.chown(path, uid === UNCHANGED_ID ? undefined : uid, gid === UNCHANGED_ID ? undefined : gid), cb),
+    chmod: (path, mode, cb) => run('chmod', path, () => fs.chmod(path, mode), cb),
+    mknod: (path, mode, dev, cb) => run('mknod', path, () => fs.mknod(path, mode, dev), cb),
+    // The value buffer lives in native memory that is freed after the callback: copy it.
+    setxattr: (path, name, value, _pos, flags, cb) =>
+      run('setxattr', path, () => fs.setxattr(path, name, Buffer.from(value), flags), cb),
+    getxattr: (path, name, _pos, cb) => fs.getxattr(path, name).then((v) => cb(0, v), (err: unknown) => cb(fail('getxattr', path, err))),
+    listxattr: (path, cb) => fs.listxattr(path).then((names) => cb(0, names), (err: unknown) => cb(fail('listxattr', path, err))),
+    removexattr: (path, name, cb) => run('removexattr', path, () => fs.removexattr(path, name), cb),
+    open: (path, flags, cb) => fs.openFile(path, flags).then((fh) => cb(0, fh), (err: unknown) => cb(fail('open', path, err))),
+    opendir: (_path, _flags, cb) => cb(0, 0),
+    releasedir: (_path, _fd, cb) => cb(0),
+    read: (path, fd, buf, len, pos, cb) =>
+      fs.read(fd, pos, len).then(
+        (data) => cb(data.copy(buf, 0, 0, Math.min(len, data.length))),
+        (err: unknown) => cb(fail('read', path, err)),
+      ),
+    write: (path, fd, buf, len, pos, cb) =>
+      // Copy: fuse-native detaches the buffer once we answer, and the data path may keep it.
+      fs.write(fd, pos, Buffer.from(buf.subarray(0, len))).then((n) => cb(n), (err: unknown) => cb(fail('write', path, err))),
+    release: (path, fd, cb) => run('release', path, () => fs.release(fd), cb),
+    create: (path, mode, cb) => fs.create(path, mode).then((fh) => cb(0, fh), (err: unknown) => cb(fail('create', path, err))),
+    unlink: (path, cb) => run('unlink', path, () => fs.unlink(path), cb),
+    rename: (src, dest, cb) => run('rename', src, () => fs.rename(src, dest), cb),
+    link: (src, dest, cb) => run('link', dest, () => fs.link(src, dest), cb),
+    symlink: (target, path, cb) => run('symlink', path, () => fs.symlink(target, path), cb),
+    mkdir: (path, mode, cb) => run('mkdir', path, () => fs.mkdir(path, mode), cb),
+    rmdir: (path, cb) => run('rmdir', path, () => fs.rmdir(path), cb),
+  };
+}
+
+/** Mounts `fs` at `mountpoint`; resolves once the kernel answers init. */
+export async function mountFuse(fs: TierFileSystem, mountpoint: string, opts: FuseMountOptions): Promise<Fuse> {
+  const log = opts.logger ?? silentLogger;
+  const fuse = new Fuse(mountpoint, fuseOps(fs, log), {
+    force: true,
+    debug: opts.debug ?? false,
+    timeout: opts.opTimeoutMs ?? 120_000,
+    extraOptions: fuseMountArgs(opts),
+  });
+  await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
+  return fuse;
+}
+
+export function unmountFuse(fuse: Fuse): Promise<void> {
+  return new Promise((resolve, reject) => fuse.unmount((err) => (err ? reject(err) : resolve())));
+}

@@ -1,0 +1,101 @@
+// Builds the gateway's parts over the real cluster: MDS mountFs -> FsInfo -> object store +
+// disk cache + S3Adaptor + RemoteMetaClient, with a session kept alive at the MDS and
+// deregistered at shutdown. `tierfs mount` passes the result to startGateway.
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { silentLogger, type Logger } from '../common/log.js';
+import { DiskCache } from '../diskcache/index.js';
+import { MdsClient, type FsInfo } from '../mds/client.js';
+import { RemoteMetaClient } from '../metaserver/client.js';
+import { S3Adaptor, createObjectStore } from '../s3adaptor/index.js';
+import { sliceStoreOf } from './file-data.js';
+import type { GatewayParts } from './mount.js';
+
+export interface ClusterMountOptions {
+  mdsAddrs: string;
+  fsName: string;
+  mountpoint: string;
+  /** Disk cache directory (write/ and read/); null disables the disk cache. */
+  cacheDir: string | null;
+  cacheSizeBytes: number;
+  writeback: boolean;
+  logger?: Logger;
+  /** How long metadata calls keep retrying before failing with an errno (default 30 s). */
+  metaDeadlineMs?: number;
+}
+
+export interface ClusterParts extends GatewayParts {
+  fsInfo: FsInfo;
+  sessionId: string;
+}
+
+export async function connectCluster(opts: ClusterMountOptions): Promise<ClusterParts> {
+  const log = opts.logger ?? silentLogger;
+  const mds = new MdsClient(opts.mdsAddrs);
+  let mounted: Awaited<ReturnType<MdsClient['mountFs']>>;
+  try {
+    mounted = await mds.mountFs(opts.fsName, { host: hostname(), path: opts.mountpoint, pid: process.pid });
+  } catch (err) {
+    mds.close();
+    throw err;
+  }
+  const { fs, sessionId, ttlMs } = mounted;
+  if (!fs.s3) throw new Error(`filesystem ${opts.fsName} has no S3 settings (fs_type ${fs.fs_type})`);
+  const objectStore = createObjectStore({
+    endpoint: fs.s3.endpoint,
+    bucket: fs.s3.bucket,
+    accessKeyId: fs.s3.access_key,
+    secretAccessKey: fs.s3.secret_key,
+    region: fs.s3.region || 'us-east-1',
+    keyPrefix: fs.s3.key_prefix,
+    logger: log,
+  });
+  const diskCache = opts.cacheDir
+    ? await DiskCache.open({ dir: join(opts.cacheDir, 'blocks'), capacityBytes: opts.cacheSizeBytes, store: objectStore, logger: log })
+    : null;
+  const meta = new RemoteMetaClient({ fsId: fs.fs_id, mds, logger: log, deadlineMs: opts.metaDeadlineMs });
+  const data = new S3Adaptor({
+    fsId: fs.fs_id,
+    chunkSize: Number(fs.chunk_size),
+    blockSize: Number(fs.block_size),
+    objectStore,
+    sliceStore: sliceStoreOf(meta),
+    chunkIds: { allocate: (count) => mds.allocateChunkIds(fs.fs_id, count) },
+    diskCache,
+    writeback: opts.writeback,
+    logger: log,
+  });
+
+  // A session that stops refreshing expires at the MDS; refresh at a third of its TTL.
+  let lastRefreshOk = Date.now();
+  const refresh = setInterval(() => {
+    mds.refreshSession(sessionId).then(
+      () => (lastRefreshOk = Date.now()),
+      (err: unknown) => log.warn({ err: String(err) }, 'could not refresh the mount session at the MDS'),
+    );
+  }, Math.max(1000, Math.floor((ttlMs || 20_000) / 3)));
+  refresh.unref();
+
+  let closed = false;
+  return {
+    fsInfo: fs,
+    sessionId,
+    meta,
+    data,
+    describe: () => ({ fs: fs.name, fsId: fs.fs_id, sessionId, lastSessionRefreshMs: Date.now() - lastRefreshOk }),
+    // startGateway calls these after the adaptor and the metadata client are closed.
+    closeExtra: async () => {
+      await diskCache?.close();
+    },
+    deregister: async () => {
+      if (closed) return;
+      closed = true;
+      clearInterval(refresh);
+      try {
+        await mds.umountFs(opts.fsName, sessionId);
+      } finally {
+        mds.close();
+      }
+    },
+  };
+}

@@ -1,0 +1,89 @@
+// Open file handles and the per-inode state they share: how many handles are open, the size
+// and times written locally but not yet committed to the metaserver, and the hidden names
+// libfuse gave the inode when it was unlinked while open.
+import { posix, E } from './errors.js';
+
+export interface DirtyAttrs {
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+}
+
+export interface OpenInode {
+  ino: number;
+  handles: number;
+  /** Size/times changed by writes since the last commit; null when in sync. */
+  dirty: DirtyAttrs | null;
+  /** Keys in the hidden-name table that point at this inode. */
+  hiddenKeys: Set<string>;
+}
+
+export interface FileHandle {
+  fh: number;
+  ino: number;
+  flags: number;
+  writable: boolean;
+  readable: boolean;
+}
+
+const O_ACCMODE = 3;
+const O_RDONLY = 0;
+const O_WRONLY = 1;
+
+/** FUSE treats fh 0 as "no handle", so handles start at 1 and skip 0 when they wrap. */
+const MAX_FH = 0x7fffffff;
+
+export class OpenFileTable {
+  private readonly handles = new Map<number, FileHandle>();
+  private readonly inodes = new Map<number, OpenInode>();
+  private nextFh = 1;
+
+  constructor(private readonly maxHandles = 1_000_000) {}
+
+  open(ino: number, flags: number): FileHandle {
+    if (this.handles.size >= this.maxHandles) throw posix(E.ENFILE, `too many open files on this mount (${this.maxHandles})`);
+    while (this.handles.has(this.nextFh)) this.nextFh = this.nextFh >= MAX_FH ? 1 : this.nextFh + 1;
+    const fh = this.nextFh;
+    this.nextFh = this.nextFh >= MAX_FH ? 1 : this.nextFh + 1;
+    const acc = flags & O_ACCMODE;
+    const handle: FileHandle = { fh, ino, flags, readable: acc !== O_WRONLY, writable: acc !== O_RDONLY };
+    this.handles.set(fh, handle);
+    const state = this.inodes.get(ino) ?? { ino, handles: 0, dirty: null, hiddenKeys: new Set<string>() };
+    state.handles++;
+    this.inodes.set(ino, state);
+    return handle;
+  }
+
+  handle(fh: number): FileHandle {
+    return this.handles.get(fh) ?? (() => {
+      throw posix(E.EBADF, `file handle ${fh} is not open`);
+    })();
+  }
+
+  /** Closes a handle; returns the inode state when this was its last handle (then forgotten). */
+  close(fh: number): { handle: FileHandle; last: OpenInode | null } {
+    const handle = this.handle(fh);
+    this.handles.delete(fh);
+    const state = this.inodes.get(handle.ino)!;
+    state.handles--;
+    if (state.handles > 0) return { handle, last: null };
+    this.inodes.delete(handle.ino);
+    return { handle, last: state };
+  }
+
+  inode(ino: number): OpenInode | undefined {
+    return this.inodes.get(ino);
+  }
+
+  isOpen(ino: number): boolean {
+    return this.inodes.has(ino);
+  }
+
+  openHandles(): number {
+    return this.handles.size;
+  }
+
+  openInodes(): OpenInode[] {
+    return [...this.inodes.values()];
+  }
+}

@@ -1,0 +1,37 @@
+// Test-only entry: mounts the gateway over the in-memory MetaClient and FileData in a child
+// process, so tests exercise the real kernel -> libfuse -> fuse-native -> adapter -> POSIX
+// layer path. Usage: node memory-mount.js MOUNTPOINT ADMIN_SOCKET [ATTR_TIMEOUT_S]
+import { announceReady } from '../../../cli/ready.js';
+import { createLogger } from '../../../common/log.js';
+import { startGateway } from '../../../gateway/mount.js';
+import { MemoryFileData } from './memory-file-data.js';
+import { MemoryMetaClient } from './memory-meta.js';
+
+const [mountpoint, adminSocket, timeoutArg] = process.argv.slice(2);
+if (!mountpoint || !adminSocket) {
+  process.stderr.write('usage: memory-mount MOUNTPOINT ADMIN_SOCKET [ATTR_TIMEOUT_S]\n');
+  process.exit(2);
+}
+const timeoutSec = Number(timeoutArg ?? '1');
+const log = createLogger('gateway-test');
+const meta = new MemoryMetaClient();
+const data = new MemoryFileData();
+const gateway = await startGateway(
+  { meta, data, describe: () => ({ metaInodes: meta.inodeCount(), metaCalls: Object.fromEntries(meta.calls) }) },
+  {
+    mountpoint,
+    adminSocket,
+    fs: { attrTimeoutMs: timeoutSec * 1000, entryTimeoutMs: timeoutSec * 1000, deleteOrphanData: true, dirPageSize: 64 },
+    fuse: { attrTimeoutSec: timeoutSec, entryTimeoutSec: timeoutSec },
+    shutdownStepTimeoutMs: 10_000,
+    logger: log,
+    onUmountRequest: () => void stop('admin umount'),
+  },
+);
+async function stop(reason: string): Promise<void> {
+  const r = await gateway.shutdown(reason);
+  process.exit(r.clean ? 0 : 1);
+}
+process.on('SIGTERM', () => void stop('SIGTERM'));
+process.on('SIGINT', () => void stop('SIGINT'));
+announceReady({ mountpoint, pid: process.pid, adminSocket });
