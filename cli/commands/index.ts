@@ -6,12 +6,15 @@ import { register as benchCommand } from './bench.js';
 import { register as benchS3AdaptorCommand } from './bench-s3adaptor.js';
 import { register as benchSuiteCommand } from './bench-suite.js';
 import { register as cacheCommand } from './cache.js';
+import { register as downCommand } from './down.js';
 import { register as fsCommand } from './fs.js';
 import { register as mdsCommand } from './mds.js';
 import { register as metaserverCommand } from './metaserver.js';
 import { register as mountCommand } from './mount.js';
 import { register as simCommand } from './sim.js';
+import { register as statusCommand } from './status.js';
 import { register as umountCommand } from './umount.js';
+import { register as upCommand } from './up.js';
 
 export const commands: Array<(program: Command) => void> = [
   s3serverCommand,
@@ -20,10 +23,13 @@ export const commands: Array<(program: Command) => void> = [
   benchS3AdaptorCommand,
   benchSuiteCommand,
   cacheCommand,
+  downCommand,
   fsCommand,
   mdsCommand,
   metaserverCommand,
   mountCommand,
   simCommand,
+  statusCommand,
   umountCommand,
+  upCommand,
 ];

@@ -1,0 +1,68 @@
+// `tierfs status`: the cluster at a glance — MDS leader and standbys, metaservers, copysets,
+// filesystems and their mounts. Tables for people, --json for scripts.
+import type { Command } from 'commander';
+import Table from 'cli-table3';
+import { resolve } from 'node:path';
+import { MdsClient } from '../../mds/client.js';
+import { loadState } from '../cluster-state.js';
+import { isAlive } from '../launcher.js';
+import { TierfsError, StatusCode } from '../../common/status.js';
+import { action } from '../errors.js';
+
+function table(head: string[], rows: Array<Array<string | number>>): string {
+  const t = new Table({ head, style: { head: [], border: [] } });
+  for (const r of rows) t.push(r.map(String));
+  return t.toString();
+}
+
+export function register(program: Command): void {
+  program
+    .command('status')
+    .description('show the cluster: MDS, metaservers, copysets, filesystems, mounts')
+    .option('--data-dir <dir>', 'the data dir of a cluster started by tierfs up', '.tierfs')
+    .option('--mds <addrs>', 'MDS addresses (instead of --data-dir)')
+    .option('--json', 'one JSON document for scripts')
+    .action(
+      action(async (opts: { dataDir: string; mds?: string; json?: boolean }) => {
+        const state = opts.mds ? null : loadState(resolve(opts.dataDir));
+        const addresses = opts.mds ? opts.mds.split(',') : (state?.mdsAddresses ?? []);
+        if (addresses.length === 0) throw new TierfsError(StatusCode.INVALID_ARGUMENT, `no cluster in ${resolve(opts.dataDir)}; give --mds ADDRS`);
+        const local = (state?.processes ?? []).map((p) => ({ ...p, alive: isAlive(p.pid) }));
+        const mds = new MdsClient(addresses, { deadlineMs: 5000 });
+        let cluster;
+        try {
+          cluster = await mds.clusterStatus();
+        } finally {
+          mds.close();
+        }
+        if (opts.json) {
+          process.stdout.write(`${JSON.stringify({ processes: local, ...cluster, status: undefined })}\n`);
+          return;
+        }
+        const pidOf = (address: string) => local.find((p) => p.address === address);
+        const out: string[] = [];
+        out.push('MDS');
+        out.push(table(['address', 'role', 'pid'], cluster.mds.map((m) => [m.address, m.leader ? 'leader' : 'standby', m.pid || pidOf(m.address)?.pid || ''])));
+        out.push('Metaservers');
+        out.push(
+          table(
+            ['id', 'address', 'zone', 'state', 'copysets', 'leaders', 'pid'],
+            cluster.metaservers.map((m) => [m.id, m.address, m.zone, m.state, m.copyset_count, m.leader_count, pidOf(m.address)?.pid ?? '']),
+          ),
+        );
+        out.push('Copysets');
+        out.push(table(['copyset', 'peers', 'leader', 'health', 'partitions'], cluster.copysets.map((c) => [`${c.pool_id}.${c.copyset_id}`, c.peers.join(' '), c.leader, c.health, c.partition_count])));
+        out.push('Filesystems');
+        out.push(
+          table(
+            ['name', 'id', 'status', 'bucket', 'mounts'],
+            cluster.filesystems.map((f) => [f.name, f.fs_id, f.status, f.s3?.bucket ?? '', f.mounts.map((m) => `${m.host}:${m.path} (pid ${m.pid})`).join('\n')]),
+          ),
+        );
+        if (cluster.operators.length) out.push(`Operators in flight:\n  ${cluster.operators.join('\n  ')}`);
+        const dead = local.filter((p) => !p.alive);
+        if (dead.length) out.push(`Not running: ${dead.map((p) => `${p.name} (pid ${p.pid}, log ${p.log})`).join(', ')}`);
+        process.stdout.write(`${out.join('\n')}\n`);
+      }),
+    );
+}

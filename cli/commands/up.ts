@@ -1,0 +1,163 @@
+// `tierfs up`: a working filesystem from one command. Starts the embedded S3 server (or uses
+// an external S3 such as MinIO), one MDS on the embedded store (or several on an external
+// etcd), three metaservers, creates the filesystem and mounts it. Logs, configs and pids
+// live under the data dir; `tierfs down` stops everything.
+import type { Command } from 'commander';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { MdsClient } from '../../mds/client.js';
+import { TierfsError, StatusCode } from '../../common/status.js';
+import { launchDaemon, isAlive } from '../launcher.js';
+import { loadState, saveState, type ClusterState, type ProcessRecord } from '../cluster-state.js';
+import { freeLoopbackPort, ensureUnmounted, waitFor } from '../cluster-ops.js';
+import { action } from '../errors.js';
+
+export interface UpOptions {
+  dataDir: string;
+  mount: string;
+  fs: string;
+  s3Endpoint?: string;
+  bucket?: string;
+  accessKey?: string;
+  secretKey?: string;
+  region?: string;
+  etcd?: string;
+  mdsCount: string;
+  metaservers: string;
+  cacheSize: string;
+  writeback?: boolean;
+}
+
+function s3FromOptions(opts: UpOptions): ClusterState['s3'] | null {
+  const endpoint = opts.s3Endpoint ?? process.env.TIERFS_S3_ENDPOINT ?? process.env.AWS_ENDPOINT_URL;
+  if (!endpoint) return null;
+  const accessKey = opts.accessKey ?? process.env.AWS_ACCESS_KEY_ID;
+  const secretKey = opts.secretKey ?? process.env.AWS_SECRET_ACCESS_KEY;
+  const bucket = opts.bucket ?? process.env.TIERFS_S3_BUCKET;
+  if (!accessKey || !secretKey || !bucket) {
+    throw new TierfsError(StatusCode.INVALID_ARGUMENT, 'an external S3 needs --bucket, --access-key and --secret-key (or TIERFS_S3_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)');
+  }
+  return { endpoint, bucket, accessKey, secretKey, region: opts.region ?? process.env.AWS_REGION ?? 'us-east-1', embedded: false };
+}
+
+async function newState(opts: UpOptions, dataDir: string): Promise<ClusterState> {
+  const external = s3FromOptions(opts);
+  const etcd = (opts.etcd ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const mdsCount = etcd.length > 0 ? Math.max(1, Number(opts.mdsCount)) : 1;
+  const msCount = Math.max(1, Number(opts.metaservers));
+  const ports: Record<string, number> = {};
+  if (!external) ports.s3 = await freeLoopbackPort();
+  for (let i = 1; i <= mdsCount; i++) ports[`mds${i}`] = await freeLoopbackPort();
+  for (let i = 1; i <= msCount; i++) ports[`metaserver${i}`] = await freeLoopbackPort();
+  return {
+    version: 1,
+    ports,
+    s3: external ?? { endpoint: `http://127.0.0.1:${ports.s3}`, bucket: 'tierfs', accessKey: 'S3RVER', secretKey: 'S3RVER', region: 'us-east-1', embedded: true },
+    etcd,
+    mdsAddresses: Array.from({ length: mdsCount }, (_, i) => `127.0.0.1:${ports[`mds${i + 1}`]}`),
+    metaservers: Array.from({ length: msCount }, (_, i) => `127.0.0.1:${ports[`metaserver${i + 1}`]}`),
+    fsName: opts.fs,
+    mountpoint: resolve(opts.mount),
+    processes: [],
+  };
+}
+
+export async function up(opts: UpOptions, say: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<ClusterState> {
+  s3FromOptions(opts); // validate before touching the disk
+  const dataDir = resolve(opts.dataDir);
+  mkdirSync(join(dataDir, 'logs'), { recursive: true });
+  let state = loadState(dataDir);
+  if (state && state.processes.some((p) => isAlive(p.pid))) {
+    throw new TierfsError(StatusCode.BUSY, `a cluster from ${dataDir} is already running (tierfs status --data-dir ${opts.dataDir}; tierfs down to stop it)`);
+  }
+  if (!state) state = await newState(opts, dataDir);
+  state.mountpoint = resolve(opts.mount);
+  state.fsName = opts.fs;
+  state.processes = [];
+  const record = (p: ProcessRecord) => {
+    state!.processes.push(p);
+    saveState(dataDir, state!);
+  };
+  const log = (name: string) => join(dataDir, 'logs', `${name}.log`);
+
+  if (state.s3.embedded) {
+    const l = await launchDaemon('s3', ['s3server', '--dir', join(dataDir, 's3'), '--port', String(state.ports.s3), '--bucket', state.s3.bucket], log('s3'));
+    record({ name: 's3', role: 's3', pid: l.pid, address: state.s3.endpoint, log: l.log });
+    say(`s3         ${state.s3.endpoint} (embedded, pid ${l.pid})`);
+  }
+
+  for (const [i, address] of state.mdsAddresses.entries()) {
+    const name = `mds${i + 1}`;
+    const args = ['mds', '--listen', address, '--data-dir', join(dataDir, name)];
+    if (state.etcd.length > 0) args.push('--etcd', state.etcd.join(','));
+    const l = await launchDaemon(name, args, log(name));
+    record({ name, role: 'mds', pid: l.pid, address, log: l.log });
+    say(`${name.padEnd(10)} ${address} (pid ${l.pid})`);
+  }
+
+  for (const [i, address] of state.metaservers.entries()) {
+    const name = `metaserver${i + 1}`;
+    const dir = join(dataDir, name);
+    mkdirSync(dir, { recursive: true });
+    const configFile = join(dir, 'metaserver.yaml');
+    writeFileSync(configFile, stringify({ dataDir: dir, listen: address, mds: state.mdsAddresses, zone: `zone${i + 1}`, hostName: `host${i + 1}` }));
+    const l = await launchDaemon(name, ['metaserver', '--config', configFile], log(name));
+    record({ name, role: 'metaserver', pid: l.pid, address, log: l.log });
+    say(`${name.padEnd(10)} ${address} (pid ${l.pid})`);
+  }
+
+  const mds = new MdsClient(state.mdsAddresses);
+  try {
+    await waitFor('metaservers online', 60_000, async () => {
+      const st = await mds.clusterStatus();
+      return st.metaservers.filter((m) => m.state === 'ONLINE').length >= state!.metaservers.length;
+    });
+    try {
+      await mds.getFsInfo(state.fsName);
+    } catch (err) {
+      if (!(err instanceof TierfsError) || err.code !== StatusCode.NOT_FOUND) throw err;
+      await mds.createFs({
+        name: state.fsName,
+        fs_type: 's3',
+        s3: { endpoint: state.s3.endpoint, bucket: state.s3.bucket, access_key: state.s3.accessKey, secret_key: state.s3.secretKey, region: state.s3.region, key_prefix: '' },
+      });
+      say(`filesystem ${state.fsName} created`);
+    }
+  } finally {
+    mds.close();
+  }
+
+  mkdirSync(state.mountpoint, { recursive: true });
+  await ensureUnmounted(state.mountpoint);
+  const mountArgs = ['mount', '--mds', state.mdsAddresses.join(','), '--fs', state.fsName, state.mountpoint, '--cache-dir', join(dataDir, 'cache'), '--cache-size', opts.cacheSize];
+  if (opts.writeback) mountArgs.push('--writeback');
+  const m = await launchDaemon('mount', mountArgs, log('mount'), 90_000);
+  record({ name: 'mount', role: 'mount', pid: m.pid, log: m.log });
+  say(`mounted    ${state.fsName} at ${state.mountpoint} (pid ${m.pid})`);
+  return state;
+}
+
+export function register(program: Command): void {
+  program
+    .command('up')
+    .description('start a local cluster (S3, MDS, 3 metaservers), create a filesystem and mount it')
+    .option('--data-dir <dir>', 'where logs, configs, pids and data live', '.tierfs')
+    .option('--mount <dir>', 'mount point', './mnt')
+    .option('--fs <name>', 'filesystem name', 'default')
+    .option('--s3-endpoint <url>', 'external S3 endpoint (e.g. MinIO); default: the embedded S3 server')
+    .option('--bucket <name>', 'bucket of the external S3')
+    .option('--access-key <key>', 'access key of the external S3')
+    .option('--secret-key <key>', 'secret key of the external S3')
+    .option('--region <region>', 'region of the external S3')
+    .option('--etcd <urls>', 'external etcd endpoints: the MDS keeps its state there and elects a leader')
+    .option('--mds-count <n>', 'MDS processes (with --etcd)', '1')
+    .option('--metaservers <n>', 'metaserver processes', '3')
+    .option('--cache-size <MiB>', 'local disk cache size of the mount', '10240')
+    .option('--writeback', 'close returns once data is staged on local disk')
+    .action(
+      action(async (opts: UpOptions) => {
+        await up(opts);
+      }),
+    );
+}
