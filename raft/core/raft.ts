@@ -680,7 +680,12 @@ export class Raft {
 
   private rebuildProgress(): void {
     const members = new Set([...this.conf.voters, ...this.conf.learners]);
-    for (const id of [...this.prs.keys()]) if (!members.has(id)) this.prs.delete(id);
+    for (const id of [...this.prs.keys()]) {
+      if (members.has(id)) continue;
+      // Best effort: one last append carrying the commit lets a removed follower learn it was removed.
+      if (this.role === StateRole.Leader && id !== this.id) this.maybeSendAppend(id, true);
+      this.prs.delete(id);
+    }
     const last = this.log.lastIndex();
     for (const id of members) {
       const learner = this.conf.learners.includes(id);
