@@ -702,7 +702,9 @@ export class Raft {
 
   private maybePromoteLearner(pr: Progress): void {
     if (!pr.isLearner || this.pendingConfIndex > this.log.committed || !this.committedInTerm()) return;
-    if (pr.match + this.promoteLag < this.log.lastIndex()) return;
+    // Caught up: it holds everything committed (as a majority does), or is within promoteLag of
+    // our last entry. The first criterion keeps promotion possible under sustained load.
+    if (pr.match < this.log.committed && pr.match + this.promoteLag < this.log.lastIndex()) return;
     const data = Buffer.alloc(1 + Buffer.byteLength(pr.id));
     data[0] = 1; // ConfChangeType.Promote
     data.write(pr.id, 1, 'utf8');
