@@ -147,16 +147,24 @@ export class GroupNode implements RaftGroup {
 
   async transferLeader(address: string): Promise<void> {
     const until = Date.now() + 30_000;
+    let asked = false;
     while (Date.now() < until) {
-      if (this.leaderAddress() === address) return;
-      if (!this.isLeader()) throw notLeader(this.leaderAddress());
-      try {
-        this.core.transferLeader(address);
-        this.env.wake(this);
-      } catch (e) {
-        throw e instanceof ProposalDroppedError ? new TierfsError(StatusCode.INVALID_ARGUMENT, e.message) : e;
+      const leader = this.leaderAddress();
+      if (leader === address) return;
+      if (this.isLeader()) {
+        try {
+          this.core.transferLeader(address);
+          asked = true;
+          this.env.wake(this);
+        } catch (e) {
+          throw e instanceof ProposalDroppedError ? new TierfsError(StatusCode.INVALID_ARGUMENT, e.message) : e;
+        }
+      } else if (!asked || leader !== null) {
+        // Someone else leads (or we never led): the transfer is not ours to finish.
+        throw notLeader(leader, `cannot transfer leadership to ${address}: not the leader`);
       }
-      await sleep(100);
+      // else: we stepped down for the transfer and do not know the new leader yet
+      await sleep(50);
     }
     throw new TierfsError(StatusCode.TIMEOUT, `leadership did not move to ${address} within 30 s`);
   }

@@ -11,6 +11,7 @@ export interface NodeOptions {
   electionTicks: number;
   heartbeatTicks: number;
   leaseRead: boolean;
+  checkQuorum: boolean;
   compactEvery: number;
   maxInflight: number;
 }
@@ -62,6 +63,7 @@ export class SimNode {
       electionTicks: this.opts.electionTicks,
       heartbeatTicks: this.opts.heartbeatTicks,
       leaseRead: this.opts.leaseRead,
+      checkQuorum: this.opts.checkQuorum,
       maxInflightMsgs: this.opts.maxInflight,
       maxEntriesPerMsg: 64,
       random: () => this.rng.next(),

@@ -78,6 +78,8 @@ class Simulation {
   private readonly leaderSeen = new Set<string>();
   private stats = { crashes: 0, partitions: 0, confChanges: 0, messages: 0 };
   private nextNodeId: number;
+  /** The leader of the previous term that had one (clients with stale caches target it). */
+  private formerLeader: string | null = null;
   private hash = 0;
 
   constructor(
@@ -94,6 +96,8 @@ class Simulation {
       electionTicks: 10,
       heartbeatTicks: 2,
       leaseRead: this.rng.chance(0.5),
+      // Without check-quorum a deposed leader lingers in a minority: reads there must still be safe.
+      checkQuorum: this.rng.chance(0.75),
       compactEvery: 8 + this.rng.int(40),
       maxInflight: 1 + this.rng.int(8),
     };
@@ -161,7 +165,10 @@ class Simulation {
         return;
       case 'timeout': {
         const cl = this.clients[ev.c]!;
-        if (cl.pending && cl.opId === ev.opId) this.finishOp(ev.c, undefined);
+        if (cl.pending && cl.opId === ev.opId) {
+          this.finishOp(ev.c, undefined);
+          cl.target = this.rng.pick([...this.nodes.keys()]); // give up on that node
+        }
         return;
       }
       case 'fault':
@@ -210,6 +217,9 @@ class Simulation {
       if (r < 0.4) op = { kind: 'put', key, value };
       else if (r < 0.7) op = { kind: 'get', key };
       else op = { kind: 'cas', key, expected: this.rng.chance(0.3) ? null : `${this.rng.int(this.nClients)}.${this.rng.int(cl.done + 1)}`, value };
+      // Some reads go to whichever node the client last heard was leader (a stale cache):
+      // a deposed leader that still believes it leads must not answer them from its state.
+      if (op.kind === 'get' && this.rng.chance(0.3)) cl.target = this.formerLeader ?? cl.target;
       cl.pending = { client: c, op, call: this.now, ret: Infinity, output: undefined };
       cl.opId++;
       this.q.push(this.now + 40 * TICK, { kind: 'timeout', c, opId: cl.opId });
@@ -256,15 +266,23 @@ class Simulation {
   private injectFault(): void {
     const live = [...this.nodes.values()].filter((n) => !this.removed.has(n.id));
     const r = this.rng.next();
-    if (r < 0.25) {
-      this.net.heal();
-      const shuffled = live.map((n) => n.id).sort();
-      const side = shuffled.filter(() => this.rng.chance(0.5));
-      if (side.length > 0 && side.length < shuffled.length) {
-        this.net.partition(side, shuffled.filter((id) => !side.includes(id)));
+    if (r < 0.12) {
+      // Isolate the leader (Jepsen's favourite): a deposed leader must not serve stale reads.
+      const leader = live.find((n) => n.isLeader());
+      if (leader) {
+        this.net.heal();
+        this.net.partition([leader.id], live.map((n) => n.id).filter((id) => id !== leader.id));
         this.stats.partitions++;
       }
-    } else if (r < 0.4) {
+    } else if (r < 0.3) {
+      this.net.heal();
+      const ids = live.map((n) => n.id).sort();
+      const side = ids.filter(() => this.rng.chance(0.5));
+      if (side.length > 0 && side.length < ids.length) {
+        this.net.partition(side, ids.filter((id) => !side.includes(id)));
+        this.stats.partitions++;
+      }
+    } else if (r < 0.42) {
       this.net.heal();
     } else if (r < 0.65) {
       const up = live.filter((n) => n.up);
@@ -363,7 +381,11 @@ class Simulation {
     if (r.role === StateRole.Leader) {
       const other = this.leaderOfTerm.get(r.term);
       if (other !== undefined && other !== n.id) throw new InvariantViolation(`election safety: ${other} and ${n.id} both lead term ${r.term}`);
-      if (other === undefined) this.leaderOfTerm.set(r.term, n.id);
+      if (other === undefined) {
+        const prevTerm = Math.max(0, ...this.leaderOfTerm.keys());
+        this.formerLeader = this.leaderOfTerm.get(prevTerm) ?? null;
+        this.leaderOfTerm.set(r.term, n.id);
+      }
       const key = `${n.id}@${r.term}`;
       if (!this.leaderSeen.has(key)) {
         this.leaderSeen.add(key);
