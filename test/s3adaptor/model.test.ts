@@ -16,6 +16,7 @@ import { rng } from './rng.js';
 const CHUNK = 64 * 1024;
 const BLOCK = 16 * 1024;
 const MAX_FILE = 4 * CHUNK + 1000;
+const OPS = 150;
 
 let s3: TestS3;
 let store: ObjectStore;
@@ -72,7 +73,7 @@ async function runSeed(seed: number, withDisk: boolean): Promise<void> {
   const ref = new ReferenceFile();
   const log: string[] = [];
   try {
-    for (let op = 0; op < 200; op++) {
+    for (let op = 0; op < OPS; op++) {
       const p = r.next();
       if (p < 0.4) {
         const off = r.int(MAX_FILE);
@@ -120,7 +121,7 @@ async function runSeed(seed: number, withDisk: boolean): Promise<void> {
 }
 
 export const SEEDS = (process.env.MODEL_SEEDS ?? "").split(",").filter(Boolean).map(Number);
-test('random writes/reads/truncates match the reference file (15 seeds x 200 ops)', async () => {
+test('random writes/reads/truncates match the reference file (15 seeds x 150 ops)', async () => {
   const seeds = SEEDS.length ? SEEDS : Array.from({ length: 15 }, (_, i) => i + 1);
   for (const seed of seeds) {
     const t0 = Date.now();
