@@ -341,7 +341,15 @@ export class S3Adaptor {
   }
 
   private maybeCompact(st: InodeState, idxs: number[]): void {
-    if (this.compactThreshold <= 0 || !st.slices) return;
+    if (this.compactThreshold <= 0 || this.closed) return;
+    if (!st.slices) {
+      // Slice counts are known only with the slices cached: load them once, then check.
+      this.loadSlices(st).then(
+        () => this.maybeCompact(st, idxs),
+        (err: unknown) => this.log.debug({ ino: st.ino, err: String(err) }, 'slice load for compaction check failed'),
+      );
+      return;
+    }
     for (const idx of idxs) if ((st.slices.get(idx)?.length ?? 0) > this.compactThreshold) this.compactor.schedule(st.ino, idx);
   }
 

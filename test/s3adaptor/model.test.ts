@@ -16,6 +16,7 @@ import { rng } from './rng.js';
 const CHUNK = 64 * 1024;
 const BLOCK = 16 * 1024;
 const MAX_FILE = 4 * CHUNK + 1000;
+const OPS = 150;
 
 let s3: TestS3;
 let store: ObjectStore;
@@ -62,7 +63,7 @@ async function runSeed(seed: number, withDisk: boolean): Promise<void> {
     sliceStore: slices,
     chunkIds: new MemoryChunkIdAllocator(),
     diskCache: disk,
-    memBudgetBytes: 8 * BLOCK, // small: forces pressure flushes and writer waits
+    memBudgetBytes: 12 * BLOCK, // small: forces pressure flushes and writer waits
     readCacheBytes: 4 * BLOCK,
     writeback: r.next() < 0.5,
     compactThreshold: Number(process.env.MODEL_COMPACT ?? 5),
@@ -72,7 +73,7 @@ async function runSeed(seed: number, withDisk: boolean): Promise<void> {
   const ref = new ReferenceFile();
   const log: string[] = [];
   try {
-    for (let op = 0; op < 200; op++) {
+    for (let op = 0; op < OPS; op++) {
       const p = r.next();
       if (p < 0.4) {
         const off = r.int(MAX_FILE);
@@ -120,7 +121,11 @@ async function runSeed(seed: number, withDisk: boolean): Promise<void> {
 }
 
 export const SEEDS = (process.env.MODEL_SEEDS ?? "").split(",").filter(Boolean).map(Number);
-test('random writes/reads/truncates match the reference file (15 seeds x 200 ops)', async () => {
+test('random writes/reads/truncates match the reference file (15 seeds x 150 ops)', async () => {
   const seeds = SEEDS.length ? SEEDS : Array.from({ length: 15 }, (_, i) => i + 1);
-  for (const seed of seeds) await runSeed(seed, seed % 3 !== 0);
+  for (const seed of seeds) {
+    const t0 = Date.now();
+    await runSeed(seed, seed % 3 !== 0);
+    if (process.env.MODEL_DEBUG) console.log(`seed ${seed}: ${Date.now() - t0} ms`);
+  }
 });
