@@ -16,7 +16,7 @@ async function cluster(sets: Record<string, unknown>, servers: Array<[zone: stri
   const tmp = tempDir('tierfs-mds-sched-');
   const config = mdsConfigSchema.parse({
     listen: '127.0.0.1:0', dataDir: tmp.path,
-    health: { unstableAfterMs: 800, offlineAfterMs: 1500, checkIntervalMs: 100 },
+    health: { unstableAfterMs: 1500, offlineAfterMs: 2500, checkIntervalMs: 100 },
     scheduler: { intervalMs: 200, operatorTimeoutMs: 20_000, ...(sets.scheduler as object) },
     copysets: sets.copysets, partitions: { perFs: 3, size: 1000, createTimeoutMs: 10_000 },
     s3: { headBucket: false },
