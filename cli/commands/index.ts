@@ -6,5 +6,6 @@ import { register as metaserver } from './metaserver.js';
 import { register as sim } from './sim.js';
 import { register as mds } from './mds.js';
 import { register as fs } from './fs.js';
+import { register as benchSuite } from './bench-suite.js';
 
-export const commands: Array<(program: Command) => void> = [s3server, config, sim, mds, fs, metaserver];
+export const commands: Array<(program: Command) => void> = [s3server, config, sim, benchSuite, mds, fs, metaserver];
