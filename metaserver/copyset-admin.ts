@@ -30,13 +30,13 @@ export async function createCopysetOn(address: string, poolId: number, copysetId
   }
 }
 
-/** The voters `address` has for the copyset, or null when it does not hold it or cannot be reached. */
-export async function votersOn(address: string, poolId: number, copysetId: number): Promise<string[] | null> {
+/** The members (voters and learners) `address` has for the copyset, or null when it does not hold it or cannot be reached. */
+export async function membersOn(address: string, poolId: number, copysetId: number): Promise<string[] | null> {
   const Ctor = loadProto<ProtoGrpcType>('copyset.proto').tierfs.copyset.CopysetService;
   const client = new Ctor(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
   try {
     const res = await unary<object, CopysetStatusResponse__Output>(client, 'GetCopysetStatus', { pool_id: poolId, copyset_id: copysetId }, 1500);
-    return res.status?.code === StatusCode.OK && res.copyset ? res.copyset.peers : null;
+    return res.status?.code === StatusCode.OK && res.copyset ? [...res.copyset.peers, ...res.copyset.learners] : null;
   } catch {
     return null;
   } finally {

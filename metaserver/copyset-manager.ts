@@ -23,8 +23,11 @@ export interface CopysetNodeManagerOptions {
   selfAddress: string;
   logger?: Logger;
   node?: CopysetNodeOptions;
-  /** The voters another server has for a copyset (null: not held or unreachable); tells a join from a creation. */
-  votersOn?: (address: string, poolId: number, copysetId: number) => Promise<string[] | null>;
+  /**
+   * The members (voters and learners) another server has for a copyset (null: not held or
+   * unreachable). Tells a join from a creation, and a stale removal order from a real one.
+   */
+  membersOn?: (address: string, poolId: number, copysetId: number) => Promise<string[] | null>;
 }
 
 export class CopysetNodeManager {
@@ -60,8 +63,9 @@ export class CopysetNodeManager {
     return run;
   }
 
-  private newNode(poolId: number, copysetId: number, sm: MetaStateMachine, group: CopysetNode['group']): CopysetNode {
+  private newNode(poolId: number, copysetId: number, sm: MetaStateMachine, group: CopysetNode['group'], peers: string[] = []): CopysetNode {
     const node = new CopysetNode(poolId, copysetId, group, sm, { logger: this.logger, ...this.opts.node });
+    node.initialPeers = peers;
     this.nodes.set(copysetGroupId(poolId, copysetId), node);
     node.start();
     return node;
@@ -97,16 +101,45 @@ export class CopysetNodeManager {
       const join = !peers.includes(this.opts.selfAddress) || (await this.beingAdded(poolId, copysetId, peers));
       const group = await this.opts.host.createGroup(id, { peers, stateMachine: sm, join });
       this.logger.info({ copyset: id, peers, join }, 'copyset created');
-      return this.newNode(poolId, copysetId, sm, group);
+      return this.newNode(poolId, copysetId, sm, group, peers);
     });
   }
 
   private async beingAdded(poolId: number, copysetId: number, peers: string[]): Promise<boolean> {
-    const probe = this.opts.votersOn;
+    const probe = this.opts.membersOn;
     if (!probe) return false;
     const others = peers.filter((p) => p !== this.opts.selfAddress);
-    const answers = await Promise.all(others.map((p) => probe(p, poolId, copysetId)));
-    return answers.some((voters) => voters !== null && voters.length > 0 && !voters.includes(this.opts.selfAddress));
+    // Peers still starting may not answer at first; a few rounds give them time.
+    for (let round = 0; round < 3; round++) {
+      const answers = await Promise.all(others.map((p) => probe(p, poolId, copysetId)));
+      if (answers.some((m) => m !== null && m.length > 0 && !m.includes(this.opts.selfAddress))) return true;
+      if (answers.filter((m) => m !== null).length * 2 >= others.length) return false;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    return false;
+  }
+
+  /**
+   * Removes the copyset unless a running member still lists this server (the MDS may order
+   * a removal from a stale view, e.g. while this server is being added as a learner).
+   */
+  async removeIfNotMember(poolId: number, copysetId: number): Promise<boolean> {
+    const node = this.nodes.get(copysetGroupId(poolId, copysetId));
+    if (!node) return false;
+    const probe = this.opts.membersOn;
+    if (probe) {
+      const st = node.group.status();
+      const others = [...new Set([...node.initialPeers, ...st.voters, ...st.learners])].filter((p) => p !== this.opts.selfAddress);
+      for (const p of others) {
+        const members = await probe(p, poolId, copysetId);
+        if (members?.includes(this.opts.selfAddress)) {
+          this.logger.warn({ copyset: node.name, member: p }, 'not removing the copyset: a running member still lists this server');
+          return false;
+        }
+      }
+    }
+    await this.remove(poolId, copysetId);
+    return true;
   }
 
   get(poolId: number, copysetId: number): CopysetNode {

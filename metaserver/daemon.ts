@@ -13,7 +13,7 @@ import type { MetaServerConfig } from './config.js';
 import { CopysetNodeManager } from './copyset-manager.js';
 import type { ObjectDeleter } from './copyset-node.js';
 import { copysetService } from './copyset-service.js';
-import { votersOn } from './copyset-admin.js';
+import { membersOn } from './copyset-admin.js';
 import { metaServerService } from './service.js';
 import { MdsHeartbeat } from './heartbeat.js';
 import { renameResolver } from './rename-resolver.js';
@@ -53,18 +53,18 @@ export async function startMetaServer(cfg: MetaServerConfig, deps: MetaServerDep
   const s3Deleter = !deps.deleter && cfg.deleteObjects && cfg.mds.length > 0 ? new S3ObjectDeleter(cfg.mds) : null;
   const resolver = renameResolver(logger);
   const manager = new CopysetNodeManager({
-    host, db, selfAddress: cfg.listen, logger, votersOn,
+    host, db, selfAddress: cfg.listen, logger, membersOn,
     node: {
       deleter: deps.deleter ?? s3Deleter ?? undefined, resolver: resolver.resolve,
       backgroundIntervalMs: cfg.backgroundIntervalMs, txResolveAfterMs: cfg.txResolveAfterMs,
     },
   });
   await manager.loadAll();
+  const registry = createRegistry('metaserver');
   const grpcServer = await startGrpcServer(cfg.listen, [
-    metaServerService(manager), copysetService(manager), host.grpcService(), healthService('metaserver'),
+    metaServerService(manager, registry), copysetService(manager), host.grpcService(), healthService('metaserver'),
   ]);
 
-  const registry = createRegistry('metaserver');
   new Gauge({ name: 'tierfs_metaserver_copysets', help: 'copysets on this metaserver', registers: [registry], collect() { this.set(manager.list().length); } });
   new Gauge({ name: 'tierfs_metaserver_leaders', help: 'copysets this metaserver leads', registers: [registry], collect() { this.set(manager.list().filter((n) => n.group.isLeader()).length); } });
   new Gauge({

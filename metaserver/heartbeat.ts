@@ -148,12 +148,12 @@ export class MdsHeartbeat {
         case 'REMOVE_PEER': return removePeer(manager, change.pool_id, change.copyset_id, change.peer);
         case 'CHANGE_PEER': return changePeer(manager, change.pool_id, change.copyset_id, change.peer, change.old_peer);
         case 'TRANSFER_LEADER': return transferLeader(manager, change.pool_id, change.copyset_id, change.peer);
-        case 'REMOVE_COPYSET': return manager.remove(change.pool_id, change.copyset_id);
+        case 'REMOVE_COPYSET': return manager.removeIfNotMember(change.pool_id, change.copyset_id);
         default: throw new TierfsError(StatusCode.NOT_SUPPORTED, `unknown change ${String(change.type)}`);
       }
     };
     run().then(
-      () => logger.info({ copyset: key, change: what }, 'configuration change done'),
+      (done) => logger.info({ copyset: key, change: what }, done === false ? 'configuration change not applicable' : 'configuration change done'),
       (err: unknown) => logger.warn({ copyset: key, change: what, err: err instanceof Error ? err.message : String(err) }, 'configuration change failed'),
     ).finally(() => this.executing.delete(key));
   }
