@@ -280,13 +280,15 @@ export class DiskCache {
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      if (this.closing.signal.aborted) return resolve();
-      const t = setTimeout(done, ms);
-      function done() {
+      const signal = this.closing.signal;
+      if (signal.aborted) return resolve();
+      const done = () => {
         clearTimeout(t);
+        signal.removeEventListener('abort', done);
         resolve();
-      }
-      this.closing.signal.addEventListener('abort', done, { once: true });
+      };
+      const t = setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
     });
   }
 

@@ -12,7 +12,7 @@ import { BlockReader, type BlockReaderStats } from './block-reader.js';
 import { ChunkIdBatch } from './chunk-ids.js';
 import { ChunkCompactor, sliceKeys } from './compaction.js';
 import { cloneSlices, InodeState } from './inode-state.js';
-import { blockKey } from './keys.js';
+import { sliceBlockKey } from './keys.js';
 import { newestFirst, objectPieces, resolveRange, sliceObjects, type Layer } from './layout.js';
 import type { ObjectStore, ObjectStoreStats } from './object-store.js';
 import type { ChunkIdAllocator, ChunkSlices, Slice, SliceStore } from './types.js';
@@ -71,6 +71,8 @@ export class S3Adaptor {
   private readonly fsId: number;
   private readonly cs: number;
   private readonly bs: number;
+  /** Blocks per chunk. */
+  private readonly bpc: number;
   private readonly store: ObjectStore;
   private readonly sliceStore: SliceStore;
   private readonly disk: DiskCache | null;
@@ -99,6 +101,7 @@ export class S3Adaptor {
     this.fsId = opts.fsId;
     this.cs = opts.chunkSize;
     this.bs = opts.blockSize;
+    this.bpc = opts.chunkSize / opts.blockSize;
     this.store = opts.objectStore;
     this.sliceStore = opts.sliceStore;
     this.disk = opts.diskCache ?? null;
@@ -114,12 +117,17 @@ export class S3Adaptor {
     this.compactor = new ChunkCompactor({
       fsId: this.fsId,
       blockSize: this.bs,
+      chunkSize: this.cs,
       store: this.store,
       sliceStore: this.sliceStore,
       blocks: this.blocks,
       disk: this.disk,
       threshold: this.compactThreshold,
       logger: this.log,
+      settled: async (ino) => {
+        const st = this.inodes.get(ino);
+        if (st) await Promise.allSettled([...st.inFlight]);
+      },
       onSwapped: (ino) => this.inodes.get(ino)?.invalidate(),
     });
     this.metrics = {
@@ -270,7 +278,7 @@ export class S3Adaptor {
           const slice: Slice = { chunkId: ids[k++]!, compaction: 0, offset: s, len: e - s, size: e - s, zero: false };
           list.push(slice);
           for (const obj of sliceObjects(slice, this.bs)) {
-            const key = blockKey(this.fsId, st.ino, slice.chunkId, obj.blockIndex, 0);
+            const key = sliceBlockKey(this.fsId, st.ino, idx, this.bpc, slice, obj.blockIndex);
             writes.push(() => this.storeBlock(st, key, chunk.view(obj.chunkStart, obj.chunkStart + obj.size)));
           }
         }
@@ -333,7 +341,15 @@ export class S3Adaptor {
   }
 
   private maybeCompact(st: InodeState, idxs: number[]): void {
-    if (this.compactThreshold <= 0 || !st.slices) return;
+    if (this.compactThreshold <= 0 || this.closed) return;
+    if (!st.slices) {
+      // Slice counts are known only with the slices cached: load them once, then check.
+      this.loadSlices(st).then(
+        () => this.maybeCompact(st, idxs),
+        (err: unknown) => this.log.debug({ ino: st.ino, err: String(err) }, 'slice load for compaction check failed'),
+      );
+      return;
+    }
     for (const idx of idxs) if ((st.slices.get(idx)?.length ?? 0) > this.compactThreshold) this.compactor.schedule(st.ino, idx);
   }
 
@@ -505,7 +521,7 @@ export class S3Adaptor {
           continue;
         }
         for (const p of objectPieces(src.slice, seg.start, seg.end, this.bs)) {
-          const key = blockKey(this.fsId, st.ino, src.slice.chunkId, p.blockIndex, src.slice.compaction);
+          const key = sliceBlockKey(this.fsId, st.ino, idx, this.bpc, src.slice, p.blockIndex);
           fetches.push({ key, size: p.objectSize, from: p.from, len: p.len, at: base + p.chunkPos - start });
         }
       }
@@ -546,7 +562,7 @@ export class S3Adaptor {
         if (seg.source?.kind !== 'slice') continue;
         const slice = seg.source.slice;
         for (const p of objectPieces(slice, seg.start, seg.end, this.bs)) {
-          this.blocks.prefetch(blockKey(this.fsId, st.ino, slice.chunkId, p.blockIndex, slice.compaction), p.objectSize);
+          this.blocks.prefetch(sliceBlockKey(this.fsId, st.ino, idx, this.bpc, slice, p.blockIndex), p.objectSize);
         }
       }
     }
@@ -560,7 +576,7 @@ export class S3Adaptor {
 
   /** Deletes every object of these slices (trash of a deleted inode); idempotent. */
   async deleteObjects(ino: number, slices: ChunkSlices): Promise<void> {
-    const keys = [...slices.values()].flat().flatMap((s) => sliceKeys(this.fsId, ino, s, this.bs));
+    const keys = [...slices].flatMap(([idx, list]) => list.flatMap((s) => sliceKeys(this.fsId, ino, idx, s, this.bs, this.cs)));
     for (const key of keys) {
       this.blocks.drop(key);
       await this.disk?.remove(key);

@@ -8,7 +8,7 @@ import type { Logger } from '../common/log.js';
 import { StatusCode, TierfsError } from '../common/status.js';
 import type { DiskCache } from '../diskcache/index.js';
 import type { BlockReader } from './block-reader.js';
-import { blockKey } from './keys.js';
+import { sliceBlockKey } from './keys.js';
 import { newestFirst, objectPieces, resolveRange, sliceObjects } from './layout.js';
 import type { ObjectStore } from './object-store.js';
 import type { Slice, SliceStore } from './types.js';
@@ -16,20 +16,28 @@ import type { Slice, SliceStore } from './types.js';
 export interface CompactorDeps {
   fsId: number;
   blockSize: number;
+  chunkSize: number;
   store: ObjectStore;
   sliceStore: SliceStore;
   blocks: BlockReader;
   disk: DiskCache | null;
   threshold: number;
   logger: Logger;
+  /**
+   * Resolves once every flush of the inode that already holds chunk ids has committed. Ids
+   * reserved later are larger than any slice read afterwards, so the merged slice (which
+   * keeps the newest id of its set) can never hide a slice that commits after the read.
+   */
+  settled(ino: number): Promise<void>;
   /** Called after a swap so cached slices of the inode are refetched. */
   onSwapped(ino: number): void;
 }
 
 export type CompactionResult = 'compacted' | 'skipped' | 'conflict';
 
-export function sliceKeys(fsId: number, ino: number, slice: Slice, blockSize: number): string[] {
-  return sliceObjects(slice, blockSize).map((o) => blockKey(fsId, ino, slice.chunkId, o.blockIndex, slice.compaction));
+/** The object keys of a slice of chunk `chunkIndex` (none for a zero slice). */
+export function sliceKeys(fsId: number, ino: number, chunkIndex: number, slice: Slice, blockSize: number, chunkSize: number): string[] {
+  return sliceObjects(slice, blockSize).map((o) => sliceBlockKey(fsId, ino, chunkIndex, chunkSize / blockSize, slice, o.blockIndex));
 }
 
 export class ChunkCompactor {
@@ -66,7 +74,8 @@ export class ChunkCompactor {
 
   /** Compacts the chunk when it holds more slices than the threshold (force: any count >= 2). */
   async compact(ino: number, chunkIndex: number, force = false): Promise<CompactionResult> {
-    const { fsId, blockSize, store, sliceStore } = this.deps;
+    const { fsId, blockSize, chunkSize, store, sliceStore } = this.deps;
+    await this.deps.settled(ino);
     const set = (await sliceStore.getSlices(ino)).get(chunkIndex) ?? [];
     if (set.length < 2 || (!force && set.length <= this.deps.threshold)) return 'skipped';
     const newest = newestFirst(set);
@@ -76,7 +85,7 @@ export class ChunkCompactor {
     const segments = resolveRange(lo, hi, newest.map((s) => ({ start: s.offset, end: s.offset + s.len, source: s })));
     const hasData = segments.some((seg) => seg.source !== null && !seg.source.zero);
     const merged: Slice = { chunkId: top.chunkId, compaction: top.compaction + 1, offset: lo, len: hi - lo, size: hasData ? hi - lo : 0, zero: !hasData };
-    const newKeys = sliceKeys(fsId, ino, merged, blockSize);
+    const newKeys = sliceKeys(fsId, ino, chunkIndex, merged, blockSize, chunkSize);
     if (hasData) {
       const data = Buffer.alloc(hi - lo);
       await Promise.all(
@@ -84,7 +93,7 @@ export class ChunkCompactor {
           if (seg.source === null || seg.source.zero) return;
           const slice = seg.source;
           for (const p of objectPieces(slice, seg.start, seg.end, blockSize)) {
-            const obj = await this.deps.blocks.get(blockKey(fsId, ino, slice.chunkId, p.blockIndex, slice.compaction), p.objectSize);
+            const obj = await this.deps.blocks.get(sliceBlockKey(fsId, ino, chunkIndex, chunkSize / blockSize, slice, p.blockIndex), p.objectSize);
             obj.copy(data, p.chunkPos - lo, p.from, p.from + p.len);
           }
         }),
@@ -107,7 +116,7 @@ export class ChunkCompactor {
     }
     this.counts.compactions++;
     this.deps.onSwapped(ino);
-    const oldKeys = set.flatMap((s) => sliceKeys(fsId, ino, s, blockSize));
+    const oldKeys = set.flatMap((s) => sliceKeys(fsId, ino, chunkIndex, s, blockSize, chunkSize));
     for (const key of oldKeys) {
       this.deps.blocks.drop(key);
       await this.deps.disk?.remove(key);

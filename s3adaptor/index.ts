@@ -2,7 +2,7 @@
 export type { Slice, ChunkSlices, SliceStore, ChunkIdAllocator } from './types.js';
 export { S3Adaptor, type S3AdaptorOptions, type S3AdaptorStats } from './adaptor.js';
 export { createObjectStore, listAll, S3ObjectStore, type ObjectStore, type ObjectStoreOptions, type ObjectInfo, type ListPage, type ObjectStoreStats } from './object-store.js';
-export { blockKey, parseBlockKey, type BlockKeyParts } from './keys.js';
+export { blockKey, parseBlockKey, sliceBlockKey, type BlockKeyParts } from './keys.js';
 export { sliceObjects, type BlockObject } from './layout.js';
 export { sliceKeys } from './compaction.js';
 export { MemorySliceStore, MemoryChunkIdAllocator } from './memory-slice-store.js';

@@ -33,3 +33,20 @@ export function parseBlockKey(key: string): BlockKeyParts | null {
   if (hashPrefix(ino, chunkId, blockIndex) !== m[1]) return null;
   return { fsId, ino, chunkId, blockIndex, compaction };
 }
+
+/**
+ * The key of a slice's object in block `blockInChunk` of chunk `chunkIndex`. The key's
+ * blockIndex counts blocks from the start of the file, so keys stay unique even where
+ * slices of different chunks share a chunkId (the zero slices of one truncate, and what
+ * compaction makes of them).
+ */
+export function sliceBlockKey(
+  fsId: number,
+  ino: number,
+  chunkIndex: number,
+  blocksPerChunk: number,
+  slice: { chunkId: number; compaction: number },
+  blockInChunk: number,
+): string {
+  return blockKey(fsId, ino, slice.chunkId, chunkIndex * blocksPerChunk + blockInChunk, slice.compaction);
+}

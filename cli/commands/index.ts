@@ -7,5 +7,6 @@ import { register as mount } from './mount.js';
 import { register as umount } from './umount.js';
 import { register as cache } from './cache.js';
 import { register as bench } from './bench.js';
+import { register as benchS3adaptor } from './bench-s3adaptor.js';
 
-export const commands: Array<(program: Command) => void> = [s3server, config, mds, mount, umount, cache, bench];
+export const commands: Array<(program: Command) => void> = [s3server, config, mds, mount, umount, cache, bench, benchS3adaptor];

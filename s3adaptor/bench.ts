@@ -1,0 +1,163 @@
+// `tierfs bench-s3adaptor`: sequential write/read and 4 KiB random reads through the adaptor
+// (staged writes, warm reads from the disk cache, cold reads from S3), beside raw S3 PUT/GET
+// and local-disk throughput measured in the same run. One JSON line per case on stdout.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import PQueue from 'p-queue';
+import { DiskCache } from '../diskcache/index.js';
+import { S3Adaptor } from './adaptor.js';
+import { EMBEDDED_ACCESS_KEY, EMBEDDED_SECRET_KEY } from './embedded-server.js';
+import { MemoryChunkIdAllocator, MemorySliceStore } from './memory-slice-store.js';
+import { createObjectStore, type ObjectStore } from './object-store.js';
+
+export interface S3adaptorBenchOptions {
+  sizeMiB?: number;
+  /** An existing S3 endpoint (MinIO...); default: an embedded s3rver child process. */
+  endpoint?: string;
+  bucket?: string;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  /** Where the disk cache and the local-disk baseline file live (default: the OS temp dir). */
+  dir?: string;
+}
+
+const MiB = 2 ** 20;
+const BLOCK = 4 * MiB;
+const CHUNK = 64 * MiB;
+const IO = MiB; // request size of sequential cases (a FUSE mount with big writes sends up to 1 MiB)
+
+function emit(name: string, mibPerS: number, baseline: string, baselineMiBPerS: number): void {
+  const line = { bench: 's3adaptor', case: name, mib_per_s: round(mibPerS), baseline, baseline_mib_per_s: round(baselineMiBPerS), ratio: round(mibPerS / baselineMiBPerS, 3) };
+  process.stdout.write(`${JSON.stringify(line)}\n`);
+}
+
+const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
+
+async function timed(fn: () => Promise<void>): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+function pattern(size: number, seed: number): Buffer {
+  const b = Buffer.allocUnsafe(size);
+  for (let i = 0; i < size; i += 4) b.writeUInt32LE((i * 2654435761 + seed) >>> 0, i);
+  return b;
+}
+
+/** Starts `tierfs s3server` as a child process so S3 has its own event loop. */
+async function startS3Child(dir: string, bucket: string): Promise<{ endpoint: string; stop(): void }> {
+  const cli = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+  const child = spawn(process.execPath, [cli, 's3server', '--dir', dir, '--port', '0', '--bucket', bucket], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const endpoint = await new Promise<string>((resolve, reject) => {
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const m = /TIERFS_READY (.*)\n/.exec(buf);
+      if (m) resolve((JSON.parse(m[1]!) as { endpoint: string }).endpoint);
+    });
+    child.once('exit', (code) => reject(new Error(`s3server exited with ${code}`)));
+  });
+  return { endpoint, stop: () => child.kill('SIGTERM') };
+}
+
+async function localDisk(path: string, size: number, chunk: Buffer): Promise<{ write: number; read: number; rand4k: number }> {
+  const fh = await open(path, 'w+');
+  try {
+    const write = await timed(async () => {
+      for (let off = 0; off < size; off += chunk.length) await fh.write(chunk, 0, chunk.length, off);
+      await fh.sync();
+    });
+    const buf = Buffer.allocUnsafe(chunk.length);
+    const read = await timed(async () => {
+      for (let off = 0; off < size; off += buf.length) await fh.read(buf, 0, buf.length, off);
+    });
+    const small = Buffer.allocUnsafe(4096);
+    const ops = 20_000;
+    const rand = await timed(async () => {
+      for (let i = 0; i < ops; i++) await fh.read(small, 0, 4096, Math.floor(Math.random() * (size / 4096)) * 4096);
+    });
+    return { write: size / MiB / write, read: size / MiB / read, rand4k: (ops * 4096) / MiB / rand };
+  } finally {
+    await fh.close();
+  }
+}
+
+async function rawS3(store: ObjectStore, size: number, block: Buffer, concurrency: number): Promise<{ put: number; get: number }> {
+  const n = size / block.length;
+  const q = new PQueue({ concurrency });
+  const put = await timed(() => Promise.all(Array.from({ length: n }, (_, i) => q.add(() => store.put(`raw/${i}`, block)))).then(() => {}));
+  const get = await timed(() => Promise.all(Array.from({ length: n }, (_, i) => q.add(() => store.get(`raw/${i}`)))).then(() => {}));
+  await store.deleteMany(Array.from({ length: n }, (_, i) => `raw/${i}`));
+  return { put: size / MiB / put, get: size / MiB / get };
+}
+
+async function seqRead(adaptor: S3Adaptor, ino: number, size: number, expect: Buffer): Promise<number> {
+  const secs = await timed(async () => {
+    for (let off = 0; off < size; off += IO) {
+      const got = await adaptor.read(ino, off, IO, size);
+      if (off % (64 * MiB) === 0 && !got.equals(expect.subarray(0, got.length))) throw new Error(`bench read at ${off}: wrong data`);
+    }
+  });
+  return size / MiB / secs;
+}
+
+export async function runS3adaptorBench(opts: S3adaptorBenchOptions = {}): Promise<void> {
+  const size = Math.max(8, Math.floor(opts.sizeMiB ?? 1024)) * MiB;
+  const work = mkdtempSync(join(opts.dir ?? tmpdir(), 'tierfs-bench-s3a-'));
+  const bucket = opts.bucket ?? 'tierfs-bench';
+  const s3 = opts.endpoint ? null : await startS3Child(join(work, 's3'), bucket);
+  const store = createObjectStore({
+    endpoint: opts.endpoint ?? s3!.endpoint,
+    bucket,
+    accessKeyId: opts.accessKeyId ?? EMBEDDED_ACCESS_KEY,
+    secretAccessKey: opts.secretAccessKey ?? EMBEDDED_SECRET_KEY,
+    keyPrefix: `bench-${process.pid}/`,
+    concurrency: 16,
+  });
+  const block = pattern(IO, 7);
+  try {
+    await store.ensureBucket();
+    const disk = await localDisk(join(work, 'local.bin'), size, pattern(IO, 3));
+    const raw = await rawS3(store, size, pattern(BLOCK, 5), 8);
+    emit('raw-s3-put', raw.put, 'local-disk', disk.write);
+
+    const slices = new MemorySliceStore();
+    const ids = new MemoryChunkIdAllocator();
+    const cache = await DiskCache.open({ dir: join(work, 'cache'), capacityBytes: 4 * size + 256 * MiB, store, uploadConcurrency: 8 });
+    const base = { fsId: 1, chunkSize: CHUNK, blockSize: BLOCK, objectStore: store, sliceStore: slices, chunkIds: ids };
+    const ino = 2;
+    const writer = new S3Adaptor({ ...base, diskCache: cache, writeback: true, memBudgetBytes: 512 * MiB });
+    const wsecs = await timed(async () => {
+      for (let off = 0; off < size; off += IO) await writer.write(ino, off, block);
+      await writer.flush(ino);
+    });
+    emit('seq-write-staged', size / MiB / wsecs, 'local-disk', disk.write);
+    const usecs = await timed(() => writer.waitUploaded());
+    process.stderr.write(`upload drain after staged write: ${round(usecs, 2)} s\n`);
+    await writer.close();
+
+    const warm = new S3Adaptor({ ...base, diskCache: cache });
+    emit('seq-read-warm', await seqRead(warm, ino, size, block), 'local-disk', disk.read);
+    const ops = 20_000;
+    const rsecs = await timed(async () => {
+      for (let i = 0; i < ops; i++) await warm.read(ino, Math.floor(Math.random() * (size / 4096)) * 4096, 4096, size);
+    });
+    emit('rand-read-4k-warm', (ops * 4096) / MiB / rsecs, 'local-disk', disk.rand4k);
+    await warm.close();
+
+    const cold = new S3Adaptor({ ...base, diskCache: null, readaheadBlocks: 8 });
+    emit('seq-read-cold', await seqRead(cold, ino, size, block), 'raw-s3-get', raw.get);
+    await cold.close();
+    await cache.close();
+    await cold.deleteObjects(ino, await slices.getSlices(ino));
+  } finally {
+    store.close();
+    s3?.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,143 @@
+import { test, before, after, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { existsSync, readdirSync } from 'node:fs';
+import { Registry } from 'prom-client';
+import { DiskCache } from '../../diskcache/index.js';
+import { S3Adaptor } from '../../s3adaptor/adaptor.js';
+import { MemoryChunkIdAllocator, MemorySliceStore } from '../../s3adaptor/memory-slice-store.js';
+import type { ObjectStore } from '../../s3adaptor/object-store.js';
+import { startS3, type TestS3 } from '../support/s3.js';
+import { tempDir } from '../support/tmp.js';
+import { storeFor, waitFor } from '../s3adaptor/fixture.js';
+import { rng } from '../s3adaptor/rng.js';
+
+let s3: TestS3;
+let store: ObjectStore;
+let s3Down = false;
+/** Stops S3; afterEach brings it back even when a test failed half way. */
+async function stopS3(): Promise<void> {
+  s3Down = true;
+  await s3.stop();
+}
+async function restartS3(): Promise<void> {
+  s3Down = false;
+  await s3.restart();
+}
+const tmp = tempDir('tierfs-diskcache-');
+const files = (dir: string) => readdirSync(dir).filter((n) => !n.startsWith('.'));
+
+before(async () => {
+  s3 = await startS3();
+  store = storeFor(s3, { maxAttempts: 1 });
+});
+afterEach(async () => {
+  if (s3Down) await restartS3();
+});
+after(async () => {
+  store.close();
+  await s3.close();
+  tmp.remove();
+});
+
+test('a staged block is linked into read/, uploaded, and then kept only as read cache', async () => {
+  const registry = new Registry();
+  const cache = await DiskCache.open({ dir: join(tmp.path, 'basic'), capacityBytes: 2 ** 20, store, registry });
+  try {
+    const data = Buffer.from('block contents');
+    assert.equal(await cache.stage('k1', data), true);
+    assert.ok(existsSync(join(cache.readDir, 'k1')));
+    await cache.flush();
+    assert.deepEqual(files(cache.writeDir), []);
+    assert.deepEqual(await store.get('k1'), data);
+    assert.deepEqual(await cache.get('k1'), data);
+    assert.equal(await cache.get('missing'), null);
+    const st = cache.stats();
+    assert.equal(st.stagedBlocks, 0);
+    assert.equal(st.uploadedBlocks, 1);
+    assert.equal(st.hitRatio, 0.5);
+    const text = await registry.metrics();
+    for (const name of ['tierfs_diskcache_staged_blocks', 'tierfs_diskcache_staged_bytes', 'tierfs_diskcache_hit_ratio', 'tierfs_diskcache_bytes', 'tierfs_diskcache_uploaded_blocks_total']) {
+      assert.match(text, new RegExp(`^${name} `, 'm'));
+    }
+  } finally {
+    await cache.close();
+  }
+});
+
+test('trimming respects the watermarks and never drops a block not yet uploaded', async () => {
+  const dir = join(tmp.path, 'trim');
+  const block = Buffer.alloc(64 * 1024, 7);
+  await stopS3();
+  let cache = await DiskCache.open({ dir, capacityBytes: 1024 * 1024, store, retryBaseMs: 20, retryMaxMs: 100 });
+  try {
+    let staged = 0;
+    while (await cache.stage(`s${staged}`, block)) staged++;
+    assert.equal(staged, 14, 'staging stops at 90% of capacity (14 x 64 KiB of 1 MiB)');
+    assert.equal(cache.canStage(block.length), false);
+    await cache.trimNow();
+    assert.equal(cache.stats().stagedBlocks, 14, 'trimming cannot evict staged blocks');
+    assert.equal(files(cache.readDir).length, 14);
+    await waitFor('failed upload attempts', () => cache.stats().uploadErrors > 0);
+    await cache.close(); // blocks stay in write/ for the next open
+
+    await restartS3();
+    cache = await DiskCache.open({ dir, capacityBytes: 1024 * 1024, store });
+    assert.equal(cache.stats().stagedBlocks, 14);
+    await cache.flush();
+    for (let i = 0; i < 14; i++) assert.deepEqual(await store.get(`s${i}`), block);
+    await cache.get('s13'); // most recently used: must survive the trim
+    await cache.trimNow();
+    const st = cache.stats();
+    assert.ok(st.usage <= 0.35, `trimmed down to the low watermark (usage ${st.usage})`);
+    assert.ok(st.usage > 0.35 - 64 / 1024, 'and not much further');
+    assert.ok(existsSync(join(cache.readDir, 's13')), 'LRU order: the block just read stays');
+    assert.ok(!existsSync(join(cache.readDir, 's0')), 'the least recently used block went first');
+    assert.equal(st.trimmedBlocks, 14 - files(cache.readDir).length);
+  } finally {
+    await cache.close();
+  }
+});
+
+test('a file-count cap limits staging like the byte cap', async () => {
+  await stopS3(); // uploaded blocks would become read cache and be trimmed
+  const cache = await DiskCache.open({ dir: join(tmp.path, 'count'), capacityBytes: 2 ** 30, maxFiles: 10, store, retryBaseMs: 20, retryMaxMs: 100 });
+  try {
+    let n = 0;
+    while (await cache.stage(`c${n}`, Buffer.from([n]))) n++;
+    assert.equal(n, 8, '9 of 10 files would reach the 90% watermark');
+    assert.equal(cache.stats().stagedBlocks, 8);
+    await restartS3();
+    await cache.flush();
+  } finally {
+    await cache.close();
+  }
+});
+
+test('with S3 stopped mid-write, writes keep staging, nothing is lost, uploads resume', async () => {
+  const slices = new MemorySliceStore();
+  const cache = await DiskCache.open({ dir: join(tmp.path, 'outage'), capacityBytes: 64 * 2 ** 20, store, retryBaseMs: 20, retryMaxMs: 200 });
+  const adaptor = new S3Adaptor({ fsId: 2, chunkSize: 256 * 1024, blockSize: 64 * 1024, objectStore: store, sliceStore: slices, chunkIds: new MemoryChunkIdAllocator(), diskCache: cache, writeback: true });
+  const r = rng(5);
+  const expected = r.bytes(3 * 2 ** 20);
+  const ino = 9;
+  try {
+    const half = expected.length / 2;
+    await adaptor.write(ino, 0, expected.subarray(0, half));
+    await stopS3();
+    await adaptor.write(ino, half, expected.subarray(half));
+    await adaptor.flush(ino); // writeback: returns once staged and committed
+    assert.ok(cache.stats().stagedBlocks > 0);
+    assert.ok((await adaptor.read(ino, 0, expected.length, expected.length)).equals(expected), 'readable from the disk cache while S3 is down');
+    await waitFor('upload retries', () => cache.stats().uploadErrors > 0);
+    await restartS3();
+    await adaptor.waitUploaded();
+    assert.equal(cache.stats().stagedBlocks, 0);
+    const fromS3 = new S3Adaptor({ fsId: 2, chunkSize: 256 * 1024, blockSize: 64 * 1024, objectStore: store, sliceStore: slices, chunkIds: new MemoryChunkIdAllocator(1e6) });
+    assert.ok((await fromS3.read(ino, 0, expected.length, expected.length)).equals(expected), 'identical from S3 alone');
+    await fromS3.close();
+  } finally {
+    await adaptor.close();
+    await cache.close();
+  }
+});

@@ -1,0 +1,135 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Registry } from 'prom-client';
+import { S3Adaptor, type S3AdaptorOptions } from '../../s3adaptor/adaptor.js';
+import { MemoryChunkIdAllocator, MemorySliceStore } from '../../s3adaptor/memory-slice-store.js';
+import { listAll, type ObjectStore } from '../../s3adaptor/object-store.js';
+import { parseBlockKey } from '../../s3adaptor/keys.js';
+import { startS3, type TestS3 } from '../support/s3.js';
+import { storeFor, waitFor } from './fixture.js';
+
+const KiB = 1024;
+let s3: TestS3;
+let store: ObjectStore;
+const ids = new MemoryChunkIdAllocator(); // shared: two adaptors are two mounts of one fs
+
+before(async () => {
+  s3 = await startS3();
+  store = storeFor(s3);
+});
+after(async () => {
+  store.close();
+  await s3.close();
+});
+
+function adaptor(slices: MemorySliceStore, extra: Partial<S3AdaptorOptions> = {}): S3Adaptor {
+  return new S3Adaptor({ fsId: 5, chunkSize: 64 * KiB, blockSize: 16 * KiB, objectStore: store, sliceStore: slices, chunkIds: ids, ...extra });
+}
+
+async function keysOf(ino: number): Promise<string[]> {
+  const out: string[] = [];
+  for await (const o of listAll(store, '')) if (parseBlockKey(o.key)?.ino === ino && parseBlockKey(o.key)?.fsId === 5) out.push(o.key);
+  return out;
+}
+
+test('a shrink masks the cut range: a later extension reads zeros, not stale bytes', async () => {
+  const slices = new MemorySliceStore();
+  const a = adaptor(slices);
+  try {
+    await a.write(1, 0, Buffer.alloc(100 * KiB, 0xaa));
+    await a.flush(1);
+    await a.truncate(1, 100 * KiB, 10);
+    await a.truncate(1, 10, 100 * KiB);
+    const got = await a.read(1, 0, 100 * KiB, 100 * KiB);
+    assert.ok(got.subarray(0, 10).every((b) => b === 0xaa));
+    assert.ok(got.subarray(10).every((b) => b === 0), 'no stale bytes after shrink + grow');
+    const fresh = adaptor(slices);
+    assert.ok((await fresh.read(1, 0, 100 * KiB, 100 * KiB)).subarray(10).every((b) => b === 0), 'masked in the committed slices too');
+    await fresh.close();
+  } finally {
+    await a.close();
+  }
+});
+
+test('a grow over bytes left beyond EOF appends a zero slice', async () => {
+  const slices = new MemorySliceStore();
+  const a = adaptor(slices);
+  try {
+    await a.write(2, 0, Buffer.alloc(200, 0xbb)); // the gateway lost the size update: EOF stays at 100
+    await a.flush(2);
+    await a.truncate(2, 100, 150);
+    const chunk0 = (await slices.getSlices(2)).get(0)!;
+    assert.ok(chunk0.some((s) => s.zero && s.offset === 100 && s.len === 50));
+    const got = await a.read(2, 0, 150, 150);
+    assert.ok(got.subarray(100).every((b) => b === 0));
+  } finally {
+    await a.close();
+  }
+});
+
+test('fragmented chunks are compacted; old objects are deleted; a reader with stale slices refreshes', async () => {
+  const slices = new MemorySliceStore();
+  const registry = new Registry();
+  const writer = adaptor(slices, { compactThreshold: 20, registry });
+  const reader = adaptor(slices, { readCacheBytes: 1 }); // no memory cache: every read fetches
+  const ref = Buffer.alloc(64 * KiB);
+  try {
+    for (let i = 0; i < 25; i++) {
+      const data = Buffer.alloc(3 * KiB, i + 1);
+      data.copy(ref, i * 2 * KiB);
+      await writer.write(3, i * 2 * KiB, data);
+      await writer.flush(3);
+    }
+    const size = 24 * 2 * KiB + 3 * KiB;
+    assert.ok((await reader.read(3, 0, size, size)).equals(ref.subarray(0, size)), 'reader caches the fragmented slices');
+    await waitFor('background compaction', () => writer.stats().compactions >= 1);
+    const after = (await slices.getSlices(3)).get(0)!;
+    assert.ok(after.length <= 5, `compacted to ${after.length} slices`);
+    assert.ok(after.some((s) => s.compaction > 0));
+    await waitFor('old objects deleted', async () => (await keysOf(3)).every((k) => parseBlockKey(k)!.compaction > 0 || after.some((s) => s.chunkId === parseBlockKey(k)!.chunkId)));
+    // The reader's cached slices point at deleted objects: it must refresh and retry.
+    assert.ok((await reader.read(3, 0, size, size)).equals(ref.subarray(0, size)));
+    assert.match(await registry.metrics(), /tierfs_s3adaptor_flushes_total 25/);
+    assert.equal(await writer.compact(3, 0), 'skipped', 'idempotent: nothing left to compact');
+  } finally {
+    await writer.close();
+    await reader.close();
+  }
+});
+
+test('deleteObjects removes every object of an inode and is idempotent', async () => {
+  const slices = new MemorySliceStore();
+  const a = adaptor(slices);
+  try {
+    await a.write(4, 5000, Buffer.alloc(150 * KiB, 1));
+    await a.flush(4);
+    assert.ok((await keysOf(4)).length >= 10);
+    const s = await slices.getSlices(4);
+    await a.deleteObjects(4, s);
+    assert.deepEqual(await keysOf(4), []);
+    await a.deleteObjects(4, s);
+  } finally {
+    await a.close();
+  }
+});
+
+test('writers wait when the memory budget is used up; concurrent reads of a block share one fetch', async () => {
+  const slices = new MemorySliceStore();
+  const a = adaptor(slices, { memBudgetBytes: 4 * 16 * KiB, readCacheBytes: 8 * 2 ** 20, readaheadBlocks: 0 });
+  try {
+    let peak = 0;
+    const data = Buffer.alloc(600 * KiB, 9);
+    const sampler = setInterval(() => (peak = Math.max(peak, a.stats().memUsedBytes)), 1);
+    await a.write(6, 0, data);
+    clearInterval(sampler);
+    await a.flush(6);
+    assert.ok(peak <= 5 * 16 * KiB, `buffer stayed bounded (peak ${peak})`);
+    const other = adaptor(slices, { readCacheBytes: 8 * 2 ** 20, readaheadBlocks: 0 });
+    const reads = await Promise.all(Array.from({ length: 8 }, () => other.read(6, 16 * KiB, 16 * KiB, data.length)));
+    assert.ok(reads.every((r) => r.equals(data.subarray(0, 16 * KiB))));
+    assert.equal(other.stats().read.s3Fetches, 1);
+    await other.close();
+  } finally {
+    await a.close();
+  }
+});

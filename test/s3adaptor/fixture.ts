@@ -1,0 +1,25 @@
+// Shared setup for data-path tests: an ObjectStore on a real s3rver started by test/support.
+import { createObjectStore, type ObjectStore } from '../../s3adaptor/object-store.js';
+import type { TestS3 } from '../support/s3.js';
+
+export function storeFor(s3: TestS3, extra: { keyPrefix?: string; maxAttempts?: number; timeoutMs?: number } = {}): ObjectStore {
+  return createObjectStore({
+    endpoint: s3.endpoint,
+    bucket: s3.bucket,
+    accessKeyId: s3.accessKeyId,
+    secretAccessKey: s3.secretAccessKey,
+    maxAttempts: extra.maxAttempts ?? 3,
+    timeoutMs: extra.timeoutMs ?? 20_000,
+    retryBaseMs: 20,
+    keyPrefix: extra.keyPrefix,
+  });
+}
+
+/** Polls until cond() is true, failing after timeoutMs with the description. */
+export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
