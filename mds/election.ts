@@ -3,9 +3,8 @@
 // is one MDS and it always leads. A leader that cannot renew its session in time steps
 // down at once, before etcd hands leadership to someone else.
 import { EventEmitter } from 'node:events';
-import type { Etcd3, Campaign, ElectionObserver, Lease } from 'etcd3';
+import type { Etcd3, Campaign, Lease } from 'etcd3';
 import type { Logger } from '../common/log.js';
-import type { EtcdKv } from './kv.js';
 
 export interface MdsMemberInfo {
   address: string;
@@ -14,7 +13,10 @@ export interface MdsMemberInfo {
 }
 
 export interface Leadership extends EventEmitter {
-  /** Emits 'elected' when this MDS becomes leader and 'deposed' when it stops. */
+  /**
+   * Emits 'elected' (with the fence key writes of this term must be conditioned on, or
+   * null without etcd) when this MDS becomes leader, and 'deposed' when it stops.
+   */
   start(): Promise<void>;
   isLeader(): boolean;
   /** The current leader's address ("" when unknown). */
@@ -30,7 +32,7 @@ export class SoleLeadership extends EventEmitter implements Leadership {
   }
   async start(): Promise<void> {
     this.leading = true;
-    this.emit('elected');
+    this.emit('elected', null);
   }
   isLeader(): boolean {
     return this.leading;
@@ -51,18 +53,18 @@ export class SoleLeadership extends EventEmitter implements Leadership {
 
 export class EtcdLeadership extends EventEmitter implements Leadership {
   private campaign: Campaign | null = null;
-  private observer: ElectionObserver | null = null;
+  private hintTimer: NodeJS.Timeout | null = null;
   private memberLease: Lease | null = null;
   private leading = false;
   private hint = '';
   private closed = false;
   private lastKeepaliveOk = 0;
+  private watchdogArmed = false;
   private watchdog: NodeJS.Timeout | null = null;
   private retry: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly client: Etcd3,
-    private readonly kv: EtcdKv,
     private readonly prefix: string,
     private readonly address: string,
     private readonly ttlS: number,
@@ -76,18 +78,16 @@ export class EtcdLeadership extends EventEmitter implements Leadership {
   }
 
   async start(): Promise<void> {
-    this.observer = await this.election.observe();
-    this.hint = this.observer.leader() ?? '';
-    this.observer.on('change', (value) => {
-      this.hint = value ?? '';
-    });
-    this.observer.on('error', (err) => this.log.warn({ err: err.message }, 'election observer failed'));
+    // etcd3's ElectionObserver can latch onto a non-leader candidate when several campaign at
+    // once (it takes the last put it sees), so the hint is polled: the oldest key leads.
+    await this.refreshHint();
+    this.hintTimer = setInterval(() => void this.refreshHint(), 300);
     await this.registerMember();
     this.runCampaign();
     // The session is valid until its last renewal + TTL; stop leading well before that.
-    const limitMs = Math.max(this.ttlS * 1000 - 1500, (this.ttlS * 1000) / 2);
+    const limitMs = Math.max(this.ttlS * 1000 - 500, (this.ttlS * 1000) / 2);
     this.watchdog = setInterval(() => {
-      if (this.leading && Date.now() - this.lastKeepaliveOk > limitMs) {
+      if (this.leading && this.watchdogArmed && Date.now() - this.lastKeepaliveOk > limitMs) {
         this.log.error({ sinceMs: Date.now() - this.lastKeepaliveOk }, 'election session not renewed in time: stepping down');
         this.restartCampaign();
       }
@@ -108,22 +108,28 @@ export class EtcdLeadership extends EventEmitter implements Leadership {
     const campaign = this.election.campaign(this.address);
     this.campaign = campaign;
     // etcd3 keeps the campaign's lease private; its keepalive events tell us the session is fresh.
+    // A renewal counts from when it was sent: etcd extended the lease no earlier than that.
     const lease = (campaign as unknown as { lease?: Lease }).lease;
+    this.watchdogArmed = !!lease;
+    if (!lease) this.log.warn('etcd3 campaign lease not accessible: relying on session errors and write fencing only');
     this.lastKeepaliveOk = Date.now();
+    let firedAt = Date.now();
+    lease?.on('keepaliveFired', () => {
+      firedAt = Date.now();
+    });
     lease?.on('keepaliveSucceeded', () => {
-      this.lastKeepaliveOk = Date.now();
+      this.lastKeepaliveOk = firedAt;
     });
     campaign.on('elected', () => {
       if (this.campaign !== campaign) return;
       void campaign.getCampaignKey().then(
         (key) => {
           if (this.campaign !== campaign || this.closed) return;
-          this.kv.setFence(key);
           this.leading = true;
           this.hint = this.address;
           this.lastKeepaliveOk = Date.now();
           this.log.info({ key }, 'elected MDS leader');
-          this.emit('elected');
+          this.emit('elected', key);
         },
         (err: Error) => {
           this.log.warn({ err: err.message }, 'campaign key unavailable');
@@ -151,11 +157,19 @@ export class EtcdLeadership extends EventEmitter implements Leadership {
   }
 
   private stepDown(): void {
-    this.kv.setFence(null);
     if (!this.leading) return;
     this.leading = false;
     if (this.hint === this.address) this.hint = '';
     this.emit('deposed');
+  }
+
+  private async refreshHint(): Promise<void> {
+    try {
+      const leader = (await this.election.leader()) ?? '';
+      if (!this.leading) this.hint = leader;
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'reading the election leader failed');
+    }
   }
 
   isLeader(): boolean {
@@ -182,7 +196,7 @@ export class EtcdLeadership extends EventEmitter implements Leadership {
     const campaign = this.campaign;
     this.campaign = null;
     await campaign?.resign().catch(() => undefined);
-    await this.observer?.cancel().catch(() => undefined);
+    if (this.hintTimer) clearInterval(this.hintTimer);
     await this.memberLease?.revoke().catch(() => undefined);
   }
 }

@@ -79,17 +79,19 @@ export class LevelKv implements KvStore {
 
 /** etcd store: keys live under `prefix`; writes optionally fenced on an absolute key existing. */
 export class EtcdKv implements KvStore {
-  private fenceKey: string | null = null;
-
+  /**
+   * `fenceKey`: an absolute etcd key (the leader's election key); when set, every write
+   * succeeds only while it exists, else fails with NOT_LEADER.
+   */
   constructor(
     readonly client: Etcd3,
     private readonly prefix: string,
-    private readonly ownsClient = false,
+    private readonly fenceKey: string | null = null,
   ) {}
 
-  /** Every later write succeeds only while `key` exists (null: unfenced). */
-  setFence(key: string | null): void {
-    this.fenceKey = key;
+  /** The same store, with writes fenced on `key`. Each leadership term gets its own view. */
+  fenced(key: string): EtcdKv {
+    return new EtcdKv(this.client, this.prefix, key);
   }
 
   private full(key: string): string {
@@ -143,7 +145,6 @@ export class EtcdKv implements KvStore {
     return this.fencedCommit((tx) => tx.then(op), cmp);
   }
 
-  async close(): Promise<void> {
-    if (this.ownsClient) this.client.close();
-  }
+  /** The client belongs to the caller, who closes it. */
+  async close(): Promise<void> {}
 }

@@ -62,7 +62,18 @@ export class LeaderContext {
 
   /** Filesystems created while too few metaservers were online get their partitions now. */
   private async placePending(): Promise<void> {
-    for (const fs of [...this.state.filesystems.values()]) if (fs.status === 'NEW') await this.filesystems.place(fs);
+    for (const fs of [...this.state.filesystems.values()]) {
+      if (fs.status === 'NEW') {
+        await this.filesystems.place(fs);
+        continue;
+      }
+      // Every partition out of inode ids (as their leaders report): add one before mounts stall.
+      const parts = this.state.partitionsOf(fs.fsId);
+      if (parts.length > 0 && parts.every((p) => this.state.partitionRuntime.get(p.partitionId)?.readOnly)) {
+        this.log.info({ fs: fs.name }, 'all partitions are full: creating one more');
+        await this.topology.createPartitions(fs.fsId, 1);
+      }
+    }
   }
 
   stop(): void {

@@ -58,12 +58,14 @@ export class MdsNode implements MdsNodeView {
     this.grpc = await startGrpcServer(c.listen, [...mdsServices(this, registry, this.log), healthService('mds')]);
     this.metrics = await startMetricsServer(registry, c.metrics.host, c.metrics.port);
     this.leadership = this.etcd
-      ? new EtcdLeadership(this.etcd, this.kv as EtcdKv, c.etcd.prefix, this.address, c.etcd.sessionTtlS, this.log)
+      ? new EtcdLeadership(this.etcd, c.etcd.prefix, this.address, c.etcd.sessionTtlS, this.log)
       : new SoleLeadership(this.address);
-    this.leadership.on('elected', () => {
+    this.leadership.on('elected', (fenceKey: string | null) => {
       const gen = ++this.generation;
       leaderGauge.set(1);
-      LeaderContext.start(this.kv, c, this.log).then(
+      // Writes of this term are fenced on its election key: once the session is gone they fail.
+      const kv = fenceKey && this.kv instanceof EtcdKv ? this.kv.fenced(fenceKey) : this.kv;
+      LeaderContext.start(kv, c, this.log).then(
         (ctx) => {
           if (gen !== this.generation || !this.leadership.isLeader()) ctx.stop();
           else this.ctx = ctx;

@@ -102,7 +102,7 @@ export class Topology implements PartitionPlacer {
       }
       const term = Number(rep.term);
       const csrt = this.state.copysetRuntime.get(key);
-      if (rep.is_leader || !csrt || term > csrt.term || (term === csrt.term && !csrt.leader)) {
+      if (!csrt || term > csrt.term || (term === csrt.term && (rep.is_leader || !csrt.leader))) {
         this.state.copysetRuntime.set(key, { leader: rep.is_leader ? ms.address : rep.leader, term, learners: [...rep.learners], pendingChange: rep.pending_change });
       }
       if (rep.is_leader) {

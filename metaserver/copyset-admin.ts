@@ -6,6 +6,7 @@ import { check, StatusCode, TierfsError } from '../common/status.js';
 import type { ProtoGrpcType } from '../proto/gen/copyset.js';
 import type { StatusResponse__Output } from '../proto/gen/tierfs/copyset/StatusResponse.js';
 import type { CopysetStatus } from '../proto/gen/tierfs/copyset/CopysetStatus.js';
+import type { CopysetStatusResponse__Output } from '../proto/gen/tierfs/copyset/CopysetStatusResponse.js';
 import type { CopysetNodeManager } from './copyset-manager.js';
 import type { CopysetNode } from './copyset-node.js';
 
@@ -24,6 +25,20 @@ export async function createCopysetOn(address: string, poolId: number, copysetId
   try {
     const res = await unary<object, StatusResponse__Output>(client, 'CreateCopyset', { pool_id: poolId, copyset_id: copysetId, peers }, 10_000);
     check(res.status, `CreateCopyset ${poolId}.${copysetId} on ${address}`);
+  } finally {
+    client.close();
+  }
+}
+
+/** The members (voters and learners) `address` has for the copyset, or null when it does not hold it or cannot be reached. */
+export async function membersOn(address: string, poolId: number, copysetId: number): Promise<string[] | null> {
+  const Ctor = loadProto<ProtoGrpcType>('copyset.proto').tierfs.copyset.CopysetService;
+  const client = new Ctor(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  try {
+    const res = await unary<object, CopysetStatusResponse__Output>(client, 'GetCopysetStatus', { pool_id: poolId, copyset_id: copysetId }, 1500);
+    return res.status?.code === StatusCode.OK && res.copyset ? [...res.copyset.peers, ...res.copyset.learners] : null;
+  } catch {
+    return null;
   } finally {
     client.close();
   }

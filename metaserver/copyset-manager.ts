@@ -23,6 +23,11 @@ export interface CopysetNodeManagerOptions {
   selfAddress: string;
   logger?: Logger;
   node?: CopysetNodeOptions;
+  /**
+   * The members (voters and learners) another server has for a copyset (null: not held or
+   * unreachable). Tells a join from a creation, and a stale removal order from a real one.
+   */
+  membersOn?: (address: string, poolId: number, copysetId: number) => Promise<string[] | null>;
 }
 
 export class CopysetNodeManager {
@@ -33,6 +38,14 @@ export class CopysetNodeManager {
 
   constructor(private readonly opts: CopysetNodeManagerOptions) {
     this.logger = opts.logger ?? silentLogger;
+    opts.host.onGroupRemoved?.((groupId) => {
+      const ref = parseGroupId(groupId);
+      if (!ref) return;
+      // Let the removing entry finish applying before the group is stopped.
+      setTimeout(() => {
+        this.remove(ref.poolId, ref.copysetId).catch((err: unknown) => this.logger.warn({ err, groupId }, 'removing a dropped copyset failed'));
+      }, 100).unref();
+    });
   }
 
   get selfAddress(): string {
@@ -50,8 +63,9 @@ export class CopysetNodeManager {
     return run;
   }
 
-  private newNode(poolId: number, copysetId: number, sm: MetaStateMachine, group: CopysetNode['group']): CopysetNode {
+  private newNode(poolId: number, copysetId: number, sm: MetaStateMachine, group: CopysetNode['group'], peers: string[] = []): CopysetNode {
     const node = new CopysetNode(poolId, copysetId, group, sm, { logger: this.logger, ...this.opts.node });
+    node.initialPeers = peers;
     this.nodes.set(copysetGroupId(poolId, copysetId), node);
     node.start();
     return node;
@@ -71,8 +85,10 @@ export class CopysetNodeManager {
   }
 
   /**
-   * Creates the copyset here. When this server is not among `peers`, it joins an existing
-   * group as a new member (the leader adds it and sends a snapshot).
+   * Creates the copyset here. It joins an existing group as a new member (the leader adds
+   * it and sends a snapshot) when this server is not among `peers`, or when a running
+   * member's configuration does not list this server yet (the MDS adding a replica names
+   * the configuration after the change); otherwise it starts a new group with `peers`.
    */
   create(poolId: number, copysetId: number, peers: string[]): Promise<CopysetNode> {
     const id = copysetGroupId(poolId, copysetId);
@@ -82,11 +98,48 @@ export class CopysetNodeManager {
       if (peers.length === 0) throw new TierfsError(StatusCode.INVALID_ARGUMENT, `copyset ${poolId}.${copysetId}: no peers given`);
       const sm = new MetaStateMachine(this.opts.db, poolId, copysetId, this.logger);
       await sm.clearAll(); // leftovers of an earlier incarnation on this server
-      const join = !peers.includes(this.opts.selfAddress);
+      const join = !peers.includes(this.opts.selfAddress) || (await this.beingAdded(poolId, copysetId, peers));
       const group = await this.opts.host.createGroup(id, { peers, stateMachine: sm, join });
       this.logger.info({ copyset: id, peers, join }, 'copyset created');
-      return this.newNode(poolId, copysetId, sm, group);
+      return this.newNode(poolId, copysetId, sm, group, peers);
     });
+  }
+
+  private async beingAdded(poolId: number, copysetId: number, peers: string[]): Promise<boolean> {
+    const probe = this.opts.membersOn;
+    if (!probe) return false;
+    const others = peers.filter((p) => p !== this.opts.selfAddress);
+    // Peers still starting may not answer at first; a few rounds give them time.
+    for (let round = 0; round < 3; round++) {
+      const answers = await Promise.all(others.map((p) => probe(p, poolId, copysetId)));
+      if (answers.some((m) => m !== null && m.length > 0 && !m.includes(this.opts.selfAddress))) return true;
+      if (answers.filter((m) => m !== null).length * 2 >= others.length) return false;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    return false;
+  }
+
+  /**
+   * Removes the copyset unless a running member still lists this server (the MDS may order
+   * a removal from a stale view, e.g. while this server is being added as a learner).
+   */
+  async removeIfNotMember(poolId: number, copysetId: number): Promise<boolean> {
+    const node = this.nodes.get(copysetGroupId(poolId, copysetId));
+    if (!node) return false;
+    const probe = this.opts.membersOn;
+    if (probe) {
+      const st = node.group.status();
+      const others = [...new Set([...node.initialPeers, ...st.voters, ...st.learners])].filter((p) => p !== this.opts.selfAddress);
+      for (const p of others) {
+        const members = await probe(p, poolId, copysetId);
+        if (members?.includes(this.opts.selfAddress)) {
+          this.logger.warn({ copyset: node.name, member: p }, 'not removing the copyset: a running member still lists this server');
+          return false;
+        }
+      }
+    }
+    await this.remove(poolId, copysetId);
+    return true;
   }
 
   get(poolId: number, copysetId: number): CopysetNode {
@@ -112,7 +165,7 @@ export class CopysetNodeManager {
       node.stop();
       this.nodes.delete(id);
       await this.opts.host.removeGroup(id);
-      await node.sm.clearAll();
+      await node.sm.destroy();
       this.logger.info({ copyset: id }, 'copyset removed');
     });
   }

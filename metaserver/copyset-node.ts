@@ -31,6 +31,8 @@ export interface CopysetNodeOptions {
 
 export class CopysetNode {
   readonly reader: MetaReader;
+  /** The peers named when the copyset was created here (a joiner knows no configuration before its snapshot). */
+  initialPeers: string[] = [];
   private readonly logger: Logger;
   private timer: NodeJS.Timeout | null = null;
   private backgroundRunning = false;

@@ -34,6 +34,8 @@ export interface MetaRpcOptions {
 
 export class MetaRpc {
   readonly clientId = randomUUID();
+  /** Calls repeated on another peer or later (leader changes, peers down), for tests and metrics. */
+  retries = 0;
   private seq = 0;
   private readonly inFlight = new Set<number>();
   private readonly clients = new Map<string, grpc.Client>();
@@ -97,7 +99,7 @@ export class MetaRpc {
     poolId: number,
     copysetId: number,
     method: string,
-    req: { rid?: RequestId },
+    req: { rid?: RequestId; [field: string]: unknown },
     throwOnError = true,
   ): Promise<Res> {
     const until = Date.now() + this.deadlineMs;
@@ -146,6 +148,7 @@ export class MetaRpc {
           if (loc.next % Math.max(1, loc.peers.length) === 0) refresh = true;
         }
         attempt++;
+        this.retries++;
         this.logger.debug({ method, address, code: lastErr.code, attempt }, 'retrying on another metaserver');
         await sleep(Math.min(30 * attempt, 500));
       }

@@ -48,4 +48,6 @@ export interface ReplicationHost {
   listGroups(): Promise<string[]>;
   removeGroup(groupId: string): Promise<void>;
   close(): Promise<void>;
+  /** Called with the group id when a membership change removed this server from a group. */
+  onGroupRemoved?(cb: (groupId: string) => void): void;
 }

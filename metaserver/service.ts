@@ -1,6 +1,7 @@
 // MetaServerService: the gateway-facing metadata RPCs (proto/metaserver.proto). Every
 // request names its partition; the copyset's leader answers, followers say NOT_LEADER.
 import type * as grpc from '@grpc/grpc-js';
+import { Histogram, type Registry } from 'prom-client';
 import { handler, loadProto } from '../common/grpc.js';
 import { ok, statusOf, StatusCode, TierfsError } from '../common/status.js';
 import type { ProtoGrpcType } from '../proto/gen/metaserver.js';
@@ -20,6 +21,26 @@ function respond<Res extends { status?: unknown }>(fn: () => Promise<Omit<Res, '
   );
 }
 
+/** Times every call per method and answered status code. */
+function instrument(impl: grpc.UntypedServiceImplementation, registry: Registry): grpc.UntypedServiceImplementation {
+  const seconds = new Histogram({
+    name: 'tierfs_metaserver_rpc_seconds', help: 'MetaServerService calls by method and status code',
+    labelNames: ['method', 'code'], buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2, 10], registers: [registry],
+  });
+  const out: grpc.UntypedServiceImplementation = {};
+  for (const [method, fn] of Object.entries(impl)) {
+    const unaryFn = fn as grpc.handleUnaryCall<unknown, { status?: { code?: string } }>;
+    out[method] = ((call, callback) => {
+      const end = seconds.startTimer({ method });
+      unaryFn(call, (err, res) => {
+        end({ code: err ? 'GRPC_ERROR' : (res?.status?.code ?? 'OK') });
+        callback(err, res);
+      });
+    }) as grpc.handleUnaryCall<unknown, { status?: { code?: string } }>;
+  }
+  return out;
+}
+
 function resultOk(res: OpResult): OpResult {
   if (res.code !== StatusCode.OK) throw new TierfsError(res.code, res.message ?? res.code);
   return res;
@@ -32,7 +53,7 @@ function checkName(name: string): void {
   if (Buffer.byteLength(name) > MAX_NAME_BYTES) throw new TierfsError(StatusCode.NAME_TOO_LONG, `name longer than ${MAX_NAME_BYTES} bytes`);
 }
 
-export function metaServerService(copysets: CopysetNodeManager): [grpc.ServiceDefinition, grpc.UntypedServiceImplementation] {
+export function metaServerService(copysets: CopysetNodeManager, registry?: Registry): [grpc.ServiceDefinition, grpc.UntypedServiceImplementation] {
   const svc = loadProto<ProtoGrpcType>('metaserver.proto').tierfs.metaserver.MetaServerService.service;
   const nodeOf = (ref: PartitionRef__Output | null): CopysetNode => {
     if (!ref) throw new TierfsError(StatusCode.INVALID_ARGUMENT, 'request names no partition');
@@ -200,5 +221,5 @@ export function metaServerService(copysets: CopysetNodeManager): [grpc.ServiceDe
       }),
     ),
   };
-  return [svc, impl];
+  return [svc, registry ? instrument(impl, registry) : impl];
 }

@@ -173,7 +173,12 @@ export class MetaStateMachine implements StateMachine {
     });
   }
 
-  /** Deletes every key of this copyset (when the copyset leaves this server). */
+  /** Deletes this copyset's keys once any apply in progress finished (the copyset left this server). */
+  destroy(): Promise<void> {
+    return this.serial(() => this.clearAll());
+  }
+
+  /** Deletes every key of this copyset. */
   async clearAll(): Promise<void> {
     await this.db.clear({ gte: this.keys.prefix, lt: rangeEnd(this.keys.prefix) });
     this.partitions.clear();

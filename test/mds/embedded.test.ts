@@ -6,7 +6,8 @@ import { MdsClient } from '../../mds/client.js';
 import { startS3, type TestS3 } from '../support/s3.js';
 import { tempDir } from '../support/tmp.js';
 import { freePort } from '../support/ports.js';
-import type { Spawned } from '../support/process.js';
+import { cliPath, type Spawned } from '../support/process.js';
+import { spawnSync } from 'node:child_process';
 import type { CreateFsRequest } from '../../proto/gen/tierfs/mds/CreateFsRequest.js';
 import { spawnMds, waitFor, isCode, type MdsReady } from './helpers.js';
 
@@ -168,4 +169,32 @@ test('health and cluster status of a single embedded MDS', async () => {
   assert.ok(st.filesystems.some((f) => f.name === 'persist'));
   const metrics = await (await fetch(`http://127.0.0.1:${mds.info.metricsPort}/metrics`)).text();
   assert.match(metrics, /tierfs_mds_rpc_total\{method="ClusterStatus",code="OK"/);
+});
+
+test('tierfs fs create/list/info/delete against the daemon', async () => {
+  const run = (...argv: string[]) => {
+    const res = spawnSync(process.execPath, [cliPath, 'fs', ...argv, '--mds', mds.info.address], { encoding: 'utf8' });
+    return { code: res.status, out: res.stdout, err: res.stderr };
+  };
+  const created = run('create', 'clifs', '--s3-endpoint', s3.endpoint, '--bucket', s3.bucket, '--access-key', s3.accessKeyId,
+    '--secret-key', s3.secretAccessKey, '--block-size', '1MiB', '--chunk-size', '16M', '--key-prefix', 'p/', '--json');
+  assert.equal(created.code, 0, created.err);
+  const fs = JSON.parse(created.out) as { name: string; block_size: number; chunk_size: number; s3: { secret_key: string; key_prefix: string } };
+  assert.equal(fs.block_size, 1 << 20);
+  assert.equal(fs.chunk_size, 16 << 20);
+  assert.equal(fs.s3.key_prefix, 'p/');
+  assert.equal(fs.s3.secret_key, '***');
+  const listed = JSON.parse(run('list', '--json').out) as Array<{ name: string }>;
+  assert.ok(listed.some((f) => f.name === 'clifs'));
+  const table = run('list');
+  assert.equal(table.code, 0);
+  assert.match(table.out, /clifs/);
+  assert.match(run('info', 'clifs').out, /1 MiB/);
+  const dup = run('create', 'clifs', '--s3-endpoint', s3.endpoint, '--bucket', s3.bucket, '--access-key', 'k', '--secret-key', 's');
+  assert.equal(dup.code, 1);
+  assert.match(dup.err, /EXISTS/);
+  assert.equal(run('delete', 'clifs').code, 0);
+  const gone = run('info', 'clifs');
+  assert.equal(gone.code, 1);
+  assert.match(gone.err, /NOT_FOUND/);
 });

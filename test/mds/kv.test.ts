@@ -80,9 +80,8 @@ test('EtcdKv: get/put/delete/range/cas and id reservation under a prefix', async
 });
 
 test('EtcdKv: fenced writes fail with NOT_LEADER once the fence key is gone', async () => {
-  const kv = new EtcdKv(client, '/fenced/');
+  const kv = new EtcdKv(client, '/fenced/').fenced('/fence-key');
   await client.put('/fence-key').value('me');
-  kv.setFence('/fence-key');
   await kv.put('x', '1');
   assert.equal(await kv.cas('y', undefined, '1'), true);
   assert.equal(await kv.cas('y', undefined, '2'), false);

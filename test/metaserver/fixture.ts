@@ -8,6 +8,8 @@ import { metaServerService } from '../../metaserver/service.js';
 import { copysetService } from '../../metaserver/copyset-service.js';
 import type { PartitionDirectory, PartitionLocationInfo } from '../../metaserver/client.js';
 import { SoloRaftHost } from './solo-raft.js';
+import { renameResolver } from '../../metaserver/rename-resolver.js';
+import { silentLogger } from '../../common/log.js';
 import { tempDir } from '../support/tmp.js';
 import { freePort } from '../support/ports.js';
 
@@ -24,7 +26,11 @@ export async function startSoloMetaServer(fsId = 1): Promise<SoloMetaServer> {
   const address = `127.0.0.1:${await freePort()}`;
   const db = new Level<string, string>(join(tmp.path, 'db'));
   await db.open();
-  const manager = new CopysetNodeManager({ host: new SoloRaftHost(address), db, selfAddress: address });
+  const resolver = renameResolver(silentLogger);
+  const manager = new CopysetNodeManager({
+    host: new SoloRaftHost(address), db, selfAddress: address,
+    node: { resolver: resolver.resolve, txResolveAfterMs: 300, backgroundIntervalMs: 100 },
+  });
   const server: RunningServer = await startGrpcServer(address, [metaServerService(manager), copysetService(manager)]);
   const partitions: PartitionLocationInfo[] = [];
   let nextStart = 1_000_000;
@@ -52,6 +58,7 @@ export async function startSoloMetaServer(fsId = 1): Promise<SoloMetaServer> {
     address, manager, directory, addPartition,
     close: async () => {
       manager.close();
+      resolver.rpc.close();
       await server.close();
       await db.close();
       tmp.remove();

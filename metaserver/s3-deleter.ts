@@ -1,0 +1,97 @@
+// Deletes the objects of a trashed inode from the filesystem's bucket. The S3 settings and
+// the block/chunk sizes come from the MDS's FsInfo of each filesystem. Keys are built as
+// s3adaptor/keys.ts builds them (branch s3); replace blockKey below with an import of that
+// module once s3adaptor is on main, so the two can never drift apart.
+import * as grpc from '@grpc/grpc-js';
+import { S3Client, DeleteObjectsCommand } from '@aws-sdk/client-s3';
+import { CHANNEL_OPTIONS, LeaderFollower, loadProto, unary } from '../common/grpc.js';
+import { check } from '../common/status.js';
+import type { ProtoGrpcType } from '../proto/gen/mds.js';
+import type { FsResponse__Output } from '../proto/gen/tierfs/mds/FsResponse.js';
+import type { FsInfo__Output } from '../proto/gen/tierfs/mds/FsInfo.js';
+import type { ObjectDeleter } from './copyset-node.js';
+import type { SliceRecord } from './meta-client.js';
+
+function hashPrefix(ino: number, chunkId: number, blockIndex: number): string {
+  let h = 0x811c9dc5;
+  const text = `${ino}_${chunkId}_${blockIndex}`;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return ((h ^ (h >>> 8) ^ (h >>> 16) ^ (h >>> 24)) & 0xff).toString(16).padStart(2, '0');
+}
+
+export function blockKey(fsId: number, ino: number, chunkId: number, blockIndex: number, compaction: number): string {
+  return `${hashPrefix(ino, chunkId, blockIndex)}_${fsId}_${ino}_${chunkId}_${blockIndex}_${compaction}`;
+}
+
+/** Every object key of an inode's slices; blockIndex counts blocks from the start of the file. */
+export function inodeObjectKeys(fsId: number, ino: number, slices: Map<number, SliceRecord[]>, blockSize: number, chunkSize: number): string[] {
+  const keys = new Set<string>();
+  const perChunk = Math.floor(chunkSize / blockSize);
+  for (const [chunkIndex, list] of slices) {
+    for (const s of list) {
+      if (s.zero || s.len === 0) continue;
+      const end = s.offset + s.len;
+      for (let b = Math.floor(s.offset / blockSize); b * blockSize < end; b++) {
+        keys.add(blockKey(fsId, ino, s.chunkId, chunkIndex * perChunk + b, s.compaction));
+      }
+    }
+  }
+  return [...keys];
+}
+
+interface FsTarget {
+  client: S3Client;
+  bucket: string;
+  prefix: string;
+  blockSize: number;
+  chunkSize: number;
+}
+
+export class S3ObjectDeleter implements ObjectDeleter {
+  private readonly mds: LeaderFollower<grpc.Client>;
+  private readonly targets = new Map<number, FsTarget>();
+
+  constructor(mdsAddresses: string[]) {
+    const Ctor = loadProto<ProtoGrpcType>('mds.proto').tierfs.mds.MdsService;
+    this.mds = new LeaderFollower(mdsAddresses, (a) => new Ctor(a, grpc.credentials.createInsecure(), CHANNEL_OPTIONS));
+  }
+
+  private async target(fsId: number): Promise<FsTarget> {
+    let t = this.targets.get(fsId);
+    if (t) return t;
+    const res = await this.mds.call((c) => unary<object, FsResponse__Output>(c, 'GetFsInfo', { name: '', fs_id: fsId }));
+    check(res.status, `GetFsInfo ${fsId}`);
+    const fs = res.fs as FsInfo__Output;
+    const s3 = fs.s3!;
+    t = {
+      client: new S3Client({
+        endpoint: s3.endpoint || undefined, region: s3.region || 'us-east-1', forcePathStyle: true,
+        credentials: { accessKeyId: s3.access_key, secretAccessKey: s3.secret_key },
+        requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
+      }),
+      bucket: s3.bucket, prefix: s3.key_prefix, blockSize: fs.block_size || 4 << 20, chunkSize: fs.chunk_size || 64 << 20,
+    };
+    this.targets.set(fsId, t);
+    return t;
+  }
+
+  async deleteInodeObjects(fsId: number, ino: number, slices: Map<number, SliceRecord[]>): Promise<void> {
+    if (slices.size === 0) return;
+    const t = await this.target(fsId);
+    const keys = inodeObjectKeys(fsId, ino, slices, t.blockSize, t.chunkSize).map((k) => t.prefix + k);
+    for (let i = 0; i < keys.length; i += 1000) {
+      const batch = keys.slice(i, i + 1000);
+      // Missing keys count as deleted (S3 semantics), so a retried purge is harmless.
+      const res = await t.client.send(new DeleteObjectsCommand({ Bucket: t.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }));
+      if (res.Errors && res.Errors.length > 0) throw new Error(`deleting objects of inode ${ino}: ${res.Errors[0]!.Code} ${res.Errors[0]!.Message}`);
+    }
+  }
+
+  close(): void {
+    for (const t of this.targets.values()) t.client.destroy();
+    this.mds.close();
+  }
+}

@@ -1,0 +1,63 @@
+// The public contract of the Raft runtime (what MetaServer and ChunkServer program against).
+import type { Logger } from '../../common/log.js';
+
+export interface LogEntryForApply {
+  index: number;
+  term: number;
+  data: Buffer;
+}
+
+export interface StateMachine {
+  /** Applies committed entries in order, returns one result per entry (passed back to the proposer). Must persist the applied index atomically with the changes. */
+  apply(entries: LogEntryForApply[]): Promise<unknown[]>;
+  /** Index of the last entry applied durably (read at start so replay skips applied entries). */
+  appliedIndex(): Promise<number>;
+  /** A consistent snapshot of the state at appliedIndex as a stream of chunks. */
+  snapshot(): Promise<{ index: number; term: number; chunks: AsyncIterable<Buffer> }>;
+  /** Replace all state with the snapshot. */
+  restore(index: number, term: number, chunks: AsyncIterable<Buffer>): Promise<void>;
+}
+
+export interface RaftHostOptions {
+  dataDir: string;
+  /** host:port this process serves gRPC on (also this node's id in every group). */
+  selfAddress: string;
+  logger?: Logger;
+  tickMs?: number;
+  electionTicks?: number;
+  heartbeatTicks?: number;
+  /** Entries after which the log is compacted. */
+  snapshotThreshold?: number;
+  /** Serve readBarrier from a leader lease when valid (see raft/README.md). Default true. */
+  leaseRead?: boolean;
+}
+
+export interface RaftGroupStatus {
+  id: string;
+  term: number;
+  leader: string | null;
+  commitIndex: number;
+  appliedIndex: number;
+  voters: string[];
+  learners: string[];
+  /** Number of membership changes applied. */
+  epoch: number;
+}
+
+export interface RaftGroup {
+  readonly id: string;
+  /** Replicates data; resolves with the state machine's apply result for it. Rejects NOT_LEADER when not leader or if leadership is lost before commit. */
+  propose(data: Buffer): Promise<unknown>;
+  /** Linearizable read barrier: resolves when the local state machine has applied everything committed at call time. */
+  readBarrier(): Promise<void>;
+  isLeader(): boolean;
+  leaderAddress(): string | null;
+  status(): RaftGroupStatus;
+  /** Adds as learner, promotes when caught up; resolves when it is a voter. */
+  addPeer(address: string): Promise<void>;
+  removePeer(address: string): Promise<void>;
+  transferLeader(address: string): Promise<void>;
+  onLeaderChange(cb: (leader: string | null) => void): void;
+  /** Called once when a membership change removed this node from the group. */
+  onRemoved(cb: () => void): void;
+}

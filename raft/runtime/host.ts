@@ -1,0 +1,234 @@
+// RaftHost: one per process. Owns the shared level store (group commit), the gRPC transport,
+// the tick timer, and the groups. Persist strictly before sending: votes and acks depend on it.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type * as grpc from '@grpc/grpc-js';
+import { type Logger, silentLogger } from '../../common/log.js';
+import { StatusCode, TierfsError } from '../../common/status.js';
+import type { Ready } from '../core/rawnode.js';
+import { type Message, MsgType, emptyMessage } from '../core/types.js';
+import type { RaftGroup, RaftHostOptions, StateMachine } from './api.js';
+import { decodeMessage, encodeMessage } from './codec.js';
+import { GroupNode } from './group.js';
+import { type GroupWrite, RaftLogStore } from './log-store.js';
+import { GrpcTransport } from './transport.js';
+
+export class RaftHost {
+  private readonly groups = new Map<string, GroupNode>();
+  private readonly dirty = new Set<GroupNode>();
+  private pumping = false;
+  private pumpScheduled = false;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly log: Logger;
+  private readonly transport: GrpcTransport;
+  private removedCbs: Array<(groupId: string) => void> = [];
+  private closed = false;
+
+  private constructor(
+    private readonly opts: RaftHostOptions,
+    private readonly store: RaftLogStore,
+  ) {
+    this.log = opts.logger ?? silentLogger;
+    this.transport = new GrpcTransport(
+      opts.selfAddress,
+      {
+        onMessages: (batch) => this.onMessages(batch),
+        onSnapshot: (header, chunks) => this.onSnapshot(header, chunks),
+        onUnreachable: (peer, batch) => this.onUnreachable(peer, batch),
+      },
+      this.log,
+    );
+    this.timer = setInterval(() => this.tick(), opts.tickMs ?? 100);
+    this.timer.unref();
+  }
+
+  static async open(opts: RaftHostOptions): Promise<RaftHost> {
+    mkdirSync(opts.dataDir, { recursive: true });
+    const store = await RaftLogStore.open(join(opts.dataDir, 'raft-log'));
+    return new RaftHost(opts, store);
+  }
+
+  grpcService(): [grpc.ServiceDefinition, grpc.UntypedServiceImplementation] {
+    return this.transport.service();
+  }
+
+  /** Called with the group id when a membership change removed this node from a group. */
+  onGroupRemoved(cb: (groupId: string) => void): void {
+    this.removedCbs.push(cb);
+  }
+
+  async createGroup(groupId: string, opts: { peers: string[]; stateMachine: StateMachine; join?: boolean }): Promise<RaftGroup> {
+    if (this.groups.has(groupId) || (await this.store.hasGroup(groupId))) {
+      throw new TierfsError(StatusCode.EXISTS, `raft group ${groupId} already exists on ${this.opts.selfAddress}; use openGroup`);
+    }
+    if (!opts.join && !opts.peers.includes(this.opts.selfAddress)) {
+      throw new TierfsError(StatusCode.INVALID_ARGUMENT, `peers of new group ${groupId} must include this node (${this.opts.selfAddress})`);
+    }
+    // A new group starts from a snapshot at index 1 holding its first membership; a joiner starts
+    // empty and receives everything (membership included) from the leader.
+    const bootstrap = opts.join ? null : { index: 1, term: 1, conf: { voters: [...opts.peers].sort(), learners: [], epoch: 0 } };
+    await this.store.createGroup(groupId, bootstrap, { term: opts.join ? 0 : 1, vote: '', commit: opts.join ? 0 : 1 });
+    return this.openGroup(groupId, opts.stateMachine);
+  }
+
+  async openGroup(groupId: string, stateMachine: StateMachine): Promise<RaftGroup> {
+    const existing = this.groups.get(groupId);
+    if (existing) return existing;
+    if (!(await this.store.hasGroup(groupId))) throw new TierfsError(StatusCode.NOT_FOUND, `raft group ${groupId} is not persisted on ${this.opts.selfAddress}`);
+    const storage = await this.store.load(groupId);
+    const smApplied = await stateMachine.appliedIndex();
+    if (smApplied < storage.firstIndex() - 1 && storage.firstIndex() - 1 > 1) {
+      throw new TierfsError(StatusCode.INTERNAL, `group ${groupId}: state machine at ${smApplied} is behind the compacted log (${storage.firstIndex() - 1})`);
+    }
+    const g = new GroupNode(groupId, storage, stateMachine, smApplied, {
+      self: this.opts.selfAddress,
+      logger: this.log,
+      electionTicks: this.opts.electionTicks ?? 10,
+      heartbeatTicks: this.opts.heartbeatTicks ?? 1,
+      snapshotThreshold: this.opts.snapshotThreshold ?? 10_000,
+      leaseRead: this.opts.leaseRead ?? true,
+      wake: (x) => this.wake(x),
+      send: (x, m) => this.sendMessage(x, m),
+      compact: async (x, meta) => {
+        await this.store.compact(x.id, meta);
+        x.storage.compact(meta.index, meta.conf);
+      },
+    });
+    g.onRemoved(() => {
+      for (const cb of this.removedCbs) cb(groupId);
+    });
+    this.groups.set(groupId, g);
+    this.wake(g);
+    return g;
+  }
+
+  async listGroups(): Promise<string[]> {
+    return this.store.listGroups();
+  }
+
+  async removeGroup(groupId: string): Promise<void> {
+    const g = this.groups.get(groupId);
+    if (g) {
+      g.stop();
+      this.groups.delete(groupId);
+      this.dirty.delete(g);
+    }
+    while (this.pumping) await new Promise((r) => setTimeout(r, 2));
+    await this.store.removeGroup(groupId);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    for (const g of this.groups.values()) g.stop();
+    while (this.pumping) await new Promise((r) => setTimeout(r, 2));
+    this.transport.close();
+    await this.store.close();
+  }
+
+  // ---- the loop ----
+
+  private tick(): void {
+    for (const g of this.groups.values()) {
+      if (g.stopped) continue;
+      g.core.tick();
+      this.dirty.add(g);
+    }
+    this.schedulePump();
+  }
+
+  private wake(g: GroupNode): void {
+    this.dirty.add(g);
+    this.schedulePump();
+  }
+
+  private schedulePump(): void {
+    if (this.pumpScheduled || this.pumping || this.closed) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      void this.pump();
+    });
+  }
+
+  /** Group commit: collect every dirty group's Ready, persist all in one synced batch, then send/apply. */
+  private async pump(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.dirty.size > 0 && !this.closed) {
+        const readies: Array<{ g: GroupNode; rd: Ready }> = [];
+        const writes: GroupWrite[] = [];
+        for (const g of [...this.dirty]) {
+          this.dirty.delete(g);
+          const c = g.collect();
+          if (!c) continue;
+          if (c.rd.snapshot) {
+            await g.restoreSnapshot(c.rd.snapshot.meta, (c.rd.snapshot.data as Buffer[] | undefined) ?? []);
+            await this.store.resetToSnapshot(g.id, c.rd.snapshot.meta);
+            g.appliedConf = c.rd.snapshot.meta.conf;
+          }
+          readies.push({ g, rd: c.rd });
+          writes.push(c.write);
+        }
+        if (readies.length === 0) break;
+        await this.store.write(writes);
+        for (const { g, rd } of readies) {
+          if (g.stopped) continue;
+          g.afterPersist(rd);
+          if (g.core.hasReady()) this.dirty.add(g);
+        }
+      }
+    } catch (e) {
+      this.log.error({ err: String(e) }, 'raft persist failed; stopping all groups');
+      for (const g of this.groups.values()) g.stop();
+    } finally {
+      this.pumping = false;
+    }
+    if (this.dirty.size > 0) this.schedulePump();
+  }
+
+  private sendMessage(g: GroupNode, m: Message): void {
+    if (m.to === this.opts.selfAddress) return;
+    if (m.type === MsgType.Snap) {
+      g.startSnapshotSend(m, (msg, chunks) => this.transport.sendSnapshot(msg.to, encodeMessage(g.id, msg), chunks));
+      return;
+    }
+    this.transport.send(m.to, encodeMessage(g.id, m));
+  }
+
+  private onMessages(batch: Buffer[]): void {
+    for (const b of batch) {
+      const { groupId, msg } = decodeMessage(b);
+      const g = this.groups.get(groupId);
+      if (!g || g.stopped) continue; // not hosted (yet): the sender retries
+      g.core.step(msg);
+      this.dirty.add(g);
+    }
+    this.schedulePump();
+  }
+
+  private async onSnapshot(header: Buffer, chunks: Buffer[]): Promise<void> {
+    const { groupId, msg } = decodeMessage(header);
+    const g = this.groups.get(groupId);
+    if (!g || g.stopped) throw new TierfsError(StatusCode.NOT_FOUND, `group ${groupId} not hosted on ${this.opts.selfAddress}`);
+    msg.snapshot = { meta: msg.snapshot!.meta, data: chunks };
+    g.core.step(msg);
+    this.wake(g);
+  }
+
+  private onUnreachable(peer: string, batch: Buffer[]): void {
+    const seen = new Set<string>();
+    for (const b of batch) {
+      const { groupId } = decodeMessage(b);
+      if (seen.has(groupId)) continue;
+      seen.add(groupId);
+      const g = this.groups.get(groupId);
+      if (!g || g.stopped) continue;
+      g.core.step(emptyMessage(MsgType.Unreachable, this.opts.selfAddress, peer));
+      this.dirty.add(g);
+    }
+    this.schedulePump();
+  }
+}

@@ -1,0 +1,129 @@
+// Linearizability checker for key-value histories: the Wing–Gong search with Lowe's
+// memoization of (linearized set, state), as in Porcupine, run per key (P-compositionality).
+
+export type KvOp =
+  | { kind: 'put'; key: string; value: string }
+  | { kind: 'get'; key: string }
+  | { kind: 'cas'; key: string; expected: string | null; value: string };
+
+export interface HistoryOp {
+  client: number;
+  op: KvOp;
+  call: number;
+  /** Infinity when the client never learned the outcome. */
+  ret: number;
+  /** get: the value read; put: true; cas: whether it swapped; undefined when unknown. */
+  output: string | null | boolean | undefined;
+}
+
+type State = string | null;
+
+function step(state: State, h: HistoryOp): { ok: boolean; next: State } {
+  const op = h.op;
+  const known = h.output !== undefined;
+  switch (op.kind) {
+    case 'get':
+      return { ok: !known || h.output === state, next: state };
+    case 'put':
+      return { ok: true, next: op.value };
+    case 'cas': {
+      const swapped = state === op.expected;
+      if (known && h.output !== swapped) return { ok: false, next: state };
+      return { ok: true, next: swapped ? op.value : state };
+    }
+  }
+}
+
+interface Node {
+  op: number; // index into ops
+  isCall: boolean;
+  prev: Node | null;
+  next: Node | null;
+  match: Node | null; // call -> its return
+}
+
+/** Checks one key's history; returns true if some total order explains every result. */
+export function checkKey(ops: HistoryOp[], initial: State = null, budget = 2_000_000): boolean | 'timeout' {
+  const events: Array<{ t: number; isCall: boolean; op: number }> = [];
+  ops.forEach((o, i) => {
+    events.push({ t: o.call, isCall: true, op: i });
+    events.push({ t: o.ret, isCall: false, op: i });
+  });
+  // Calls before returns at equal times: concurrent ops at a tie may overlap.
+  events.sort((a, b) => a.t - b.t || (a.isCall === b.isCall ? a.op - b.op : a.isCall ? -1 : 1));
+  const head: Node = { op: -1, isCall: false, prev: null, next: null, match: null };
+  let tail = head;
+  const callNode = new Map<number, Node>();
+  for (const e of events) {
+    const n: Node = { op: e.op, isCall: e.isCall, prev: tail, next: null, match: null };
+    tail.next = n;
+    tail = n;
+    if (e.isCall) callNode.set(e.op, n);
+    else callNode.get(e.op)!.match = n;
+  }
+  const lift = (n: Node) => {
+    n.prev!.next = n.next;
+    if (n.next) n.next.prev = n.prev;
+    const m = n.match!;
+    m.prev!.next = m.next;
+    if (m.next) m.next.prev = m.prev;
+  };
+  const unlift = (n: Node) => {
+    const m = n.match!;
+    m.prev!.next = m;
+    if (m.next) m.next.prev = m;
+    n.prev!.next = n;
+    if (n.next) n.next.prev = n;
+  };
+  const linearized = new Uint8Array(ops.length);
+  const cache = new Set<string>();
+  const stack: Array<{ node: Node; state: State }> = [];
+  let state: State = initial;
+  let entry = head.next;
+  let steps = 0;
+  while (head.next !== null) {
+    if (++steps > budget) return 'timeout';
+    if (entry === null) return false;
+    if (entry.isCall) {
+      const r = step(state, ops[entry.op]!);
+      if (r.ok) {
+        linearized[entry.op] = 1;
+        const key = `${Buffer.from(linearized).toString('base64')}|${r.next ?? '\u0001'}`;
+        if (!cache.has(key)) {
+          cache.add(key);
+          stack.push({ node: entry, state });
+          state = r.next;
+          lift(entry);
+          entry = head.next;
+          continue;
+        }
+        linearized[entry.op] = 0;
+      }
+      entry = entry.next;
+    } else {
+      // A return with its call not yet linearized: backtrack.
+      const top = stack.pop();
+      if (!top) return false;
+      state = top.state;
+      linearized[top.node.op] = 0;
+      unlift(top.node);
+      entry = top.node.next;
+    }
+  }
+  return true;
+}
+
+/** Checks a whole history key by key; returns the first key that is not linearizable, or null. */
+export function checkHistory(history: HistoryOp[]): { ok: true } | { ok: false; key: string; reason: string } {
+  const byKey = new Map<string, HistoryOp[]>();
+  for (const h of history) {
+    let list = byKey.get(h.op.key);
+    if (!list) byKey.set(h.op.key, (list = []));
+    list.push(h);
+  }
+  for (const [key, ops] of [...byKey.entries()].sort()) {
+    const r = checkKey(ops);
+    if (r !== true) return { ok: false, key, reason: r === 'timeout' ? 'checker budget exhausted' : 'not linearizable' };
+  }
+  return { ok: true };
+}

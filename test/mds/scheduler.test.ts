@@ -1,0 +1,118 @@
+// Placement and scheduling against fake metaservers (real gRPC, in-process): copysets in
+// distinct zones, partitions through the copyset leader, recovery of a lost replica to a
+// healthy server in another zone, removal of the stale replica, and leader balancing.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mdsConfigSchema } from '../../mds/config.js';
+import { MdsNode } from '../../mds/server.js';
+import { MdsClient } from '../../mds/client.js';
+import { tempDir } from '../support/tmp.js';
+import { FakeMetaServer, World } from './fake-metaserver.js';
+import { waitFor } from './helpers.js';
+
+const s3 = { endpoint: 'http://127.0.0.1:9', bucket: 'tierfs-test', access_key: 'a', secret_key: 'b', region: '', key_prefix: '' };
+
+async function cluster(sets: Record<string, unknown>, servers: Array<[zone: string, host: string]>) {
+  const tmp = tempDir('tierfs-mds-sched-');
+  const config = mdsConfigSchema.parse({
+    listen: '127.0.0.1:0', dataDir: tmp.path,
+    health: { unstableAfterMs: 800, offlineAfterMs: 1500, checkIntervalMs: 100 },
+    scheduler: { intervalMs: 200, operatorTimeoutMs: 20_000, ...(sets.scheduler as object) },
+    copysets: sets.copysets, partitions: { perFs: 3, size: 1000, createTimeoutMs: 10_000 },
+    s3: { headBucket: false },
+  });
+  const mds = await MdsNode.start(config);
+  assert.ok(await mds.waitLeading(10_000));
+  const world = new World();
+  const fakes: FakeMetaServer[] = [];
+  for (const [zone, host] of servers) {
+    const f = new FakeMetaServer(world, zone, host);
+    await f.start([mds.address], 100);
+    fakes.push(f);
+  }
+  const client = new MdsClient([mds.address]);
+  return {
+    mds, world, fakes, client,
+    close: async () => {
+      client.close();
+      for (const f of fakes) if (f.alive) await f.stop();
+      await mds.close();
+      tmp.remove();
+    },
+  };
+}
+
+test('a copyset that loses a replica gets CHANGE_PEER to a healthy server in another zone, and the dead one drops it', async () => {
+  const c = await cluster(
+    { copysets: { replicas: 3, total: 1 }, scheduler: { balanceCopysets: false, balanceLeaders: false } },
+    [['z1', 'a'], ['z2', 'b'], ['z3', 'c'], ['z1', 'd'], ['z4', 'e']],
+  );
+  try {
+    const [a, b, cc, d, e] = c.fakes as [FakeMetaServer, FakeMetaServer, FakeMetaServer, FakeMetaServer, FakeMetaServer];
+    const fs = await c.client.createFs({ name: 'sched', s3 });
+    assert.equal(fs.status, 'INITED');
+    const parts = await c.client.listPartitions(fs.fs_id);
+    assert.equal(parts.length, 3);
+    assert.deepEqual(parts.map((p) => p.partition!.start), [1, 1001, 2001]);
+    const peers = parts[0]!.peers;
+    assert.deepEqual(new Set(peers.map((p) => c.world.servers.get(p)!.zone)).size, 3, 'replicas in distinct zones');
+    assert.deepEqual([...peers].sort(), [a.address, b.address, cc.address].sort());
+    await waitFor('leader known', async () => (await c.client.listPartitions(fs.fs_id))[0]!.leader === a.address);
+    assert.equal(c.world.copysets.values().next().value!.partitions.length, 3, 'partitions created through the leader');
+
+    // b stops heartbeating: after it goes OFFLINE, the leader (a) is told to replace it with
+    // e (z4), the only candidate in a zone the remaining replicas (z1, z3) do not use.
+    b.alive = false;
+    await waitFor('CHANGE_PEER delivered', async () => a.received.find((ch) => ch.type === 'CHANGE_PEER'), 20_000);
+    const change = a.received.find((ch) => ch.type === 'CHANGE_PEER')!;
+    assert.equal(change.peer, e.address);
+    assert.equal(change.old_peer, b.address);
+    assert.equal(d.received.length + cc.received.length, 0, 'only the leader gets the operator');
+    assert.deepEqual(e.createCalls.map((x) => [...x.peers].sort()), [[a.address, cc.address, e.address].sort()]);
+    const status = await waitFor('copyset healthy with e', async () => {
+      const st = await c.client.clusterStatus();
+      const cs = st.copysets[0]!;
+      return cs.peers.includes(e.address) && !cs.peers.includes(b.address) && st.operators.length === 0 ? st : null;
+    }, 20_000);
+    assert.equal(status.copysets[0]!.health, 'HEALTHY');
+    assert.equal(status.metaservers.find((m) => m.address === b.address)!.state, 'OFFLINE');
+    const loc = await c.client.getCopysetLocation(status.copysets[0]!.pool_id, status.copysets[0]!.copyset_id);
+    assert.deepEqual([...loc.peers].sort(), [a.address, cc.address, e.address].sort());
+
+    // b comes back with its stale view: it is told to drop the copyset.
+    b.alive = true;
+    await waitFor('REMOVE_COPYSET to b', async () => b.received.some((ch) => ch.type === 'REMOVE_COPYSET'), 10_000);
+    assert.equal(b.created.size, 0);
+    const back = await c.client.clusterStatus();
+    assert.equal(back.metaservers.find((m) => m.address === b.address)!.state, 'ONLINE');
+  } finally {
+    await c.close();
+  }
+});
+
+test('leaders are balanced with TRANSFER_LEADER and copysets are created lazily', async () => {
+  const c = await cluster(
+    { copysets: { replicas: 3, total: 3 }, scheduler: { balanceCopysets: false, balanceLeaders: true } },
+    [['z1', 'a'], ['z2', 'b'], ['z3', 'c']],
+  );
+  try {
+    assert.equal((await c.client.clusterStatus()).copysets.length, 0, 'no copysets before the first fs');
+    await c.client.createFs({ name: 'bal', s3, partition_count: 3 });
+    const st = await c.client.clusterStatus();
+    assert.equal(st.copysets.length, 3);
+    assert.deepEqual(st.copysets.map((cs) => cs.partition_count), [1, 1, 1], 'partitions spread over the least-loaded copysets');
+    // The fake elects the first peer of each copyset; whatever that gives, the scheduler
+    // must end with every server leading exactly one copyset.
+    await waitFor('balanced leaders', async () => {
+      const s = await c.client.clusterStatus();
+      return s.metaservers.every((m) => m.leader_count === 1) && s.operators.length === 0;
+    }, 20_000);
+    // Every copyset starts with peers [a, b, c] in that order, so a led all three at first.
+    assert.equal(c.fakes[0]!.received.filter((ch) => ch.type === 'TRANSFER_LEADER').length, 2);
+    const more = await c.client.createPartitions((await c.client.getFsInfo('bal')).fs_id, 2);
+    assert.equal(more.length, 5);
+    assert.equal(new Set(more.map((p) => p.partition!.partition_id)).size, 5);
+  } finally {
+    await c.close();
+  }
+});

@@ -1,0 +1,68 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startGrpcServer, type RunningServer } from '../../common/grpc.js';
+import { RaftHost, type RaftGroup } from '../../raft/index.js';
+import { KvStateMachine, putCommand } from '../../raft/bench/kv-state-machine.js';
+import { freePort } from '../support/ports.js';
+import { tempDir } from '../support/tmp.js';
+
+async function waitFor<T>(what: string, fn: () => T | undefined | null | false, ms = 30_000): Promise<T> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const v = fn();
+    if (v) return v;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+interface Proc {
+  host: RaftHost;
+  server: RunningServer;
+  group: RaftGroup;
+  sm: KvStateMachine;
+}
+
+test('three in-process hosts over gRPC replicate, read, change leader, add and remove a peer with snapshot catch-up', async () => {
+  const dir = tempDir('raft-rt-');
+  const ports = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const addrs = ports.map((p) => `127.0.0.1:${p}`);
+  const procs: Proc[] = [];
+  const start = async (i: number, join: boolean): Promise<Proc> => {
+    const host = await RaftHost.open({ dataDir: `${dir.path}/n${i}`, selfAddress: addrs[i]!, tickMs: 20, electionTicks: 10, snapshotThreshold: 50 });
+    const server = await startGrpcServer(addrs[i]!, [host.grpcService()]);
+    const sm = await KvStateMachine.open();
+    const group = await host.createGroup('g1', { peers: addrs.slice(0, 3), stateMachine: sm, join });
+    return { host, server, group, sm };
+  };
+  try {
+    for (let i = 0; i < 3; i++) procs.push(await start(i, false));
+    const leaderOf = () => procs.find((p) => p.group.isLeader());
+    let leader = await waitFor('a leader', leaderOf);
+    for (let i = 0; i < 200; i++) assert.equal(await leader.group.propose(putCommand(`k${i % 10}`, `v${i}`)), i < 10 ? null : `v${i - 10}`);
+    await leader.group.readBarrier();
+    assert.equal(leader.sm.data.get('k9'), 'v199');
+    const follower = procs.find((p) => p !== leader)!;
+    await assert.rejects(follower.group.propose(putCommand('x', 'y')), (e: { code?: string; leaderHint?: string }) => e.code === 'NOT_LEADER');
+    // Compaction happened (threshold 50): the joiner must catch up by snapshot.
+    const joiner = await start(3, true);
+    procs.push(joiner);
+    await leader.group.addPeer(addrs[3]!);
+    assert.ok(leader.group.status().voters.includes(addrs[3]!));
+    await waitFor('joiner caught up', () => joiner.sm.data.get('k9') === 'v199');
+    // Move leadership, then remove the old leader.
+    await leader.group.transferLeader(follower.group.status().id && addrs[procs.indexOf(follower)]!);
+    const newLeader = await waitFor('new leader', () => procs.find((p) => p.group.isLeader() && p !== leader));
+    await newLeader.group.removePeer(addrs[procs.indexOf(leader)]!);
+    assert.equal(newLeader.group.status().voters.length, 3);
+    assert.equal(await newLeader.group.propose(putCommand('k0', 'after')), 'v190');
+    leader = newLeader;
+    assert.ok(leader.group.status().epoch >= 3);
+  } finally {
+    for (const p of procs) {
+      await p.host.close();
+      await p.server.close();
+    }
+    dir.remove();
+  }
+});
