@@ -20,7 +20,7 @@ export const mdsConfigSchema = z.object({
     .object({
       endpoints: urlList.default([]),
       /** Key prefix of every MDS key in etcd, so several clusters can share one etcd. */
-      prefix: z.string().min(1).default('/tierfs/'),
+      prefix: z.string().min(1).default('/tierfs/').transform((p) => (p.endsWith('/') ? p : `${p}/`)),
       /** Election session TTL: a dead leader is replaced within about this time. */
       sessionTtlS: z.number().int().min(1).max(600).default(5),
     })

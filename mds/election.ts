@@ -85,9 +85,8 @@ export class EtcdLeadership extends EventEmitter implements Leadership {
     await this.registerMember();
     this.runCampaign();
     // The session is valid until its last renewal + TTL; stop leading well before that.
-    const limitMs = Math.max(this.ttlS * 1000 - 500, (this.ttlS * 1000) / 2);
     this.watchdog = setInterval(() => {
-      if (this.leading && this.watchdogArmed && Date.now() - this.lastKeepaliveOk > limitMs) {
+      if (this.leading && !this.sessionFresh()) {
         this.log.error({ sinceMs: Date.now() - this.lastKeepaliveOk }, 'election session not renewed in time: stepping down');
         this.restartCampaign();
       }
@@ -172,8 +171,15 @@ export class EtcdLeadership extends EventEmitter implements Leadership {
     }
   }
 
+  /** Whether the election session was renewed recently enough that etcd cannot have expired it. */
+  private sessionFresh(): boolean {
+    const limitMs = Math.max(this.ttlS * 1000 - 500, (this.ttlS * 1000) / 2);
+    return !this.watchdogArmed || Date.now() - this.lastKeepaliveOk <= limitMs;
+  }
+
+  /** Checked on every RPC: a leader whose session may have lapsed refuses at once, before the watchdog runs. */
   isLeader(): boolean {
-    return this.leading;
+    return this.leading && this.sessionFresh();
   }
 
   leaderAddress(): string {

@@ -27,9 +27,9 @@ export class LeaderContext {
     private readonly log: Logger,
   ) {
     this.chunkIds = new BundledIdAllocator(state.kv, keys.counter('chunk'), config.ids.chunkIdBundle);
-    this.topology = new Topology(state, config, this.caller, log);
+    this.topology = new Topology(state, config, this.caller, log, (key, address) => this.scheduler.isJoining(key, address));
     this.filesystems = new FilesystemManager(state, config, this.topology, log);
-    this.scheduler = new Scheduler(state, this.topology, config, this.caller, log);
+    this.scheduler = new Scheduler(state, this.topology, config, log);
   }
 
   static async start(kv: KvStore, config: MdsConfig, log: Logger): Promise<LeaderContext> {
@@ -37,7 +37,7 @@ export class LeaderContext {
     const ctx = new LeaderContext(state, config, log);
     ctx.every(config.sessions.checkIntervalMs, () => ctx.filesystems.expireSessions());
     ctx.every(config.health.checkIntervalMs, async () => ctx.scheduler.checkHealth());
-    if (config.scheduler.enabled) ctx.every(config.scheduler.intervalMs, () => ctx.scheduler.schedule());
+    if (config.scheduler.enabled) ctx.every(config.scheduler.intervalMs, async () => ctx.scheduler.schedule());
     ctx.every(Math.max(1000, config.health.checkIntervalMs), () => ctx.placePending());
     ctx.every(config.deletion.intervalMs, () => ctx.filesystems.collectTrash());
     log.info({ filesystems: state.filesystems.size, metaservers: state.metaservers.size, copysets: state.copysets.size }, 'leader state loaded');

@@ -7,7 +7,6 @@ import type { Logger } from '../common/log.js';
 import type { CopysetConfigChange } from '../proto/gen/tierfs/heartbeat/CopysetConfigChange.js';
 import type { ConfigChangeType } from '../proto/gen/tierfs/heartbeat/ConfigChangeType.js';
 import type { MdsConfig } from './config.js';
-import type { CopysetCaller } from './copyset-caller.js';
 import type { CopysetRecord, MetaServerRecord } from './records.js';
 import { copysetKey, type MdsState } from './state.js';
 import type { Topology } from './topology.js';
@@ -36,7 +35,6 @@ export class Scheduler {
     private readonly state: MdsState,
     private readonly topology: Topology,
     private readonly config: MdsConfig,
-    private readonly caller: CopysetCaller,
     private readonly log: Logger,
   ) {}
 
@@ -58,15 +56,18 @@ export class Scheduler {
     return false;
   }
 
+  private isDone(key: string, op: Operator): boolean {
+    const cs = this.state.copysets.get(key);
+    const leader = this.state.copysetRuntime.get(key)?.leader ?? '';
+    return !cs
+      || (op.kind === 'CHANGE_PEER' && cs.peers.includes(op.peer) && !cs.peers.includes(op.oldPeer))
+      || (op.kind === 'TRANSFER_LEADER' && leader === op.peer);
+  }
+
   /** Forgets finished and timed-out operators. */
   private reapOperators(now: number): void {
     for (const [key, op] of this.operators) {
-      const cs = this.state.copysets.get(key);
-      const leader = this.state.copysetRuntime.get(key)?.leader ?? '';
-      const done = !cs
-        || (op.kind === 'CHANGE_PEER' && cs.peers.includes(op.peer) && !cs.peers.includes(op.oldPeer))
-        || (op.kind === 'TRANSFER_LEADER' && leader === op.peer);
-      if (done) {
+      if (this.isDone(key, op)) {
         this.log.info({ copyset: key, op: describe(op) }, 'operator finished');
         this.operators.delete(key);
       } else if (now > op.deadlineMs) {
@@ -77,7 +78,7 @@ export class Scheduler {
   }
 
   /** One scheduling round: recovery first; balancing only while nothing needs recovery. */
-  async schedule(now = Date.now()): Promise<void> {
+  schedule(now = Date.now()): void {
     this.reapOperators(now);
     let recovering = false;
     for (const cs of this.state.copysets.values()) {
@@ -99,10 +100,10 @@ export class Scheduler {
         this.log.warn({ copyset: key, dead: old }, 'no healthy metaserver available to replace a lost replica');
         continue;
       }
-      await this.start(cs, 'CHANGE_PEER', target.address, old, 'recover', now);
+      this.start(cs, 'CHANGE_PEER', target.address, old, 'recover', now);
     }
     if (recovering || !this.config.scheduler.balanceCopysets && !this.config.scheduler.balanceLeaders) return;
-    if (this.config.scheduler.balanceCopysets) await this.balanceCopysets(now);
+    if (this.config.scheduler.balanceCopysets) this.balanceCopysets(now);
     if (this.config.scheduler.balanceLeaders) this.balanceLeaders(now);
   }
 
@@ -112,7 +113,7 @@ export class Scheduler {
     return this.topology.onlineMetaservers(poolName).filter((m) => !cs.peers.includes(m.address));
   }
 
-  private async balanceCopysets(now: number): Promise<void> {
+  private balanceCopysets(now: number): void {
     const online = this.topology.onlineMetaservers();
     if (online.length < 2) return;
     const count = (m: MetaServerRecord) => this.state.copysetsOn(m.address).length;
@@ -127,7 +128,7 @@ export class Scheduler {
       // Keep replicas in distinct zones: the newcomer's zone must be free among the others.
       const others = cs.peers.filter((p) => p !== most.address).map((p) => this.state.metaserverByAddress(p)?.zone);
       if (others.includes(least.zone) && least.zone !== most.zone) continue;
-      await this.start(cs, 'CHANGE_PEER', least.address, most.address, 'balance-copysets', now);
+      this.start(cs, 'CHANGE_PEER', least.address, most.address, 'balance-copysets', now);
       return;
     }
   }
@@ -148,32 +149,35 @@ export class Scheduler {
         .filter((p) => p !== most && this.state.stateOf(p) === 'ONLINE' && !this.busy(p))
         .sort((a, b) => (leads.get(a)?.length ?? 0) - (leads.get(b)?.length ?? 0))[0];
       if (!target || led.length - (leads.get(target)?.length ?? 0) <= 1) continue;
-      void this.start(cs, 'TRANSFER_LEADER', target, '', 'balance-leaders', now);
+      this.start(cs, 'TRANSFER_LEADER', target, '', 'balance-leaders', now);
       return;
     }
   }
 
-  private async start(cs: CopysetRecord, kind: OperatorKind, peer: string, oldPeer: string, reason: Operator['reason'], now: number): Promise<void> {
+  private start(cs: CopysetRecord, kind: OperatorKind, peer: string, oldPeer: string, reason: Operator['reason'], now: number): void {
     const key = copysetKey(cs.poolId, cs.copysetId);
     const op: Operator = { poolId: cs.poolId, copysetId: cs.copysetId, kind, peer, oldPeer, epoch: cs.epoch, reason, createdMs: now, deadlineMs: now + this.config.scheduler.operatorTimeoutMs };
     this.operators.set(key, op);
+    // The copyset leader creates the copyset on the newcomer (as a joining member) itself.
     this.log.info({ copyset: key, op: describe(op) }, 'operator started');
-    if (kind === 'CHANGE_PEER') {
-      // The newcomer needs the copyset to exist locally before the leader adds it (it then
-      // catches up by snapshot); its initial configuration is the one after the change.
-      const config = [...cs.peers.filter((p) => p !== oldPeer), peer];
-      await this.caller.createCopyset(peer, cs.poolId, cs.copysetId, config).catch((err: Error) => {
-        this.log.warn({ copyset: key, peer, err: err.message }, 'CreateCopyset on the new peer failed; the leader will still try to add it');
-      });
-    }
+  }
+
+  /** True while `address` is being added to the copyset (it must not be told to drop it). */
+  isJoining(key: string, address: string): boolean {
+    const op = this.operators.get(key);
+    return !!op && op.kind === 'CHANGE_PEER' && op.peer === address;
   }
 
   /** Changes to hand to a metaserver in its heartbeat reply: operators of copysets it leads. */
   changesFor(address: string): CopysetConfigChange[] {
     const out: CopysetConfigChange[] = [];
     for (const [key, op] of this.operators) {
-      if (this.state.copysetRuntime.get(key)?.leader !== address) continue;
-      out.push({ copyset_id: op.copysetId, pool_id: op.poolId, type: op.kind as ConfigChangeType, peer: op.peer, old_peer: op.oldPeer, epoch: op.epoch });
+      if (this.state.copysetRuntime.get(key)?.leader !== address || this.isDone(key, op)) continue;
+      // Half done (peer added, old one not yet removed, e.g. after a leader change): the
+      // remaining step is based on the configuration that now includes the newcomer.
+      const cs = this.state.copysets.get(key);
+      const epoch = op.kind === 'CHANGE_PEER' && cs && cs.peers.includes(op.peer) ? cs.epoch : op.epoch;
+      out.push({ copyset_id: op.copysetId, pool_id: op.poolId, type: op.kind as ConfigChangeType, peer: op.peer, old_peer: op.oldPeer, epoch });
     }
     return out;
   }

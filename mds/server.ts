@@ -4,7 +4,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
-import { Gauge } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
 import { startGrpcServer, type RunningServer } from '../common/grpc.js';
 import { healthService } from '../common/health.js';
 import { createRegistry, startMetricsServer, type MetricsServer } from '../common/metrics.js';
@@ -55,6 +55,7 @@ export class MdsNode implements MdsNodeView {
       mkdirSync(c.dataDir, { recursive: true });
       this.kv = await new LevelKv(join(c.dataDir, 'store')).open();
     }
+    this.registerClusterGauges(registry);
     this.grpc = await startGrpcServer(c.listen, [...mdsServices(this, registry, this.log), healthService('mds')]);
     this.metrics = await startMetricsServer(registry, c.metrics.host, c.metrics.port);
     this.leadership = this.etcd
@@ -81,6 +82,38 @@ export class MdsNode implements MdsNodeView {
       this.log.warn('no longer the MDS leader: serving NOT_LEADER');
     });
     await this.leadership.start();
+  }
+
+  /** Cluster gauges, read from the leader's state at scrape time (empty on standbys). */
+  private registerClusterGauges(registry: Registry): void {
+    const node = this;
+    new Gauge({
+      name: 'tierfs_mds_metaservers', help: 'metaservers by state', labelNames: ['state'], registers: [registry],
+      collect() {
+        this.reset();
+        const ctx = node.leader();
+        if (!ctx) return;
+        for (const rt of ctx.state.metaserverRuntime.values()) this.inc({ state: rt.state });
+      },
+    });
+    new Gauge({
+      name: 'tierfs_mds_copysets', help: 'copysets known to the leader', registers: [registry],
+      collect() {
+        this.set(node.leader()?.state.copysets.size ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'tierfs_mds_filesystems', help: 'filesystems', registers: [registry],
+      collect() {
+        this.set(node.leader()?.state.filesystems.size ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'tierfs_mds_operators', help: 'scheduler operators in flight', registers: [registry],
+      collect() {
+        this.set(node.leader()?.scheduler.operators.size ?? 0);
+      },
+    });
   }
 
   leader(): LeaderContext | null {

@@ -22,6 +22,8 @@ export class Topology implements PartitionPlacer {
     private readonly config: MdsConfig,
     private readonly caller: CopysetCaller,
     private readonly log: Logger,
+    /** Whether a server is being added to a copyset by an operator (scheduler). */
+    private readonly isJoining: (copysetKey: string, address: string) => boolean = () => false,
   ) {}
 
   async poolId(name: string): Promise<number> {
@@ -96,7 +98,9 @@ export class Topology implements PartitionPlacer {
         rec = { ...rec, peers: [...rep.peers], epoch };
         await this.state.saveCopyset(rec);
         this.log.info({ copyset: key, peers: rec.peers, epoch }, 'copyset configuration changed');
-      } else if (epoch < rec.epoch && !rec.peers.includes(ms.address)) {
+      } else if (epoch < rec.epoch && !rec.peers.includes(ms.address) && !this.isJoining(key, ms.address)
+        && !(this.state.copysetRuntime.get(key)?.learners ?? []).includes(ms.address)) {
+        // Removed from the copyset by a configuration change it missed: drop the stale replica.
         changes.push({ copyset_id: rep.copyset_id, pool_id: rep.pool_id, type: 'REMOVE_COPYSET', peer: ms.address, old_peer: '', epoch: rec.epoch });
         continue;
       }

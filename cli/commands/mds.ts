@@ -3,7 +3,6 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../common/config.js';
 import { createLogger } from '../../common/log.js';
 import { mdsConfigSchema } from '../../mds/config.js';
-import { MdsNode } from '../../mds/server.js';
 import { announceReady } from '../ready.js';
 import { action } from '../errors.js';
 
@@ -32,6 +31,8 @@ export function register(program: Command): void {
           sets: opts.set,
         });
         const log = createLogger('mds');
+        // Loaded here so other commands do not pay for etcd, level and the S3 SDK at startup.
+        const { MdsNode } = await import('../../mds/server.js');
         const node = await MdsNode.start(config, log);
         const stop = () => {
           void node.close().finally(() => process.exit(0));

@@ -18,6 +18,8 @@ export interface WorldCopyset {
   peers: string[];
   epoch: number;
   preferredLeader: string;
+  /** Bumped when leadership moves, as Raft's term would be. */
+  term: number;
   partitions: PartitionInfo__Output[];
 }
 
@@ -59,7 +61,7 @@ export class FakeMetaServer {
         this.createCalls.push({ key, peers: [...req.peers] });
         this.created.add(key);
         if (!this.world.copysets.has(key)) {
-          this.world.copysets.set(key, { poolId: req.pool_id, copysetId: req.copyset_id, peers: [...req.peers], epoch: 0, preferredLeader: '', partitions: [] });
+          this.world.copysets.set(key, { poolId: req.pool_id, copysetId: req.copyset_id, peers: [...req.peers], epoch: 0, preferredLeader: '', term: 1, partitions: [] });
         }
         return { status: ok() };
       }),
@@ -95,7 +97,7 @@ export class FakeMetaServer {
       // A removed server keeps reporting its stale view until told to drop the copyset.
       const view = cs.peers.includes(this.address) ? cs : { ...cs, epoch: 0 };
       reports.push({
-        copyset_id: cs.copysetId, pool_id: cs.poolId, peers: view.peers, learners: [], leader, epoch: view.epoch, term: 1,
+        copyset_id: cs.copysetId, pool_id: cs.poolId, peers: view.peers, learners: [], leader, epoch: view.epoch, term: cs.term,
         is_leader: isLeader, pending_change: '',
         partitions: isLeader ? cs.partitions.map((p) => ({ partition_id: p.partition_id, fs_id: p.fs_id, start: p.start, end: p.end, next_id: p.start + 1, inode_count: 1, dentry_count: 0, read_only: false })) : [],
       });
@@ -117,16 +119,21 @@ export class FakeMetaServer {
     }
     if (Number(change.epoch) !== cs.epoch) return; // stale
     if (change.type === 'CHANGE_PEER') {
+      // Like the real metaserver: the leader creates the copyset on the newcomer, then changes peers.
+      this.world.servers.get(change.peer)?.created.add(key);
       cs.peers = [...cs.peers.filter((p) => p !== change.old_peer), change.peer];
       cs.epoch++;
     } else if (change.type === 'TRANSFER_LEADER') {
+      if (cs.preferredLeader !== change.peer) cs.term++;
       cs.preferredLeader = change.peer;
     }
   }
 
   async stop(): Promise<void> {
     this.alive = false;
-    if (this.timer) clearInterval(this.timer);
+    if (!this.timer) return;
+    clearInterval(this.timer);
+    this.timer = null;
     this.client.close();
     await this.server.close();
   }

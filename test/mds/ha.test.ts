@@ -112,6 +112,23 @@ test('one leader, standbys answer NOT_LEADER with its address; failover keeps fi
     const info = await client.getFsInfo('ha-fs');
     assert.equal(info.fs_id, fs.fs_id);
 
+    // A leader frozen past its session TTL (SIGSTOP) is replaced, and when it wakes up it
+    // refuses at once instead of serving as a second leader.
+    const frozen = procs.get(next)!;
+    frozen.proc.kill('SIGSTOP');
+    const others = survivors.filter((a) => a !== next);
+    let thawed = false;
+    try {
+      await waitFor('a leader while the old one is frozen', async () => (await probe(others[0]!)).code === 'OK', 30_000);
+    } finally {
+      frozen.proc.kill('SIGCONT');
+      thawed = true;
+    }
+    assert.ok(thawed);
+    const woke = await probe(next);
+    assert.notEqual(woke.code, 'OK', 'a deposed leader must not serve after waking up');
+    assert.equal((await settledLeader(survivors)), others[0]);
+
     // The killed MDS comes back as a standby pointing at the new leader.
     procs.set(leader, await spawnMds(argsOf(leader), tmp.path, 'mds-restarted'));
     const final = await settledLeader(addresses);

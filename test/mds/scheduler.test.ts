@@ -16,7 +16,7 @@ async function cluster(sets: Record<string, unknown>, servers: Array<[zone: stri
   const tmp = tempDir('tierfs-mds-sched-');
   const config = mdsConfigSchema.parse({
     listen: '127.0.0.1:0', dataDir: tmp.path,
-    health: { unstableAfterMs: 800, offlineAfterMs: 1500, checkIntervalMs: 100 },
+    health: { unstableAfterMs: 1500, offlineAfterMs: 2500, checkIntervalMs: 100 },
     scheduler: { intervalMs: 200, operatorTimeoutMs: 20_000, ...(sets.scheduler as object) },
     copysets: sets.copysets, partitions: { perFs: 3, size: 1000, createTimeoutMs: 10_000 },
     s3: { headBucket: false },
@@ -35,7 +35,7 @@ async function cluster(sets: Record<string, unknown>, servers: Array<[zone: stri
     mds, world, fakes, client,
     close: async () => {
       client.close();
-      for (const f of fakes) if (f.alive) await f.stop();
+      for (const f of fakes) await f.stop();
       await mds.close();
       tmp.remove();
     },
@@ -68,7 +68,7 @@ test('a copyset that loses a replica gets CHANGE_PEER to a healthy server in ano
     assert.equal(change.peer, e.address);
     assert.equal(change.old_peer, b.address);
     assert.equal(d.received.length + cc.received.length, 0, 'only the leader gets the operator');
-    assert.deepEqual(e.createCalls.map((x) => [...x.peers].sort()), [[a.address, cc.address, e.address].sort()]);
+    assert.equal(e.createCalls.length, 0, 'the MDS leaves creating the copyset on the newcomer to the leader');
     const status = await waitFor('copyset healthy with e', async () => {
       const st = await c.client.clusterStatus();
       const cs = st.copysets[0]!;
@@ -108,7 +108,8 @@ test('leaders are balanced with TRANSFER_LEADER and copysets are created lazily'
       return s.metaservers.every((m) => m.leader_count === 1) && s.operators.length === 0;
     }, 20_000);
     // Every copyset starts with peers [a, b, c] in that order, so a led all three at first.
-    assert.equal(c.fakes[0]!.received.filter((ch) => ch.type === 'TRANSFER_LEADER').length, 2);
+    const transfers = c.fakes[0]!.received.filter((ch) => ch.type === 'TRANSFER_LEADER');
+    assert.equal(new Set(transfers.map((ch) => ch.copyset_id)).size, 2);
     const more = await c.client.createPartitions((await c.client.getFsInfo('bal')).fs_id, 2);
     assert.equal(more.length, 5);
     assert.equal(new Set(more.map((p) => p.partition!.partition_id)).size, 5);
