@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 
 export interface MountRecord {
   mountpoint: string;
@@ -17,11 +17,17 @@ export function runtimeDir(): string {
   return process.env.TIERFS_RUN_DIR ?? join(tmpdir(), `tierfs-run-${process.getuid?.() ?? 0}`);
 }
 
+/**
+ * The mountpoint with its parent's symlinks resolved. It never touches the mountpoint itself:
+ * a stat of a hung FUSE mount hangs, and the mount process must never call into its own
+ * mount synchronously (that deadlocks: the answer needs the blocked event loop).
+ */
 export function canonicalMountpoint(mountpoint: string): string {
+  const abs = resolve(mountpoint);
   try {
-    return realpathSync(mountpoint);
+    return join(realpathSync(dirname(abs)), basename(abs));
   } catch {
-    return resolve(mountpoint); // a dead FUSE mount cannot be resolved; its path still names it
+    return abs;
   }
 }
 
@@ -47,12 +53,18 @@ export function removeMountRecord(mountpoint: string): void {
   rmSync(recordPath(mountpoint), { force: true });
 }
 
+/** True while the process runs; an exited process its parent has not reaped yet (zombie) counts as gone. */
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
   }
 }
 

@@ -8,8 +8,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { createLogger } from '../../common/log.js';
 import { StatusCode, TierfsError } from '../../common/status.js';
-import { startGateway } from '../../gateway/mount.js';
-import { connectCluster } from '../../gateway/mount-setup.js';
+import type { RunningGateway } from '../../gateway/mount.js';
 import { canonicalMountpoint, removeMountRecord, writeMountRecord } from '../../gateway/mount-registry.js';
 import { action } from '../errors.js';
 import { announceReady, READY_PREFIX } from '../ready.js';
@@ -98,6 +97,9 @@ export function register(program: Command): void {
         const flushTimeoutMs = number('flush-timeout', opts.flushTimeout, 1) * 1000;
         if (opts.daemon) return daemonize(opts.logFile ?? join(cacheDir, 'gateway.log'));
 
+        // Loaded here so other subcommands start fast (S3 SDK, gRPC, the FUSE addon).
+        const { connectCluster } = await import('../../gateway/mount-setup.js');
+        const { startGateway } = await import('../../gateway/mount.js');
         const log = createLogger('gateway');
         const parts = await connectCluster({
           mdsAddrs: opts.mds, fsName: opts.fs, mountpoint: mnt,
@@ -114,7 +116,7 @@ export function register(program: Command): void {
           if (!result.clean) log.error({ problems: result.problems }, 'unmounted with problems');
           process.exit(result.clean ? 0 : 1);
         };
-        let gateway: Awaited<ReturnType<typeof startGateway>>;
+        let gateway: RunningGateway;
         try {
           gateway = await startGateway(parts, {
             mountpoint: mnt,

@@ -20,6 +20,8 @@ export interface ConformanceOptions {
   only?: string;
   /** The mount caches attributes in the kernel: skip cases that need coherent hard links; no random runs. */
   kernelCaches?: boolean;
+  /** Register only the fixed cases or only the random sequences (to split slow mounts across files). */
+  part?: 'fixed' | 'random';
 }
 
 let caseCounter = 0;
@@ -56,12 +58,12 @@ export function registerConformanceSuite(opts: ConformanceOptions): void {
     py?.close();
     local?.remove();
   });
-  describe('fixed cases', () => {
+  if (opts.part !== 'random') describe('fixed cases', () => {
     for (const c of fixedCases.filter((x) => (!opts.only || x.name.includes(opts.only)) && !(opts.kernelCaches && x.needsUncachedKernel))) {
       test(c.name, () => compareOps(c.name, c.ops, local.path, opts.mountDir(), py));
     }
   });
-  if (opts.kernelCaches) return;
+  if (opts.kernelCaches || opts.part === 'fixed') return;
   describe('random sequences', () => {
     for (const seed of opts.seeds ?? [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) {
       // Replay one: TIERFS_CONFORMANCE_SEED=<seed> narrows the run to it.

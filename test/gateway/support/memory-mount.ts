@@ -4,6 +4,7 @@
 import { announceReady } from '../../../cli/ready.js';
 import { createLogger } from '../../../common/log.js';
 import { startGateway } from '../../../gateway/mount.js';
+import { removeMountRecord, writeMountRecord } from '../../../gateway/mount-registry.js';
 import { MemoryFileData } from './memory-file-data.js';
 import { MemoryMetaClient } from './memory-meta.js';
 
@@ -16,6 +17,8 @@ const timeoutSec = Number(timeoutArg ?? '1');
 const log = createLogger('gateway-test');
 const meta = new MemoryMetaClient();
 const data = new MemoryFileData();
+// Simulates a data path whose storage is gone: flushAll never finishes (shutdown must still end).
+if (process.env.TIERFS_TEST_HANG_FLUSHALL === '1') data.flushAll = () => new Promise<void>(() => {});
 const gateway = await startGateway(
   { meta, data, describe: () => ({ metaInodes: meta.inodeCount(), metaCalls: Object.fromEntries(meta.calls) }) },
   {
@@ -23,15 +26,17 @@ const gateway = await startGateway(
     adminSocket,
     fs: { attrTimeoutMs: timeoutSec * 1000, entryTimeoutMs: timeoutSec * 1000, deleteOrphanData: true, dirPageSize: 64 },
     fuse: { attrTimeoutSec: timeoutSec, entryTimeoutSec: timeoutSec },
-    shutdownStepTimeoutMs: 10_000,
+    shutdownStepTimeoutMs: Number(process.env.TIERFS_TEST_STEP_TIMEOUT_MS ?? 10_000),
     logger: log,
     onUmountRequest: () => void stop('admin umount'),
   },
 );
 async function stop(reason: string): Promise<void> {
   const r = await gateway.shutdown(reason);
+  removeMountRecord(mountpoint!);
   process.exit(r.clean ? 0 : 1);
 }
 process.on('SIGTERM', () => void stop('SIGTERM'));
 process.on('SIGINT', () => void stop('SIGINT'));
+writeMountRecord({ mountpoint, pid: process.pid, adminSocket });
 announceReady({ mountpoint, pid: process.pid, adminSocket });

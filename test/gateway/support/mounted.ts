@@ -31,7 +31,7 @@ export function forceUnmount(mountpoint: string): void {
   }
 }
 
-export async function startMemoryMount(attrTimeoutSec = 1): Promise<TestMount> {
+export async function startMemoryMount(attrTimeoutSec = 1, env: NodeJS.ProcessEnv = {}): Promise<TestMount> {
   const tmp = tempDir('tierfs-gw-');
   const mountpoint = join(tmp.path, 'mnt');
   const adminSocket = join(tmp.path, 'admin.sock');
@@ -39,7 +39,7 @@ export async function startMemoryMount(attrTimeoutSec = 1): Promise<TestMount> {
   const proc = await spawnProcess<{ mountpoint: string; pid: number; adminSocket: string }>(
     process.execPath,
     [entry, mountpoint, adminSocket, String(attrTimeoutSec)],
-    { logFile: join(tmp.path, 'gateway.log'), readyTimeoutMs: 30_000 },
+    { logFile: join(tmp.path, 'gateway.log'), readyTimeoutMs: 30_000, env: { TIERFS_RUN_DIR: join(tmp.path, 'run'), ...env } },
   ).catch((err: unknown) => {
     forceUnmount(mountpoint);
     throw err;

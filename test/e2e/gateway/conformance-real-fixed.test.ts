@@ -1,0 +1,3 @@
+import { realPartsConformance } from './support/real-parts.js';
+
+realPartsConformance('fixed');
