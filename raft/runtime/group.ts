@@ -253,7 +253,7 @@ export class GroupNode implements RaftGroup {
   }
 
   /** Runs `fn` when the state machine is free; callers queue in order, so nobody starves. */
-  private withStateMachine<T>(fn: () => Promise<T>): Promise<T> {
+  withStateMachine<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.smTurn.then(fn);
     this.smTurn = run.then(
       () => {},
@@ -369,16 +369,15 @@ export class GroupNode implements RaftGroup {
     })();
   }
 
-  /** Installs a received snapshot into the state machine before its Ready is persisted. */
+  /** Installs a received snapshot into the state machine; call inside withStateMachine. */
   async restoreSnapshot(meta: { index: number; term: number }, chunks: Buffer[]): Promise<void> {
     async function* iter() {
       for (const c of chunks) yield c;
     }
-    await this.withStateMachine(async () => {
-      this.applyQueue = [];
-      await this.sm.restore(meta.index, meta.term, iter());
-      this.appliedIndex = meta.index;
-    });
+    // The caller holds the state-machine turn (see RaftHost.installSnapshot).
+    this.applyQueue = [];
+    await this.sm.restore(meta.index, meta.term, iter());
+    this.appliedIndex = meta.index;
     for (const [index, p] of this.proposals) {
       if (index <= meta.index) {
         this.proposals.delete(index);

@@ -201,18 +201,21 @@ export class RaftHost {
   private async installSnapshot(g: GroupNode, meta: { index: number; term: number; conf: ConfState }, chunks: Buffer[]): Promise<void> {
     const path = this.stagingPath(g.id);
     mkdirSync(join(this.opts.dataDir, 'snapshots'), { recursive: true });
-    const fh = await openFile(path, 'w');
-    try {
-      for (const c of chunks) await fh.write(c);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await this.store.installSnapshot(g.id, meta);
-    await g.restoreSnapshot(meta, chunks);
-    g.appliedConf = meta.conf;
-    await this.store.finishSnapshot(g.id);
-    await rm(path, { force: true });
+    // Inside the group's state-machine turn: no apply batch or log compaction runs meanwhile.
+    await g.withStateMachine(async () => {
+      const fh = await openFile(path, 'w');
+      try {
+        for (const c of chunks) await fh.write(c);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await this.store.installSnapshot(g.id, meta);
+      await g.restoreSnapshot(meta, chunks);
+      g.appliedConf = meta.conf;
+      await this.store.finishSnapshot(g.id);
+      await rm(path, { force: true });
+    });
   }
 
   /** Finishes a snapshot install interrupted by a crash. */
