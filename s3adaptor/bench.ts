@@ -62,7 +62,21 @@ async function startS3Child(dir: string, bucket: string): Promise<{ endpoint: st
     });
     child.once('exit', (code) => reject(new Error(`s3server exited with ${code}`)));
   });
-  return { endpoint, stop: () => child.kill('SIGTERM') };
+  // Do not leave the server behind when the bench is interrupted.
+  const onSignal = () => {
+    child.kill('SIGTERM');
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return {
+    endpoint,
+    stop: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      child.kill('SIGTERM');
+    },
+  };
 }
 
 async function localDisk(path: string, size: number, chunk: Buffer): Promise<{ write: number; read: number; rand4k: number }> {
