@@ -461,8 +461,18 @@ export class DiskCache {
     });
   }
 
+  /** Holds uploads back (staging goes on); for maintenance windows and benchmarks. */
+  pauseUploads(): void {
+    this.uploader.pause();
+  }
+
+  resumeUploads(): void {
+    this.uploader.start();
+  }
+
   /** Resolves when write/ is empty (every staged block uploaded). */
   async flush(): Promise<void> {
+    this.uploader.start();
     while (this.staged.size > 0) {
       if (this.closed) throw new TierfsError(StatusCode.UNAVAILABLE, 'disk cache closed with blocks still staged');
       await Promise.allSettled([...this.staged.values()].map((b) => b.done));
