@@ -314,6 +314,29 @@ export class DiskCache {
     }
   }
 
+  /**
+   * `len` bytes from `offset` of a cached block of `size` bytes, or null on a miss: small
+   * random reads need not pull a whole block into memory.
+   */
+  async getRange(key: string, size: number, offset: number, len: number): Promise<Buffer | null> {
+    const known = this.staged.get(key)?.size ?? this.cached.get(key);
+    if (known !== size) {
+      this.counts.misses++;
+      return null;
+    }
+    try {
+      const data = await readExact(join(this.readDir, key), len, offset);
+      this.counts.hits++;
+      return data;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ESHORT') throw err;
+      if (!this.staged.has(key)) this.forget(key);
+      this.counts.misses++;
+      return null;
+    }
+  }
+
   /** Caches a block fetched from S3 (no fsync: it can be fetched again). Skipped when full. */
   async put(key: string, data: Buffer): Promise<void> {
     if (this.closed || this.staged.has(key) || this.cached.has(key)) return;
@@ -438,8 +461,18 @@ export class DiskCache {
     });
   }
 
+  /** Holds uploads back (staging goes on); for maintenance windows and benchmarks. */
+  pauseUploads(): void {
+    this.uploader.pause();
+  }
+
+  resumeUploads(): void {
+    this.uploader.start();
+  }
+
   /** Resolves when write/ is empty (every staged block uploaded). */
   async flush(): Promise<void> {
+    this.uploader.start();
     while (this.staged.size > 0) {
       if (this.closed) throw new TierfsError(StatusCode.UNAVAILABLE, 'disk cache closed with blocks still staged');
       await Promise.allSettled([...this.staged.values()].map((b) => b.done));

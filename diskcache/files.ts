@@ -2,14 +2,14 @@
 import { open, readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
-/** Reads a whole file of known size into one buffer (one syscall loop, no concat). */
-export async function readExact(path: string, size: number): Promise<Buffer> {
+/** Reads `size` bytes from `offset` (default: a whole file of known size) into one buffer. */
+export async function readExact(path: string, size: number, offset = 0): Promise<Buffer> {
   const fh = await open(path, 'r');
   try {
     const out = Buffer.allocUnsafe(size);
     let at = 0;
     while (at < size) {
-      const { bytesRead } = await fh.read(out, at, size - at, at);
+      const { bytesRead } = await fh.read(out, at, size - at, offset + at);
       if (bytesRead === 0) throw Object.assign(new Error(`${path}: file shorter than ${size} bytes`), { code: 'ESHORT' });
       at += bytesRead;
     }

@@ -11,9 +11,11 @@ import { counter, gauge } from '../diskcache/metrics-util.js';
 import { BlockReader, type BlockReaderStats } from './block-reader.js';
 import { ChunkIdBatch } from './chunk-ids.js';
 import { ChunkCompactor, sliceKeys } from './compaction.js';
-import { cloneSlices, InodeState } from './inode-state.js';
+import { InodeState } from './inode-state.js';
 import { sliceBlockKey } from './keys.js';
-import { newestFirst, objectPieces, resolveRange, sliceObjects, type Layer } from './layout.js';
+import { sliceObjects } from './layout.js';
+import { ReadPath } from './read-path.js';
+import { runLimited } from './run-limited.js';
 import type { ObjectStore, ObjectStoreStats } from './object-store.js';
 import type { ChunkIdAllocator, ChunkSlices, Slice, SliceStore } from './types.js';
 import { DirtyChunk, type PendingData, type PendingZero } from './write-buffer.js';
@@ -62,8 +64,6 @@ export interface S3AdaptorStats {
   s3: ObjectStoreStats;
 }
 
-type Source = { kind: 'mem'; chunk: DirtyChunk } | { kind: 'zero' } | { kind: 'slice'; slice: Slice };
-
 const RETRYABLE = new Set<string>([StatusCode.UNAVAILABLE, StatusCode.TIMEOUT, StatusCode.NOT_LEADER, StatusCode.BUSY, StatusCode.STALE_EPOCH]);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -84,7 +84,7 @@ export class S3Adaptor {
   private readonly memBudget: number;
   private readonly flushAgeMs: number;
   private readonly writeback: boolean;
-  private readonly readahead: number;
+  private readonly reads: ReadPath;
   private readonly compactThreshold: number;
   private readonly blockWriteConcurrency: number;
   private memUsed = 0;
@@ -109,11 +109,12 @@ export class S3Adaptor {
     this.memBudget = opts.memBudgetBytes ?? 512 * 2 ** 20;
     this.flushAgeMs = opts.flushAgeMs ?? 5_000;
     this.writeback = opts.writeback ?? false;
-    this.readahead = opts.readaheadBlocks ?? 4;
     this.compactThreshold = opts.compactThreshold ?? 20;
     this.blockWriteConcurrency = opts.blockWriteConcurrency ?? 8;
     this.chunkIds = new ChunkIdBatch(opts.chunkIds, opts.chunkIdBatch ?? 1000);
-    this.blocks = new BlockReader(this.store, this.disk, opts.readCacheBytes ?? 256 * 2 ** 20, Math.max(1, this.readahead * 2), this.log);
+    const readahead = opts.readaheadBlocks ?? 4;
+    this.blocks = new BlockReader(this.store, this.disk, opts.readCacheBytes ?? 256 * 2 ** 20, Math.max(1, readahead * 2), this.log);
+    this.reads = new ReadPath({ fsId: this.fsId, chunkSize: this.cs, blockSize: this.bs, readaheadBlocks: readahead, sliceStore: this.sliceStore, blocks: this.blocks });
     this.compactor = new ChunkCompactor({
       fsId: this.fsId,
       blockSize: this.bs,
@@ -344,7 +345,7 @@ export class S3Adaptor {
     if (this.compactThreshold <= 0 || this.closed) return;
     if (!st.slices) {
       // Slice counts are known only with the slices cached: load them once, then check.
-      this.loadSlices(st).then(
+      this.reads.loadSlices(st).then(
         () => this.maybeCompact(st, idxs),
         (err: unknown) => this.log.debug({ ino: st.ino, err: String(err) }, 'slice load for compaction check failed'),
       );
@@ -408,7 +409,7 @@ export class S3Adaptor {
   private async commitZero(st: InodeState, entry: PendingZero, idsP: Promise<number[]>): Promise<void> {
     try {
       const [id] = await idsP;
-      const committed = await this.loadSlices(st);
+      const committed = await this.reads.loadSlices(st);
       const added = new Map<number, Slice[]>();
       const first = Math.floor(entry.start / this.cs);
       const candidates = new Set<number>([...committed.keys()].filter((i) => i >= first));
@@ -443,129 +444,10 @@ export class S3Adaptor {
     return false;
   }
 
-  // ---- read ----
-
-  private async loadSlices(st: InodeState): Promise<ChunkSlices> {
-    for (;;) {
-      if (st.slices) return st.slices;
-      const gen = st.slicesGen;
-      let p = st.loading;
-      if (!p) {
-        const fresh: Promise<ChunkSlices> = this.sliceStore.getSlices(st.ino).finally(() => {
-          if (st.loading === fresh) st.loading = null;
-        });
-        st.loading = p = fresh;
-      }
-      const fetched = await p;
-      if (st.slices) return st.slices;
-      if (st.slicesGen === gen) {
-        st.slices = cloneSlices(fetched);
-        return st.slices;
-      }
-      // A commit or invalidation raced the fetch: fetch again.
-    }
-  }
-
-  /** Newest first: buffered data, then flushes/truncates in flight (newest first), then slices. */
-  private *layers(st: InodeState, idx: number, committed: Slice[]): Generator<Layer<Source>> {
-    const dirty = st.dirty.get(idx);
-    if (dirty) for (const [start, end] of dirty.ranges) yield { start, end, source: { kind: 'mem', chunk: dirty } };
-    const base = idx * this.cs;
-    for (let i = st.pending.length - 1; i >= 0; i--) {
-      const p = st.pending[i]!;
-      if (p.kind === 'zero') {
-        yield { start: Math.max(0, p.start - base), end: Math.min(this.cs, p.end - base), source: { kind: 'zero' } };
-      } else {
-        const c = p.chunks.get(idx);
-        if (c) for (const [start, end] of c.ranges) yield { start, end, source: { kind: 'mem', chunk: c } };
-      }
-    }
-    for (const slice of newestFirst(committed)) {
-      yield { start: slice.offset, end: slice.offset + slice.len, source: slice.zero ? { kind: 'zero' } : { kind: 'slice', slice } };
-    }
-  }
-
+  /** Includes buffered data not yet flushed; zeros for holes; short only at EOF (fileSize). */
   async read(ino: number, offset: number, length: number, fileSize: number): Promise<Buffer> {
     this.checkOpen();
-    const end = Math.min(offset + length, fileSize);
-    if (end <= offset) return Buffer.alloc(0);
-    const st = this.inode(ino);
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.readOnce(st, offset, end, fileSize);
-      } catch (err) {
-        // A missing object: compaction replaced it, or another mount has not uploaded it yet.
-        if (!(err instanceof TierfsError && err.code === StatusCode.NOT_FOUND) || attempt >= 8) throw err;
-        st.invalidate();
-        await sleep(Math.min(2_000, 25 * 2 ** attempt));
-      }
-    }
-  }
-
-  private async readOnce(st: InodeState, start: number, end: number, fileSize: number): Promise<Buffer> {
-    const slices = await this.loadSlices(st);
-    // From here to the fetches everything is synchronous: buffered bytes are copied as they are now.
-    const total = end - start;
-    let out: Buffer | null = null;
-    const fetches: Array<{ key: string; size: number; from: number; len: number; at: number }> = [];
-    for (let idx = Math.floor(start / this.cs); idx * this.cs < end; idx++) {
-      const base = idx * this.cs;
-      const cStart = Math.max(start, base) - base;
-      const cEnd = Math.min(end, base + this.cs) - base;
-      for (const seg of resolveRange(cStart, cEnd, this.layers(st, idx, slices.get(idx) ?? []))) {
-        const src = seg.source;
-        if (src === null || src.kind === 'zero') continue;
-        if (src.kind === 'mem') {
-          out ??= Buffer.alloc(total);
-          src.chunk.copyOut(seg.start, seg.end, out, base + seg.start - start);
-          continue;
-        }
-        for (const p of objectPieces(src.slice, seg.start, seg.end, this.bs)) {
-          const key = sliceBlockKey(this.fsId, st.ino, idx, this.bpc, src.slice, p.blockIndex);
-          fetches.push({ key, size: p.objectSize, from: p.from, len: p.len, at: base + p.chunkPos - start });
-        }
-      }
-    }
-    this.readahead > 0 && this.readAhead(st, slices, start, end, fileSize);
-    if (out === null && fetches.length === 1 && fetches[0]!.len === total) {
-      const f = fetches[0]!;
-      return (await this.blocks.get(f.key, f.size)).subarray(f.from, f.from + f.len); // zero copy
-    }
-    const result = out ?? Buffer.alloc(total);
-    await Promise.all(
-      fetches.map(async (f) => {
-        const block = await this.blocks.get(f.key, f.size);
-        block.copy(result, f.at, f.from, f.from + f.len);
-      }),
-    );
-    return result;
-  }
-
-  /** On sequential reads, prefetches the committed blocks of the next readaheadBlocks blocks. */
-  private readAhead(st: InodeState, slices: ChunkSlices, start: number, end: number, fileSize: number): void {
-    const sequential = start <= st.lastReadEnd && end > st.lastReadEnd;
-    st.lastReadEnd = end;
-    if (!sequential) {
-      st.readaheadUntil = end;
-      return;
-    }
-    const from = Math.max(end, st.readaheadUntil);
-    const until = Math.min(fileSize, end + this.readahead * this.bs);
-    if (until - from < this.bs && until < fileSize) return; // prefetch a block at a time
-    if (until <= from) return;
-    st.readaheadUntil = until;
-    for (let idx = Math.floor(from / this.cs); idx * this.cs < until; idx++) {
-      const base = idx * this.cs;
-      const cStart = Math.max(from, base) - base;
-      const cEnd = Math.min(until, base + this.cs) - base;
-      for (const seg of resolveRange(cStart, cEnd, this.layers(st, idx, slices.get(idx) ?? []))) {
-        if (seg.source?.kind !== 'slice') continue;
-        const slice = seg.source.slice;
-        for (const p of objectPieces(slice, seg.start, seg.end, this.bs)) {
-          this.blocks.prefetch(sliceBlockKey(this.fsId, st.ino, idx, this.bpc, slice, p.blockIndex), p.objectSize);
-        }
-      }
-    }
+    return this.reads.read(this.inode(ino), offset, length, fileSize);
   }
 
   invalidate(ino: number): void {
@@ -628,20 +510,3 @@ export class S3Adaptor {
   }
 }
 
-/** Runs tasks with at most `limit` at once; rejects with the first failure after all settle. */
-async function runLimited(tasks: Array<() => Promise<void>>, limit: number): Promise<void> {
-  let next = 0;
-  let failure: unknown = null;
-  const worker = async () => {
-    while (next < tasks.length) {
-      const t = tasks[next++]!;
-      try {
-        await t();
-      } catch (err) {
-        failure ??= err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
-  if (failure !== null) throw failure;
-}

@@ -43,6 +43,27 @@ export class BlockReader {
     return this.load(key, size);
   }
 
+  /**
+   * A piece of a block. Sequential readers load the whole block (and keep it in memory);
+   * a random small read of a block that is on disk but not in memory reads just its bytes.
+   */
+  async getPiece(key: string, size: number, from: number, len: number, sequential: boolean): Promise<Buffer> {
+    const hit = this.mem.get(key);
+    if (hit) {
+      this.counts.memHits++;
+      return hit.subarray(from, from + len);
+    }
+    if (!sequential && this.disk && len < size && !this.inflight.has(key)) {
+      const local = await this.disk.getRange(key, size, from, len);
+      if (local) {
+        this.counts.diskHits++;
+        return local;
+      }
+    }
+    this.counts.memMisses++;
+    return (await this.load(key, size)).subarray(from, from + len);
+  }
+
   /** Starts loading a block into memory unless cached, loading, or too many prefetches run. */
   prefetch(key: string, size: number): void {
     if (this.mem.has(key) || this.inflight.has(key) || this.prefetching >= this.maxPrefetch) return;
@@ -71,7 +92,9 @@ export class BlockReader {
     this.counts.s3Fetches++;
     const data = await this.store.get(key);
     if (data.length !== size) {
-      throw new TierfsError(StatusCode.INTERNAL, `object ${key} holds ${data.length} bytes, its slice says ${size}`);
+      // Seen when a GET races the object's deletion (compaction): treat it as missing, so
+      // the reader refreshes its slices and retries instead of returning a short block.
+      throw new TierfsError(StatusCode.NOT_FOUND, `object ${key} holds ${data.length} bytes, its slice says ${size}`);
     }
     this.mem.set(key, data);
     this.disk?.put(key, data).catch((err: unknown) => this.log.warn({ key, err: String(err) }, 'disk cache admission failed'));

@@ -1,0 +1,158 @@
+// The read side of the adaptor: for each chunk, buffered data, flushes and truncates in
+// flight, then committed slices, newest first; block objects come whole through the
+// BlockReader (memory LRU -> disk cache -> S3) and are served without a copy when one
+// piece covers the request. Sequential reads prefetch the following blocks.
+import { StatusCode, TierfsError } from '../common/status.js';
+import type { BlockReader } from './block-reader.js';
+import type { InodeState } from './inode-state.js';
+import { sliceBlockKey } from './keys.js';
+import { newestFirst, objectPieces, resolveRange, type Layer } from './layout.js';
+import type { ChunkSlices, Slice, SliceStore } from './types.js';
+import type { DirtyChunk } from './write-buffer.js';
+import { cloneSlices } from './inode-state.js';
+
+type Source = { kind: 'mem'; chunk: DirtyChunk } | { kind: 'zero' } | { kind: 'slice'; slice: Slice };
+
+export interface ReadPathDeps {
+  fsId: number;
+  chunkSize: number;
+  blockSize: number;
+  readaheadBlocks: number;
+  sliceStore: SliceStore;
+  blocks: BlockReader;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class ReadPath {
+  private readonly cs: number;
+  private readonly bs: number;
+  private readonly bpc: number;
+
+  constructor(private readonly deps: ReadPathDeps) {
+    this.cs = deps.chunkSize;
+    this.bs = deps.blockSize;
+    this.bpc = deps.chunkSize / deps.blockSize;
+  }
+
+  /** The inode's committed slices, cached; a fetch that raced a commit or invalidation is redone. */
+  async loadSlices(st: InodeState): Promise<ChunkSlices> {
+    for (;;) {
+      if (st.slices) return st.slices;
+      const gen = st.slicesGen;
+      let p = st.loading;
+      if (!p) {
+        const fresh: Promise<ChunkSlices> = this.deps.sliceStore.getSlices(st.ino).finally(() => {
+          if (st.loading === fresh) st.loading = null;
+        });
+        st.loading = p = fresh;
+      }
+      const fetched = await p;
+      if (st.slices) return st.slices;
+      if (st.slicesGen === gen) {
+        st.slices = cloneSlices(fetched);
+        return st.slices;
+      }
+    }
+  }
+
+  /** Newest first: buffered data, then flushes/truncates in flight (newest first), then slices. */
+  private *layers(st: InodeState, idx: number, committed: Slice[]): Generator<Layer<Source>> {
+    const dirty = st.dirty.get(idx);
+    if (dirty) for (const [start, end] of dirty.ranges) yield { start, end, source: { kind: 'mem', chunk: dirty } };
+    const base = idx * this.cs;
+    for (let i = st.pending.length - 1; i >= 0; i--) {
+      const p = st.pending[i]!;
+      if (p.kind === 'zero') {
+        yield { start: Math.max(0, p.start - base), end: Math.min(this.cs, p.end - base), source: { kind: 'zero' } };
+      } else {
+        const c = p.chunks.get(idx);
+        if (c) for (const [start, end] of c.ranges) yield { start, end, source: { kind: 'mem', chunk: c } };
+      }
+    }
+    for (const slice of newestFirst(committed)) {
+      yield { start: slice.offset, end: slice.offset + slice.len, source: slice.zero ? { kind: 'zero' } : { kind: 'slice', slice } };
+    }
+  }
+
+  async read(st: InodeState, offset: number, length: number, fileSize: number): Promise<Buffer> {
+    const end = Math.min(offset + length, fileSize);
+    if (end <= offset) return Buffer.alloc(0);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.readOnce(st, offset, end, fileSize);
+      } catch (err) {
+        // A missing object: compaction replaced it, or another mount has not uploaded it yet.
+        if (!(err instanceof TierfsError && err.code === StatusCode.NOT_FOUND) || attempt >= 8) throw err;
+        st.invalidate();
+        await sleep(Math.min(2_000, 25 * 2 ** attempt));
+      }
+    }
+  }
+
+  private async readOnce(st: InodeState, start: number, end: number, fileSize: number): Promise<Buffer> {
+    const slices = await this.loadSlices(st);
+    // From here to the fetches everything is synchronous: buffered bytes are copied as they are now.
+    const total = end - start;
+    let out: Buffer | null = null;
+    const fetches: Array<{ key: string; size: number; from: number; len: number; at: number }> = [];
+    for (let idx = Math.floor(start / this.cs); idx * this.cs < end; idx++) {
+      const base = idx * this.cs;
+      const cStart = Math.max(start, base) - base;
+      const cEnd = Math.min(end, base + this.cs) - base;
+      for (const seg of resolveRange(cStart, cEnd, this.layers(st, idx, slices.get(idx) ?? []))) {
+        const src = seg.source;
+        if (src === null || src.kind === 'zero') continue;
+        if (src.kind === 'mem') {
+          out ??= Buffer.alloc(total);
+          src.chunk.copyOut(seg.start, seg.end, out, base + seg.start - start);
+          continue;
+        }
+        for (const p of objectPieces(src.slice, seg.start, seg.end, this.bs)) {
+          const key = sliceBlockKey(this.deps.fsId, st.ino, idx, this.bpc, src.slice, p.blockIndex);
+          fetches.push({ key, size: p.objectSize, from: p.from, len: p.len, at: base + p.chunkPos - start });
+        }
+      }
+    }
+    const sequential = this.readAhead(st, slices, start, end, fileSize);
+    if (out === null && fetches.length === 1 && fetches[0]!.len === total) {
+      const f = fetches[0]!;
+      return this.deps.blocks.getPiece(f.key, f.size, f.from, f.len, sequential); // zero copy from a cached block
+    }
+    const result = out ?? Buffer.alloc(total);
+    await Promise.all(
+      fetches.map(async (f) => {
+        const piece = await this.deps.blocks.getPiece(f.key, f.size, f.from, f.len, sequential);
+        piece.copy(result, f.at);
+      }),
+    );
+    return result;
+  }
+
+  /** Tells whether the read continues the previous one; if so prefetches the next readaheadBlocks blocks. */
+  private readAhead(st: InodeState, slices: ChunkSlices, start: number, end: number, fileSize: number): boolean {
+    const sequential = start <= st.lastReadEnd && end > st.lastReadEnd;
+    st.lastReadEnd = end;
+    if (!sequential) {
+      st.readaheadUntil = end;
+      return false;
+    }
+    const from = Math.max(end, st.readaheadUntil);
+    const until = Math.min(fileSize, end + this.deps.readaheadBlocks * this.bs);
+    if (this.deps.readaheadBlocks <= 0 || until <= from || (until - from < this.bs && until < fileSize)) return true; // a block at a time
+    st.readaheadUntil = until;
+    for (let idx = Math.floor(from / this.cs); idx * this.cs < until; idx++) {
+      const base = idx * this.cs;
+      const cStart = Math.max(from, base) - base;
+      const cEnd = Math.min(until, base + this.cs) - base;
+      for (const seg of resolveRange(cStart, cEnd, this.layers(st, idx, slices.get(idx) ?? []))) {
+        if (seg.source?.kind !== 'slice') continue;
+        const slice = seg.source.slice;
+        for (const p of objectPieces(slice, seg.start, seg.end, this.bs)) {
+          this.deps.blocks.prefetch(sliceBlockKey(this.deps.fsId, st.ino, idx, this.bpc, slice, p.blockIndex), p.objectSize);
+        }
+      }
+    }
+    return true;
+  }
+}
