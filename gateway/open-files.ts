@@ -1,6 +1,7 @@
 // Open file handles and the per-inode state they share: how many handles are open, the size
 // and times written locally but not yet committed to the metaserver, and the hidden names
 // libfuse gave the inode when it was unlinked while open.
+import type { Inode } from '../metaserver/meta-client.js';
 import { posix, E } from './errors.js';
 
 export interface DirtyAttrs {
@@ -16,6 +17,11 @@ export interface OpenInode {
   dirty: DirtyAttrs | null;
   /** Keys in the hidden-name table that point at this inode. */
   hiddenKeys: Set<string>;
+  /**
+   * Attributes revalidated at the first open and kept current by this mount's own changes
+   * (close-to-open): reads and writes of an open file need no metadata round trip.
+   */
+  inode: Inode;
 }
 
 export interface FileHandle {
@@ -40,7 +46,7 @@ export class OpenFileTable {
 
   constructor(private readonly maxHandles = 1_000_000) {}
 
-  open(ino: number, flags: number): FileHandle {
+  open(ino: number, flags: number, inode: Inode): FileHandle {
     if (this.handles.size >= this.maxHandles) throw posix(E.ENFILE, `too many open files on this mount (${this.maxHandles})`);
     while (this.handles.has(this.nextFh)) this.nextFh = this.nextFh >= MAX_FH ? 1 : this.nextFh + 1;
     const fh = this.nextFh;
@@ -48,7 +54,7 @@ export class OpenFileTable {
     const acc = flags & O_ACCMODE;
     const handle: FileHandle = { fh, ino, flags, readable: acc !== O_WRONLY, writable: acc !== O_RDONLY };
     this.handles.set(fh, handle);
-    const state = this.inodes.get(ino) ?? { ino, handles: 0, dirty: null, hiddenKeys: new Set<string>() };
+    const state = this.inodes.get(ino) ?? { ino, handles: 0, dirty: null, hiddenKeys: new Set<string>(), inode };
     state.handles++;
     this.inodes.set(ino, state);
     return handle;

@@ -118,6 +118,14 @@ export class TierFileSystem {
   private remember(inode: Inode): void {
     const prev = this.attrs.get(inode.ino);
     this.attrs.set(inode.ino, { inode, xattrNames: prev?.xattrNames });
+    const open = this.open.inode(inode.ino);
+    if (open) open.inode = inode;
+  }
+
+  /** Drops cached attributes; an open inode's snapshot is refetched (it must stay usable). */
+  private async invalidate(ino: number): Promise<void> {
+    this.attrs.delete(ino);
+    if (this.open.isOpen(ino)) this.remember(await this.meta.getInode(ino));
   }
 
   /** Attributes as this mount sees them: the metaserver's, with uncommitted writes on top. */
@@ -143,7 +151,7 @@ export class TierFileSystem {
 
   async fgetattr(fh: number): Promise<Inode> {
     const h = this.open.handle(fh);
-    return this.withDirty((await this.cached(h.ino)).inode);
+    return this.withDirty(this.open.inode(h.ino)!.inode);
   }
 
   private async setAttr(ino: number, changes: SetAttrChanges): Promise<Inode> {
@@ -170,8 +178,8 @@ export class TierFileSystem {
   }
 
   private async currentSize(ino: number): Promise<number> {
-    const dirty = this.open.inode(ino)?.dirty;
-    if (dirty) return dirty.size;
+    const open = this.open.inode(ino);
+    if (open) return open.dirty?.size ?? open.inode.size;
     return (await this.cached(ino)).inode.size;
   }
 
@@ -322,7 +330,9 @@ export class TierFileSystem {
     const result = await this.meta.rename(from.parent, from.name, to.parent, to.name);
     this.dentries.delete(from.parent, from.name);
     this.dentries.delete(to.parent, to.name);
-    for (const i of [ino, from.parent, to.parent]) this.attrs.delete(i);
+    this.attrs.delete(from.parent);
+    this.attrs.delete(to.parent);
+    await this.invalidate(ino);
     const replaced = result.replaced;
     if (replaced) {
       this.attrs.delete(replaced.ino);
@@ -354,29 +364,31 @@ export class TierFileSystem {
     if (Buffer.byteLength(name) > 255) throw posix(E.ERANGE, 'attribute name longer than 255 bytes');
     const ino = await this.resolve(path);
     await this.meta.setXattr(ino, name, value, flags);
-    this.attrs.delete(ino);
+    await this.invalidate(ino);
   }
 
   async removexattr(path: string, name: string): Promise<void> {
     this.assertWritable();
     const ino = await this.resolve(path);
     await this.meta.removeXattr(ino, name);
-    this.attrs.delete(ino);
+    await this.invalidate(ino);
   }
 
   // ---- files ----
 
   private async openIno(ino: number, flags: number): Promise<FileHandle> {
     if ((flags & 3) !== 0) this.assertWritable();
-    if (!this.open.isOpen(ino)) {
-      // Close-to-open: the first open revalidates attributes against the metaserver and
-      // drops cached data when another mount changed the file.
-      const before = this.attrs.get(ino)?.inode;
-      this.attrs.delete(ino);
-      const fresh = (await this.cached(ino)).inode;
-      if (!before || before.mtimeMs !== fresh.mtimeMs || before.size !== fresh.size) await this.data.invalidate(ino);
-    }
-    return this.open.open(ino, flags);
+    const state = this.open.inode(ino);
+    if (state) return this.open.open(ino, flags, state.inode);
+    // Close-to-open: the first open revalidates attributes against the metaserver and
+    // drops cached data when another mount changed the file.
+    const before = this.attrs.get(ino)?.inode;
+    this.attrs.delete(ino);
+    const fresh = await this.meta.getInode(ino);
+    this.attrs.set(ino, { inode: fresh });
+    if (!before || before.mtimeMs !== fresh.mtimeMs || before.size !== fresh.size) await this.data.invalidate(ino);
+    // A concurrent open may have won the race while we waited: share its state.
+    return this.open.open(ino, flags, this.open.inode(ino)?.inode ?? fresh);
   }
 
   async openFile(path: string, flags: number): Promise<number> {
@@ -387,7 +399,7 @@ export class TierFileSystem {
 
   async create(path: string, mode: number, flags = 2): Promise<number> {
     const inode = await this.createNode(path, S_IFREG | (mode & 0o7777), { exclusive: false });
-    return this.open.open(inode.ino, flags).fh;
+    return this.open.open(inode.ino, flags, this.open.inode(inode.ino)?.inode ?? inode).fh;
   }
 
   async read(fh: number, offset: number, length: number): Promise<Buffer> {

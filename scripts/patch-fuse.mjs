@@ -98,12 +98,18 @@ if (cChanged) writeFileSync(cPath, csrc);
 if (!existsSync(addon) || cChanged) {
   const npmDir = join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm');
   const nodeGyp = join(npmDir, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
-  const headers = join(dirname(process.execPath), '..');
-  if (!existsSync(nodeGyp)) throw new Error(`patch-fuse: node-gyp not found at ${nodeGyp}`);
-  console.error('patch-fuse: rebuilding the fuse-native addon (node-gyp) ...');
-  execFileSync(process.execPath, [nodeGyp, 'rebuild', `--nodedir=${headers}`, '--loglevel=warn'], {
-    cwd: pkg,
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  if (!existsSync(addon)) throw new Error('patch-fuse: node-gyp finished but build/Release/fuse.node is missing');
+  const prefix = join(dirname(process.execPath), '..');
+  // The installed Node's headers (Debian/NodeSource ship them) keep node-gyp offline.
+  const headers = existsSync(join(prefix, 'include', 'node', 'node_api.h')) ? [`--nodedir=${prefix}`] : [];
+  try {
+    if (!existsSync(nodeGyp)) throw new Error(`node-gyp not found at ${nodeGyp}`);
+    console.error('patch-fuse: rebuilding the fuse-native addon (node-gyp) ...');
+    execFileSync(process.execPath, [nodeGyp, 'rebuild', ...headers, '--loglevel=warn'], { cwd: pkg, stdio: ['ignore', 'ignore', 'inherit'] });
+    if (!existsSync(addon)) throw new Error('node-gyp finished but build/Release/fuse.node is missing');
+  } catch (err) {
+    // Keep the rest of the project building; the mount then runs on the stock prebuilt addon,
+    // where utimens loses mtime and reads of a file hidden in a removed directory fail.
+    console.error(`patch-fuse: WARNING: could not rebuild fuse-native (${err instanceof Error ? err.message : String(err)});`);
+    console.error('patch-fuse: the mount falls back to the prebuilt addon. Needs: make, g++, python3, Node headers.');
+  }
 }
