@@ -3,6 +3,10 @@
 import { Command } from 'commander';
 import { commands } from './commands/index.js';
 
+// We run on Node 20 by design; the SDK version is pinned in package-lock.json, so its
+// notice about future releases needing Node 22 is noise in every daemon log.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 const program = new Command();
 program.name('tierfs').description('tierfs: a distributed POSIX filesystem on object storage').version('0.1.0');
 program.showHelpAfterError();

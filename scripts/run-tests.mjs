@@ -29,7 +29,7 @@ function runFile(file) {
     const child = spawn(process.execPath, ['--test', '--test-reporter=spec', '--test-timeout=600000', file], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, TIERFS_LOG_LEVEL: process.env.TIERFS_LOG_LEVEL ?? 'warn' },
+      env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...process.env, TIERFS_LOG_LEVEL: process.env.TIERFS_LOG_LEVEL ?? 'warn' },
     });
     let out = '';
     child.stdout.on('data', (d) => {
