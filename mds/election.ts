@@ -112,12 +112,18 @@ export class EtcdLeadership extends EventEmitter implements Leadership {
     this.watchdogArmed = !!lease;
     if (!lease) this.log.warn('etcd3 campaign lease not accessible: relying on session errors and write fencing only');
     this.lastKeepaliveOk = Date.now();
-    let firedAt = Date.now();
+    // Answers on the keepalive stream come in request order: each one renews from its request.
+    const fired: number[] = [];
+    lease?.on('keepaliveEstablished', () => {
+      fired.length = 0;
+    });
     lease?.on('keepaliveFired', () => {
-      firedAt = Date.now();
+      fired.push(Date.now());
+      if (fired.length > 16) fired.shift();
     });
     lease?.on('keepaliveSucceeded', () => {
-      this.lastKeepaliveOk = firedAt;
+      const sentAt = fired.shift();
+      if (sentAt !== undefined) this.lastKeepaliveOk = Math.max(this.lastKeepaliveOk, sentAt);
     });
     campaign.on('elected', () => {
       if (this.campaign !== campaign) return;

@@ -66,13 +66,20 @@ export class MdsNode implements MdsNodeView {
       leaderGauge.set(1);
       // Writes of this term are fenced on its election key: once the session is gone they fail.
       const kv = fenceKey && this.kv instanceof EtcdKv ? this.kv.fenced(fenceKey) : this.kv;
-      LeaderContext.start(kv, c, this.log).then(
-        (ctx) => {
-          if (gen !== this.generation || !this.leadership.isLeader()) ctx.stop();
-          else this.ctx = ctx;
-        },
-        (err: Error) => this.log.error({ err: err.message }, 'loading leader state failed'),
-      );
+      const load = (): void => {
+        LeaderContext.start(kv, c, this.log).then(
+          (ctx) => {
+            if (gen !== this.generation || !this.leadership.isLeader()) ctx.stop();
+            else this.ctx = ctx;
+          },
+          (err: Error) => {
+            // The store hiccuped: keep trying while this term lasts (clients keep retrying too).
+            this.log.error({ err: err.message }, 'loading leader state failed; retrying');
+            if (gen === this.generation) setTimeout(load, 1000).unref();
+          },
+        );
+      };
+      load();
     });
     this.leadership.on('deposed', () => {
       this.generation++;

@@ -167,7 +167,11 @@ function clusterStatus(ctx: LeaderContext, members: MdsMemberInfo[]) {
     mds: members.map((m) => ({ address: m.address, leader: m.leader, pid: m.pid })),
     metaservers,
     copysets,
-    filesystems: [...s.filesystems.values()].map((fs) => ctx.filesystems.toInfo(fs)),
+    // Status is for people and tools: no secrets (GetFsInfo carries them for mounts).
+    filesystems: [...s.filesystems.values()].map((fs) => {
+      const info = ctx.filesystems.toInfo(fs);
+      return { ...info, s3: info.s3 ? { ...info.s3, secret_key: '' } : null };
+    }),
     operators: ctx.scheduler.describeAll(),
   };
 }

@@ -6,6 +6,7 @@
 // When both names live in one partition, CommitRename does everything in one entry.
 import { TierfsError, StatusCode } from '../common/status.js';
 import { ApplyContext, isDirType } from './apply-context.js';
+import { rangeEnd } from './keys.js';
 import type { DentryRecord, MetaOp, OpResult, RenameTxRecord, TxStateRecord } from './records.js';
 
 type Op<K extends MetaOp['op']> = Extract<MetaOp, { op: K }>;
@@ -125,4 +126,19 @@ export async function resolveRename(ctx: ApplyContext, op: Op<'resolveRename'>):
     ctx.tx.putJson(key, { state: 'aborted', tx: placeholder, sinceMs: op.now } satisfies TxStateRecord);
   }
   return { code: StatusCode.OK, committed: false };
+}
+
+/**
+ * Drops source-side outcomes recorded before `before`. A destination still holding such a
+ * transaction prepared would then see it aborted, so the retention must be far longer than
+ * any copyset outage one expects to survive (default a day).
+ */
+export async function forgetRenames(ctx: ApplyContext, op: Op<'forgetRenames'>): Promise<OpResult> {
+  const prefix = ctx.keys.txPrefix();
+  for (const key of await ctx.tx.keys(prefix, rangeEnd(prefix))) {
+    if (!key.endsWith('/src')) continue;
+    const rec = await ctx.tx.getJson<TxStateRecord>(key);
+    if (rec && rec.sinceMs < op.before) ctx.tx.del(key);
+  }
+  return OK;
 }

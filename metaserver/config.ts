@@ -17,6 +17,8 @@ export const metaserverConfigSchema = z.object({
   backgroundIntervalMs: z.number().int().min(50).default(1000),
   /** A prepared rename older than this is resolved by the destination's leader. */
   txResolveAfterMs: z.number().int().min(100).default(5000),
+  /** How long a rename's outcome stays recorded at its source partition (must outlast any outage of the destination). */
+  txRetentionMs: z.number().int().min(60_000).default(24 * 3600_000),
   raft: z
     .object({
       tickMs: z.number().int().min(1).default(100),

@@ -27,7 +27,12 @@ export interface CopysetNodeOptions {
   backgroundIntervalMs?: number;
   /** A prepared rename older than this is resolved by the destination's leader. */
   txResolveAfterMs?: number;
+  /** How long a rename's outcome stays recorded at its source. Default one day. */
+  txRetentionMs?: number;
 }
+
+/** Recorded rename outcomes are swept this often. */
+const FORGET_EVERY_MS = 10 * 60_000;
 
 export class CopysetNode {
   readonly reader: MetaReader;
@@ -36,6 +41,7 @@ export class CopysetNode {
   private readonly logger: Logger;
   private timer: NodeJS.Timeout | null = null;
   private backgroundRunning = false;
+  private lastForget = 0;
 
   constructor(
     readonly poolId: number,
@@ -104,6 +110,10 @@ export class CopysetNode {
     try {
       await this.emptyTrash();
       await this.resolveAbandonedRenames();
+      if (Date.now() - this.lastForget > FORGET_EVERY_MS) {
+        await this.writeOk({ op: 'forgetRenames', before: Date.now() - (this.opts.txRetentionMs ?? 24 * 3600_000) });
+        this.lastForget = Date.now();
+      }
     } catch (err) {
       this.logger.warn({ err, copyset: this.name }, 'background work failed; will retry');
     } finally {

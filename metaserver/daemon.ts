@@ -56,7 +56,7 @@ export async function startMetaServer(cfg: MetaServerConfig, deps: MetaServerDep
     host, db, selfAddress: cfg.listen, logger, membersOn,
     node: {
       deleter: deps.deleter ?? s3Deleter ?? undefined, resolver: resolver.resolve,
-      backgroundIntervalMs: cfg.backgroundIntervalMs, txResolveAfterMs: cfg.txResolveAfterMs,
+      backgroundIntervalMs: cfg.backgroundIntervalMs, txResolveAfterMs: cfg.txResolveAfterMs, txRetentionMs: cfg.txRetentionMs,
     },
   });
   await manager.loadAll();

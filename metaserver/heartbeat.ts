@@ -122,7 +122,11 @@ export class MdsHeartbeat {
       check(res.status, 'MetaServerHeartbeat');
       for (const change of res.changes) this.execute(change);
     } catch (err) {
-      this.opts.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'heartbeat failed');
+      const message = err instanceof Error ? err.message : String(err);
+      // A refused registration needs a person (e.g. a data dir from another cluster); say so loudly.
+      const refused = err instanceof TierfsError && (err.code === StatusCode.PERMISSION_DENIED || err.code === StatusCode.EXISTS);
+      if (refused) this.opts.logger.error({ err: message }, 'the MDS refuses this metaserver');
+      else this.opts.logger.warn({ err: message }, 'heartbeat failed');
     } finally {
       this.beating = false;
     }

@@ -119,7 +119,8 @@ export type MetaOp =
   | { op: 'prepareRename'; pid: number; rid?: RequestIdent; tx: RenameTxRecord; now: number }
   | { op: 'commitRename'; pid: number; rid?: RequestIdent; tx: RenameTxRecord; now: number }
   | { op: 'finishRename'; pid: number; rid?: RequestIdent; txId: string; commit: boolean; now: number }
-  | { op: 'resolveRename'; pid: number; rid?: RequestIdent; txId: string; now: number };
+  | { op: 'resolveRename'; pid: number; rid?: RequestIdent; txId: string; now: number }
+  | { op: 'forgetRenames'; before: number };
 
 /** The result of applying one operation; recorded per request id for retries. */
 export interface OpResult {

@@ -59,13 +59,15 @@ export class S3ObjectDeleter implements ObjectDeleter {
     this.mds = new LeaderFollower(mdsAddresses, (a) => new Ctor(a, grpc.credentials.createInsecure(), CHANNEL_OPTIONS));
   }
 
-  private async target(fsId: number): Promise<FsTarget> {
+  /** The filesystem's bucket, or null when it keeps no data in S3 (nothing to delete). */
+  private async target(fsId: number): Promise<FsTarget | null> {
     let t = this.targets.get(fsId);
     if (t) return t;
     const res = await this.mds.call((c) => unary<object, FsResponse__Output>(c, 'GetFsInfo', { name: '', fs_id: fsId }));
     check(res.status, `GetFsInfo ${fsId}`);
     const fs = res.fs as FsInfo__Output;
-    const s3 = fs.s3!;
+    const s3 = fs.s3;
+    if (!s3 || !s3.bucket) return null;
     t = {
       client: new S3Client({
         endpoint: s3.endpoint || undefined, region: s3.region || 'us-east-1', forcePathStyle: true,
@@ -81,6 +83,7 @@ export class S3ObjectDeleter implements ObjectDeleter {
   async deleteInodeObjects(fsId: number, ino: number, slices: Map<number, SliceRecord[]>): Promise<void> {
     if (slices.size === 0) return;
     const t = await this.target(fsId);
+    if (!t) return;
     const keys = inodeObjectKeys(fsId, ino, slices, t.blockSize, t.chunkSize).map((k) => t.prefix + k);
     for (let i = 0; i < keys.length; i += 1000) {
       const batch = keys.slice(i, i + 1000);

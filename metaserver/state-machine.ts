@@ -32,6 +32,7 @@ const HANDLERS: Record<MetaOp['op'], Handler> = {
   commitRename: dentryOps.commitRename,
   finishRename: dentryOps.finishRename,
   resolveRename: dentryOps.resolveRename,
+  forgetRenames: dentryOps.forgetRenames,
 };
 
 /** Results of request ids below a client's low watermark are dropped, this many per entry at most. */

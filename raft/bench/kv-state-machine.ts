@@ -11,6 +11,8 @@ export function putCommand(key: string, value: string): Buffer {
 export class KvStateMachine implements StateMachine {
   readonly data = new Map<string, string>();
   private applied = 0;
+  /** How many snapshots were restored (tests check catch-up went through a snapshot). */
+  restores = 0;
   private term = 0;
   private db: Level<string, string> | null = null;
 
@@ -73,6 +75,7 @@ export class KvStateMachine implements StateMachine {
     for (const [k, v] of entries) this.data.set(k, v);
     this.applied = index;
     this.term = term;
+    this.restores++;
     if (this.db) {
       await this.db.clear();
       await this.db.batch([...entries.map(([k, v]) => ({ type: 'put' as const, key: `k${k}`, value: v })), { type: 'put', key: '\u0000applied', value: `${index}/${term}` }]);

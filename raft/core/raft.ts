@@ -680,7 +680,12 @@ export class Raft {
 
   private rebuildProgress(): void {
     const members = new Set([...this.conf.voters, ...this.conf.learners]);
-    for (const id of [...this.prs.keys()]) if (!members.has(id)) this.prs.delete(id);
+    for (const id of [...this.prs.keys()]) {
+      if (members.has(id)) continue;
+      // Best effort: one last append carrying the commit lets a removed follower learn it was removed.
+      if (this.role === StateRole.Leader && id !== this.id) this.maybeSendAppend(id, true);
+      this.prs.delete(id);
+    }
     const last = this.log.lastIndex();
     for (const id of members) {
       const learner = this.conf.learners.includes(id);
@@ -697,7 +702,9 @@ export class Raft {
 
   private maybePromoteLearner(pr: Progress): void {
     if (!pr.isLearner || this.pendingConfIndex > this.log.committed || !this.committedInTerm()) return;
-    if (pr.match + this.promoteLag < this.log.lastIndex()) return;
+    // Caught up: it holds everything committed (as a majority does), or is within promoteLag of
+    // our last entry. The first criterion keeps promotion possible under sustained load.
+    if (pr.match < this.log.committed && pr.match + this.promoteLag < this.log.lastIndex()) return;
     const data = Buffer.alloc(1 + Buffer.byteLength(pr.id));
     data[0] = 1; // ConfChangeType.Promote
     data.write(pr.id, 1, 'utf8');

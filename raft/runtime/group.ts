@@ -22,6 +22,9 @@ export interface GroupEnv {
   compact(g: GroupNode, meta: { index: number; term: number; conf: ConfState }): Promise<void>;
 }
 
+/** Proposals waiting for commit per group: beyond this, callers get BUSY (back-pressure). */
+const MAX_PENDING_PROPOSALS = 65_536;
+
 const notLeader = (hint: string | null, why = 'not the leader') => new TierfsError(StatusCode.NOT_LEADER, why, hint ?? '');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -32,7 +35,9 @@ export class GroupNode implements RaftGroup {
   private reads = new Map<string, { resolve: () => void; reject: (e: unknown) => void }>();
   private readsAwaitApply: Array<{ index: number; resolve: () => void }> = [];
   private applyQueue: Entry[][] = [];
-  private applying = false;
+  /** Serializes state-machine access: apply batches, snapshot capture and restore take turns (FIFO). */
+  private smTurn: Promise<void> = Promise.resolve();
+  private applyScheduled = false;
   /** Index of the last entry passed through the apply loop, and the membership at that point. */
   appliedIndex: number;
   appliedConf: ConfState;
@@ -100,6 +105,9 @@ export class GroupNode implements RaftGroup {
   propose(data: Buffer): Promise<unknown> {
     if (this.stopped) return Promise.reject(new TierfsError(StatusCode.UNAVAILABLE, `group ${this.id} is closed`));
     if (!this.isLeader()) return Promise.reject(notLeader(this.leaderAddress()));
+    if (this.proposals.size >= MAX_PENDING_PROPOSALS) {
+      return Promise.reject(new TierfsError(StatusCode.BUSY, `group ${this.id}: ${MAX_PENDING_PROPOSALS} proposals already waiting for commit; retry later`));
+    }
     try {
       const { index, term } = this.core.propose(data);
       this.env.wake(this);
@@ -139,16 +147,24 @@ export class GroupNode implements RaftGroup {
 
   async transferLeader(address: string): Promise<void> {
     const until = Date.now() + 30_000;
+    let asked = false;
     while (Date.now() < until) {
-      if (this.leaderAddress() === address) return;
-      if (!this.isLeader()) throw notLeader(this.leaderAddress());
-      try {
-        this.core.transferLeader(address);
-        this.env.wake(this);
-      } catch (e) {
-        throw e instanceof ProposalDroppedError ? new TierfsError(StatusCode.INVALID_ARGUMENT, e.message) : e;
+      const leader = this.leaderAddress();
+      if (leader === address) return;
+      if (this.isLeader()) {
+        try {
+          this.core.transferLeader(address);
+          asked = true;
+          this.env.wake(this);
+        } catch (e) {
+          throw e instanceof ProposalDroppedError ? new TierfsError(StatusCode.INVALID_ARGUMENT, e.message) : e;
+        }
+      } else if (!asked || leader !== null) {
+        // Someone else leads (or we never led): the transfer is not ours to finish.
+        throw notLeader(leader, `cannot transfer leadership to ${address}: not the leader`);
       }
-      await sleep(100);
+      // else: we stepped down for the transfer and do not know the new leader yet
+      await sleep(50);
     }
     throw new TierfsError(StatusCode.TIMEOUT, `leadership did not move to ${address} within 30 s`);
   }
@@ -179,9 +195,10 @@ export class GroupNode implements RaftGroup {
   /** Takes the next Ready and what it must persist, or null if nothing to do. */
   collect(): { rd: Ready; write: GroupWrite } | null {
     if (this.stopped || !this.core.hasReady()) return null;
-    const prevLast = this.storage.lastIndex();
+    const prevHs = this.storage.hardState();
     const rd = this.core.ready();
-    return { rd, write: { groupId: this.id, entries: rd.entries, prevLast, hardState: rd.hardState, snapshot: rd.snapshot?.meta ?? null } };
+    const mustSync = rd.hardState !== null && (rd.hardState.term !== prevHs.term || rd.hardState.vote !== prevHs.vote);
+    return { rd, write: { groupId: this.id, entries: rd.entries, hardState: rd.hardState, hardStateMustSync: mustSync, snapshot: rd.snapshot?.meta ?? null } };
   }
 
   /** The Ready's writes are durable: update memory, send, queue applies. */
@@ -235,17 +252,44 @@ export class GroupNode implements RaftGroup {
     this.readsAwaitApply = still;
   }
 
-  private kickApply(): void {
-    if (this.applying) return;
-    this.applying = true;
-    void this.applyLoop().finally(() => {
-      this.applying = false;
-      if (this.applyQueue.length > 0 && !this.stopped) this.kickApply();
-    });
+  /** Runs `fn` when the state machine is free; callers queue in order, so nobody starves. */
+  private withStateMachine<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.smTurn.then(fn);
+    this.smTurn = run.then(
+      () => {},
+      () => {},
+    );
+    return run;
   }
 
-  private async applyLoop(): Promise<void> {
-    while (this.applyQueue.length > 0 && !this.stopped) {
+  private kickApply(): void {
+    if (this.applyScheduled || this.stopped) return;
+    this.applyScheduled = true;
+    void this.withStateMachine(async () => {
+      this.applyScheduled = false;
+      await this.applyOnce();
+    }).then(
+      () => {
+        if (this.applyQueue.length > 0) this.kickApply();
+      },
+      (err: unknown) => {
+        this.env.logger.error({ group: this.id, err: String(err) }, 'apply loop failed; group stopped');
+        this.stop();
+      },
+    );
+  }
+
+  /** Resolves when no state-machine work (apply, snapshot, restore) is running or queued. */
+  async idle(): Promise<void> {
+    let turn: Promise<void>;
+    do {
+      turn = this.smTurn;
+      await turn;
+    } while (turn !== this.smTurn);
+  }
+
+  private async applyOnce(): Promise<void> {
+    if (this.applyQueue.length > 0 && !this.stopped) {
       const ents = this.applyQueue.splice(0, this.applyQueue.length).flat().filter((e) => e.index > this.appliedIndex);
       let batch: Entry[] = [];
       const flush = async () => {
@@ -287,6 +331,7 @@ export class GroupNode implements RaftGroup {
   }
 
   private async maybeCompact(): Promise<void> {
+    if (this.stopped) return;
     const first = this.storage.firstIndex();
     if (this.appliedIndex - first + 1 <= this.env.snapshotThreshold || this.appliedIndex > this.storage.lastIndex()) return;
     const meta = { index: this.appliedIndex, term: this.storage.term(this.appliedIndex), conf: this.appliedConf };
@@ -294,13 +339,15 @@ export class GroupNode implements RaftGroup {
   }
 
   /** A snapshot for a follower: the state machine's, labelled with the log position it covers. */
-  async snapshotForSend(): Promise<{ meta: { index: number; term: number; conf: ConfState }; chunks: AsyncIterable<Buffer> }> {
-    while (this.applying) await sleep(1); // the state machine must sit exactly at appliedIndex
-    const s = await this.sm.snapshot();
-    // Entries between the state machine's index and ours are no-ops/conf changes: same state.
-    const index = Math.max(s.index, this.appliedIndex);
-    const term = index === s.index && s.term > 0 ? s.term : this.storage.term(index);
-    return { meta: { index, term, conf: this.appliedConf }, chunks: s.chunks };
+  snapshotForSend(): Promise<{ meta: { index: number; term: number; conf: ConfState }; chunks: AsyncIterable<Buffer> }> {
+    // Taken between apply batches, so the state machine sits exactly at appliedIndex.
+    return this.withStateMachine(async () => {
+      const s = await this.sm.snapshot();
+      // Entries between the state machine's index and ours are no-ops/conf changes: same state.
+      const index = Math.max(s.index, this.appliedIndex);
+      const term = index === s.index && s.term > 0 ? s.term : this.storage.term(index);
+      return { meta: { index, term, conf: this.appliedConf }, chunks: s.chunks };
+    });
   }
 
   /** Snapshot sends run one per peer at a time; the core learns the outcome. */
@@ -327,10 +374,11 @@ export class GroupNode implements RaftGroup {
     async function* iter() {
       for (const c of chunks) yield c;
     }
-    while (this.applying) await sleep(1);
-    this.applyQueue = [];
-    await this.sm.restore(meta.index, meta.term, iter());
-    this.appliedIndex = meta.index;
+    await this.withStateMachine(async () => {
+      this.applyQueue = [];
+      await this.sm.restore(meta.index, meta.term, iter());
+      this.appliedIndex = meta.index;
+    });
     for (const [index, p] of this.proposals) {
       if (index <= meta.index) {
         this.proposals.delete(index);

@@ -1,12 +1,13 @@
 // RaftHost: one per process. Owns the shared level store (group commit), the gRPC transport,
 // the tick timer, and the groups. Persist strictly before sending: votes and acks depend on it.
-import { mkdirSync } from 'node:fs';
+import { createReadStream, mkdirSync } from 'node:fs';
+import { open as openFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { type Logger, silentLogger } from '../../common/log.js';
 import { StatusCode, TierfsError } from '../../common/status.js';
 import type { Ready } from '../core/rawnode.js';
-import { type Message, MsgType, emptyMessage } from '../core/types.js';
+import { type ConfState, type Message, MsgType, emptyMessage } from '../core/types.js';
 import type { RaftGroup, RaftHostOptions, StateMachine } from './api.js';
 import { decodeMessage, encodeMessage } from './codec.js';
 import { GroupNode } from './group.js';
@@ -75,6 +76,7 @@ export class RaftHost {
     const existing = this.groups.get(groupId);
     if (existing) return existing;
     if (!(await this.store.hasGroup(groupId))) throw new TierfsError(StatusCode.NOT_FOUND, `raft group ${groupId} is not persisted on ${this.opts.selfAddress}`);
+    await this.finishPendingRestore(groupId, stateMachine);
     const storage = await this.store.load(groupId);
     const smApplied = await stateMachine.appliedIndex();
     if (smApplied < storage.firstIndex() - 1 && storage.firstIndex() - 1 > 1) {
@@ -112,6 +114,7 @@ export class RaftHost {
       g.stop();
       this.groups.delete(groupId);
       this.dirty.delete(g);
+      await g.idle();
     }
     while (this.pumping) await new Promise((r) => setTimeout(r, 2));
     await this.store.removeGroup(groupId);
@@ -123,6 +126,7 @@ export class RaftHost {
     if (this.timer) clearInterval(this.timer);
     for (const g of this.groups.values()) g.stop();
     while (this.pumping) await new Promise((r) => setTimeout(r, 2));
+    for (const g of this.groups.values()) await g.idle();
     this.transport.close();
     await this.store.close();
   }
@@ -164,11 +168,7 @@ export class RaftHost {
           this.dirty.delete(g);
           const c = g.collect();
           if (!c) continue;
-          if (c.rd.snapshot) {
-            await g.restoreSnapshot(c.rd.snapshot.meta, (c.rd.snapshot.data as Buffer[] | undefined) ?? []);
-            await this.store.resetToSnapshot(g.id, c.rd.snapshot.meta);
-            g.appliedConf = c.rd.snapshot.meta.conf;
-          }
+          if (c.rd.snapshot) await this.installSnapshot(g, c.rd.snapshot.meta, (c.rd.snapshot.data as Buffer[] | undefined) ?? []);
           readies.push({ g, rd: c.rd });
           writes.push(c.write);
         }
@@ -187,6 +187,44 @@ export class RaftHost {
       this.pumping = false;
     }
     if (this.dirty.size > 0) this.schedulePump();
+  }
+
+  private stagingPath(groupId: string): string {
+    return join(this.opts.dataDir, 'snapshots', `${Buffer.from(groupId).toString('hex')}.snap`);
+  }
+
+  /**
+   * Crash-safe snapshot install: stage the data on disk (fsync), atomically swap the log for
+   * the snapshot with a "restore pending" marker, restore the state machine, clear the marker.
+   * A crash in between re-runs the restore from the staged file at the next openGroup.
+   */
+  private async installSnapshot(g: GroupNode, meta: { index: number; term: number; conf: ConfState }, chunks: Buffer[]): Promise<void> {
+    const path = this.stagingPath(g.id);
+    mkdirSync(join(this.opts.dataDir, 'snapshots'), { recursive: true });
+    const fh = await openFile(path, 'w');
+    try {
+      for (const c of chunks) await fh.write(c);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await this.store.installSnapshot(g.id, meta);
+    await g.restoreSnapshot(meta, chunks);
+    g.appliedConf = meta.conf;
+    await this.store.finishSnapshot(g.id);
+    await rm(path, { force: true });
+  }
+
+  /** Finishes a snapshot install interrupted by a crash. */
+  private async finishPendingRestore(groupId: string, sm: StateMachine): Promise<void> {
+    const meta = await this.store.pendingSnapshot(groupId);
+    if (!meta) return;
+    if ((await sm.appliedIndex()) < meta.index) {
+      this.log.warn({ group: groupId, index: meta.index }, 'finishing an interrupted snapshot restore');
+      await sm.restore(meta.index, meta.term, createReadStream(this.stagingPath(groupId)) as AsyncIterable<Buffer>);
+    }
+    await this.store.finishSnapshot(groupId);
+    await rm(this.stagingPath(groupId), { force: true });
   }
 
   private sendMessage(g: GroupNode, m: Message): void {

@@ -22,6 +22,7 @@ export class SimNode {
   readonly storage: MemoryStorage;
   readonly kv: SimKvStore;
   core: RawNode | null = null;
+  private syncedHardState = { term: 0, vote: '', commit: 0 };
   private proposals = new Map<number, { term: number; done: Waiter }>();
   private reads = new Map<string, ReadWaiter>();
   private readsReady: Array<{ index: number; done: ReadWaiter }> = [];
@@ -40,6 +41,7 @@ export class SimNode {
       // joiners (empty log) always receive that configuration by snapshot.
       this.storage.applySnapshot({ index: 1, term: 1, conf: bootstrap });
       this.storage.setHardState({ term: 1, vote: '', commit: 1 });
+      this.syncedHardState = { term: 1, vote: '', commit: 1 };
     }
     this.kv = new SimKvStore(bootstrap ?? { voters: [], learners: [] });
     if (bootstrap) {
@@ -68,6 +70,7 @@ export class SimNode {
 
   /** kill -9: everything not on the simulated disk is gone; waiting clients never hear back. */
   crash(): void {
+    if (this.core) this.storage.setHardState(this.syncedHardState);
     this.core = null;
     this.proposals.clear();
     this.reads.clear();
@@ -139,7 +142,12 @@ export class SimNode {
   private persist(rd: Ready): void {
     if (rd.snapshot) this.storage.applySnapshot(rd.snapshot.meta);
     if (rd.entries.length > 0) this.storage.append(rd.entries);
-    if (rd.hardState) this.storage.setHardState(rd.hardState);
+    if (rd.hardState) {
+      const prev = this.storage.hardState();
+      // Like the runtime: a commit-only change is written without fsync, so a crash may lose it.
+      if (rd.entries.length > 0 || rd.snapshot || rd.hardState.term !== prev.term || rd.hardState.vote !== prev.vote) this.syncedHardState = rd.hardState;
+      this.storage.setHardState(rd.hardState);
+    }
   }
 
   /** The core asks for a snapshot; the state machine provides one at its applied index. */

@@ -258,7 +258,7 @@ class Simulation {
     const r = this.rng.next();
     if (r < 0.25) {
       this.net.heal();
-      const shuffled = live.map((n) => n.id).sort(() => 0).sort((a, b) => (a < b ? -1 : 1));
+      const shuffled = live.map((n) => n.id).sort();
       const side = shuffled.filter(() => this.rng.chance(0.5));
       if (side.length > 0 && side.length < shuffled.length) {
         this.net.partition(side, shuffled.filter((id) => !side.includes(id)));

@@ -167,6 +167,8 @@ test('health and cluster status of a single embedded MDS', async () => {
   assert.equal(st.mds[0]!.leader, true);
   assert.equal(st.mds[0]!.address, mds.info.address);
   assert.ok(st.filesystems.some((f) => f.name === 'persist'));
+  assert.ok(st.filesystems.every((f) => f.s3?.secret_key === ''), 'ClusterStatus carries no secrets');
+  assert.equal((await client.getFsInfo('persist')).s3?.secret_key, s3.secretAccessKey);
   const metrics = await (await fetch(`http://127.0.0.1:${mds.info.metricsPort}/metrics`)).text();
   assert.match(metrics, /tierfs_mds_rpc_total\{method="ClusterStatus",code="OK"/);
   assert.match(metrics, /tierfs_mds_is_leader\{component="mds"\} 1/);

@@ -50,7 +50,7 @@ export async function copysetCall<R extends { status: { code: string; message: s
 }
 
 /** Calls a leader-only CopysetService method on whichever peer leads, waiting for an election. */
-export async function onLeader(peers: string[], method: string, req: object, deadlineMs = 30_000): Promise<void> {
+export async function onLeader(peers: string[], method: string, req: object, deadlineMs = 60_000): Promise<void> {
   const until = Date.now() + deadlineMs;
   let last = '';
   while (Date.now() < until) {
@@ -65,7 +65,7 @@ export async function onLeader(peers: string[], method: string, req: object, dea
   throw new Error(`${method}: no leader answered: ${last}`);
 }
 
-export async function leaderOf(peers: string[], poolId: number, copysetId: number, deadlineMs = 30_000): Promise<string> {
+export async function leaderOf(peers: string[], poolId: number, copysetId: number, deadlineMs = 60_000): Promise<string> {
   const until = Date.now() + deadlineMs;
   while (Date.now() < until) {
     for (const p of peers) {

@@ -109,7 +109,7 @@ test('3 metaservers: concurrent clients survive kill -9 of a leader; a replaceme
     assert.equal((await c.getInode(1)).nlink, 2 + workers);
     // Nothing applied twice and nothing leaked: inode count = root + dirs + live files (the trash emptied).
     const expected = 1 + workers + models.reduce((n, m) => n + m.size, 0);
-    const until = Date.now() + 20_000;
+    const until = Date.now() + 60_000;
     while ((await c.usage()).inodes !== expected && Date.now() < until) await sleep(100);
     assert.equal((await c.usage()).inodes, expected);
 
@@ -120,7 +120,7 @@ test('3 metaservers: concurrent clients survive kill -9 of a leader; a replaceme
     await onLeader(alive, 'ChangePeer', { pool_id: 1, copyset_id: 1, peer: fresh.address, old_peer: dead });
     members.set(1, [...alive, fresh.address]);
     const leader = await leaderOf(alive, 1, 1);
-    const until2 = Date.now() + 30_000;
+    const until2 = Date.now() + 60_000;
     for (;;) {
       const [a, b] = await Promise.all([copysetStatusOn(leader, 1, 1), copysetStatusOn(fresh.address, 1, 1)]);
       if (b.copyset && a.copyset && b.copyset.applied_index >= a.copyset.commit_index && a.copyset.peers.length === 3) break;

@@ -128,3 +128,30 @@ test('a snapshot restores into another state machine; the trash queue empties th
     await assert.rejects(r.inode(1, 2), /not found/);
   });
 });
+
+test('rename outcomes at the source: resolve aborts an uncommitted one for good; old outcomes are forgotten', async () => {
+  await withSm(async (sm, db, apply) => {
+    await apply(part(1, 1, 100));
+    await apply({ op: 'createInode', pid: 1, mode: S_IFREG, uid: 0, gid: 0, rdev: 0, symlink: '', parent: 1, now: 5 });
+    await apply({ op: 'createDentry', pid: 1, parent: 1, name: 'f', ino: 2, type: S_IFREG, now: 6 });
+    await apply({ op: 'createPartition', partition: { fsId: 1, poolId: 1, copysetId: 7, partitionId: 2, start: 101, end: 200 }, now: 7 });
+    await apply({ op: 'createInode', pid: 2, mode: S_IFDIR | 0o755, uid: 0, gid: 0, rdev: 0, symlink: '', parent: 1, now: 8 });
+    const tx = {
+      txId: 't1', srcPool: 1, srcCopyset: 7, srcPartition: 1, srcFs: 1, srcPeers: [], srcParent: 1, srcName: 'f', ino: 2, type: S_IFREG,
+      dstPool: 1, dstCopyset: 7, dstPartition: 2, dstParent: 101, dstName: 'g', replacedIno: 0, replacedType: 0,
+    };
+    assert.equal((await apply({ op: 'resolveRename', pid: 1, txId: 't1', now: 10 })).committed, false);
+    assert.equal((await apply({ op: 'commitRename', pid: 1, tx, now: 11 })).code, 'TX_CONFLICT');
+    const t2 = { ...tx, txId: 't2' };
+    assert.equal((await apply({ op: 'prepareRename', pid: 2, tx: t2, now: 12 })).code, 'OK');
+    assert.equal((await apply({ op: 'commitRename', pid: 1, tx: t2, now: 13 })).committed, true);
+    assert.equal((await apply({ op: 'resolveRename', pid: 1, txId: 't2', now: 14 })).committed, true);
+    await apply({ op: 'finishRename', pid: 2, txId: 't2', commit: true, now: 15 });
+    assert.deepEqual((await new MetaReader(sm).listDentries(2, 101, '', 0)).map((d) => d.name), ['g']);
+    await apply({ op: 'forgetRenames', before: 12 });
+    assert.equal(await db.get(sm.keys.txSource('t1')), undefined);
+    assert.notEqual(await db.get(sm.keys.txSource('t2')), undefined);
+    await apply({ op: 'forgetRenames', before: 100 });
+    assert.equal(await db.get(sm.keys.txSource('t2')), undefined);
+  });
+});

@@ -14,7 +14,7 @@ import { spawnDaemon, type Spawned } from '../support/process.js';
 import { copysetCall, startMetaProc, type MetaProc } from './cluster-support.js';
 import type { ListCopysetsResponse__Output } from '../../proto/gen/tierfs/copyset/ListCopysetsResponse.js';
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, ms = 45_000): Promise<T> {
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, ms = 90_000): Promise<T> {
   const until = Date.now() + ms;
   let last: unknown = null;
   while (Date.now() < until) {

@@ -18,7 +18,7 @@ import { sleep } from '../../common/grpc.js';
 import { copysetCall, copysetStatusOn, leaderOf, onLeader, startMetaProc, type MetaProc } from './cluster-support.js';
 import type { ListCopysetsResponse__Output } from '../../proto/gen/tierfs/copyset/ListCopysetsResponse.js';
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, ms = 30_000): Promise<T> {
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, ms = 60_000): Promise<T> {
   const until = Date.now() + ms;
   let last: unknown = null;
   while (Date.now() < until) {
@@ -84,6 +84,11 @@ test('metaservers register with the MDS, serve its filesystem, report leaders, a
       const parts = await client.listPartitions(fs.fs_id);
       return parts.some((p) => p.next_id > p.partition!.start + 1);
     });
+
+    // Every metaserver serves Prometheus metrics, including per-RPC latency.
+    const scraped = await Promise.all(procs.map(async (p) => (await fetch(`http://127.0.0.1:${p.proc.info.metricsPort as number}/metrics`)).text()));
+    assert.ok(scraped.every((t) => /tierfs_metaserver_copysets\S* \d/.test(t)));
+    assert.ok(scraped.some((t) => /tierfs_metaserver_rpc_seconds_count\{[^}]*method="CreateInode"[^}]*\} [1-9]/.test(t)), 'RPC latency metrics');
 
     // kill -9 and restart: the metaserver presents its kept token (still three metaservers),
     // replays its log without applying anything twice, and serves the same state as leader.

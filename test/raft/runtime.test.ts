@@ -29,7 +29,7 @@ test('three in-process hosts over gRPC replicate, read, change leader, add and r
   const addrs = ports.map((p) => `127.0.0.1:${p}`);
   const procs: Proc[] = [];
   const start = async (i: number, join: boolean): Promise<Proc> => {
-    const host = await RaftHost.open({ dataDir: `${dir.path}/n${i}`, selfAddress: addrs[i]!, tickMs: 20, electionTicks: 10, snapshotThreshold: 50 });
+    const host = await RaftHost.open({ dataDir: `${dir.path}/n${i}`, selfAddress: addrs[i]!, tickMs: 25, electionTicks: 40, snapshotThreshold: 50 });
     const server = await startGrpcServer(addrs[i]!, [host.grpcService()]);
     const sm = await KvStateMachine.open();
     const group = await host.createGroup('g1', { peers: addrs.slice(0, 3), stateMachine: sm, join });
@@ -45,17 +45,35 @@ test('three in-process hosts over gRPC replicate, read, change leader, add and r
     const follower = procs.find((p) => p !== leader)!;
     await assert.rejects(follower.group.propose(putCommand('x', 'y')), (e: { code?: string; leaderHint?: string }) => e.code === 'NOT_LEADER');
     // Compaction happened (threshold 50): the joiner must catch up by snapshot.
+    // The joiner is added while writes keep flowing (snapshot capture must not starve).
     const joiner = await start(3, true);
     procs.push(joiner);
+    let writing = true;
+    let background = 0;
+    const writer = (async () => {
+      while (writing) {
+        // A stalled event loop on a loaded machine may move leadership: that is not what this checks.
+        await leader.group.propose(putCommand(`bg${background % 5}`, `${background}`)).catch(() => new Promise((r) => setTimeout(r, 50)));
+        background++;
+      }
+    })();
     await leader.group.addPeer(addrs[3]!);
+    await waitFor('joiner applies under load', () => joiner.group.status().appliedIndex > 250);
+    writing = false;
+    await writer;
+    assert.ok(background > 0);
     assert.ok(leader.group.status().voters.includes(addrs[3]!));
     await waitFor('joiner caught up', () => joiner.sm.data.get('k9') === 'v199');
+    assert.ok(joiner.sm.restores >= 1, 'the joiner caught up through a snapshot of the compacted log');
     // Move leadership, then remove the old leader.
     await leader.group.transferLeader(follower.group.status().id && addrs[procs.indexOf(follower)]!);
     const newLeader = await waitFor('new leader', () => procs.find((p) => p.group.isLeader() && p !== leader));
+    let removed = false;
+    leader.group.onRemoved(() => (removed = true));
     await newLeader.group.removePeer(addrs[procs.indexOf(leader)]!);
     assert.equal(newLeader.group.status().voters.length, 3);
     assert.equal(await newLeader.group.propose(putCommand('k0', 'after')), 'v190');
+    await waitFor('the removed node learns it was removed', () => removed);
     leader = newLeader;
     assert.ok(leader.group.status().epoch >= 3);
   } finally {
