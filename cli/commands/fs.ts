@@ -32,16 +32,14 @@ function redacted(fs: FsInfo): FsInfo {
   return { ...fs, s3: fs.s3 ? { ...fs.s3, secret_key: fs.s3.secret_key ? '***' : '' } : null };
 }
 
-function withClient<A extends unknown[]>(fn: (client: MdsClient, ...args: A) => Promise<void>) {
-  return action(async (...args: A) => {
-    const opts = args.find((a) => typeof a === 'object' && a !== null && 'mds' in (a as object)) as { mds: string };
-    const client = new MdsClient(opts.mds, { deadlineMs: 10_000 });
-    try {
-      await fn(client, ...args);
-    } finally {
-      client.close();
-    }
-  });
+/** Runs `fn` with a client of the MDS cluster given by --mds, closing it afterwards. */
+async function withMds<T>(addresses: string, fn: (client: MdsClient) => Promise<T>): Promise<T> {
+  const client = new MdsClient(addresses, { deadlineMs: 10_000 });
+  try {
+    return await fn(client);
+  } finally {
+    client.close();
+  }
 }
 
 function printFs(fs: FsInfo): void {
@@ -74,13 +72,13 @@ export function register(program: Command): void {
     .option('--partitions <n>', 'initial metadata partitions (default: MDS config)')
     .option('--json', 'print JSON')
     .action(
-      withClient(async (client, name: string, o: { s3Endpoint: string; bucket: string; accessKey: string; secretKey: string; region: string; blockSize: string; chunkSize: string; keyPrefix: string; partitions?: string; json?: boolean }) => {
-        const info = await client.createFs({
+      action(async (name: string, o: { mds: string; s3Endpoint: string; bucket: string; accessKey: string; secretKey: string; region: string; blockSize: string; chunkSize: string; keyPrefix: string; partitions?: string; json?: boolean }) => {
+        const info = await withMds(o.mds, (client) => client.createFs({
           name, fs_type: 's3',
           s3: { endpoint: o.s3Endpoint, bucket: o.bucket, access_key: o.accessKey, secret_key: o.secretKey, region: o.region, key_prefix: o.keyPrefix },
           block_size: parseSize(o.blockSize, '--block-size'), chunk_size: parseSize(o.chunkSize, '--chunk-size'),
           partition_count: o.partitions ? Number(o.partitions) : 0,
-        });
+        }));
         if (o.json) process.stdout.write(`${JSON.stringify(redacted(info))}\n`);
         else printFs(info);
       }),
@@ -90,8 +88,8 @@ export function register(program: Command): void {
     .requiredOption('--mds <addrs>', 'comma-separated MDS addresses')
     .option('--json', 'print JSON')
     .action(
-      withClient(async (client, o: { json?: boolean }) => {
-        const all = await client.listFs();
+      action(async (o: { mds: string; json?: boolean }) => {
+        const all = await withMds(o.mds, (client) => client.listFs());
         if (o.json) {
           process.stdout.write(`${JSON.stringify(all.map(redacted))}\n`);
           return;
@@ -109,8 +107,8 @@ export function register(program: Command): void {
     .requiredOption('--mds <addrs>', 'comma-separated MDS addresses')
     .option('--json', 'print JSON')
     .action(
-      withClient(async (client, name: string, o: { json?: boolean }) => {
-        const info = await client.getFsInfo(name);
+      action(async (name: string, o: { mds: string; json?: boolean }) => {
+        const info = await withMds(o.mds, (client) => client.getFsInfo(name));
         if (o.json) process.stdout.write(`${JSON.stringify(redacted(info))}\n`);
         else printFs(info);
       }),
@@ -121,8 +119,8 @@ export function register(program: Command): void {
     .requiredOption('--mds <addrs>', 'comma-separated MDS addresses')
     .option('--json', 'print JSON')
     .action(
-      withClient(async (client, name: string, o: { json?: boolean }) => {
-        await client.deleteFs(name);
+      action(async (name: string, o: { mds: string; json?: boolean }) => {
+        await withMds(o.mds, (client) => client.deleteFs(name));
         process.stdout.write(o.json ? `${JSON.stringify({ deleted: name })}\n` : `deleted filesystem ${name}\n`);
       }),
     );

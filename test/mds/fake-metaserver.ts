@@ -27,10 +27,14 @@ export class World {
   readonly copysets = new Map<string, WorldCopyset>();
   readonly servers = new Map<string, FakeMetaServer>();
 
+  /** `last`: the last live peer leads, so a request sent to the first peer must follow a hint. */
+  constructor(private readonly pick: 'first' | 'last' = 'first') {}
+
   leaderOf(cs: WorldCopyset): string {
     const alive = (a: string) => this.servers.get(a)?.alive ?? false;
     if (cs.preferredLeader && cs.peers.includes(cs.preferredLeader) && alive(cs.preferredLeader)) return cs.preferredLeader;
-    return cs.peers.find(alive) ?? '';
+    const live = cs.peers.filter(alive);
+    return (this.pick === 'first' ? live[0] : live[live.length - 1]) ?? '';
   }
 }
 
@@ -41,6 +45,8 @@ export class FakeMetaServer {
   readonly created = new Set<string>();
   readonly createCalls: Array<{ key: string; peers: string[] }> = [];
   readonly received: CopysetConfigChange__Output[] = [];
+  /** CreatePartition requests answered NOT_LEADER. */
+  redirected = 0;
   private server!: RunningServer;
   private client!: MdsClient;
   private timer: NodeJS.Timeout | null = null;
@@ -71,7 +77,10 @@ export class FakeMetaServer {
         const cs = this.world.copysets.get(`${p.pool_id}:${p.copyset_id}`);
         if (!cs) return { status: { code: 'NOT_FOUND', message: 'no such copyset', leader_hint: '' } };
         const leader = this.world.leaderOf(cs);
-        if (leader !== this.address) return notLeader(leader);
+        if (leader !== this.address) {
+          this.redirected++;
+          return notLeader(leader);
+        }
         if (!cs.partitions.some((x) => x.partition_id === p.partition_id)) cs.partitions.push(p);
         return { status: ok() };
       }),

@@ -6,13 +6,14 @@ import assert from 'node:assert/strict';
 import { mdsConfigSchema } from '../../mds/config.js';
 import { MdsNode } from '../../mds/server.js';
 import { MdsClient } from '../../mds/client.js';
+import { CopysetCaller } from '../../mds/copyset-caller.js';
 import { tempDir } from '../support/tmp.js';
 import { FakeMetaServer, World } from './fake-metaserver.js';
 import { waitFor } from './helpers.js';
 
 const s3 = { endpoint: 'http://127.0.0.1:9', bucket: 'tierfs-test', access_key: 'a', secret_key: 'b', region: '', key_prefix: '' };
 
-async function cluster(sets: Record<string, unknown>, servers: Array<[zone: string, host: string]>) {
+async function cluster(sets: Record<string, unknown>, servers: Array<[zone: string, host: string]>, leaderPick: 'first' | 'last' = 'first') {
   const tmp = tempDir('tierfs-mds-sched-');
   const config = mdsConfigSchema.parse({
     listen: '127.0.0.1:0', dataDir: tmp.path,
@@ -23,7 +24,7 @@ async function cluster(sets: Record<string, unknown>, servers: Array<[zone: stri
   });
   const mds = await MdsNode.start(config);
   assert.ok(await mds.waitLeading(10_000));
-  const world = new World();
+  const world = new World(leaderPick);
   const fakes: FakeMetaServer[] = [];
   for (const [zone, host] of servers) {
     const f = new FakeMetaServer(world, zone, host);
@@ -46,6 +47,7 @@ test('a copyset that loses a replica gets CHANGE_PEER to a healthy server in ano
   const c = await cluster(
     { copysets: { replicas: 3, total: 1 }, scheduler: { balanceCopysets: false, balanceLeaders: false } },
     [['z1', 'a'], ['z2', 'b'], ['z3', 'c'], ['z1', 'd'], ['z4', 'e']],
+    'last',
   );
   try {
     const [a, b, cc, d, e] = c.fakes as [FakeMetaServer, FakeMetaServer, FakeMetaServer, FakeMetaServer, FakeMetaServer];
@@ -57,17 +59,29 @@ test('a copyset that loses a replica gets CHANGE_PEER to a healthy server in ano
     const peers = parts[0]!.peers;
     assert.deepEqual(new Set(peers.map((p) => c.world.servers.get(p)!.zone)).size, 3, 'replicas in distinct zones');
     assert.deepEqual([...peers].sort(), [a.address, b.address, cc.address].sort());
-    await waitFor('leader known', async () => (await c.client.listPartitions(fs.fs_id))[0]!.leader === a.address);
+    // The last peer (c) leads: CreatePartition went to a first and followed its hint.
+    await waitFor('leader known', async () => (await c.client.listPartitions(fs.fs_id))[0]!.leader === cc.address);
     assert.equal(c.world.copysets.values().next().value!.partitions.length, 3, 'partitions created through the leader');
+    // Without a known leader, a request to the first peer follows the NOT_LEADER hint.
+    const caller = new CopysetCaller();
+    try {
+      const before = a.redirected;
+      const p0 = parts[0]!.partition!;
+      const reached = await caller.createPartition({ ...p0, partition_id: 999, start: 900_001, end: 901_000 }, peers, '', 5000);
+      assert.equal(reached, cc.address);
+      assert.equal(a.redirected, before + 1);
+    } finally {
+      caller.close();
+    }
 
-    // b stops heartbeating: after it goes OFFLINE, the leader (a) is told to replace it with
+    // b stops heartbeating: after it goes OFFLINE, the leader (c) is told to replace it with
     // e (z4), the only candidate in a zone the remaining replicas (z1, z3) do not use.
     b.alive = false;
-    await waitFor('CHANGE_PEER delivered', async () => a.received.find((ch) => ch.type === 'CHANGE_PEER'), 20_000);
-    const change = a.received.find((ch) => ch.type === 'CHANGE_PEER')!;
+    await waitFor('CHANGE_PEER delivered', async () => cc.received.find((ch) => ch.type === 'CHANGE_PEER'), 20_000);
+    const change = cc.received.find((ch) => ch.type === 'CHANGE_PEER')!;
     assert.equal(change.peer, e.address);
     assert.equal(change.old_peer, b.address);
-    assert.equal(d.received.length + cc.received.length, 0, 'only the leader gets the operator');
+    assert.equal(a.received.length + d.received.length, 0, 'only the leader gets the operator');
     assert.equal(e.createCalls.length, 0, 'the MDS leaves creating the copyset on the newcomer to the leader');
     const status = await waitFor('copyset healthy with e', async () => {
       const st = await c.client.clusterStatus();
