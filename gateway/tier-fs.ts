@@ -247,6 +247,11 @@ export class TierFileSystem {
     const inode = await this.meta.createNode(parent, name, { mode, uid: this.uid, gid: this.gid, ...extra });
     this.dentries.set(parent, name, { ino: inode.ino, type: inode.mode & S_IFMT });
     this.remember(inode);
+    // A new node has no xattrs: spares the security.capability lookup the first write
+    // triggers. (A non-exclusive create that met a file another mount created a moment
+    // before may hide that file's xattrs from this mount for one attr timeout.)
+    const entry = this.attrs.get(inode.ino);
+    if (entry) entry.xattrNames ??= new Set();
     this.attrs.delete(parent);
     return inode;
   }
