@@ -1,10 +1,16 @@
 // `tierfs bench-suite <name>`: runs one component's benchmarks; each prints JSON lines.
 import type { Command } from 'commander';
 import { benchRaft } from '../../raft/bench/raft-bench.js';
+import { runS3adaptorBench } from '../../s3adaptor/bench.js';
 import { action } from '../errors.js';
 
-const suites: Record<string, () => Promise<void>> = {
-  raft: benchRaft,
+interface SuiteOptions {
+  sizeMib?: string;
+}
+
+const suites: Record<string, (opts: SuiteOptions) => Promise<void>> = {
+  raft: () => benchRaft(),
+  s3adaptor: (opts) => runS3adaptorBench({ sizeMiB: opts.sizeMib ? Number(opts.sizeMib) : undefined }),
 };
 
 export function register(program: Command): void {
@@ -12,11 +18,12 @@ export function register(program: Command): void {
     .command('bench-suite')
     .description(`run a component benchmark (${Object.keys(suites).join(', ')})`)
     .argument('<name>', 'which benchmark suite')
+    .option('--size-mib <MiB>', 'data size for the s3adaptor suite (default 1024)')
     .action(
-      action(async (name: string) => {
+      action(async (name: string, opts: SuiteOptions) => {
         const run = suites[name];
         if (!run) throw new Error(`unknown bench suite "${name}" (known: ${Object.keys(suites).join(', ')})`);
-        await run();
+        await run(opts);
       }),
     );
 }
