@@ -3,6 +3,7 @@
 import { S3Client, HeadBucketCommand, ListObjectsV2Command, DeleteObjectsCommand } from '@aws-sdk/client-s3';
 import { StatusCode, TierfsError } from '../common/status.js';
 import type { S3Record } from './records.js';
+import { parseBlockKey } from '../s3adaptor/keys.js';
 
 export function s3Client(s3: S3Record, timeoutMs: number): S3Client {
   return new S3Client({
@@ -40,8 +41,7 @@ export async function checkBucket(s3: S3Record, timeoutMs: number): Promise<void
 /** The fsId of a tierfs block key (after the key prefix), or null for anything else. */
 export function fsIdOfObjectKey(key: string, keyPrefix: string): number | null {
   if (!key.startsWith(keyPrefix)) return null;
-  const m = /^[0-9a-f]+_(\d+)_(\d+)_(\d+)_(\d+)_(\d+)$/.exec(key.slice(keyPrefix.length));
-  return m ? Number(m[1]) : null;
+  return parseBlockKey(key.slice(keyPrefix.length))?.fsId ?? null;
 }
 
 /**

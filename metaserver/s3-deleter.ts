@@ -1,7 +1,6 @@
 // Deletes the objects of a trashed inode from the filesystem's bucket. The S3 settings and
-// the block/chunk sizes come from the MDS's FsInfo of each filesystem. Keys are built as
-// s3adaptor/keys.ts builds them (branch s3); replace blockKey below with an import of that
-// module once s3adaptor is on main, so the two can never drift apart.
+// the block/chunk sizes come from the MDS's FsInfo of each filesystem. Keys come from
+// s3adaptor's pure key codec, so the writer and the deleter can never drift apart.
 import * as grpc from '@grpc/grpc-js';
 import { S3Client, DeleteObjectsCommand } from '@aws-sdk/client-s3';
 import { CHANNEL_OPTIONS, LeaderFollower, loadProto, unary } from '../common/grpc.js';
@@ -11,20 +10,7 @@ import type { FsResponse__Output } from '../proto/gen/tierfs/mds/FsResponse.js';
 import type { FsInfo__Output } from '../proto/gen/tierfs/mds/FsInfo.js';
 import type { ObjectDeleter } from './copyset-node.js';
 import type { SliceRecord } from './meta-client.js';
-
-function hashPrefix(ino: number, chunkId: number, blockIndex: number): string {
-  let h = 0x811c9dc5;
-  const text = `${ino}_${chunkId}_${blockIndex}`;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return ((h ^ (h >>> 8) ^ (h >>> 16) ^ (h >>> 24)) & 0xff).toString(16).padStart(2, '0');
-}
-
-export function blockKey(fsId: number, ino: number, chunkId: number, blockIndex: number, compaction: number): string {
-  return `${hashPrefix(ino, chunkId, blockIndex)}_${fsId}_${ino}_${chunkId}_${blockIndex}_${compaction}`;
-}
+import { blockKey } from '../s3adaptor/keys.js';
 
 /** Every object key of an inode's slices; blockIndex counts blocks from the start of the file. */
 export function inodeObjectKeys(fsId: number, ino: number, slices: Map<number, SliceRecord[]>, blockSize: number, chunkSize: number): string[] {

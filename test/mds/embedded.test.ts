@@ -10,6 +10,7 @@ import { cliPath, type Spawned } from '../support/process.js';
 import { spawnSync } from 'node:child_process';
 import type { CreateFsRequest } from '../../proto/gen/tierfs/mds/CreateFsRequest.js';
 import { spawnMds, waitFor, isCode, type MdsReady } from './helpers.js';
+import { blockKey } from '../../s3adaptor/keys.js';
 
 const tmp = tempDir('tierfs-mds-emb-');
 let s3: TestS3;
@@ -146,8 +147,9 @@ test('mounts: DeleteFs refused while mounted, sessions expire, usage from refres
     requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
   });
   try {
-    const mine = [`3a_${fs.fs_id}_5_17_0_0`, `0f_${fs.fs_id}_9_18_2_1`];
-    const others = [`3a_${fs.fs_id + 1000}_5_17_0_0`, 'unrelated-object'];
+    const mine = [blockKey(fs.fs_id, 5, 17, 0, 0), blockKey(fs.fs_id, 9, 18, 2, 1)];
+    // Another fs's block, a key with a wrong hash prefix and a foreign object all stay.
+    const others = [blockKey(fs.fs_id + 1000, 5, 17, 0, 0), `zz_${fs.fs_id}_5_17_0_0`, 'unrelated-object'];
     for (const Key of [...mine, ...others]) await s3c.send(new PutObjectCommand({ Bucket: s3.bucket, Key, Body: 'x' }));
     await client.deleteFs('mounted');
     await assert.rejects(client.getFsInfo('mounted'), isCode('NOT_FOUND'));

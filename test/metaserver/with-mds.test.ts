@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { S3Client, PutObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { MdsClient } from '../../mds/client.js';
 import { RemoteMetaClient } from '../../metaserver/client.js';
-import { blockKey } from '../../metaserver/s3-deleter.js';
+import { blockKey } from '../../s3adaptor/keys.js';
 import { S_IFREG, S_IFDIR } from '../../metaserver/meta-client.js';
 import { startS3 } from '../support/s3.js';
 import { tempDir } from '../support/tmp.js';
