@@ -300,10 +300,14 @@ export class S3Adaptor {
     }
   }
 
-  /** Stages the block (fsynced) or, when the disk cache is full or absent, puts it to S3. */
+  /**
+   * Writeback: stages the block (fsynced) or, when the disk cache is full or absent, puts it
+   * to S3. Without writeback close waits for S3 anyway, so the block goes straight to S3 and
+   * into the read cache afterwards (no fsynced local copy that is read back for the upload).
+   */
   private async storeBlock(st: InodeState, key: string, body: Buffer): Promise<void> {
     for (let attempt = 0; ; attempt++) {
-      if (this.disk?.canStage(body.length) && (await this.disk.stage(key, body))) {
+      if (this.writeback && this.disk?.canStage(body.length) && (await this.disk.stage(key, body))) {
         const up = this.disk.uploaded(key);
         st.uploads.add(up);
         up.catch(() => {}).finally(() => st.uploads.delete(up));
@@ -313,6 +317,9 @@ export class S3Adaptor {
         await this.store.put(key, body);
         this.counts.directPuts++;
         this.metrics.directPuts.inc();
+        if (this.disk && !this.writeback) {
+          this.disk.put(key, body).catch((err: unknown) => this.log.debug({ key, err: String(err) }, 'could not cache a written block'));
+        }
         return;
       } catch (err) {
         if (this.closed) throw err;
