@@ -447,8 +447,21 @@ export class TierFileSystem {
 
   async flush(fh: number): Promise<void> {
     const h = this.open.handle(fh);
-    if (!h.writable && !this.open.inode(h.ino)?.dirty) return;
-    await this.data.flush(h.ino);
+    const state = this.open.inode(h.ino);
+    if (!h.writable && !state?.dirty) return;
+    const dirty = state?.dirty;
+    if (state && dirty && this.data.flushWithAttrs) {
+      // Last slices and size/times in one metaserver write. Writes racing with this flush
+      // change `dirty`; they stay dirty for the commitDirty below.
+      const sent = { size: dirty.size, mtimeMs: dirty.mtimeMs, ctimeMs: dirty.ctimeMs };
+      if (await this.data.flushWithAttrs(h.ino, sent)) {
+        const now = state.dirty;
+        if (now && now.size === sent.size && now.mtimeMs === sent.mtimeMs && now.ctimeMs === sent.ctimeMs) state.dirty = null;
+        this.remember({ ...state.inode, ...sent });
+      }
+    } else {
+      await this.data.flush(h.ino);
+    }
     await this.commitDirty(h.ino);
   }
 
