@@ -341,6 +341,8 @@ export class TierFileSystem {
     const replaced = result.replaced;
     if (replaced) {
       this.attrs.delete(replaced.ino);
+      const open = this.open.inode(replaced.ino);
+      if (open) open.inode = { ...open.inode, nlink: replaced.nlink };
       if (replaced.nlink === 0 && (replaced.type & S_IFMT) !== S_IFDIR) await this.releaseIfOrphan(replaced.ino);
     }
   }
@@ -482,8 +484,12 @@ export class TierFileSystem {
     }
     const { last } = this.open.close(fh);
     if (!last) return;
+    // Only an inode this mount unlinked (nlink 0 in its attributes, kept current by unlink,
+    // link and rename) can be an orphan to release; other closes skip the GetInode. A file
+    // unlinked by another mount is released there.
+    const mayBeOrphan = last.hiddenKeys.size > 0 || last.inode.nlink === 0;
     for (const key of last.hiddenKeys) this.hidden.delete(key);
-    await this.releaseIfOrphan(h.ino);
+    if (mayBeOrphan) await this.releaseIfOrphan(h.ino);
   }
 
   /** At nlink 0 with no open handle the inode goes to the metaserver's trash. */
