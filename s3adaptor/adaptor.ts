@@ -1,8 +1,8 @@
 // S3Adaptor: file ranges -> chunks -> slices -> block objects (DESIGN.md §2, §3). Writes go
-// to a per-inode, per-chunk memory buffer; flushes cut it into block objects staged in the
-// disk cache (or put to S3) and commit slices through the SliceStore. Reads merge buffered
-// data, flushes in flight and committed slices newest first, and fetch whole blocks
-// through the memory LRU, the disk cache and S3.
+// to a per-inode, per-chunk memory buffer; flushes cut it into block objects, staged in the
+// disk cache with writeback (else put to S3, then cached), and commit slices through the
+// SliceStore. Reads merge buffered data, flushes in flight and committed slices newest
+// first, and fetch whole blocks through the memory LRU, the disk cache and S3.
 import type { Registry } from 'prom-client';
 import { silentLogger, type Logger } from '../common/log.js';
 import { StatusCode, TierfsError } from '../common/status.js';
@@ -135,7 +135,7 @@ export class S3Adaptor {
       memUsed: gauge(opts.registry, 'tierfs_s3adaptor_write_buffer_bytes', 'bytes held by write buffers (dirty and flushing)'),
       flushes: counter(opts.registry, 'tierfs_s3adaptor_flushes_total', 'write buffer flushes committed'),
       flushedBytes: counter(opts.registry, 'tierfs_s3adaptor_flushed_bytes_total', 'bytes flushed into block objects'),
-      directPuts: counter(opts.registry, 'tierfs_s3adaptor_direct_puts_total', 'blocks put straight to S3 (disk cache full or absent)'),
+      directPuts: counter(opts.registry, 'tierfs_s3adaptor_direct_puts_total', 'blocks put straight to S3 (no writeback, or the disk cache full or absent)'),
     };
     this.timer = setInterval(() => this.tick(), Math.max(50, Math.min(1_000, this.flushAgeMs / 2)));
     this.timer.unref();
