@@ -1,6 +1,6 @@
 // The file data path as the gateway sees it: exactly the S3Adaptor methods it calls, so
 // s3adaptor's `S3Adaptor` satisfies this structurally, and tests can use an in-memory one.
-import type { MetaClient, SliceRecord } from '../metaserver/meta-client.js';
+import type { FileSizeAndTimes, MetaClient, SliceRecord } from '../metaserver/meta-client.js';
 
 export interface FileData {
   write(ino: number, offset: number, data: Buffer): Promise<void>;
@@ -8,6 +8,11 @@ export interface FileData {
   read(ino: number, offset: number, length: number, fileSize: number): Promise<Buffer>;
   /** Close-to-open: data in S3 (or staged with writeback) and slices committed. */
   flush(ino: number): Promise<void>;
+  /**
+   * flush that commits size and times with the last slices in one metaserver write; false
+   * when it did not (the caller then sets them itself). Optional.
+   */
+  flushWithAttrs?(ino: number, attrs: FileSizeAndTimes): Promise<boolean>;
   fsync(ino: number): Promise<void>;
   truncate(ino: number, oldSize: number, newSize: number): Promise<void>;
   /** Drops cached slices/blocks of an inode (another mount may have changed it). */
@@ -25,6 +30,7 @@ export interface FileData {
 export interface SliceStore {
   getSlices(ino: number): Promise<Map<number, SliceRecord[]>>;
   appendSlices(ino: number, added: Map<number, SliceRecord[]>): Promise<void>;
+  appendSlicesAndAttrs?(ino: number, added: Map<number, SliceRecord[]>, attrs: FileSizeAndTimes): Promise<void>;
   replaceSlices(ino: number, chunkIndex: number, removed: SliceRecord[], added: SliceRecord[]): Promise<void>;
 }
 
@@ -33,6 +39,7 @@ export function sliceStoreOf(meta: MetaClient): SliceStore {
   return {
     getSlices: (ino) => meta.getSlices(ino),
     appendSlices: (ino, added) => meta.appendSlices(ino, added),
+    ...(meta.appendSlicesAndAttrs ? { appendSlicesAndAttrs: (ino: number, added: Map<number, SliceRecord[]>, attrs: FileSizeAndTimes) => meta.appendSlicesAndAttrs!(ino, added, attrs) } : {}),
     replaceSlices: (ino, chunkIndex, removed, added) => meta.replaceSlices(ino, chunkIndex, removed, added),
   };
 }

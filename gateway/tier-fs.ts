@@ -341,6 +341,8 @@ export class TierFileSystem {
     const replaced = result.replaced;
     if (replaced) {
       this.attrs.delete(replaced.ino);
+      const open = this.open.inode(replaced.ino);
+      if (open) open.inode = { ...open.inode, nlink: replaced.nlink };
       if (replaced.nlink === 0 && (replaced.type & S_IFMT) !== S_IFDIR) await this.releaseIfOrphan(replaced.ino);
     }
   }
@@ -447,8 +449,21 @@ export class TierFileSystem {
 
   async flush(fh: number): Promise<void> {
     const h = this.open.handle(fh);
-    if (!h.writable && !this.open.inode(h.ino)?.dirty) return;
-    await this.data.flush(h.ino);
+    const state = this.open.inode(h.ino);
+    if (!h.writable && !state?.dirty) return;
+    const dirty = state?.dirty;
+    if (state && dirty && this.data.flushWithAttrs) {
+      // Last slices and size/times in one metaserver write. Writes racing with this flush
+      // change `dirty`; they stay dirty for the commitDirty below.
+      const sent = { size: dirty.size, mtimeMs: dirty.mtimeMs, ctimeMs: dirty.ctimeMs };
+      if (await this.data.flushWithAttrs(h.ino, sent)) {
+        const now = state.dirty;
+        if (now && now.size === sent.size && now.mtimeMs === sent.mtimeMs && now.ctimeMs === sent.ctimeMs) state.dirty = null;
+        this.remember({ ...state.inode, ...sent });
+      }
+    } else {
+      await this.data.flush(h.ino);
+    }
     await this.commitDirty(h.ino);
   }
 
@@ -469,8 +484,12 @@ export class TierFileSystem {
     }
     const { last } = this.open.close(fh);
     if (!last) return;
+    // Only an inode this mount unlinked (nlink 0 in its attributes, kept current by unlink,
+    // link and rename) can be an orphan to release; other closes skip the GetInode. A file
+    // unlinked by another mount is released there.
+    const mayBeOrphan = last.hiddenKeys.size > 0 || last.inode.nlink === 0;
     for (const key of last.hiddenKeys) this.hidden.delete(key);
-    await this.releaseIfOrphan(h.ino);
+    if (mayBeOrphan) await this.releaseIfOrphan(h.ino);
   }
 
   /** At nlink 0 with no open handle the inode goes to the metaserver's trash. */

@@ -126,7 +126,13 @@ const sameSlice = (a: SliceRecord, b: SliceRecord): boolean =>
   a.chunkId === b.chunkId && a.compaction === b.compaction && a.offset === b.offset && a.len === b.len;
 
 export async function modifySlices(ctx: ApplyContext, op: Op<'modifySlices'>): Promise<OpResult> {
-  await ctx.inode(op.pid, op.ino);
+  const before = await ctx.inode(op.pid, op.ino);
+  let inode: InodeRecord | undefined;
+  if (op.attrs) {
+    if (isDirType(before.mode)) throw new TierfsError(StatusCode.IS_DIR, `inode ${op.ino} is a directory`);
+    inode = { ...before, parents: [...before.parents], size: op.attrs.size, mtimeMs: op.attrs.mtimeMs, ctimeMs: op.attrs.ctimeMs };
+    ctx.putInode(op.pid, inode, before);
+  }
   for (const [chunkIndex, added] of op.append) {
     const key = ctx.keys.slices(op.pid, op.ino, chunkIndex);
     const list = (await ctx.tx.getJson<SliceRecord[]>(key)) ?? [];
@@ -147,7 +153,7 @@ export async function modifySlices(ctx: ApplyContext, op: Op<'modifySlices'>): P
     if (kept.length) ctx.tx.putJson(key, kept);
     else ctx.tx.del(key);
   }
-  return OK;
+  return inode ? { code: StatusCode.OK, inode } : OK;
 }
 
 export async function releaseOrphan(ctx: ApplyContext, op: Op<'releaseOrphan'>): Promise<OpResult> {

@@ -15,7 +15,7 @@ import { UpdateMask } from './records.js';
 import { renameEntry } from './client-rename.js';
 import {
   MAX_NAME_BYTES, S_IFDIR, S_IFMT, type CreateNodeOptions, type Dentry, type FsUsage, type Inode, type InodeAttr,
-  type MetaClient, type RenameResult, type SetAttrChanges, type SliceRecord,
+  type FileSizeAndTimes, type MetaClient, type RenameResult, type SetAttrChanges, type SliceRecord,
 } from './meta-client.js';
 
 export type { PartitionDirectory, PartitionLocationInfo } from './partition-router.js';
@@ -252,6 +252,13 @@ export class RemoteMetaClient implements MetaClient {
   async appendSlices(ino: number, added: Map<number, SliceRecord[]>): Promise<void> {
     const append = [...added].map(([chunk_index, list]) => ({ chunk_index, slices: list.map(sliceToMsg) }));
     await this.call(await this.router.route(ino), 'GetOrModifyS3ChunkInfo', { ino, append }, true);
+  }
+
+  async appendSlicesAndAttrs(ino: number, added: Map<number, SliceRecord[]>, attrs: FileSizeAndTimes): Promise<void> {
+    const append = [...added].map(([chunk_index, list]) => ({ chunk_index, slices: list.map(sliceToMsg) }));
+    await this.call(await this.router.route(ino), 'GetOrModifyS3ChunkInfo', {
+      ino, append, set_attrs: true, size: attrs.size, mtime_ms: attrs.mtimeMs, ctime_ms: attrs.ctimeMs,
+    }, true);
   }
 
   async replaceSlices(ino: number, chunkIndex: number, removed: SliceRecord[], added: SliceRecord[]): Promise<void> {

@@ -84,6 +84,13 @@ export interface FsUsage {
   usedBytes: number;
 }
 
+/** What a close commits about a file written through the mount. */
+export interface FileSizeAndTimes {
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+}
+
 export interface MetaClient {
   lookup(parent: number, name: string): Promise<Dentry>;
   /** Names after `last` in byte order, at most `count`. */
@@ -109,6 +116,8 @@ export interface MetaClient {
   /** Slices of the inode per chunk index, in write order. */
   getSlices(ino: number): Promise<Map<number, SliceRecord[]>>;
   appendSlices(ino: number, added: Map<number, SliceRecord[]>): Promise<void>;
+  /** appendSlices plus size/mtime/ctime in one atomic metaserver write (optional: a file's close). */
+  appendSlicesAndAttrs?(ino: number, added: Map<number, SliceRecord[]>, attrs: FileSizeAndTimes): Promise<void>;
   /** Compaction swap; TX_CONFLICT when `removed` are no longer all present. */
   replaceSlices(ino: number, chunkIndex: number, removed: SliceRecord[], added: SliceRecord[]): Promise<void>;
   /** Called when nlink is 0 and the last open handle closed: moves the inode to the trash (its data gets deleted). */

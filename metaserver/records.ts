@@ -113,6 +113,8 @@ export type MetaOp =
       ino: number;
       append: Array<[number, SliceRecord[]]>;
       replace: { chunkIndex: number; removed: SliceRecord[]; added: SliceRecord[] } | null;
+      /** Set with the slices (absent in entries written before it existed). */
+      attrs?: { size: number; mtimeMs: number; ctimeMs: number };
     }
   | { op: 'releaseOrphan'; pid: number; rid?: RequestIdent; ino: number; now: number }
   | { op: 'purgeInode'; pid: number; ino: number }

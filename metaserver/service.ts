@@ -177,6 +177,7 @@ export function metaServerService(copysets: CopysetNodeManager, registry?: Regis
             op: 'modifySlices', pid, rid: ridFromMsg(req.rid), ino: req.ino,
             append: req.append.map((c) => [c.chunk_index, c.slices.map(msgToSlice)]),
             replace: req.replace ? { chunkIndex: req.replace_chunk_index, removed: req.removed.map(msgToSlice), added: req.added.map(msgToSlice) } : null,
+            ...(req.set_attrs ? { attrs: { size: Number(req.size), mtimeMs: req.mtime_ms, ctimeMs: req.ctime_ms } } : {}),
           }));
         }
         if (!req.return_chunks) return { chunks: [] };

@@ -1,8 +1,8 @@
 // S3Adaptor: file ranges -> chunks -> slices -> block objects (DESIGN.md §2, §3). Writes go
-// to a per-inode, per-chunk memory buffer; flushes cut it into block objects staged in the
-// disk cache (or put to S3) and commit slices through the SliceStore. Reads merge buffered
-// data, flushes in flight and committed slices newest first, and fetch whole blocks
-// through the memory LRU, the disk cache and S3.
+// to a per-inode, per-chunk memory buffer; flushes cut it into block objects, staged in the
+// disk cache with writeback (else put to S3, then cached), and commit slices through the
+// SliceStore. Reads merge buffered data, flushes in flight and committed slices newest
+// first, and fetch whole blocks through the memory LRU, the disk cache and S3.
 import type { Registry } from 'prom-client';
 import { silentLogger, type Logger } from '../common/log.js';
 import { StatusCode, TierfsError } from '../common/status.js';
@@ -17,7 +17,7 @@ import { sliceObjects } from './layout.js';
 import { ReadPath } from './read-path.js';
 import { runLimited } from './run-limited.js';
 import type { ObjectStore, ObjectStoreStats } from './object-store.js';
-import type { ChunkIdAllocator, ChunkSlices, Slice, SliceStore } from './types.js';
+import type { ChunkIdAllocator, ChunkSlices, FileAttrs, Slice, SliceStore } from './types.js';
 import { DirtyChunk, type PendingData, type PendingZero } from './write-buffer.js';
 
 export interface S3AdaptorOptions {
@@ -135,7 +135,7 @@ export class S3Adaptor {
       memUsed: gauge(opts.registry, 'tierfs_s3adaptor_write_buffer_bytes', 'bytes held by write buffers (dirty and flushing)'),
       flushes: counter(opts.registry, 'tierfs_s3adaptor_flushes_total', 'write buffer flushes committed'),
       flushedBytes: counter(opts.registry, 'tierfs_s3adaptor_flushed_bytes_total', 'bytes flushed into block objects'),
-      directPuts: counter(opts.registry, 'tierfs_s3adaptor_direct_puts_total', 'blocks put straight to S3 (disk cache full or absent)'),
+      directPuts: counter(opts.registry, 'tierfs_s3adaptor_direct_puts_total', 'blocks put straight to S3 (no writeback, or the disk cache full or absent)'),
     };
     this.timer = setInterval(() => this.tick(), Math.max(50, Math.min(1_000, this.flushAgeMs / 2)));
     this.timer.unref();
@@ -245,7 +245,7 @@ export class S3Adaptor {
   // ---- flush: buffer -> block objects -> slices ----
 
   /** Snapshots dirty chunks (all when idxs is omitted) and commits them; the order of ids is taken now. */
-  private flushChunks(st: InodeState, idxs?: number[]): Promise<void> {
+  private flushChunks(st: InodeState, idxs?: number[], attrs?: FileAttrs): Promise<void> {
     const chunks = new Map<number, DirtyChunk>();
     let bytes = 0;
     let ranges = 0;
@@ -264,10 +264,10 @@ export class S3Adaptor {
     if (chunks.size === 0) return Promise.resolve();
     const entry: PendingData = { kind: 'data', chunks, bytes, committed: false };
     st.pending.push(entry);
-    return this.track(st, this.commitData(st, entry, this.chunkIds.reserve(ranges)));
+    return this.track(st, this.commitData(st, entry, this.chunkIds.reserve(ranges), attrs));
   }
 
-  private async commitData(st: InodeState, entry: PendingData, idsP: Promise<number[]>): Promise<void> {
+  private async commitData(st: InodeState, entry: PendingData, idsP: Promise<number[]>, attrs?: FileAttrs): Promise<void> {
     try {
       const ids = await idsP;
       let k = 0;
@@ -286,7 +286,7 @@ export class S3Adaptor {
         added.set(idx, list);
       }
       await runLimited(writes, this.blockWriteConcurrency);
-      await this.appendSlices(st.ino, added);
+      await this.appendSlices(st.ino, added, attrs);
       st.addCommitted(added);
       this.counts.flushes++;
       this.counts.flushedBytes += [...added.values()].flat().reduce((n, s) => n + s.len, 0);
@@ -300,10 +300,14 @@ export class S3Adaptor {
     }
   }
 
-  /** Stages the block (fsynced) or, when the disk cache is full or absent, puts it to S3. */
+  /**
+   * Writeback: stages the block (fsynced) or, when the disk cache is full or absent, puts it
+   * to S3. Without writeback close waits for S3 anyway, so the block goes straight to S3 and
+   * into the read cache afterwards (no fsynced local copy that is read back for the upload).
+   */
   private async storeBlock(st: InodeState, key: string, body: Buffer): Promise<void> {
     for (let attempt = 0; ; attempt++) {
-      if (this.disk?.canStage(body.length) && (await this.disk.stage(key, body))) {
+      if (this.writeback && this.disk?.canStage(body.length) && (await this.disk.stage(key, body))) {
         const up = this.disk.uploaded(key);
         st.uploads.add(up);
         up.catch(() => {}).finally(() => st.uploads.delete(up));
@@ -313,6 +317,9 @@ export class S3Adaptor {
         await this.store.put(key, body);
         this.counts.directPuts++;
         this.metrics.directPuts.inc();
+        if (this.disk && !this.writeback) {
+          this.disk.put(key, body).catch((err: unknown) => this.log.debug({ key, err: String(err) }, 'could not cache a written block'));
+        }
         return;
       } catch (err) {
         if (this.closed) throw err;
@@ -323,9 +330,10 @@ export class S3Adaptor {
     }
   }
 
-  private async appendSlices(ino: number, added: Map<number, Slice[]>): Promise<void> {
+  private async appendSlices(ino: number, added: Map<number, Slice[]>, attrs?: FileAttrs): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
+        if (attrs && this.sliceStore.appendSlicesAndAttrs) return await this.sliceStore.appendSlicesAndAttrs(ino, added, attrs);
         return await this.sliceStore.appendSlices(ino, added);
       } catch (err) {
         if (this.closed || attempt >= 30 || !(err instanceof TierfsError && RETRYABLE.has(err.code))) throw err;
@@ -370,6 +378,24 @@ export class S3Adaptor {
     if (!st) return;
     await this.settle(st);
     if (!this.writeback) await Promise.all([...st.uploads]);
+  }
+
+  /**
+   * flush that also commits the file's size and times with its last slices (one metaserver
+   * write for both). Only when no earlier flush is still in flight, so the attributes never
+   * commit ahead of data that could still fail; returns false when they were not committed
+   * (nothing buffered, flushes in flight, or a slice store without the combined write).
+   */
+  async flushWithAttrs(ino: number, attrs: FileAttrs): Promise<boolean> {
+    const st = this.inodes.get(ino);
+    const buffered = st ? [...st.dirty.values()].some((c) => c.ranges.length > 0) : false;
+    if (!st || !buffered || !this.sliceStore.appendSlicesAndAttrs || st.inFlight.size > 0 || st.error) {
+      await this.flush(ino);
+      return false;
+    }
+    this.background(st, this.flushChunks(st, undefined, attrs));
+    await this.flush(ino);
+    return true;
   }
 
   async fsync(ino: number): Promise<void> {

@@ -15,6 +15,13 @@ export interface Slice {
   zero: boolean;
 }
 
+/** Size and times a close commits together with the file's last slices. */
+export interface FileAttrs {
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+}
+
 /** chunkIndex -> slices in write order. */
 export type ChunkSlices = Map<number, Slice[]>;
 
@@ -24,6 +31,8 @@ export interface SliceStore {
   getSlices(ino: number): Promise<ChunkSlices>;
   /** Atomic per call. */
   appendSlices(ino: number, added: Map<number, Slice[]>): Promise<void>;
+  /** appendSlices that also sets the file's size and times, atomically (optional). */
+  appendSlicesAndAttrs?(ino: number, added: Map<number, Slice[]>, attrs: FileAttrs): Promise<void>;
   /** Compaction swap; throws TierfsError TX_CONFLICT if `removed` no longer match. */
   replaceSlices(ino: number, chunkIndex: number, removed: Slice[], added: Slice[]): Promise<void>;
 }

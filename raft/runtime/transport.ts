@@ -1,6 +1,7 @@
-// gRPC transport shared by every group of a process: one bounded queue per peer, one batch RPC
-// in flight per peer (back-pressure), drops when a queue is full (Raft retransmits), and
-// channels that reconnect on their own. Snapshots stream as chunks on a separate RPC.
+// gRPC transport shared by every group of a process: one bounded queue per peer, a few batch
+// RPCs in flight per peer (back-pressure without making a reply wait a whole round trip behind
+// the previous batch), drops when a queue is full (Raft retransmits), and channels that
+// reconnect on their own. Snapshots stream as chunks on a separate RPC.
 import * as grpc from '@grpc/grpc-js';
 import { CHANNEL_OPTIONS, loadProto } from '../../common/grpc.js';
 import { type Logger, silentLogger } from '../../common/log.js';
@@ -19,11 +20,17 @@ export interface TransportHandlers {
 
 const MAX_QUEUE = 8192;
 const MAX_BATCH_BYTES = 4 * 1024 * 1024;
+/**
+ * Batch RPCs in flight per peer. With one, a vote or append reply queued behind a heartbeat
+ * batch waits its full round trip; Raft tolerates the rare reordering of concurrent batches.
+ */
+const MAX_INFLIGHT = 4;
 
 class PeerSender {
   private queue: Buffer[] = [];
-  private inflight = false;
+  private inflight = 0;
   private backoffMs = 0;
+  private backoffTimer: NodeJS.Timeout | null = null;
   dropped = 0;
   closed = false;
 
@@ -40,25 +47,35 @@ class PeerSender {
       return;
     }
     this.queue.push(b);
-    if (!this.inflight) this.pump();
+    this.pump();
   }
 
   private pump(): void {
-    if (this.closed || this.inflight || this.queue.length === 0) return;
+    // While backing off after a failure, one retry probes the peer; the rest wait for it.
+    const limit = this.backoffMs > 0 ? 1 : MAX_INFLIGHT;
+    while (!this.closed && this.backoffTimer === null && this.inflight < limit && this.queue.length > 0) this.sendBatch();
+  }
+
+  private sendBatch(): void {
     let bytes = 0;
     let n = 0;
     while (n < this.queue.length && (n === 0 || bytes + this.queue[n]!.length < MAX_BATCH_BYTES)) bytes += this.queue[n++]!.length;
     const batch = this.queue.splice(0, n);
-    this.inflight = true;
+    this.inflight++;
     const send = (this.client as unknown as Record<string, (req: unknown, md: grpc.Metadata, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null) => void) => void>).Send!;
     const done = (err: grpc.ServiceError | Error | null) => {
-      this.inflight = false;
+      this.inflight--;
       if (this.closed) return;
       if (err) {
         this.handlers.onUnreachable(this.address, batch);
-        this.backoffMs = Math.min(Math.max(this.backoffMs * 2, 50), 1000);
-        const t = setTimeout(() => this.pump(), this.backoffMs);
-        t.unref();
+        if (this.backoffTimer === null) {
+          this.backoffMs = Math.min(Math.max(this.backoffMs * 2, 50), 1000);
+          this.backoffTimer = setTimeout(() => {
+            this.backoffTimer = null;
+            this.pump();
+          }, this.backoffMs);
+          this.backoffTimer.unref();
+        }
         return;
       }
       this.backoffMs = 0;
@@ -69,6 +86,12 @@ class PeerSender {
     } catch (e) {
       done(e instanceof Error ? e : new Error(String(e)));
     }
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.backoffTimer) clearTimeout(this.backoffTimer);
+    this.backoffTimer = null;
   }
 }
 
@@ -164,7 +187,7 @@ export class GrpcTransport {
   close(): void {
     this.closed = true;
     for (const p of this.peers.values()) {
-      p.closed = true;
+      p.close();
       p.client.close();
     }
     this.peers.clear();
