@@ -4,7 +4,7 @@
 // kernel cache; namespace checks still poll, since visibility is not instantaneous by contract.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, writeSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, openSync, writeSync, mkdirSync, readdirSync, readFileSync, renameSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startCluster, waitFor, type TestCluster } from './support/cluster.js';
@@ -42,10 +42,10 @@ describe('two mounts of one filesystem', () => {
     assert.equal(sha(got), sha(body));
   });
 
-  test('a partial overwrite in the middle on A is seen on B', () => {
+  // B's chunk-id batch was allocated after A's: A's later write must still win over B's data.
+  test('a partial overwrite in the middle on A of data written by B is seen on B', () => {
     const base = randomBytes(1 << 20);
-    writeFileSync(join(a, 'patched'), base);
-    assert.equal(sha(readFileSync(join(b, 'patched'))), sha(base));
+    writeFileSync(join(b, 'patched'), base);
     const patch = randomBytes(10_000);
     const fd = openSync(join(a, 'patched'), 'r+'); // in place, no truncation
     try {
@@ -56,6 +56,28 @@ describe('two mounts of one filesystem', () => {
     const buf = Buffer.from(base);
     patch.copy(buf, 500_000);
     assert.equal(sha(readFileSync(join(b, 'patched'))), sha(buf));
+  });
+
+  test('truncate on B and append on A are seen on the other side', () => {
+    const base = randomBytes(2 << 20);
+    writeFileSync(join(a, 'shrinks'), base);
+    assert.equal(sha(readFileSync(join(b, 'shrinks'))), sha(base));
+    truncateSync(join(b, 'shrinks'), 700_000);
+    assert.equal(sha(readFileSync(join(a, 'shrinks'))), sha(base.subarray(0, 700_000)));
+    const tail = randomBytes(50_000);
+    appendFileSync(join(a, 'shrinks'), tail);
+    assert.equal(sha(readFileSync(join(b, 'shrinks'))), sha(Buffer.concat([base.subarray(0, 700_000), tail])));
+    unlinkSync(join(a, 'shrinks'));
+  });
+
+  test('a writeback mount: another mount reads a just-closed file (waiting for the upload)', async () => {
+    const c = (await cluster!.mount({ name: 'mntC', writeback: true, cacheTimeoutSec: 0 })).mountpoint;
+    const body = randomBytes((3 << 20) + 99);
+    writeFileSync(join(c, 'from-writeback'), body);
+    const got = readFileSync(join(b, 'from-writeback'));
+    assert.equal(got.length, body.length);
+    assert.equal(sha(got), sha(body));
+    unlinkSync(join(c, 'from-writeback'));
   });
 
   test('mkdir, rename and unlink on one mount are seen on the other', async () => {
