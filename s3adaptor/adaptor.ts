@@ -264,7 +264,14 @@ export class S3Adaptor {
     if (chunks.size === 0) return Promise.resolve();
     const entry: PendingData = { kind: 'data', chunks, bytes, committed: false };
     st.pending.push(entry);
-    return this.track(st, this.commitData(st, entry, this.chunkIds.reserve(ranges), attrs));
+    return this.track(st, this.commitData(st, entry, this.chunkIds.reserve(ranges, this.newestChunkId(st)), attrs));
+  }
+
+  /** The newest chunk id among the inode's committed slices (other mounts' included): new ids must be above it. */
+  private async newestChunkId(st: InodeState): Promise<number> {
+    let max = 0;
+    for (const list of (await this.reads.loadSlices(st)).values()) for (const s of list) if (s.chunkId > max) max = s.chunkId;
+    return max;
   }
 
   private async commitData(st: InodeState, entry: PendingData, idsP: Promise<number[]>, attrs?: FileAttrs): Promise<void> {
@@ -429,7 +436,7 @@ export class S3Adaptor {
     // Shrink masks everything from newSize on; grow masks [oldSize, newSize) where data exists.
     const entry: PendingZero = { kind: 'zero', start: Math.min(oldSize, newSize), end: newSize < oldSize ? Infinity : newSize, committed: false };
     st.pending.push(entry);
-    await this.track(st, this.commitZero(st, entry, this.chunkIds.reserve(1)));
+    await this.track(st, this.commitZero(st, entry, this.chunkIds.reserve(1, this.newestChunkId(st))));
   }
 
   private async commitZero(st: InodeState, entry: PendingZero, idsP: Promise<number[]>): Promise<void> {
