@@ -26,7 +26,7 @@ if (selected.length === 0) {
 
 function runFile(file) {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--test', '--test-reporter=spec', '--test-timeout=600000', file], {
+    const child = spawn(process.execPath, ['--test', '--test-reporter=spec', '--test-timeout=300000', file], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...process.env, TIERFS_LOG_LEVEL: process.env.TIERFS_LOG_LEVEL ?? 'warn' },
