@@ -15,14 +15,27 @@ export interface FuseMountOptions {
   /** Per-op timeout of fuse-native (ms); a stuck op then fails with ETIMEDOUT instead of hanging. */
   opTimeoutMs?: number;
   debug?: boolean;
+  /** Let users other than the mounting one in (allow_other; needs root or user_allow_other). */
+  allowOther?: boolean;
   logger?: Logger;
 }
 
 /**
- * libfuse 2 turns UTIME_NOW into {tv_sec: 0, tv_nsec: UTIME_NOW}; fuse-native converts that
- * to 1073 ms. Treat it as "now" (a real time of 1970-01-01T00:00:01.073Z is not expected).
+ * The patched addon (scripts/patch-fuse.mjs) hands utimens UTIME_NOW as 2^53-1 and UTIME_OMIT
+ * as 2^53-2. The stock addon turns UTIME_NOW into 1073 ms (tv_nsec (1<<30)-1 read as ms) and
+ * never sees UTIME_OMIT (libfuse 2 drops those calls without flag_utime_omit_ok): treat 1073 ms
+ * as "now" too (a real time of 1970-01-01T00:00:01.073Z is not expected).
  */
-const UTIME_NOW_MS = Math.floor(((1 << 30) - 1) / 1e6);
+const UTIME_NOW_ARG = 2 ** 53 - 1;
+const UTIME_OMIT_ARG = 2 ** 53 - 2;
+const UTIME_NOW_STOCK_MS = Math.floor(((1 << 30) - 1) / 1e6);
+
+/** A utimens time argument as ms, undefined to leave that time alone. */
+export function utimeArg(ms: number, now: number): number | undefined {
+  if (ms === UTIME_OMIT_ARG) return undefined;
+  if (ms === UTIME_NOW_ARG || ms === UTIME_NOW_STOCK_MS) return now;
+  return ms;
+}
 const UNCHANGED_ID = 0xffffffff;
 
 function toStat(inode: Inode): FuseStat {
@@ -45,6 +58,7 @@ export function fuseMountArgs(opts: FuseMountOptions): string[] {
     'negative_timeout=0',
     `fsname=${opts.fsname ?? 'tierfs'}`,
     'subtype=tierfs',
+    ...(opts.allowOther ? ['allow_other'] : []),
   ];
 }
 
@@ -77,15 +91,13 @@ export function fuseOps(fs: TierFileSystem, log: Logger = silentLogger): FuseOps
     ftruncate: (path, fd, size, cb) => run('ftruncate', path, () => (fd ? fs.ftruncate(fd, size) : fs.truncate(path, size)), cb),
     utimens: (path, atime, mtime, cb) => {
       const now = Date.now();
-      const a = atime === UTIME_NOW_MS ? now : atime;
-      const m = mtime === UTIME_NOW_MS ? now : mtime;
-      run('utimens', path, () => fs.utimens(path, a, m), cb);
+      run('utimens', path, () => fs.utimens(path, utimeArg(atime, now), utimeArg(mtime, now)), cb);
     },
     readlink: (path, cb) => fs.readlink(path).then((t) => cb(0, t), (err: unknown) => cb(fail('readlink', path, err))),
     chown: (path, uid, gid, cb) =>
       run('chown', path, () => fs.chown(path, uid === UNCHANGED_ID ? undefined : uid, gid === UNCHANGED_ID ? undefined : gid), cb),
     chmod: (path, mode, cb) => run('chmod', path, () => fs.chmod(path, mode), cb),
-    mknod: (path, mode, dev, cb) => run('mknod', path, () => fs.mknod(path, mode, dev), cb),
+    mknod: (path, mode, dev, cb, caller) => run('mknod', path, () => fs.mknod(path, mode, dev, caller), cb),
     // The value buffer lives in native memory that is freed after the callback: copy it.
     setxattr: (path, name, value, _pos, flags, cb) =>
       run('setxattr', path, () => fs.setxattr(path, name, Buffer.from(value), flags), cb),
@@ -104,12 +116,12 @@ export function fuseOps(fs: TierFileSystem, log: Logger = silentLogger): FuseOps
       // Copy: fuse-native detaches the buffer once we answer, and the data path may keep it.
       fs.write(fd, pos, Buffer.from(buf.subarray(0, len))).then((n) => cb(n), (err: unknown) => cb(fail('write', path, err))),
     release: (path, fd, cb) => run('release', path, () => fs.release(fd), cb),
-    create: (path, mode, cb) => fs.create(path, mode).then((fh) => cb(0, fh), (err: unknown) => cb(fail('create', path, err))),
+    create: (path, mode, cb, caller) => fs.create(path, mode, 2, caller).then((fh) => cb(0, fh), (err: unknown) => cb(fail('create', path, err))),
     unlink: (path, cb) => run('unlink', path, () => fs.unlink(path), cb),
     rename: (src, dest, cb) => run('rename', src, () => fs.rename(src, dest), cb),
     link: (src, dest, cb) => run('link', dest, () => fs.link(src, dest), cb),
-    symlink: (target, path, cb) => run('symlink', path, () => fs.symlink(target, path), cb),
-    mkdir: (path, mode, cb) => run('mkdir', path, () => fs.mkdir(path, mode), cb),
+    symlink: (target, path, cb, caller) => run('symlink', path, () => fs.symlink(target, path, caller), cb),
+    mkdir: (path, mode, cb, caller) => run('mkdir', path, () => fs.mkdir(path, mode, caller), cb),
     rmdir: (path, cb) => run('rmdir', path, () => fs.rmdir(path), cb),
   };
 }

@@ -1,7 +1,10 @@
 // The parts of fuse-native 2.2.6 the adapter uses (the package ships no types).
-// `extraOptions` exists only after scripts/patch-fuse.mjs ran.
+// `extraOptions`, the `caller` argument and the utimens NOW/OMIT values exist only after
+// scripts/patch-fuse.mjs ran.
 declare module 'fuse-native' {
   type Cb = (code: number) => void;
+  /** The calling process (patched addon only; undefined on the stock prebuilt addon). */
+  export interface FuseCaller { uid: number; gid: number }
   export interface FuseStat {
     mode: number; uid: number; gid: number; size: number; dev?: number; nlink: number; ino: number; rdev: number;
     blksize: number; blocks: number; atime: number; mtime: number; ctime: number;
@@ -26,7 +29,7 @@ declare module 'fuse-native' {
     readlink?(path: string, cb: (code: number, target?: string) => void): void;
     chown?(path: string, uid: number, gid: number, cb: Cb): void;
     chmod?(path: string, mode: number, cb: Cb): void;
-    mknod?(path: string, mode: number, dev: number, cb: Cb): void;
+    mknod?(path: string, mode: number, dev: number, cb: Cb, caller?: FuseCaller): void;
     setxattr?(path: string, name: string, value: Buffer, position: number, flags: number, cb: Cb): void;
     getxattr?(path: string, name: string, position: number, cb: (code: number, value?: Buffer) => void): void;
     listxattr?(path: string, cb: (code: number, names?: string[]) => void): void;
@@ -37,12 +40,12 @@ declare module 'fuse-native' {
     write?(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (bytesOrErr: number) => void): void;
     release?(path: string, fd: number, cb: Cb): void;
     releasedir?(path: string, fd: number, cb: Cb): void;
-    create?(path: string, mode: number, cb: (code: number, fd?: number) => void): void;
+    create?(path: string, mode: number, cb: (code: number, fd?: number) => void, caller?: FuseCaller): void;
     unlink?(path: string, cb: Cb): void;
     rename?(src: string, dest: string, cb: Cb): void;
     link?(src: string, dest: string, cb: Cb): void;
-    symlink?(target: string, path: string, cb: Cb): void;
-    mkdir?(path: string, mode: number, cb: Cb): void;
+    symlink?(target: string, path: string, cb: Cb, caller?: FuseCaller): void;
+    mkdir?(path: string, mode: number, cb: Cb, caller?: FuseCaller): void;
     rmdir?(path: string, cb: Cb): void;
   }
   export interface FuseOptions {

@@ -15,7 +15,7 @@ export interface TierFsOptions {
   attrTimeoutMs?: number;
   entryTimeoutMs?: number;
   readOnly?: boolean;
-  /** Owner of new nodes (fuse-native does not pass the caller's uid/gid). */
+  /** Owner of new nodes when the caller is unknown (the stock fuse-native addon passes none). */
   uid?: number;
   gid?: number;
   dirPageSize?: number;
@@ -23,6 +23,15 @@ export interface TierFsOptions {
   deleteOrphanData?: boolean;
   logger?: Logger;
 }
+
+/** Who creates a node: the calling process's effective uid/gid (from fuse_get_context). */
+export interface NodeOwner {
+  uid: number;
+  gid: number;
+}
+
+/** Set-group-ID bit: a directory with it hands its gid (and, to subdirectories, the bit) down. */
+const S_ISGID = 0o2000;
 
 export interface DirEntry {
   name: string;
@@ -170,11 +179,12 @@ export class TierFileSystem {
     await this.setAttr(ino, { ...(uid !== undefined ? { uid } : {}), ...(gid !== undefined ? { gid } : {}) });
   }
 
-  async utimens(path: string, atimeMs: number, mtimeMs: number): Promise<void> {
+  /** Sets atime and/or mtime (undefined = leave that one alone, as UTIME_OMIT); ctime always moves. */
+  async utimens(path: string, atimeMs: number | undefined, mtimeMs: number | undefined): Promise<void> {
     const ino = await this.resolve(path);
     const dirty = this.open.inode(ino)?.dirty;
-    if (dirty) dirty.mtimeMs = mtimeMs;
-    await this.setAttr(ino, { atimeMs, mtimeMs });
+    if (dirty && mtimeMs !== undefined) dirty.mtimeMs = mtimeMs;
+    await this.setAttr(ino, { ...(atimeMs !== undefined ? { atimeMs } : {}), ...(mtimeMs !== undefined ? { mtimeMs } : {}) });
   }
 
   private async currentSize(ino: number): Promise<number> {
@@ -241,10 +251,30 @@ export class TierFileSystem {
     return out;
   }
 
-  private async createNode(path: string, mode: number, extra: { rdev?: number; symlink?: string; exclusive: boolean }): Promise<Inode> {
+  /**
+   * POSIX ownership of a new node: the caller's uid, and the caller's gid unless the parent
+   * directory has the setgid bit (then the parent's gid, and a new directory inherits the bit).
+   */
+  private async ownerOf(parent: number, mode: number, caller: NodeOwner | undefined): Promise<{ uid: number; gid: number; mode: number }> {
+    const owner = { uid: caller?.uid ?? this.uid, gid: caller?.gid ?? this.gid, mode };
+    const dir = (await this.cached(parent)).inode;
+    if (dir.mode & S_ISGID) {
+      owner.gid = dir.gid;
+      if ((mode & S_IFMT) === S_IFDIR) owner.mode |= S_ISGID;
+    }
+    return owner;
+  }
+
+  private async createNode(
+    path: string,
+    mode: number,
+    extra: { rdev?: number; symlink?: string; exclusive: boolean },
+    caller?: NodeOwner,
+  ): Promise<Inode> {
     this.assertWritable();
     const { parent, name } = await this.resolveParent(path);
-    const inode = await this.meta.createNode(parent, name, { mode, uid: this.uid, gid: this.gid, ...extra });
+    const owner = await this.ownerOf(parent, mode, caller);
+    const inode = await this.meta.createNode(parent, name, { ...owner, ...extra });
     this.dentries.set(parent, name, { ino: inode.ino, type: inode.mode & S_IFMT });
     this.remember(inode);
     // A new node has no xattrs: spares the security.capability lookup the first write
@@ -256,17 +286,17 @@ export class TierFileSystem {
     return inode;
   }
 
-  async mkdir(path: string, mode: number): Promise<void> {
-    await this.createNode(path, S_IFDIR | (mode & 0o7777), { exclusive: true });
+  async mkdir(path: string, mode: number, caller?: NodeOwner): Promise<void> {
+    await this.createNode(path, S_IFDIR | (mode & 0o7777), { exclusive: true }, caller);
   }
 
-  async mknod(path: string, mode: number, rdev: number): Promise<void> {
+  async mknod(path: string, mode: number, rdev: number, caller?: NodeOwner): Promise<void> {
     const type = mode & S_IFMT || S_IFREG;
-    await this.createNode(path, type | (mode & 0o7777), { rdev, exclusive: true });
+    await this.createNode(path, type | (mode & 0o7777), { rdev, exclusive: true }, caller);
   }
 
-  async symlink(target: string, path: string): Promise<void> {
-    await this.createNode(path, S_IFLNK | 0o777, { symlink: target, exclusive: true });
+  async symlink(target: string, path: string, caller?: NodeOwner): Promise<void> {
+    await this.createNode(path, S_IFLNK | 0o777, { symlink: target, exclusive: true }, caller);
   }
 
   async readlink(path: string): Promise<string> {
@@ -404,8 +434,8 @@ export class TierFileSystem {
     return h.fh;
   }
 
-  async create(path: string, mode: number, flags = 2): Promise<number> {
-    const inode = await this.createNode(path, S_IFREG | (mode & 0o7777), { exclusive: false });
+  async create(path: string, mode: number, flags = 2, caller?: NodeOwner): Promise<number> {
+    const inode = await this.createNode(path, S_IFREG | (mode & 0o7777), { exclusive: false }, caller);
     return this.open.open(inode.ino, flags, this.open.inode(inode.ino)?.inode ?? inode).fh;
   }
 

@@ -73,6 +73,26 @@ if (!index.includes(FGETATTR_MARK)) {
   console.error('patch-fuse: fgetattr gets the file handle');
 }
 
+// 10. The JS side of 8: create/mknod/mkdir/symlink get a trailing `caller` argument after the
+//     callback, {uid, gid} (undefined when the stock prebuilt addon runs: no context).
+const CALLER_JS_MARK = '// tierfs-patch: caller context';
+if (!index.includes(CALLER_JS_MARK)) {
+  const ops = [
+    ['  _op_create (signal, path, mode) {\n    this.ops.create(path, mode, (err, fd) => {\n      return signal(err, fd)\n    })\n',
+      '  _op_create (signal, path, mode, uid, gid) {\n    this.ops.create(path, mode, (err, fd) => {\n      return signal(err, fd)\n    }, tierfsCaller(uid, gid))\n'],
+    ['  _op_mknod (signal, path, mode, dev) {\n    this.ops.mknod(path, mode, dev, err => {\n      return signal(err)\n    })\n',
+      '  _op_mknod (signal, path, mode, dev, uid, gid) {\n    this.ops.mknod(path, mode, dev, err => {\n      return signal(err)\n    }, tierfsCaller(uid, gid))\n'],
+    ['  _op_symlink (signal, src, dest) {\n    this.ops.symlink(src, dest, err => {\n      return signal(err)\n    })\n',
+      '  _op_symlink (signal, src, dest, uid, gid) {\n    this.ops.symlink(src, dest, err => {\n      return signal(err)\n    }, tierfsCaller(uid, gid))\n'],
+    ['  _op_mkdir (signal, path, mode) {\n    this.ops.mkdir(path, mode, err => {\n      return signal(err)\n    })\n',
+      '  _op_mkdir (signal, path, mode, uid, gid) {\n    this.ops.mkdir(path, mode, err => {\n      return signal(err)\n    }, tierfsCaller(uid, gid))\n'],
+  ];
+  for (const [from, to] of ops) index = replaceOnce(index, from, to);
+  index += `\n${CALLER_JS_MARK}\nfunction tierfsCaller (uid, gid) {\n  return typeof uid === 'number' && typeof gid === 'number' ? { uid, gid } : undefined\n}\n`;
+  writeFileSync(indexPath, index);
+  console.error('patch-fuse: index.js passes the caller to create/mknod/mkdir/symlink');
+}
+
 const cPath = join(pkg, 'fuse-native.c');
 let csrc = readFileSync(cPath, 'utf8');
 const addon = join(pkg, 'build', 'Release', 'fuse.node');
@@ -94,6 +114,46 @@ if (!csrc.includes(NULLPATH_MARK)) {
   cChanged = true;
   console.error('patch-fuse: fuse-native.c sets flag_nullpath_ok');
 }
+// 8. Caller context: fuse-native hands JS no uid/gid, so new nodes got the mount process's
+//    owner. The FUSE thread captures fuse_get_context() with each op (the JS call happens
+//    later on the JS thread, when the context is gone), and create/mknod/mkdir/symlink get
+//    the caller's uid and gid as two extra arguments (see 10 for the JS side).
+const CALLER_MARK = '/* tierfs-patch: caller context */';
+if (!csrc.includes(CALLER_MARK)) {
+  csrc = replaceOnce(csrc, '  gid_t gid;\n  size_t atime;\n', `  gid_t gid;\n  ${CALLER_MARK} uid_t caller_uid; gid_t caller_gid;\n  size_t atime;\n`);
+  csrc = replaceOnce(
+    csrc,
+    '  l->op_fn = fuse_native_dispatch_##name;\\\n  blk\\\n',
+    '  l->op_fn = fuse_native_dispatch_##name;\\\n' +
+      '  { struct fuse_context *tierfs_fc = fuse_get_context(); l->caller_uid = tierfs_fc->uid; l->caller_gid = tierfs_fc->gid; }\\\n' +
+      '  blk\\\n',
+  );
+  csrc = addCallerArgs(csrc, 'FUSE_METHOD(create, ', 2);
+  csrc = addCallerArgs(csrc, 'FUSE_METHOD_VOID(mknod, ', 3);
+  csrc = addCallerArgs(csrc, 'FUSE_METHOD_VOID(symlink, ', 2);
+  csrc = addCallerArgs(csrc, 'FUSE_METHOD_VOID(mkdir, ', 2);
+  cChanged = true;
+  console.error('patch-fuse: fuse-native.c passes the caller uid/gid to create/mknod/mkdir/symlink');
+}
+// 9. utimens with one time omitted (touch -m / touch -a): libfuse 2 drops the call unless
+//    flag_utime_omit_ok is set. UTIME_NOW and UTIME_OMIT both came out as 1073 ms; they now
+//    reach JS as 2^53-1 (now) and 2^53-2 (omit), which no real time in ms can be.
+const UTIME_MARK = '/* tierfs-patch: utime omit */';
+if (!csrc.includes(UTIME_MARK)) {
+  csrc = replaceOnce(
+    csrc,
+    'FUSE_METHOD_VOID(utimens, ',
+    `${UTIME_MARK}\nstatic size_t tierfs_utime_arg (const struct timespec* ts) {\n` +
+      '  if (ts->tv_nsec == UTIME_NOW) return 9007199254740991ULL;\n' +
+      '  if (ts->tv_nsec == UTIME_OMIT) return 9007199254740990ULL;\n' +
+      '  return timespec_to_uint64(ts);\n}\n\nFUSE_METHOD_VOID(utimens, ',
+  );
+  csrc = replaceOnce(csrc, '  l->atime = timespec_to_uint64(&tv[0]);\n  l->mtime = timespec_to_uint64(&tv[1]);\n',
+    '  l->atime = tierfs_utime_arg(&tv[0]);\n  l->mtime = tierfs_utime_arg(&tv[1]);\n');
+  csrc = replaceOnce(csrc, '  struct fuse_operations ops = { };\n', '  struct fuse_operations ops = { };\n  ops.flag_utime_omit_ok = 1;\n');
+  cChanged = true;
+  console.error('patch-fuse: fuse-native.c passes UTIME_NOW/UTIME_OMIT and sets flag_utime_omit_ok');
+}
 if (cChanged) writeFileSync(cPath, csrc);
 if (!existsSync(addon) || cChanged) {
   const npmDir = join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm');
@@ -112,4 +172,23 @@ if (!existsSync(addon) || cChanged) {
     console.error(`patch-fuse: WARNING: could not rebuild fuse-native (${err instanceof Error ? err.message : String(err)});`);
     console.error('patch-fuse: the mount falls back to the prebuilt addon. Needs: make, g++, python3, Node headers.');
   }
+}
+
+function replaceOnce(src, from, to) {
+  if (!src.includes(from)) throw new Error(`patch-fuse: fuse-native changed; cannot find ${JSON.stringify(from.slice(0, 60))}`);
+  return src.replace(from, to);
+}
+
+// FUSE_METHOD(name, callbackArgs, ...): bumps callbackArgs by 2 and appends the caller's uid and
+// gid to the end of the callback block (the second block; JS args start at argv[2]).
+function addCallerArgs(src, header, callbackArgs) {
+  const at = src.indexOf(`${header}${callbackArgs}, `);
+  if (at < 0) throw new Error(`patch-fuse: cannot find ${header}${callbackArgs}`);
+  const callEnd = src.indexOf('\n}, {\n', at);
+  const cbEnd = src.indexOf('\n}', callEnd + 6);
+  if (callEnd < 0 || cbEnd < 0) throw new Error(`patch-fuse: cannot find the blocks of ${header}`);
+  const extra = `\n  napi_create_uint32(env, l->caller_uid, &(argv[${callbackArgs + 2}]));` +
+    `\n  napi_create_uint32(env, l->caller_gid, &(argv[${callbackArgs + 3}]));`;
+  const patched = src.slice(0, cbEnd) + extra + src.slice(cbEnd);
+  return patched.slice(0, at) + `${header}${callbackArgs + 2}, ` + patched.slice(at + header.length + String(callbackArgs).length + 2);
 }

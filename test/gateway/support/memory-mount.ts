@@ -25,7 +25,7 @@ const gateway = await startGateway(
     mountpoint,
     adminSocket,
     fs: { attrTimeoutMs: timeoutSec * 1000, entryTimeoutMs: timeoutSec * 1000, deleteOrphanData: true, dirPageSize: 64 },
-    fuse: { attrTimeoutSec: timeoutSec, entryTimeoutSec: timeoutSec },
+    fuse: { attrTimeoutSec: timeoutSec, entryTimeoutSec: timeoutSec, allowOther: process.env.TIERFS_TEST_ALLOW_OTHER === '1' },
     shutdownStepTimeoutMs: Number(process.env.TIERFS_TEST_STEP_TIMEOUT_MS ?? 10_000),
     logger: log,
     onUmountRequest: () => void stop('admin umount'),
