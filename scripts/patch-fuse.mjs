@@ -3,7 +3,7 @@
 //  1. index.js: `opts.extraOptions` (array of strings) is appended to the `-o` mount options.
 //     fuse-native has no way to pass big_writes/use_ino/max_write; without big_writes every
 //     write reaches us in 4 KiB pieces (64 MB/s instead of ~1.2 GB/s).
-//  2. fuse-native.c (steps 6, 7 below): utimens hands atime to JS in both argument slots (mtime is lost). We fix
+//  2. fuse-native.c (steps 6-9 below): utimens mtime, nullpath_ok, caller uid/gid, UTIME_OMIT. We fix
 //     the C source and rebuild the addon with npm's bundled node-gyp against the installed
 //     Node headers (no download). node-gyp-build prefers build/Release over the prebuild.
 import { execFileSync } from 'node:child_process';
