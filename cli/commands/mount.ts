@@ -22,6 +22,7 @@ interface MountOpts {
   attrTimeout: string;
   entryTimeout: string;
   readOnly?: boolean;
+  allowOther?: boolean;
   foreground?: boolean;
   daemon?: boolean;
   logFile?: string;
@@ -74,6 +75,7 @@ export function register(program: Command): void {
     .option('--attr-timeout <s>', 'attribute cache timeout in seconds (kernel and gateway)', '1')
     .option('--entry-timeout <s>', 'directory entry cache timeout in seconds (kernel and gateway)', '1')
     .option('--read-only', 'mount read-only')
+    .option('--allow-other', 'let other users use the mount (FUSE allow_other; the kernel checks permissions, new files belong to their creator)')
     .option('--foreground', 'stay in the foreground (default)')
     .option('--daemon', 'detach once the mount is ready')
     .option('--log-file <file>', 'log file of a --daemon mount (default <cache-dir>/gateway.log)')
@@ -122,7 +124,7 @@ export function register(program: Command): void {
             mountpoint: mnt,
             adminSocket,
             fs: { attrTimeoutMs: attrTimeout * 1000, entryTimeoutMs: entryTimeout * 1000, readOnly: !!opts.readOnly },
-            fuse: { attrTimeoutSec: attrTimeout, entryTimeoutSec: entryTimeout, fsname: `tierfs:${opts.fs}` },
+            fuse: { attrTimeoutSec: attrTimeout, entryTimeoutSec: entryTimeout, fsname: `tierfs:${opts.fs}`, allowOther: !!opts.allowOther },
             shutdownStepTimeoutMs: flushTimeoutMs,
             logger: log,
             onUmountRequest: () => void stop('tierfs umount'),

@@ -27,6 +27,7 @@ export interface UpOptions {
   metaservers: string;
   cacheSize: string;
   writeback?: boolean;
+  allowOther?: boolean;
 }
 
 function s3FromOptions(opts: UpOptions): ClusterState['s3'] | null {
@@ -132,6 +133,7 @@ export async function up(opts: UpOptions, say: (line: string) => void = (l) => p
   await ensureUnmounted(state.mountpoint);
   const mountArgs = ['mount', '--mds', state.mdsAddresses.join(','), '--fs', state.fsName, state.mountpoint, '--cache-dir', join(dataDir, 'cache'), '--cache-size', opts.cacheSize];
   if (opts.writeback) mountArgs.push('--writeback');
+  if (opts.allowOther) mountArgs.push('--allow-other');
   const m = await launchDaemon('mount', mountArgs, log('mount'), 90_000);
   record({ name: 'mount', role: 'mount', pid: m.pid, log: m.log });
   say(`mounted    ${state.fsName} at ${state.mountpoint} (pid ${m.pid})`);
@@ -155,6 +157,7 @@ export function register(program: Command): void {
     .option('--metaservers <n>', 'metaserver processes', '3')
     .option('--cache-size <MiB>', 'local disk cache size of the mount', '10240')
     .option('--writeback', 'close returns once data is staged on local disk')
+    .option('--allow-other', 'let other users use the mount')
     .action(
       action(async (opts: UpOptions) => {
         await up(opts);
