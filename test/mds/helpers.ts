@@ -2,6 +2,7 @@
 import { join } from 'node:path';
 import { spawnDaemon, type Spawned } from '../support/process.js';
 import { TierfsError } from '../../common/status.js';
+export { waitFor } from '../support/wait.js';
 
 export interface MdsReady {
   address: string;
@@ -14,20 +15,6 @@ export function spawnMds(args: string[], logDir: string, name = 'mds'): Promise<
 }
 
 /** Polls `fn` until it returns a truthy value or `timeoutMs` passes. */
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 30_000, everyMs = 100): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  let last: unknown = null;
-  while (Date.now() < until) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
 
 export function isCode(code: string, message?: RegExp) {
   return (err: unknown): boolean => {

@@ -7,27 +7,14 @@ import { join } from 'node:path';
 import { MdsClient } from '../../mds/client.js';
 import { RemoteMetaClient } from '../../metaserver/client.js';
 import { S_IFREG } from '../../metaserver/meta-client.js';
-import { sleep } from '../../common/grpc.js';
 import { tempDir } from '../support/tmp.js';
 import { freePort } from '../support/ports.js';
 import { spawnDaemon, type Spawned } from '../support/process.js';
 import { copysetCall, startMetaProc, type MetaProc } from './cluster-support.js';
 import type { ListCopysetsResponse__Output } from '../../proto/gen/tierfs/copyset/ListCopysetsResponse.js';
+import { waitFor as poll } from '../support/wait.js';
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, ms = 90_000): Promise<T> {
-  const until = Date.now() + ms;
-  let last: unknown = null;
-  while (Date.now() < until) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    await sleep(200);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
+const waitFor = <T>(what: string, fn: () => Promise<T | undefined | null | false>, ms = 90_000) => poll(what, fn, ms, 200);
 
 test('a dead metaserver is replaced through heartbeat-driven CHANGE_PEER; the metadata stays whole', async () => {
   const tmp = tempDir('tierfs-ms-recover-');

@@ -14,24 +14,11 @@ import { startS3 } from '../support/s3.js';
 import { tempDir } from '../support/tmp.js';
 import { freePort } from '../support/ports.js';
 import { spawnDaemon, type Spawned } from '../support/process.js';
-import { sleep } from '../../common/grpc.js';
 import { copysetCall, copysetStatusOn, leaderOf, onLeader, startMetaProc, type MetaProc } from './cluster-support.js';
 import type { ListCopysetsResponse__Output } from '../../proto/gen/tierfs/copyset/ListCopysetsResponse.js';
+import { waitFor as poll } from '../support/wait.js';
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, ms = 60_000): Promise<T> {
-  const until = Date.now() + ms;
-  let last: unknown = null;
-  while (Date.now() < until) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
+const waitFor = <T>(what: string, fn: () => Promise<T | undefined | null | false>, ms = 60_000) => poll(what, fn, ms, 100);
 
 test('metaservers register with the MDS, serve its filesystem, report leaders, and delete trashed objects from S3', async () => {
   const tmp = tempDir('tierfs-ms-mds-');

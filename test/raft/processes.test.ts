@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { freePort } from '../support/ports.js';
 import { repoRoot, spawnProcess, type Spawned } from '../support/process.js';
 import { tempDir } from '../support/tmp.js';
+import { waitFor as poll } from '../support/wait.js';
 
 const daemon = join(repoRoot, 'dist', 'raft', 'bench', 'kv-daemon.js');
 
@@ -12,15 +13,7 @@ async function get<T>(port: number, path: string): Promise<{ code: number; body:
   return { code: res.status, body: (await res.json()) as T };
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, ms = 40_000): Promise<T> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+const waitFor = <T>(what: string, fn: () => Promise<T | undefined | null | false>, ms = 40_000) => poll(what, fn, ms, 100);
 
 test('3 processes over gRPC: kill -9 the leader during writes, no acknowledged write lost, restarted node catches up by snapshot', async () => {
   const dir = tempDir('raft-proc-');

@@ -9,7 +9,6 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { S3Client, ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { sleep } from '../../../common/grpc.js';
 import { MdsClient } from '../../../mds/client.js';
 import { startMetaProc, type MetaProc } from '../../metaserver/cluster-support.js';
 import { cliPath, spawnDaemon, type Spawned } from '../../support/process.js';
@@ -17,15 +16,9 @@ import { freePort } from '../../support/ports.js';
 import { startS3, type TestS3 } from '../../support/s3.js';
 import { tempDir } from '../../support/tmp.js';
 import { forceUnmount, isMounted } from '../../gateway/support/mounted.js';
+import { waitFor as poll } from '../../support/wait.js';
 
-async function waitFor(what: string, fn: () => Promise<boolean>, ms = 60_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (await fn().catch(() => false)) return;
-    await sleep(200);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+const waitFor = (what: string, fn: () => Promise<boolean>, ms = 60_000) => poll(what, fn, ms, 200).then(() => {});
 
 describe('tierfs mount over a real cluster (MDS, 3 metaservers, s3rver)', () => {
   const tmp = tempDir('tierfs-gw-cluster-');

@@ -4,27 +4,16 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { sleep } from '../../../common/grpc.js';
 import { MdsClient } from '../../../mds/client.js';
 import { startMetaProc, type MetaProc } from '../../metaserver/cluster-support.js';
 import { spawnDaemon, type Spawned } from '../../support/process.js';
 import { freePort } from '../../support/ports.js';
 import { startS3, type TestS3 } from '../../support/s3.js';
 import { tempDir } from '../../support/tmp.js';
+import { waitFor as poll } from '../../support/wait.js';
 
-export async function waitFor(what: string, fn: () => Promise<boolean> | boolean, ms = 60_000, everyMs = 200): Promise<void> {
-  const until = Date.now() + ms;
-  let last = '';
-  while (Date.now() < until) {
-    try {
-      if (await fn()) return;
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    await sleep(everyMs);
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${last})` : ''}`);
-}
+export const waitFor = (what: string, fn: () => Promise<boolean> | boolean, ms = 60_000, everyMs = 200): Promise<void> =>
+  poll(what, fn, ms, everyMs).then(() => {});
 
 export function isMounted(mountpoint: string): boolean {
   return readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === mountpoint);
