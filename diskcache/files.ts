@@ -1,5 +1,5 @@
 // Small file helpers for the disk cache: exact reads, durable writes, directory fsync.
-import { open, readdir, stat, unlink } from 'node:fs/promises';
+import { open, readdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** Reads `size` bytes from `offset` (default: a whole file of known size) into one buffer. */
@@ -16,6 +16,16 @@ export async function readExact(path: string, size: number, offset = 0): Promise
     return out;
   } finally {
     await fh.close();
+  }
+}
+
+/** Fills `target[at, at+len)` from `offset` of an open file; ESHORT when the file ends first. */
+export async function readFullyInto(fh: FileHandle, target: Buffer, at: number, len: number, offset: number): Promise<void> {
+  let done = 0;
+  while (done < len) {
+    const { bytesRead } = await fh.read(target, at + done, len - done, offset + done);
+    if (bytesRead === 0) throw Object.assign(new Error(`cached block shorter than ${offset + len} bytes`), { code: 'ESHORT' });
+    done += bytesRead;
   }
 }
 

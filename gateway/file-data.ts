@@ -6,6 +6,8 @@ export interface FileData {
   write(ino: number, offset: number, data: Buffer): Promise<void>;
   /** Includes unflushed buffered data; zeros for holes; short only at EOF (fileSize). */
   read(ino: number, offset: number, length: number, fileSize: number): Promise<Buffer>;
+  /** read() into `target` (up to its length), which may hold garbage; returns the bytes read. */
+  readInto(ino: number, offset: number, target: Buffer, fileSize: number): Promise<number>;
   /** Close-to-open: data in S3 (or staged with writeback) and slices committed. */
   flush(ino: number): Promise<void>;
   /**

@@ -108,8 +108,8 @@ export function fuseOps(fs: TierFileSystem, log: Logger = silentLogger): FuseOps
     opendir: (_path, _flags, cb) => cb(0, 0),
     releasedir: (_path, _fd, cb) => cb(0),
     read: (path, fd, buf, len, pos, cb) =>
-      fs.read(fd, pos, len).then(
-        (data) => cb(data.copy(buf, 0, 0, Math.min(len, data.length))),
+      fs.readInto(fd, pos, buf.subarray(0, len)).then(
+        (n) => cb(n),
         (err: unknown) => cb(fail('read', path, err)),
       ),
     write: (path, fd, buf, len, pos, cb) =>

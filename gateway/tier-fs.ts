@@ -445,6 +445,13 @@ export class TierFileSystem {
     return this.data.read(h.ino, offset, length, size);
   }
 
+  /** read() into the FUSE reply buffer: no buffer of our own, no second copy. */
+  async readInto(fh: number, offset: number, target: Buffer): Promise<number> {
+    const h = this.open.handle(fh);
+    const size = await this.currentSize(h.ino);
+    return this.data.readInto(h.ino, offset, target, size);
+  }
+
   async write(fh: number, offset: number, data: Buffer): Promise<number> {
     this.assertWritable();
     const h = this.open.handle(fh);

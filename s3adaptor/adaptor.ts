@@ -483,6 +483,12 @@ export class S3Adaptor {
     return this.reads.read(this.inode(ino), offset, length, fileSize);
   }
 
+  /** read() into the caller's buffer (up to its length); returns the bytes read. */
+  async readInto(ino: number, offset: number, target: Buffer, fileSize: number): Promise<number> {
+    this.checkOpen();
+    return this.reads.readInto(this.inode(ino), offset, target, fileSize);
+  }
+
   invalidate(ino: number): void {
     this.inodes.get(ino)?.invalidate();
   }

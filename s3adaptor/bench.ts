@@ -3,7 +3,7 @@
 // and local-disk throughput measured in the same run. One JSON line per case on stdout.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -79,25 +79,43 @@ async function startS3Child(dir: string, bucket: string): Promise<{ endpoint: st
   };
 }
 
-async function localDisk(path: string, size: number, chunk: Buffer): Promise<{ write: number; read: number; rand4k: number }> {
-  const fh = await open(path, 'w+');
-  try {
-    const write = await timed(async () => {
-      for (let off = 0; off < size; off += chunk.length) await fh.write(chunk, 0, chunk.length, off);
-      await fh.sync();
+/**
+ * Local-disk baselines on one file, each measured right before the adaptor case it is the
+ * baseline of, so both see the same machine (page cache, other load) in the same run.
+ */
+class LocalDisk {
+  private constructor(private readonly fh: FileHandle, private readonly size: number) {}
+
+  static async create(path: string, size: number): Promise<LocalDisk> {
+    return new LocalDisk(await open(path, 'w+'), size);
+  }
+
+  async write(chunk: Buffer): Promise<number> {
+    const secs = await timed(async () => {
+      for (let off = 0; off < this.size; off += chunk.length) await this.fh.write(chunk, 0, chunk.length, off);
+      await this.fh.sync();
     });
-    const buf = Buffer.allocUnsafe(chunk.length);
-    const read = await timed(async () => {
-      for (let off = 0; off < size; off += buf.length) await fh.read(buf, 0, buf.length, off);
+    return this.size / MiB / secs;
+  }
+
+  async read(): Promise<number> {
+    const buf = Buffer.allocUnsafe(IO);
+    const secs = await timed(async () => {
+      for (let off = 0; off < this.size; off += buf.length) await this.fh.read(buf, 0, buf.length, off);
     });
+    return this.size / MiB / secs;
+  }
+
+  async rand4k(ops: number): Promise<number> {
     const small = Buffer.allocUnsafe(4096);
-    const ops = 20_000;
-    const rand = await timed(async () => {
-      for (let i = 0; i < ops; i++) await fh.read(small, 0, 4096, Math.floor(Math.random() * (size / 4096)) * 4096);
+    const secs = await timed(async () => {
+      for (let i = 0; i < ops; i++) await this.fh.read(small, 0, 4096, Math.floor(Math.random() * (this.size / 4096)) * 4096);
     });
-    return { write: size / MiB / write, read: size / MiB / read, rand4k: (ops * 4096) / MiB / rand };
-  } finally {
-    await fh.close();
+    return (ops * 4096) / MiB / secs;
+  }
+
+  close(): Promise<void> {
+    return this.fh.close();
   }
 }
 
@@ -110,11 +128,13 @@ async function rawS3(store: ObjectStore, size: number, block: Buffer, concurrenc
   return { put: size / MiB / put, get: size / MiB / get };
 }
 
+/** Reads into one reused buffer, as a FUSE mount does (the kernel hands us the reply buffer). */
 async function seqRead(adaptor: S3Adaptor, ino: number, size: number, expect: Buffer): Promise<number> {
+  const buf = Buffer.allocUnsafe(IO);
   const secs = await timed(async () => {
     for (let off = 0; off < size; off += IO) {
-      const got = await adaptor.read(ino, off, IO, size);
-      if (off % (64 * MiB) === 0 && !got.equals(expect.subarray(0, got.length))) throw new Error(`bench read at ${off}: wrong data`);
+      const n = await adaptor.readInto(ino, off, buf, size);
+      if (off % (64 * MiB) === 0 && !buf.subarray(0, n).equals(expect.subarray(0, n))) throw new Error(`bench read at ${off}: wrong data`);
     }
   });
   return size / MiB / secs;
@@ -136,7 +156,8 @@ export async function runS3adaptorBench(opts: S3adaptorBenchOptions = {}): Promi
   const block = pattern(IO, 7);
   try {
     await store.ensureBucket();
-    const disk = await localDisk(join(work, 'local.bin'), size, pattern(IO, 3));
+    const local = await LocalDisk.create(join(work, 'local.bin'), size);
+    const disk = { write: await local.write(pattern(IO, 3)) };
     const raw = await rawS3(store, size, pattern(BLOCK, 5), 8);
     emit('raw-s3-put', raw.put, 'local-disk', disk.write);
 
@@ -164,18 +185,22 @@ export async function runS3adaptorBench(opts: S3adaptorBenchOptions = {}): Promi
     await writer.close();
 
     const warm = new S3Adaptor({ ...base, diskCache: cache });
-    emit('seq-read-warm', await seqRead(warm, ino, size, block), 'local-disk', disk.read);
+    const localRead = await local.read();
+    emit('seq-read-warm', await seqRead(warm, ino, size, block), 'local-disk', localRead);
     const ops = 20_000;
+    const localRand = await local.rand4k(ops);
+    const small = Buffer.allocUnsafe(4096);
     const rsecs = await timed(async () => {
-      for (let i = 0; i < ops; i++) await warm.read(ino, Math.floor(Math.random() * (size / 4096)) * 4096, 4096, size);
+      for (let i = 0; i < ops; i++) await warm.readInto(ino, Math.floor(Math.random() * (size / 4096)) * 4096, small, size);
     });
-    emit('rand-read-4k-warm', (ops * 4096) / MiB / rsecs, 'local-disk', disk.rand4k);
+    emit('rand-read-4k-warm', (ops * 4096) / MiB / rsecs, 'local-disk', localRand);
     await warm.close();
 
     const cold = new S3Adaptor({ ...base, diskCache: null, readaheadBlocks: 8 });
     emit('seq-read-cold', await seqRead(cold, ino, size, block), 'raw-s3-get', raw.get);
     await cold.close();
     await cache.close();
+    await local.close();
     await cold.deleteObjects(ino, await slices.getSlices(ino));
     await cold.deleteObjects(ino + 1, await slices.getSlices(ino + 1));
   } finally {

@@ -1,6 +1,6 @@
 // Whole block objects for reads: memory LRU (bounded bytes) -> disk cache -> S3 GET, with
 // single-flight so concurrent readers of one block share one fetch, and fire-and-forget
-// prefetch for readahead. Objects are immutable, so a cached buffer is handed out as is.
+// prefetch for readahead. Reads copy into the caller's buffer (the FUSE reply buffer).
 import { LRUCache } from 'lru-cache';
 import type { Logger } from '../common/log.js';
 import { StatusCode, TierfsError } from '../common/status.js';
@@ -44,29 +44,34 @@ export class BlockReader {
   }
 
   /**
-   * A piece of a block. Sequential readers load the whole block (and keep it in memory);
-   * a random small read of a block that is on disk but not in memory reads just its bytes.
+   * Copies `len` bytes from `from` of a block into `target` at `at`. A block in memory is
+   * copied from there; one in the disk cache is read straight from its file (the page cache
+   * makes that as fast as reading a local file, and no block-sized buffer is made or kept);
+   * otherwise the whole block is fetched once, kept in memory and admitted to the disk cache.
    */
-  async getPiece(key: string, size: number, from: number, len: number, sequential: boolean): Promise<Buffer> {
+  async readInto(key: string, size: number, from: number, len: number, target: Buffer, at: number): Promise<void> {
     const hit = this.mem.get(key);
     if (hit) {
       this.counts.memHits++;
-      return hit.subarray(from, from + len);
+      hit.copy(target, at, from, from + len);
+      return;
     }
-    if (!sequential && this.disk && len < size && !this.inflight.has(key)) {
-      const local = await this.disk.getRange(key, size, from, len);
-      if (local) {
-        this.counts.diskHits++;
-        return local;
-      }
+    if (this.disk && !this.inflight.has(key) && (await this.disk.readInto(key, size, from, len, target, at))) {
+      this.counts.diskHits++;
+      return;
     }
     this.counts.memMisses++;
-    return (await this.load(key, size)).subarray(from, from + len);
+    (await this.load(key, size)).copy(target, at, from, from + len);
   }
 
-  /** Starts loading a block into memory unless cached, loading, or too many prefetches run. */
+  /**
+   * Starts loading a block into memory unless cached, loading, or too many prefetches run.
+   * Blocks in the disk cache are left alone: reads take them from their files, where the
+   * kernel's own readahead already works ahead of a sequential reader.
+   */
   prefetch(key: string, size: number): void {
     if (this.mem.has(key) || this.inflight.has(key) || this.prefetching >= this.maxPrefetch) return;
+    if (this.disk?.has(key, size)) return;
     this.prefetching++;
     this.counts.prefetches++;
     this.load(key, size)

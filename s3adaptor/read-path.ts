@@ -1,7 +1,7 @@
 // The read side of the adaptor: for each chunk, buffered data, flushes and truncates in
 // flight, then committed slices, newest first; block objects come whole through the
-// BlockReader (memory LRU -> disk cache -> S3) and are served without a copy when one
-// piece covers the request. Sequential reads prefetch the following blocks.
+// BlockReader (memory LRU -> disk cache -> S3), copied straight into the caller's buffer
+// (the FUSE reply buffer). Sequential reads prefetch the following blocks.
 import { StatusCode, TierfsError } from '../common/status.js';
 import type { BlockReader } from './block-reader.js';
 import type { InodeState } from './inode-state.js';
@@ -75,12 +75,23 @@ export class ReadPath {
     }
   }
 
+  /** Includes buffered data; zeros for holes; short only at EOF (fileSize). */
   async read(st: InodeState, offset: number, length: number, fileSize: number): Promise<Buffer> {
-    const end = Math.min(offset + length, fileSize);
-    if (end <= offset) return Buffer.alloc(0);
+    const out = Buffer.allocUnsafe(Math.max(0, Math.min(length, fileSize - offset)));
+    return out.subarray(0, await this.readInto(st, offset, out, fileSize));
+  }
+
+  /**
+   * Fills `target` from `offset` up to its length or EOF (fileSize) and returns the bytes read:
+   * holes read as zeros, every byte of the result is written (the target may hold garbage).
+   */
+  async readInto(st: InodeState, offset: number, target: Buffer, fileSize: number): Promise<number> {
+    const end = Math.min(offset + target.length, fileSize);
+    if (end <= offset) return 0;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.readOnce(st, offset, end, fileSize);
+        await this.readOnce(st, offset, end, target, fileSize);
+        return end - offset;
       } catch (err) {
         // A missing object: compaction replaced it, or another mount has not uploaded it yet.
         if (!(err instanceof TierfsError && err.code === StatusCode.NOT_FOUND) || attempt >= 8) throw err;
@@ -90,56 +101,47 @@ export class ReadPath {
     }
   }
 
-  private async readOnce(st: InodeState, start: number, end: number, fileSize: number): Promise<Buffer> {
+  private async readOnce(st: InodeState, start: number, end: number, target: Buffer, fileSize: number): Promise<void> {
     const slices = await this.loadSlices(st);
     // From here to the fetches everything is synchronous: buffered bytes are copied as they are now.
-    const total = end - start;
-    let out: Buffer | null = null;
-    const fetches: Array<{ key: string; size: number; from: number; len: number; at: number }> = [];
+    const fetches: Array<Promise<void>> = [];
     for (let idx = Math.floor(start / this.cs); idx * this.cs < end; idx++) {
       const base = idx * this.cs;
       const cStart = Math.max(start, base) - base;
       const cEnd = Math.min(end, base + this.cs) - base;
       for (const seg of resolveRange(cStart, cEnd, this.layers(st, idx, slices.get(idx) ?? []))) {
         const src = seg.source;
-        if (src === null || src.kind === 'zero') continue;
-        if (src.kind === 'mem') {
-          out ??= Buffer.alloc(total);
-          src.chunk.copyOut(seg.start, seg.end, out, base + seg.start - start);
-          continue;
-        }
-        for (const p of objectPieces(src.slice, seg.start, seg.end, this.bs)) {
-          const key = sliceBlockKey(this.deps.fsId, st.ino, idx, this.bpc, src.slice, p.blockIndex);
-          fetches.push({ key, size: p.objectSize, from: p.from, len: p.len, at: base + p.chunkPos - start });
+        const at = base + seg.start - start;
+        if (src === null || src.kind === 'zero') {
+          target.fill(0, at, at + seg.end - seg.start);
+        } else if (src.kind === 'mem') {
+          src.chunk.copyOut(seg.start, seg.end, target, at);
+        } else {
+          for (const p of objectPieces(src.slice, seg.start, seg.end, this.bs)) {
+            const key = sliceBlockKey(this.deps.fsId, st.ino, idx, this.bpc, src.slice, p.blockIndex);
+            fetches.push(this.deps.blocks.readInto(key, p.objectSize, p.from, p.len, target, base + p.chunkPos - start));
+          }
         }
       }
     }
-    const sequential = this.readAhead(st, slices, start, end, fileSize);
-    if (out === null && fetches.length === 1 && fetches[0]!.len === total) {
-      const f = fetches[0]!;
-      return this.deps.blocks.getPiece(f.key, f.size, f.from, f.len, sequential); // zero copy from a cached block
-    }
-    const result = out ?? Buffer.alloc(total);
-    await Promise.all(
-      fetches.map(async (f) => {
-        const piece = await this.deps.blocks.getPiece(f.key, f.size, f.from, f.len, sequential);
-        piece.copy(result, f.at);
-      }),
-    );
-    return result;
+    this.readAhead(st, slices, start, end, fileSize);
+    if (fetches.length === 1) return fetches[0];
+    // Every copy settles before a retry can write the same range again from other slices.
+    const failed = (await Promise.allSettled(fetches)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
-  /** Tells whether the read continues the previous one; if so prefetches the next readaheadBlocks blocks. */
-  private readAhead(st: InodeState, slices: ChunkSlices, start: number, end: number, fileSize: number): boolean {
+  /** When the read continues the previous one, prefetches the next readaheadBlocks blocks. */
+  private readAhead(st: InodeState, slices: ChunkSlices, start: number, end: number, fileSize: number): void {
     const sequential = start <= st.lastReadEnd && end > st.lastReadEnd;
     st.lastReadEnd = end;
     if (!sequential) {
       st.readaheadUntil = end;
-      return false;
+      return;
     }
     const from = Math.max(end, st.readaheadUntil);
     const until = Math.min(fileSize, end + this.deps.readaheadBlocks * this.bs);
-    if (this.deps.readaheadBlocks <= 0 || until <= from || (until - from < this.bs && until < fileSize)) return true; // a block at a time
+    if (this.deps.readaheadBlocks <= 0 || until <= from || (until - from < this.bs && until < fileSize)) return; // a block at a time
     st.readaheadUntil = until;
     for (let idx = Math.floor(from / this.cs); idx * this.cs < until; idx++) {
       const base = idx * this.cs;
@@ -153,6 +155,5 @@ export class ReadPath {
         }
       }
     }
-    return true;
   }
 }

@@ -68,8 +68,10 @@ test('a staged block is linked into read/, uploaded, and then kept only as read 
 test('trimming respects the watermarks and never drops a block not yet uploaded', async () => {
   const dir = join(tmp.path, 'trim');
   const block = Buffer.alloc(64 * 1024, 7);
-  await stopS3();
-  let cache = await DiskCache.open({ dir, capacityBytes: 1024 * 1024, store, retryBaseMs: 20, retryMaxMs: 100 });
+  // An S3 that refuses every upload, so no block can leave write/ while staging is counted
+  // (a real S3 stopped mid-write is the last test's subject).
+  const down = { put: async (): Promise<void> => { throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }); } };
+  let cache = await DiskCache.open({ dir, capacityBytes: 1024 * 1024, store: down, retryBaseMs: 20, retryMaxMs: 100 });
   try {
     let staged = 0;
     while (await cache.stage(`s${staged}`, block)) staged++;
@@ -81,7 +83,6 @@ test('trimming respects the watermarks and never drops a block not yet uploaded'
     await waitFor('failed upload attempts', () => cache.stats().uploadErrors > 0);
     await cache.close(); // blocks stay in write/ for the next open
 
-    await restartS3();
     cache = await DiskCache.open({ dir, capacityBytes: 1024 * 1024, store });
     const reopened = cache.stats(); // uploads start during open: count both sides
     assert.equal(reopened.stagedBlocks + reopened.uploadedBlocks, 14);
@@ -95,6 +96,28 @@ test('trimming respects the watermarks and never drops a block not yet uploaded'
     assert.ok(existsSync(join(cache.readDir, 's13')), 'LRU order: the block just read stays');
     assert.ok(!existsSync(join(cache.readDir, 's0')), 'the least recently used block went first');
     assert.equal(st.trimmedBlocks, 14 - files(cache.readDir).length);
+  } finally {
+    await cache.close();
+  }
+});
+
+test('readInto copies a range of a cached block into a caller buffer; a removed block misses', async () => {
+  const cache = await DiskCache.open({ dir: join(tmp.path, 'into'), capacityBytes: 2 ** 20, store });
+  try {
+    const data = Buffer.from('0123456789abcdef');
+    assert.equal(await cache.stage('r1', data), true);
+    const target = Buffer.alloc(8, 0xee);
+    assert.equal(await cache.readInto('r1', data.length, 4, 6, target, 1), true, 'a staged block is read');
+    assert.deepEqual(target, Buffer.from([0xee, ...Buffer.from('456789'), 0xee]));
+    await cache.flush();
+    assert.equal(await cache.readInto('r1', data.length, 10, 6, target, 0), true, 'an uploaded block is read through the same handle');
+    assert.equal(target.subarray(0, 6).toString(), 'abcdef');
+    assert.equal(await cache.readInto('r1', data.length + 1, 0, 4, target, 0), false, 'another size is another block');
+    assert.equal(await cache.readInto('r1', data.length, 12, 8, target, 0), false, 'a range past the block misses');
+    assert.equal(cache.has('r1', data.length), true);
+    await cache.remove('r1');
+    assert.equal(cache.has('r1', data.length), false);
+    assert.equal(await cache.readInto('r1', data.length, 0, 4, target, 0), false, 'a removed block misses');
   } finally {
     await cache.close();
   }

@@ -49,6 +49,12 @@ class ReferenceFile {
   }
 }
 
+async function readIntoGarbage(adaptor: S3Adaptor, ino: number, off: number, len: number, size: number): Promise<Buffer> {
+  const target = Buffer.alloc(len, 0xaa);
+  const n = await adaptor.readInto(ino, off, target, size);
+  return target.subarray(0, n);
+}
+
 let runs = 0;
 async function runSeed(seed: number, withDisk: boolean): Promise<void> {
   const run = runs++;
@@ -85,8 +91,11 @@ async function runSeed(seed: number, withDisk: boolean): Promise<void> {
       } else if (p < 0.7) {
         const off = r.int(ref.data.length + BLOCK);
         const len = 1 + r.int(2 * CHUNK);
-        log.push(`read ${off}+${len}`);
-        const got = await adaptor.read(ino, off, len, ref.data.length);
+        // Half the reads go into a buffer full of garbage, as the FUSE reply buffer may be:
+        // holes and zero slices must be written as zeros, not skipped.
+        const into = r.next() < 0.5;
+        log.push(`read${into ? 'Into' : ''} ${off}+${len}`);
+        const got = into ? await readIntoGarbage(adaptor, ino, off, len, ref.data.length) : await adaptor.read(ino, off, len, ref.data.length);
         const want = ref.read(off, len);
         if (!got.equals(want)) {
           let i = 0;

@@ -39,6 +39,11 @@ export class MemoryFileData implements FileData {
     return out;
   }
 
+  async readInto(ino: number, offset: number, target: Buffer, fileSize: number): Promise<number> {
+    const data = await this.read(ino, offset, target.length, fileSize);
+    return data.copy(target);
+  }
+
   async flush(_ino: number): Promise<void> {
     this.flushes++;
   }
