@@ -14,6 +14,10 @@ import {
   ListObjectsCommand,
   CreateBucketCommand,
   HeadBucketCommand,
+  CreateMultipartUploadCommand,
+  UploadPartCommand,
+  CompleteMultipartUploadCommand,
+  AbortMultipartUploadCommand,
 } from '@aws-sdk/client-s3';
 import PQueue from 'p-queue';
 import type { Registry } from 'prom-client';
@@ -74,11 +78,18 @@ export interface ObjectStoreOptions {
   concurrency?: number;
   retryBaseMs?: number;
   retryMaxMs?: number;
+  /** Objects of at least this many bytes go up in parts (default 16 MiB). */
+  multipartThresholdBytes?: number;
+  /** Part size of multipart uploads (default 8 MiB; S3 requires at least 5 MiB but for the last). */
+  partSizeBytes?: number;
   registry?: Registry;
   logger?: Logger;
 }
 
-type Op = 'put' | 'get' | 'head' | 'delete' | 'delete_many' | 'list' | 'bucket';
+/** S3's smallest allowed part (all parts but the last). */
+export const MIN_PART_BYTES = 5 * 2 ** 20;
+
+type Op = 'put' | 'get' | 'head' | 'delete' | 'delete_many' | 'list' | 'bucket' | 'multipart' | 'put_part';
 
 interface S3ErrorShape {
   name?: string;
@@ -131,6 +142,8 @@ export class S3ObjectStore implements ObjectStore {
   private readonly maxAttempts: number;
   private readonly retryBaseMs: number;
   private readonly retryMaxMs: number;
+  private readonly multipartThreshold: number;
+  private readonly partSize: number;
   private readonly log: Logger;
   private readonly agent: Agent;
   private readonly counts = { requests: 0, errors: 0, retries: 0, bytesPut: 0, bytesGot: 0 };
@@ -145,6 +158,11 @@ export class S3ObjectStore implements ObjectStore {
     this.maxAttempts = Math.max(1, opts.maxAttempts ?? 5);
     this.retryBaseMs = opts.retryBaseMs ?? 100;
     this.retryMaxMs = opts.retryMaxMs ?? 5_000;
+    this.partSize = opts.partSizeBytes ?? 8 * 2 ** 20;
+    this.multipartThreshold = opts.multipartThresholdBytes ?? 16 * 2 ** 20;
+    if (this.partSize < MIN_PART_BYTES) {
+      throw new TierfsError(StatusCode.INVALID_ARGUMENT, `S3 part size ${this.partSize} is below the ${MIN_PART_BYTES} bytes S3 requires`);
+    }
     this.log = opts.logger ?? silentLogger;
     this.queue = new PQueue({ concurrency });
     const agentOpts = { keepAlive: true, maxSockets: concurrency + 4 };
@@ -207,9 +225,54 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async put(key: string, body: Buffer): Promise<void> {
+    if (body.length >= this.multipartThreshold && body.length > this.partSize) return this.putInParts(key, body);
     await this.run('put', key, (abortSignal) =>
       this.client.send(new PutObjectCommand({ Bucket: this.opts.bucket, Key: this.key(key), Body: body, ContentLength: body.length }), { abortSignal }),
     );
+    this.counts.bytesPut += body.length;
+    this.bytesTotal.inc({ op: 'put' }, body.length);
+  }
+
+  /**
+   * A multipart upload: parts go up in parallel through the request queue, each retried on
+   * its own; a failure aborts the upload so no parts are left billed in the bucket.
+   */
+  private async putInParts(key: string, body: Buffer): Promise<void> {
+    const Bucket = this.opts.bucket;
+    const Key = this.key(key);
+    const created = await this.run('multipart', `${key} (create)`, (abortSignal) =>
+      this.client.send(new CreateMultipartUploadCommand({ Bucket, Key }), { abortSignal }),
+    );
+    const UploadId = created.UploadId;
+    if (!UploadId) throw new TierfsError(StatusCode.UNAVAILABLE, `S3 multipart upload of ${key}: the server returned no upload id`);
+    try {
+      const count = Math.ceil(body.length / this.partSize);
+      const parts = await Promise.all(
+        Array.from({ length: count }, async (_, i) => {
+          const part = body.subarray(i * this.partSize, Math.min(body.length, (i + 1) * this.partSize));
+          const PartNumber = i + 1;
+          const res = await this.run('put_part', `${key} part ${PartNumber}/${count}`, (abortSignal) =>
+            this.client.send(new UploadPartCommand({ Bucket, Key, UploadId, PartNumber, Body: part, ContentLength: part.length }), { abortSignal }),
+          );
+          if (!res.ETag) throw new TierfsError(StatusCode.UNAVAILABLE, `S3 multipart upload of ${key}: part ${PartNumber} has no ETag`);
+          return { ETag: res.ETag, PartNumber };
+        }),
+      );
+      try {
+        await this.run('multipart', `${key} (complete)`, (abortSignal) =>
+          this.client.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: parts } }), { abortSignal }),
+        );
+      } catch (err) {
+        // A retried Complete whose first attempt succeeded finds the upload gone: the object
+        // of the right size is the proof it did.
+        if (!(err instanceof TierfsError && err.code === StatusCode.NOT_FOUND) || (await this.head(key))?.size !== body.length) throw err;
+      }
+    } catch (err) {
+      await this.run('multipart', `${key} (abort)`, (abortSignal) =>
+        this.client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId }), { abortSignal }),
+      ).catch((abortErr: unknown) => this.log.warn({ key, err: String(abortErr) }, 'S3 multipart abort failed; the bucket may keep orphan parts'));
+      throw err;
+    }
     this.counts.bytesPut += body.length;
     this.bytesTotal.inc({ op: 'put' }, body.length);
   }

@@ -73,3 +73,37 @@ test('requests are measured; a stopped server fails after bounded retries with U
   await store.put('up-again', Buffer.from('y'));
   assert.equal((await store.get('up-again')).toString(), 'y');
 });
+
+test('large objects go up in parts (multipart upload) and read back whole and by range', async () => {
+  const parts = new Registry();
+  const mp = createObjectStore({
+    endpoint: s3.endpoint, bucket: s3.bucket, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey,
+    keyPrefix: 'fs7/', registry: parts, concurrency: 4, multipartThresholdBytes: 6 * 2 ** 20, partSizeBytes: 5 * 2 ** 20,
+  });
+  try {
+    const body = Buffer.allocUnsafe(11 * 2 ** 20 + 123);
+    for (let i = 0; i < body.length; i++) body[i] = (i * 2654435761) >>> 24;
+    const before = mp.stats().requests;
+    await mp.put('big', body);
+    // create + 3 parts (5 MiB, 5 MiB, 1 MiB + 123) + complete
+    assert.equal(mp.stats().requests - before, 5);
+    assert.match(await parts.metrics(), /tierfs_s3_request_seconds_count\{op="put_part"\} 3/);
+    assert.deepEqual(await mp.head('big'), { key: 'big', size: body.length });
+    assert.ok((await mp.get('big')).equals(body));
+    const across = 5 * 2 ** 20 - 10; // a range across the first part boundary
+    assert.ok((await mp.get('big', across, 20)).equals(body.subarray(across, across + 20)));
+    const small = Buffer.from('below the threshold');
+    await mp.put('small', small);
+    assert.deepEqual(await mp.get('small'), small);
+    await mp.deleteMany(['big', 'small']);
+  } finally {
+    mp.close();
+  }
+});
+
+test('a part size below what S3 allows is refused up front', () => {
+  assert.throws(
+    () => createObjectStore({ endpoint: s3.endpoint, bucket: s3.bucket, accessKeyId: 'a', secretAccessKey: 'b', partSizeBytes: 1024 }),
+    (err: unknown) => err instanceof TierfsError && err.code === StatusCode.INVALID_ARGUMENT && /part size 1024/.test(err.message),
+  );
+});
