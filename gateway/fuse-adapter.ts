@@ -4,6 +4,7 @@ import Fuse, { type FuseOps, type FuseStat } from 'fuse-native';
 import { silentLogger, type Logger } from '../common/log.js';
 import type { Inode } from '../metaserver/meta-client.js';
 import { E, errnoOf } from './errors.js';
+import { setReadAhead } from './readahead.js';
 import { TierFileSystem } from './tier-fs.js';
 
 export interface FuseMountOptions {
@@ -17,6 +18,8 @@ export interface FuseMountOptions {
   debug?: boolean;
   /** Let users other than the mounting one in (allow_other; needs root or user_allow_other). */
   allowOther?: boolean;
+  /** Kernel readahead window in KiB (default 1024; 0 leaves the kernel's default). */
+  readAheadKiB?: number;
   logger?: Logger;
 }
 
@@ -136,6 +139,8 @@ export async function mountFuse(fs: TierFileSystem, mountpoint: string, opts: Fu
     extraOptions: fuseMountArgs(opts),
   });
   await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
+  const readAhead = opts.readAheadKiB ?? 1024;
+  if (readAhead > 0) await setReadAhead(mountpoint, readAhead, log);
   return fuse;
 }
 

@@ -27,6 +27,7 @@ interface MountOpts {
   daemon?: boolean;
   logFile?: string;
   flushTimeout: string;
+  readAhead: string;
 }
 
 function number(name: string, value: string, min: number): number {
@@ -75,6 +76,7 @@ export function register(program: Command): void {
     .option('--attr-timeout <s>', 'attribute cache timeout in seconds (kernel and gateway)', '1')
     .option('--entry-timeout <s>', 'directory entry cache timeout in seconds (kernel and gateway)', '1')
     .option('--read-only', 'mount read-only')
+    .option('--read-ahead <KiB>', 'kernel readahead window of the mount (root only; 0 keeps the kernel default of 128)', '1024')
     .option('--allow-other', 'let other users use the mount (FUSE allow_other; the kernel checks permissions, new files belong to their creator)')
     .option('--foreground', 'stay in the foreground (default)')
     .option('--daemon', 'detach once the mount is ready')
@@ -95,6 +97,7 @@ export function register(program: Command): void {
         mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
         const cacheMiB = number('cache-size', opts.cacheSize, 0);
         const attrTimeout = number('attr-timeout', opts.attrTimeout, 0);
+        const readAhead = number('read-ahead', opts.readAhead, 0);
         const entryTimeout = number('entry-timeout', opts.entryTimeout, 0);
         const flushTimeoutMs = number('flush-timeout', opts.flushTimeout, 1) * 1000;
         if (opts.daemon) return daemonize(opts.logFile ?? join(cacheDir, 'gateway.log'));
@@ -124,7 +127,7 @@ export function register(program: Command): void {
             mountpoint: mnt,
             adminSocket,
             fs: { attrTimeoutMs: attrTimeout * 1000, entryTimeoutMs: entryTimeout * 1000, readOnly: !!opts.readOnly },
-            fuse: { attrTimeoutSec: attrTimeout, entryTimeoutSec: entryTimeout, fsname: `tierfs:${opts.fs}`, allowOther: !!opts.allowOther },
+            fuse: { attrTimeoutSec: attrTimeout, entryTimeoutSec: entryTimeout, fsname: `tierfs:${opts.fs}`, allowOther: !!opts.allowOther, readAheadKiB: readAhead },
             shutdownStepTimeoutMs: flushTimeoutMs,
             logger: log,
             onUmountRequest: () => void stop('tierfs umount'),
