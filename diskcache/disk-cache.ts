@@ -81,6 +81,29 @@ interface StagedBlock {
   running: Promise<unknown> | null;
 }
 
+/** What `tierfs cache config` shows and changes. */
+export interface DiskCacheLimits {
+  capacityBytes: number;
+  maxFiles: number;
+  stageWatermark: number;
+  trimHighWatermark: number;
+  trimLowWatermark: number;
+  uploadConcurrency: number;
+}
+
+function checkLimits(l: DiskCacheLimits): void {
+  const bad = (msg: string) => new TierfsError(StatusCode.INVALID_ARGUMENT, `disk cache: ${msg}`);
+  if (!Number.isSafeInteger(l.capacityBytes) || l.capacityBytes < 1) throw bad(`capacity ${l.capacityBytes} must be a positive number of bytes`);
+  if (!Number.isSafeInteger(l.maxFiles) || l.maxFiles < 1) throw bad(`file cap ${l.maxFiles} must be a positive integer`);
+  if (!Number.isSafeInteger(l.uploadConcurrency) || l.uploadConcurrency < 1 || l.uploadConcurrency > 256) {
+    throw bad(`upload concurrency ${l.uploadConcurrency} must be an integer in 1..256`);
+  }
+  const w = [l.trimLowWatermark, l.trimHighWatermark, l.stageWatermark];
+  if (!w.every((x) => Number.isFinite(x) && x > 0 && x <= 1) || !(l.trimLowWatermark < l.trimHighWatermark && l.trimHighWatermark <= l.stageWatermark)) {
+    throw bad(`watermarks must satisfy 0 < trimLow (${l.trimLowWatermark}) < trimHigh (${l.trimHighWatermark}) <= stage (${l.stageWatermark}) <= 1`);
+  }
+}
+
 const TEMP_PREFIX = '.tmp-';
 const isTemp = (name: string) => name.startsWith(TEMP_PREFIX);
 
@@ -124,9 +147,7 @@ export class DiskCache {
       checkIntervalMs: options.checkIntervalMs ?? 1_000,
       maxOpenFiles: options.maxOpenFiles ?? 256,
     };
-    if (!(this.opts.trimLowWatermark < this.opts.trimHighWatermark && this.opts.trimHighWatermark <= this.opts.stageWatermark)) {
-      throw new TierfsError(StatusCode.INVALID_ARGUMENT, 'disk cache watermarks must satisfy trimLow < trimHigh <= stage');
-    }
+    checkLimits(this.opts);
     this.writeDir = join(options.dir, 'write');
     this.readDir = join(options.dir, 'read');
     this.log = options.logger ?? silentLogger;
@@ -357,21 +378,76 @@ export class DiskCache {
     return (await this.readInto(key, size, offset, len, out, 0)) ? out : null;
   }
 
-  /** Caches a block fetched from S3 (no fsync: it can be fetched again). Skipped when full. */
-  async put(key: string, data: Buffer): Promise<void> {
-    if (this.closed || this.staged.has(key) || this.cached.has(key)) return;
+  /**
+   * Caches a block fetched from S3 (no fsync: it can be fetched again). Skipped when full;
+   * true when the block is in the cache afterwards.
+   */
+  async put(key: string, data: Buffer): Promise<boolean> {
+    if (this.closed) return false;
+    if (this.staged.has(key) || this.cached.has(key)) return true;
     if (this.usage(data.length, 1).max >= this.opts.trimHighWatermark) {
       this.maybeTrim();
-      if (this.usage(data.length, 1).max >= this.opts.stageWatermark) return;
+      if (this.usage(data.length, 1).max >= this.opts.stageWatermark) return false;
     }
     const tmp = join(this.readDir, `${TEMP_PREFIX}${process.pid}-${this.tempSeq++}`);
     await writeFileSynced(tmp, data, false);
-    if (this.cached.has(key) || this.staged.has(key)) return void (await unlinkQuiet(tmp));
+    if (this.cached.has(key) || this.staged.has(key)) {
+      await unlinkQuiet(tmp);
+      return true;
+    }
     await rename(tmp, join(this.readDir, key));
     this.cached.set(key, data.length);
     this.usedBytes += data.length;
     this.files++;
     this.refreshGauges();
+    return true;
+  }
+
+  /** Drops a cached block that is in S3; a staged block is never dropped. The bytes it freed. */
+  async evict(key: string): Promise<number> {
+    if (this.staged.has(key)) return 0;
+    const size = this.cached.peek(key);
+    if (size === undefined || !this.forget(key)) return 0;
+    await unlinkQuiet(join(this.readDir, key));
+    this.refreshGauges();
+    return size;
+  }
+
+  /** Drops every cached block that is in S3 (staged blocks stay). */
+  async evictAll(): Promise<{ blocks: number; bytes: number }> {
+    let blocks = 0;
+    let bytes = 0;
+    for (const key of [...this.cached.keys()]) {
+      const freed = await this.evict(key);
+      if (freed > 0) {
+        blocks++;
+        bytes += freed;
+      }
+    }
+    return { blocks, bytes };
+  }
+
+  // ---- limits, changeable while running ----
+
+  limits(): DiskCacheLimits {
+    const { capacityBytes, maxFiles, stageWatermark, trimHighWatermark, trimLowWatermark, uploadConcurrency } = this.opts;
+    return { capacityBytes, maxFiles, stageWatermark, trimHighWatermark, trimLowWatermark, uploadConcurrency };
+  }
+
+  /**
+   * Changes limits of a running cache (`tierfs cache config`). Checked as a whole before any
+   * applies; a lower capacity trims read blocks at once, staged blocks are never dropped (staging
+   * just pauses until uploads bring usage under the new watermark).
+   */
+  configure(changes: Partial<DiskCacheLimits>): DiskCacheLimits {
+    const next = { ...this.limits(), ...changes };
+    checkLimits(next);
+    Object.assign(this.opts, next);
+    this.uploader.concurrency = next.uploadConcurrency;
+    this.log.info({ limits: next }, 'disk cache limits changed');
+    this.maybeTrim();
+    this.refreshGauges();
+    return this.limits();
   }
 
   /**

@@ -1,6 +1,8 @@
 // The file data path as the gateway sees it: exactly the S3Adaptor methods it calls, so
 // s3adaptor's `S3Adaptor` satisfies this structurally, and tests can use an in-memory one.
 import type { FileSizeAndTimes, MetaClient, SliceRecord } from '../metaserver/meta-client.js';
+import type { DiskCacheLimits } from '../diskcache/index.js';
+import type { EvictResult, WarmupResult } from '../s3adaptor/cache-control.js';
 
 export interface FileData {
   write(ino: number, offset: number, data: Buffer): Promise<void>;
@@ -23,6 +25,12 @@ export interface FileData {
   flushAll(): Promise<void>;
   /** Resolves when every staged block is in S3. */
   waitUploaded(): Promise<void>;
+  /** `tierfs cache warmup`: the file's blocks into the disk cache. */
+  warmup(ino: number, fileSize: number): Promise<WarmupResult>;
+  /** `tierfs cache evict`: drop cached blocks of one inode or of all (null); staged ones stay. */
+  evict(ino: number | null): Promise<EvictResult>;
+  /** `tierfs cache config`: the disk cache limits, changed first when `changes` has any; null without a disk cache. */
+  cacheLimits(changes?: Partial<DiskCacheLimits>): DiskCacheLimits | null;
   /** Counters for `tierfs cache stats` (S3Adaptor: write buffer, disk cache, S3). */
   stats(): object | Promise<object>;
   close(): Promise<void>;

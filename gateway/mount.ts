@@ -7,6 +7,7 @@ import type Fuse from 'fuse-native';
 import { silentLogger, type Logger } from '../common/log.js';
 import type { MetaClient } from '../metaserver/meta-client.js';
 import { closeAdminServer, startAdminServer, type AdminCommand } from './admin.js';
+import { CacheAdmin } from './cache-admin.js';
 import type { FileData } from './file-data.js';
 import { mountFuse, unmountFuse, type FuseMountOptions } from './fuse-adapter.js';
 import { TierFileSystem, type TierFsOptions } from './tier-fs.js';
@@ -129,8 +130,12 @@ export async function startGateway(parts: GatewayParts, opts: GatewayOptions): P
   };
 
   if (opts.adminSocket) {
-    const handle = async (cmd: AdminCommand): Promise<unknown> => {
+    const cache = new CacheAdmin(fs, parts.data, opts.mountpoint);
+    const handle = async (cmd: AdminCommand, args: unknown): Promise<unknown> => {
       if (cmd === 'stats') return stats();
+      if (cmd === 'warmup') return cache.warmup(args);
+      if (cmd === 'evict') return cache.evict(args);
+      if (cmd === 'config') return cache.config(args);
       if (cmd === 'flush') {
         const started = Date.now();
         await flush();

@@ -15,6 +15,8 @@ import { InodeState } from './inode-state.js';
 import { sliceBlockKey } from './keys.js';
 import { sliceObjects } from './layout.js';
 import { ReadPath } from './read-path.js';
+import { CacheControl, type EvictResult, type WarmupResult } from './cache-control.js';
+import type { DiskCacheLimits } from '../diskcache/index.js';
 import { runLimited } from './run-limited.js';
 import type { ObjectStore, ObjectStoreStats } from './object-store.js';
 import type { ChunkIdAllocator, ChunkSlices, FileAttrs, Slice, SliceStore } from './types.js';
@@ -85,6 +87,7 @@ export class S3Adaptor {
   private readonly flushAgeMs: number;
   private readonly writeback: boolean;
   private readonly reads: ReadPath;
+  private readonly cacheControl: CacheControl;
   private readonly compactThreshold: number;
   private readonly blockWriteConcurrency: number;
   private memUsed = 0;
@@ -115,6 +118,7 @@ export class S3Adaptor {
     const readahead = opts.readaheadBlocks ?? 4;
     this.blocks = new BlockReader(this.store, this.disk, opts.readCacheBytes ?? 256 * 2 ** 20, Math.max(1, readahead * 2), this.log);
     this.reads = new ReadPath({ fsId: this.fsId, chunkSize: this.cs, blockSize: this.bs, readaheadBlocks: readahead, sliceStore: this.sliceStore, blocks: this.blocks });
+    this.cacheControl = new CacheControl({ fsId: this.fsId, chunkSize: this.cs, blockSize: this.bs, reads: this.reads, blocks: this.blocks, disk: this.disk, concurrency: 8 });
     this.compactor = new ChunkCompactor({
       fsId: this.fsId,
       blockSize: this.bs,
@@ -491,6 +495,25 @@ export class S3Adaptor {
 
   invalidate(ino: number): void {
     this.inodes.get(ino)?.invalidate();
+  }
+
+  // ---- cache tuning (`tierfs cache warmup|evict|config`) ----
+
+  /** Fetches the blocks of the file's first fileSize bytes into the disk cache. */
+  warmup(ino: number, fileSize: number): Promise<WarmupResult> {
+    this.checkOpen();
+    return this.cacheControl.warmup(this.inode(ino), fileSize);
+  }
+
+  /** Drops cached blocks of one inode, or of all (null); staged blocks stay. */
+  evict(ino: number | null): Promise<EvictResult> {
+    this.checkOpen();
+    return ino === null ? this.cacheControl.evictAll() : this.cacheControl.evict(this.inode(ino));
+  }
+
+  /** Reads, or changes then reads, the disk cache limits; null without a disk cache. */
+  cacheLimits(changes?: Partial<DiskCacheLimits>): DiskCacheLimits | null {
+    return this.cacheControl.limits(changes);
   }
 
   // ---- deletion, compaction, lifecycle ----

@@ -106,8 +106,25 @@ export class BlockReader {
     return data;
   }
 
+  /**
+   * Puts a block in the disk cache unless it is there (`tierfs cache warmup`). It does not
+   * go through the memory LRU, so warming a large tree does not push out what readers use.
+   */
+  async warm(key: string, size: number): Promise<'cached' | 'fetched' | 'full'> {
+    if (!this.disk) throw new TierfsError(StatusCode.NOT_SUPPORTED, 'this mount has no disk cache to warm (--cache-size 0)');
+    if (this.disk.has(key, size)) return 'cached';
+    const data = this.mem.get(key) ?? (await this.store.get(key));
+    if (data.length !== size) throw new TierfsError(StatusCode.NOT_FOUND, `object ${key} holds ${data.length} bytes, its slice says ${size}`);
+    return (await this.disk.put(key, data)) ? 'fetched' : 'full';
+  }
+
   drop(key: string): void {
     this.mem.delete(key);
+  }
+
+  /** Empties the memory cache (reads in flight finish and are not cached twice). */
+  clear(): void {
+    this.mem.clear();
   }
 
   stats(): BlockReaderStats {

@@ -131,6 +131,27 @@ export class ReadPath {
     if (failed) throw failed.reason;
   }
 
+  /**
+   * The block objects that hold the committed bytes of [0, fileSize): what a reader of the
+   * whole file would fetch (objects shadowed by newer slices or truncated away are left out).
+   */
+  async visibleObjects(st: InodeState, fileSize: number): Promise<Array<{ key: string; size: number }>> {
+    const slices = await this.loadSlices(st);
+    const out = new Map<string, number>();
+    for (const [idx, list] of slices) {
+      const base = idx * this.cs;
+      if (base >= fileSize) continue;
+      const layers = newestFirst(list).map((slice) => ({ start: slice.offset, end: slice.offset + slice.len, source: slice }));
+      for (const seg of resolveRange(0, Math.min(this.cs, fileSize - base), layers)) {
+        if (seg.source === null || seg.source.zero) continue;
+        for (const p of objectPieces(seg.source, seg.start, seg.end, this.bs)) {
+          out.set(sliceBlockKey(this.deps.fsId, st.ino, idx, this.bpc, seg.source, p.blockIndex), p.objectSize);
+        }
+      }
+    }
+    return [...out].map(([key, size]) => ({ key, size }));
+  }
+
   /** When the read continues the previous one, prefetches the next readaheadBlocks blocks. */
   private readAhead(st: InodeState, slices: ChunkSlices, start: number, end: number, fileSize: number): void {
     const sequential = start <= st.lastReadEnd && end > st.lastReadEnd;

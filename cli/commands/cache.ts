@@ -1,11 +1,14 @@
-// `tierfs cache stats|flush --mount M`: the disk cache and write path of a running mount,
-// through its admin socket. Tables for people, --json for scripts.
+// `tierfs cache stats|flush|warmup|evict|config --mount M`: the disk cache and write path of
+// a running mount, through its admin socket. Tables for people, --json for scripts, a
+// progress bar for warmup.
+import { SingleBar, Presets } from 'cli-progress';
 import Table from 'cli-table3';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { StatusCode, TierfsError } from '../../common/status.js';
 import { adminRequest } from '../../gateway/admin.js';
 import { canonicalMountpoint, readMountRecord } from '../../gateway/mount-registry.js';
 import { action } from '../errors.js';
+import { regularFilesUnder, type WalkedFile } from '../file-walk.js';
 
 function socketOf(opts: { mount?: string; adminSocket?: string }): string {
   if (opts.adminSocket) return opts.adminSocket;
@@ -41,6 +44,74 @@ function printTable(result: unknown): void {
   process.stdout.write(table.toString() + '\n');
 }
 
+interface PathResult {
+  path: string;
+  result?: { blocks: number; bytes: number; fetchedBlocks?: number; fetchedBytes?: number; skippedFull?: number };
+  error?: string;
+}
+
+/** Files per admin request: small enough for a smooth progress bar, large enough to batch. */
+const BATCH = 8;
+
+/** Sends the files in batches, showing bytes done on stderr; sums the results. */
+async function perFile(socket: string, cmd: 'warmup' | 'evict', files: WalkedFile[], progress: boolean) {
+  const total = files.reduce((s, f) => s + f.size, 0);
+  const bar = progress && process.stderr.isTTY ? new SingleBar({ format: `${cmd} [{bar}] {percentage}% | {value}/{total} MiB | {files} files`, stream: process.stderr }, Presets.shades_classic) : null;
+  bar?.start(Math.ceil(total / 2 ** 20), 0, { files: 0 });
+  const sum = { files: 0, blocks: 0, bytes: 0, fetchedBlocks: 0, fetchedBytes: 0, skippedFull: 0, errors: 0 };
+  const errors: string[] = [];
+  let doneBytes = 0;
+  for (let i = 0; i < files.length; i += BATCH) {
+    const batch = files.slice(i, i + BATCH);
+    const answer = (await adminRequest(socket, cmd, 3_600_000, { paths: batch.map((f) => f.path) })) as PathResult[] | { files: PathResult[] };
+    for (const r of Array.isArray(answer) ? answer : answer.files) {
+      if (r.error !== undefined || !r.result) {
+        sum.errors++;
+        errors.push(`${r.path}: ${r.error ?? 'no result'}`);
+        continue;
+      }
+      sum.files++;
+      sum.blocks += r.result.blocks;
+      sum.bytes += r.result.bytes;
+      sum.fetchedBlocks += r.result.fetchedBlocks ?? 0;
+      sum.fetchedBytes += r.result.fetchedBytes ?? 0;
+      sum.skippedFull += r.result.skippedFull ?? 0;
+    }
+    doneBytes += batch.reduce((s, f) => s + f.size, 0);
+    bar?.update(Math.ceil(doneBytes / 2 ** 20), { files: Math.min(files.length, i + BATCH) });
+  }
+  bar?.stop();
+  return { sum, errors };
+}
+
+function report(result: { sum: Record<string, number>; errors: string[] }, json: boolean | undefined): void {
+  if (json) process.stdout.write(JSON.stringify(result) + '\n');
+  else printTable(result.sum);
+  for (const e of result.errors.slice(0, 20)) process.stderr.write(`tierfs: ${e}\n`);
+  if (result.errors.length > 20) process.stderr.write(`tierfs: ... and ${result.errors.length - 20} more\n`);
+  if (result.errors.length > 0) process.exitCode = 1;
+}
+
+function positiveNumber(flag: string, max = Number.MAX_SAFE_INTEGER): (v: string) => number {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0 || n > max) throw new InvalidArgumentError(`${flag} must be a number in (0, ${max}]`);
+    return n;
+  };
+}
+
+interface ConfigOpts {
+  mount?: string;
+  adminSocket?: string;
+  json?: boolean;
+  capacity?: number;
+  maxFiles?: number;
+  stageWatermark?: number;
+  trimHigh?: number;
+  trimLow?: number;
+  uploadConcurrency?: number;
+}
+
 export function register(program: Command): void {
   const cache = program.command('cache').description('disk cache and write path of a running mount');
   const common = (c: Command) =>
@@ -59,4 +130,47 @@ export function register(program: Command): void {
       else printTable(result);
     }),
   );
+  common(cache.command('warmup').description('fetch the blocks of files (directories: everything under them) into the disk cache').argument('<paths...>', 'files or directories on the mount'))
+    .option('--no-progress', 'no progress bar')
+    .action(
+      action(async (paths: string[], opts: { mount?: string; adminSocket?: string; json?: boolean; progress: boolean }) => {
+        const socket = socketOf(opts);
+        report(await perFile(socket, 'warmup', await regularFilesUnder(paths), opts.progress && !opts.json), opts.json);
+      }),
+    );
+  common(cache.command('evict').description('drop cached blocks of files (or of everything, without paths); blocks not yet in S3 stay').argument('[paths...]', 'files or directories on the mount'))
+    .option('--no-progress', 'no progress bar')
+    .action(
+      action(async (paths: string[], opts: { mount?: string; adminSocket?: string; json?: boolean; progress: boolean }) => {
+        const socket = socketOf(opts);
+        if (paths.length === 0) {
+          const { all } = (await adminRequest(socket, 'evict', 600_000, {})) as { all: { blocks: number; bytes: number } };
+          report({ sum: all, errors: [] }, opts.json);
+          return;
+        }
+        report(await perFile(socket, 'evict', await regularFilesUnder(paths), opts.progress && !opts.json), opts.json);
+      }),
+    );
+  common(cache.command('config').description('show the disk cache limits, or change them on the running mount'))
+    .option('--capacity <MiB>', 'byte cap of the cache', positiveNumber('--capacity'))
+    .option('--max-files <n>', 'file-count cap', positiveNumber('--max-files'))
+    .option('--stage-watermark <fraction>', 'stop staging writes above this usage (0..1]', positiveNumber('--stage-watermark', 1))
+    .option('--trim-high <fraction>', 'start trimming read blocks above this usage', positiveNumber('--trim-high', 1))
+    .option('--trim-low <fraction>', 'trim down to this usage', positiveNumber('--trim-low', 1))
+    .option('--upload-concurrency <n>', 'uploads to S3 in flight', positiveNumber('--upload-concurrency', 256))
+    .action(
+      action(async (opts: ConfigOpts) => {
+        const changes = {
+          ...(opts.capacity !== undefined ? { capacityBytes: Math.floor(opts.capacity * 2 ** 20) } : {}),
+          ...(opts.maxFiles !== undefined ? { maxFiles: Math.floor(opts.maxFiles) } : {}),
+          ...(opts.stageWatermark !== undefined ? { stageWatermark: opts.stageWatermark } : {}),
+          ...(opts.trimHigh !== undefined ? { trimHighWatermark: opts.trimHigh } : {}),
+          ...(opts.trimLow !== undefined ? { trimLowWatermark: opts.trimLow } : {}),
+          ...(opts.uploadConcurrency !== undefined ? { uploadConcurrency: Math.floor(opts.uploadConcurrency) } : {}),
+        };
+        const limits = await adminRequest(socketOf(opts), 'config', 30_000, changes);
+        if (opts.json) process.stdout.write(JSON.stringify(limits) + '\n');
+        else printTable(limits);
+      }),
+    );
 }

@@ -165,3 +165,35 @@ test('with S3 stopped mid-write, writes keep staging, nothing is lost, uploads r
     await cache.close();
   }
 });
+
+test('evict drops cached blocks but never a staged one; limits change at runtime, checked as a whole', async () => {
+  const down = { put: async (): Promise<void> => { throw new Error('S3 down'); } };
+  const cache = await DiskCache.open({ dir: join(tmp.path, 'tune'), capacityBytes: 1024 * 1024, store: down, retryBaseMs: 50, retryMaxMs: 100 });
+  try {
+    const block = Buffer.alloc(64 * 1024, 3);
+    assert.equal(await cache.put('cached1', block), true);
+    assert.equal(await cache.put('cached2', block), true);
+    assert.equal(await cache.stage('staged1', block), true);
+    assert.equal(await cache.evict('staged1'), 0, 'a staged block is the only copy: never evicted');
+    assert.equal(await cache.evict('cached1'), block.length);
+    assert.equal(await cache.evict('cached1'), 0);
+    assert.deepEqual(await cache.evictAll(), { blocks: 1, bytes: block.length });
+    assert.ok(cache.has('staged1', block.length));
+    assert.deepEqual(files(cache.readDir), ['staged1']);
+
+    const before = cache.limits();
+    assert.throws(() => cache.configure({ trimLowWatermark: 0.8 }), /watermarks must satisfy/);
+    assert.throws(() => cache.configure({ uploadConcurrency: 0 }), /upload concurrency 0/);
+    assert.deepEqual(cache.limits(), before, 'a refused change changes nothing');
+    for (let i = 0; i < 6; i++) assert.equal(await cache.put(`r${i}`, block), true);
+    // 7 blocks of 64 KiB in 512 KiB: 0.875, above the new high watermark 0.7, trimmed to 0.35
+    // of it; the staged block stays.
+    assert.equal(cache.configure({ capacityBytes: 512 * 1024, uploadConcurrency: 2 }).capacityBytes, 512 * 1024);
+    await cache.trimNow();
+    assert.ok(cache.stats().usage <= 0.35, `trimmed after lowering the capacity (usage ${cache.stats().usage})`);
+    assert.ok(cache.has('staged1', block.length));
+    assert.equal(cache.canStage(block.length), true);
+  } finally {
+    await cache.close();
+  }
+});

@@ -5,7 +5,9 @@ import { S3Adaptor, type S3AdaptorOptions } from '../../s3adaptor/adaptor.js';
 import { MemoryChunkIdAllocator, MemorySliceStore } from '../../s3adaptor/memory-slice-store.js';
 import { listAll, type ObjectStore } from '../../s3adaptor/object-store.js';
 import { parseBlockKey } from '../../s3adaptor/keys.js';
+import { DiskCache } from '../../diskcache/index.js';
 import { startS3, type TestS3 } from '../support/s3.js';
+import { tempDir } from '../support/tmp.js';
 import { storeFor, waitFor } from './fixture.js';
 
 const KiB = 1024;
@@ -131,5 +133,37 @@ test('writers wait when the memory budget is used up; concurrent reads of a bloc
     await other.close();
   } finally {
     await a.close();
+  }
+});
+
+test('warmup fetches the visible blocks into the disk cache (not shadowed ones); reads then skip S3; evict drops them', async () => {
+  const dir = tempDir('tierfs-warmup-');
+  const slices = new MemorySliceStore();
+  const writer = adaptor(slices);
+  const disk = await DiskCache.open({ dir: dir.path, capacityBytes: 64 * 2 ** 20, store, fsync: false });
+  const reader = adaptor(slices, { diskCache: disk });
+  try {
+    // 40 KiB = blocks 0,1 full + 8 KiB of block 2; then block 0 rewritten whole: its first
+    // object is shadowed, so 3 objects hold the file's bytes.
+    await writer.write(8, 0, Buffer.alloc(40 * KiB, 1));
+    await writer.flush(8);
+    await writer.write(8, 0, Buffer.alloc(16 * KiB, 2));
+    await writer.flush(8);
+    const first = await reader.warmup(8, 40 * KiB);
+    assert.deepEqual(first, { blocks: 3, bytes: 40 * KiB, fetchedBlocks: 3, fetchedBytes: 40 * KiB, skippedFull: 0 });
+    assert.equal((await reader.warmup(8, 40 * KiB)).fetchedBlocks, 0, 'already cached');
+    const before = reader.stats().read.s3Fetches;
+    const got = await reader.read(8, 0, 40 * KiB, 40 * KiB);
+    assert.ok(got.subarray(0, 16 * KiB).every((b) => b === 2) && got.subarray(16 * KiB).every((b) => b === 1));
+    assert.equal(reader.stats().read.s3Fetches, before, 'every block came from the disk cache');
+    assert.deepEqual(await reader.evict(8), { blocks: 3, bytes: 40 * KiB });
+    await reader.read(8, 0, 40 * KiB, 40 * KiB);
+    assert.equal(reader.stats().read.s3Fetches, before + 3, 'evicted blocks come from S3 again');
+    assert.equal((await adaptor(slices).warmup(8, 40 * KiB).catch((e: Error) => e)) instanceof Error, true, 'no disk cache: warmup refuses');
+  } finally {
+    await reader.close();
+    await writer.close();
+    await disk.close();
+    dir.remove();
   }
 });

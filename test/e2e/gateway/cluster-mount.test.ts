@@ -86,6 +86,40 @@ describe('tierfs mount over a real cluster (MDS, 3 metaservers, s3rver)', () => 
     }
   });
 
+  test('cache evict, warmup and config tune the running mount', async () => {
+    type Sum = { sum: { files: number; blocks: number; bytes: number; fetchedBlocks: number; errors: number }; errors: string[] };
+    const json = <T>(args: string[]): T => {
+      const r = cli([...args, '--mount', mountpoint, '--json']);
+      assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
+      return JSON.parse(r.stdout) as T;
+    };
+    type Stats = { data: { read: { s3Fetches: number }; disk: { files: number; stagedBlocks: number; capacityBytes: number } } };
+    json<Sum>(['cache', 'evict']);
+    const emptied = json<Stats>(['cache', 'stats']).data.disk;
+    assert.equal(emptied.files - emptied.stagedBlocks, 0, 'evict without paths drops every cached block');
+
+    const warmed = json<Sum>(['cache', 'warmup', mountpoint]);
+    assert.deepEqual([warmed.sum.files, warmed.sum.blocks, warmed.sum.bytes, warmed.sum.fetchedBlocks], [1, 3, 3 << 20, 3], 'the 3 MiB file: three 1 MiB blocks fetched');
+    assert.equal(json<Sum>(['cache', 'warmup', join(mountpoint, 'big')]).sum.fetchedBlocks, 0, 'a second warmup finds them cached');
+    const fetchesBefore = json<Stats>(['cache', 'stats']).data.read.s3Fetches;
+    assert.ok(readFileSync(join(mountpoint, 'big')).equals(Buffer.alloc(3 << 20, 7)));
+    assert.equal(json<Stats>(['cache', 'stats']).data.read.s3Fetches, fetchesBefore, 'a warmed file is read without S3');
+    assert.equal(json<{ sum: { blocks: number } }>(['cache', 'evict', join(mountpoint, 'big')]).sum.blocks, 3);
+
+    const outside = cli(['cache', 'warmup', tmp.path, '--mount', mountpoint, '--no-progress']);
+    assert.equal(outside.status, 1);
+    assert.match(outside.stderr, /is not under the mount/);
+
+    const changed = json<{ capacityBytes: number; uploadConcurrency: number }>(['cache', 'config', '--capacity', '256', '--upload-concurrency', '2']);
+    assert.deepEqual([changed.capacityBytes, changed.uploadConcurrency], [256 << 20, 2]);
+    assert.equal(json<Stats>(['cache', 'stats']).data.disk.capacityBytes, 256 << 20);
+    const bad = cli(['cache', 'config', '--trim-low', '0.9', '--mount', mountpoint]);
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /INVALID_ARGUMENT: disk cache: watermarks must satisfy/);
+    assert.equal(json<{ trimLowWatermark: number }>(['cache', 'config']).trimLowWatermark, 0.35, 'a refused change changes nothing');
+    json(['cache', 'config', '--capacity', '512']);
+  });
+
   test('cache stats and flush answer; umount flushes, deregisters and unmounts', async () => {
     const stats = cli(['cache', 'stats', '--mount', mountpoint, '--json']);
     assert.equal(stats.status, 0, stats.stderr);

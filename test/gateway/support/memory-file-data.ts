@@ -2,6 +2,7 @@
 // write it saw, so a test can prove the kernel sends big writes through the mount.
 import type { FileData } from '../../../gateway/file-data.js';
 import type { SliceRecord } from '../../../metaserver/meta-client.js';
+import type { EvictResult, WarmupResult } from '../../../s3adaptor/cache-control.js';
 
 export class MemoryFileData implements FileData {
   /** Contents with spare capacity (doubling), so sequential writes are not quadratic. */
@@ -37,6 +38,19 @@ export class MemoryFileData implements FileData {
     const buf = this.content(ino);
     if (offset < buf.length) buf.copy(out, 0, offset, Math.min(end, buf.length));
     return out;
+  }
+
+  /** Everything is in memory: nothing to warm or evict, no disk cache limits. */
+  async warmup(ino: number, fileSize: number): Promise<WarmupResult> {
+    return { blocks: 0, bytes: Math.min(fileSize, this.content(ino).length), fetchedBlocks: 0, fetchedBytes: 0, skippedFull: 0 };
+  }
+
+  async evict(): Promise<EvictResult> {
+    return { blocks: 0, bytes: 0 };
+  }
+
+  cacheLimits(): null {
+    return null;
   }
 
   async readInto(ino: number, offset: number, target: Buffer, fileSize: number): Promise<number> {
