@@ -119,6 +119,21 @@ class LocalDisk {
   }
 }
 
+/** Rounds of each read case; baseline and adaptor alternate, and the best of each counts. */
+const READ_ROUNDS = 3;
+
+/**
+ * Runs baseline and adaptor in turns and keeps the best rate of each: reads take a second or
+ * less, so one burst of other load on a 2-core machine would otherwise decide the ratio.
+ */
+async function bestOf(rounds: number, baseline: () => Promise<number>, ours: () => Promise<number>): Promise<{ baseline: number; ours: number }> {
+  let best = { baseline: 0, ours: 0 };
+  for (let i = 0; i < rounds; i++) {
+    best = { baseline: Math.max(best.baseline, await baseline()), ours: Math.max(best.ours, await ours()) };
+  }
+  return best;
+}
+
 async function rawS3(store: ObjectStore, size: number, block: Buffer, concurrency: number): Promise<{ put: number; get: number }> {
   const n = size / block.length;
   const q = new PQueue({ concurrency });
@@ -185,15 +200,21 @@ export async function runS3adaptorBench(opts: S3adaptorBenchOptions = {}): Promi
     await writer.close();
 
     const warm = new S3Adaptor({ ...base, diskCache: cache });
-    const localRead = await local.read();
-    emit('seq-read-warm', await seqRead(warm, ino, size, block), 'local-disk', localRead);
+    const warmRead = await bestOf(READ_ROUNDS, () => local.read(), () => seqRead(warm, ino, size, block));
+    emit('seq-read-warm', warmRead.ours, 'local-disk', warmRead.baseline);
     const ops = 20_000;
-    const localRand = await local.rand4k(ops);
     const small = Buffer.allocUnsafe(4096);
-    const rsecs = await timed(async () => {
-      for (let i = 0; i < ops; i++) await warm.readInto(ino, Math.floor(Math.random() * (size / 4096)) * 4096, small, size);
-    });
-    emit('rand-read-4k-warm', (ops * 4096) / MiB / rsecs, 'local-disk', localRand);
+    const randRead = await bestOf(
+      READ_ROUNDS,
+      () => local.rand4k(ops),
+      async () => {
+        const secs = await timed(async () => {
+          for (let i = 0; i < ops; i++) await warm.readInto(ino, Math.floor(Math.random() * (size / 4096)) * 4096, small, size);
+        });
+        return (ops * 4096) / MiB / secs;
+      },
+    );
+    emit('rand-read-4k-warm', randRead.ours, 'local-disk', randRead.baseline);
     await warm.close();
 
     const cold = new S3Adaptor({ ...base, diskCache: null, readaheadBlocks: 8 });
