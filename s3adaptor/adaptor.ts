@@ -13,7 +13,7 @@ import { ChunkIdBatch } from './chunk-ids.js';
 import { ChunkCompactor, sliceKeys } from './compaction.js';
 import { InodeState } from './inode-state.js';
 import { sliceBlockKey } from './keys.js';
-import { sliceObjects } from './layout.js';
+import { shadowedSlices, sliceObjects } from './layout.js';
 import { ReadPath } from './read-path.js';
 import { CacheControl, type EvictResult, type WarmupResult } from './cache-control.js';
 import type { DiskCacheLimits } from '../diskcache/index.js';
@@ -61,6 +61,8 @@ export interface S3AdaptorStats {
   directPuts: number;
   compactions: number;
   compactionConflicts: number;
+  /** Slices dropped because newer ones cover every byte of them (rewrites, truncates). */
+  droppedShadowedSlices: number;
   read: BlockReaderStats;
   disk: DiskCacheStats | null;
   s3: ObjectStoreStats;
@@ -361,7 +363,7 @@ export class S3Adaptor {
   }
 
   private maybeCompact(st: InodeState, idxs: number[]): void {
-    if (this.compactThreshold <= 0 || this.closed) return;
+    if (this.closed) return;
     if (!st.slices) {
       // Slice counts are known only with the slices cached: load them once, then check.
       this.reads.loadSlices(st).then(
@@ -370,7 +372,10 @@ export class S3Adaptor {
       );
       return;
     }
-    for (const idx of idxs) if ((st.slices.get(idx)?.length ?? 0) > this.compactThreshold) this.compactor.schedule(st.ino, idx);
+    for (const idx of idxs) {
+      const list = st.slices.get(idx) ?? [];
+      if ((this.compactThreshold > 0 && list.length > this.compactThreshold) || shadowedSlices(list).length > 0) this.compactor.schedule(st.ino, idx);
+    }
   }
 
   /** Waits for every flush of the inode issued so far (after starting one for its dirty data). */
@@ -551,6 +556,7 @@ export class S3Adaptor {
       ...this.counts,
       compactions: this.compactor.counts.compactions,
       compactionConflicts: this.compactor.counts.conflicts,
+      droppedShadowedSlices: this.compactor.counts.droppedSlices,
       read: this.blocks.stats(),
       disk: this.disk?.stats() ?? null,
       s3: this.store.stats(),

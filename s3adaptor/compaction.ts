@@ -9,7 +9,7 @@ import { StatusCode, TierfsError } from '../common/status.js';
 import type { DiskCache } from '../diskcache/index.js';
 import type { BlockReader } from './block-reader.js';
 import { sliceBlockKey } from './keys.js';
-import { newestFirst, objectPieces, resolveRange, sliceObjects } from './layout.js';
+import { newestFirst, objectPieces, resolveRange, shadowedSlices, sliceObjects } from './layout.js';
 import type { ObjectStore } from './object-store.js';
 import type { Slice, SliceStore } from './types.js';
 
@@ -43,11 +43,14 @@ export function sliceKeys(fsId: number, ino: number, chunkIndex: number, slice: 
 export class ChunkCompactor {
   private readonly queue = new PQueue({ concurrency: 1 });
   private readonly scheduled = new Set<string>();
-  readonly counts = { compactions: 0, conflicts: 0, failures: 0 };
+  readonly counts = { compactions: 0, conflicts: 0, failures: 0, droppedSlices: 0 };
 
   constructor(private readonly deps: CompactorDeps) {}
 
-  /** Queues a compaction of one chunk (deduplicated); failures are logged, never thrown. */
+  /**
+   * Queues a clean-up of one chunk (deduplicated): shadowed slices dropped, then a compaction
+   * if still fragmented. Failures are logged, never thrown.
+   */
   schedule(ino: number, chunkIndex: number): void {
     const id = `${ino}:${chunkIndex}`;
     if (this.scheduled.has(id)) return;
@@ -55,7 +58,8 @@ export class ChunkCompactor {
     void this.queue.add(async () => {
       this.scheduled.delete(id);
       try {
-        await this.compact(ino, chunkIndex);
+        await this.dropShadowed(ino, chunkIndex);
+        if (this.deps.threshold > 0) await this.compact(ino, chunkIndex);
       } catch (err) {
         this.counts.failures++;
         this.deps.logger.warn({ ino, chunkIndex, err: err instanceof Error ? err.message : String(err) }, 'compaction failed; will retry on a later flush');
@@ -70,6 +74,38 @@ export class ChunkCompactor {
   clear(): void {
     this.queue.clear();
     this.scheduled.clear();
+  }
+
+  /**
+   * Removes the chunk's shadowed slices (a file rewritten or truncated keeps its old slices
+   * otherwise, and their objects, until a compaction) and deletes their objects; the swap is
+   * the commit point, as in a compaction. Returns how many slices went.
+   */
+  async dropShadowed(ino: number, chunkIndex: number): Promise<number> {
+    const { sliceStore } = this.deps;
+    const dead = shadowedSlices((await sliceStore.getSlices(ino)).get(chunkIndex) ?? []);
+    if (dead.length === 0) return 0;
+    try {
+      await sliceStore.replaceSlices(ino, chunkIndex, dead, []);
+    } catch (err) {
+      if (!(err instanceof TierfsError && err.code === StatusCode.TX_CONFLICT)) throw err;
+      this.counts.conflicts++; // a concurrent compaction took them: the next flush looks again
+      return 0;
+    }
+    this.counts.droppedSlices += dead.length;
+    this.deps.onSwapped(ino);
+    await this.deleteObjects(ino, chunkIndex, dead);
+    return dead.length;
+  }
+
+  private async deleteObjects(ino: number, chunkIndex: number, slices: Slice[]): Promise<void> {
+    const { fsId, blockSize, chunkSize, store } = this.deps;
+    const keys = slices.flatMap((s) => sliceKeys(fsId, ino, chunkIndex, s, blockSize, chunkSize));
+    for (const key of keys) {
+      this.deps.blocks.drop(key);
+      await this.deps.disk?.remove(key);
+    }
+    await store.deleteMany(keys);
   }
 
   /** Compacts the chunk when it holds more slices than the threshold (force: any count >= 2). */
@@ -116,12 +152,7 @@ export class ChunkCompactor {
     }
     this.counts.compactions++;
     this.deps.onSwapped(ino);
-    const oldKeys = set.flatMap((s) => sliceKeys(fsId, ino, chunkIndex, s, blockSize, chunkSize));
-    for (const key of oldKeys) {
-      this.deps.blocks.drop(key);
-      await this.deps.disk?.remove(key);
-    }
-    await store.deleteMany(oldKeys);
+    await this.deleteObjects(ino, chunkIndex, set);
     return 'compacted';
   }
 }

@@ -46,6 +46,23 @@ export function newestFirst(slices: readonly Slice[]): Slice[] {
   return [...slices].sort((a, b) => b.chunkId - a.chunkId || b.compaction - a.compaction);
 }
 
+/**
+ * Slices no byte reads from: every byte they cover is covered by a newer slice. Dropping them
+ * changes no read, now or after any later commit (a later slice meets the same newer ones),
+ * so they can go without rewriting anything; their objects are garbage.
+ */
+export function shadowedSlices(slices: readonly Slice[]): Slice[] {
+  if (slices.length < 2) return [];
+  const newest = newestFirst(slices);
+  const lo = Math.min(...slices.map((s) => s.offset));
+  const hi = Math.max(...slices.map((s) => s.offset + s.len));
+  const visible = new Set<Slice>();
+  for (const seg of resolveRange(lo, hi, newest.map((s) => ({ start: s.offset, end: s.offset + s.len, source: s })))) {
+    if (seg.source) visible.add(seg.source);
+  }
+  return slices.filter((s) => !visible.has(s));
+}
+
 export interface BlockObject {
   blockIndex: number;
   /** Chunk offset of the object's first byte. */

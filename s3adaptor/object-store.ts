@@ -28,6 +28,8 @@ import { counter, histogram } from '../diskcache/metrics-util.js';
 export interface ObjectInfo {
   key: string;
   size: number;
+  /** From listings (S3 LastModified), when the server gave it. */
+  lastModifiedMs?: number;
 }
 
 export interface ListPage {
@@ -335,7 +337,11 @@ export class S3ObjectStore implements ObjectStore {
         { abortSignal },
       ),
     );
-    const objects = (res.Contents ?? []).map((o) => ({ key: (o.Key ?? '').slice(this.prefix.length), size: o.Size ?? 0 }));
+    const objects = (res.Contents ?? []).map((o) => ({
+      key: (o.Key ?? '').slice(this.prefix.length),
+      size: o.Size ?? 0,
+      ...(o.LastModified ? { lastModifiedMs: o.LastModified.getTime() } : {}),
+    }));
     const last = objects.at(-1)?.key;
     return { objects, nextMarker: res.IsTruncated && last !== undefined ? last : null };
   }

@@ -8,6 +8,7 @@ import { register as benchSuiteCommand } from './bench-suite.js';
 import { register as cacheCommand } from './cache.js';
 import { register as downCommand } from './down.js';
 import { register as fsCommand } from './fs.js';
+import { register as fsckCommand } from './fsck.js';
 import { register as mdsCommand } from './mds.js';
 import { register as metaserverCommand } from './metaserver.js';
 import { register as mountCommand } from './mount.js';
@@ -25,6 +26,7 @@ export const commands: Array<(program: Command) => void> = [
   cacheCommand,
   downCommand,
   fsCommand,
+  fsckCommand,
   mdsCommand,
   metaserverCommand,
   mountCommand,

@@ -167,3 +167,27 @@ test('warmup fetches the visible blocks into the disk cache (not shadowed ones);
     dir.remove();
   }
 });
+
+test('a truncated and rewritten file drops its shadowed slices and their objects', async () => {
+  const slices = new MemorySliceStore();
+  const a = adaptor(slices);
+  try {
+    const size = 100 * KiB; // 2 chunks, 7 objects
+    await a.write(12, 0, Buffer.alloc(size, 1));
+    await a.flush(12);
+    assert.equal((await keysOf(12)).length, 7);
+    await a.truncate(12, size, 0); // O_TRUNC
+    await a.write(12, 0, Buffer.alloc(size, 2));
+    await a.flush(12);
+    await waitFor('old objects deleted', async () => (await keysOf(12)).length === 7);
+    const left = [...(await slices.getSlices(12)).values()].flat();
+    // Chunk 1 keeps its truncate mask past the new 36 KiB (it still covers bytes; it has no objects).
+    assert.deepEqual(left.map((sl) => [sl.zero, sl.len]).sort(), [[false, 36 * KiB], [false, 64 * KiB], [true, 64 * KiB]], JSON.stringify(left));
+    assert.equal(a.stats().droppedShadowedSlices, 3, 'the old data slices of both chunks and the mask of chunk 0');
+    const fresh = adaptor(slices);
+    assert.ok((await fresh.read(12, 0, size, size)).equals(Buffer.alloc(size, 2)));
+    await fresh.close();
+  } finally {
+    await a.close();
+  }
+});

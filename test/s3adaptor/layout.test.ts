@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { blockKey, parseBlockKey } from '../../s3adaptor/keys.js';
-import { newestFirst, objectPieces, resolveRange, sliceObjects } from '../../s3adaptor/layout.js';
+import { newestFirst, objectPieces, resolveRange, shadowedSlices, sliceObjects } from '../../s3adaptor/layout.js';
 import { ChunkIdBatch } from '../../s3adaptor/chunk-ids.js';
 import { MemoryChunkIdAllocator } from '../../s3adaptor/memory-slice-store.js';
 import type { Slice } from '../../s3adaptor/types.js';
@@ -60,4 +60,18 @@ test('chunk id reservations are served in call order across batch refills', asyn
   assert.ok(cIds[0]! > bIds.at(-1)!);
   assert.ok(bIds[0]! > 101);
   assert.equal(alloc.calls, 3);
+});
+
+test('shadowedSlices: slices every byte of which a newer slice covers, zero slices included', () => {
+  const s = (chunkId: number, offset: number, len: number, zero = false, compaction = 0): Slice => ({ chunkId, compaction, offset, len, size: zero ? 0 : len, zero });
+  const old = s(1, 0, 100);
+  const partly = s(2, 50, 100);
+  const mask = s(3, 0, 120, true);
+  const fresh = s(4, 0, 120);
+  assert.deepEqual(shadowedSlices([old]), []);
+  assert.deepEqual(shadowedSlices([old, partly]), [], 'each still serves some bytes');
+  assert.deepEqual(shadowedSlices([old, partly, mask]), [old], 'partly still serves 120..150');
+  assert.deepEqual(shadowedSlices([old, partly, mask, fresh]), [old, mask], 'a rewrite shadows the truncate mask too');
+  const compacted = s(2, 0, 150, false, 1);
+  assert.deepEqual(shadowedSlices([partly, compacted]), [partly], 'same chunk id: the higher compaction is newer');
 });
