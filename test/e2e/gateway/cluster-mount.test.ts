@@ -8,7 +8,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { S3Client, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { S3Client, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { blockKey } from '../../../s3adaptor/keys.js';
 import { MdsClient } from '../../../mds/client.js';
 import { startMetaProc, type MetaProc } from '../../metaserver/cluster-support.js';
 import { cliPath, spawnDaemon, type Spawned } from '../../support/process.js';
@@ -84,6 +85,32 @@ describe('tierfs mount over a real cluster (MDS, 3 metaservers, s3rver)', () => 
     } finally {
       s3c.destroy();
     }
+  });
+
+  test('fsck finds nothing wrong, then deletes an old leaked object', async () => {
+    const fsck = (extra: string[]) => {
+      const r = cli(['fsck', '--mds', mds!.info.address, '--fs', 'gwfs', '--json', ...extra]);
+      assert.equal(r.status, 0, r.stderr);
+      return JSON.parse(r.stdout) as { files: number; brokenFiles: number; leakedObjects: number; deletedObjects: number; referencedObjects: number };
+    };
+    const clean = fsck([]);
+    assert.ok(clean.files >= 1 && clean.referencedObjects >= 3, JSON.stringify(clean));
+    assert.deepEqual([clean.brokenFiles, clean.leakedObjects], [0, 0]);
+    // An object of an inode that does not exist: what a gateway dying between upload and commit leaves.
+    const fsId = (await client!.getFsInfo('gwfs')).fs_id;
+    const s3c = new S3Client({
+      endpoint: s3!.endpoint, region: 'us-east-1', forcePathStyle: true,
+      credentials: { accessKeyId: s3!.accessKeyId, secretAccessKey: s3!.secretAccessKey },
+    });
+    try {
+      await s3c.send(new PutObjectCommand({ Bucket: s3!.bucket, Key: `gwfs/${blockKey(fsId, 999_999, 1, 0, 0)}`, Body: Buffer.from('orphan') }));
+    } finally {
+      s3c.destroy();
+    }
+    assert.equal(fsck([]).leakedObjects, 0, 'too young to be called leaked under the default --min-age');
+    const swept = fsck(['--min-age', '0', '--delete-leaked']);
+    assert.deepEqual([swept.leakedObjects, swept.deletedObjects, swept.brokenFiles], [1, 1, 0]);
+    assert.equal(fsck(['--min-age', '0']).leakedObjects, 0);
   });
 
   test('cache evict, warmup and config tune the running mount', async () => {
