@@ -105,6 +105,12 @@ function checkLimits(l: DiskCacheLimits): void {
 }
 
 const TEMP_PREFIX = '.tmp-';
+
+/** Errors of the cache's own disk that the cache survives by not caching. */
+function isLocalDiskFailure(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT' || code === 'EIO' || code === 'EROFS';
+}
 const isTemp = (name: string) => name.startsWith(TEMP_PREFIX);
 
 export class DiskCache {
@@ -216,6 +222,17 @@ export class DiskCache {
     return !this.closed && this.usage(size, 1).max < this.opts.stageWatermark;
   }
 
+  /**
+   * Until the next free-space sample the disk counts as full: no staging, no read-cache
+   * admission, and trimming starts, which is what frees room on a disk we share.
+   */
+  private diskFull(err: unknown): void {
+    this.diskFreeBytes = 0;
+    this.log.warn({ dir: this.opts.dir, err: (err as Error).message }, 'disk cache: the disk is full or failing; blocks go straight to S3');
+    this.maybeTrim();
+    this.refreshGauges();
+  }
+
   // ---- staging and upload ----
 
   /**
@@ -229,11 +246,21 @@ export class DiskCache {
       return false;
     }
     const tmp = join(this.writeDir, `${TEMP_PREFIX}${process.pid}-${this.tempSeq++}`);
-    await writeFileSynced(tmp, data, this.opts.fsync);
-    await rename(tmp, join(this.writeDir, key));
-    this.forget(key); // a re-staged key replaces what read/ held
-    await unlinkQuiet(join(this.readDir, key));
-    await link(join(this.writeDir, key), join(this.readDir, key));
+    try {
+      await writeFileSynced(tmp, data, this.opts.fsync);
+      await rename(tmp, join(this.writeDir, key));
+      this.forget(key); // a re-staged key replaces what read/ held
+      await unlinkQuiet(join(this.readDir, key));
+      await link(join(this.writeDir, key), join(this.readDir, key));
+    } catch (err) {
+      if (!isLocalDiskFailure(err)) throw err;
+      // The disk filled up between free-space samples, or is failing: nothing of this block
+      // stays staged, and the caller writes it straight to S3.
+      await unlinkQuiet(tmp).catch(() => {});
+      await unlinkQuiet(join(this.writeDir, key)).catch(() => {});
+      this.diskFull(err);
+      return false;
+    }
     this.usedBytes += data.length;
     this.files++;
     this.addStaged(key, data.length, Date.now());
@@ -390,12 +417,19 @@ export class DiskCache {
       if (this.usage(data.length, 1).max >= this.opts.stageWatermark) return false;
     }
     const tmp = join(this.readDir, `${TEMP_PREFIX}${process.pid}-${this.tempSeq++}`);
-    await writeFileSynced(tmp, data, false);
-    if (this.cached.has(key) || this.staged.has(key)) {
-      await unlinkQuiet(tmp);
-      return true;
+    try {
+      await writeFileSynced(tmp, data, false);
+      if (this.cached.has(key) || this.staged.has(key)) {
+        await unlinkQuiet(tmp);
+        return true;
+      }
+      await rename(tmp, join(this.readDir, key));
+    } catch (err) {
+      if (!isLocalDiskFailure(err)) throw err;
+      await unlinkQuiet(tmp).catch(() => {});
+      this.diskFull(err);
+      return false;
     }
-    await rename(tmp, join(this.readDir, key));
     this.cached.set(key, data.length);
     this.usedBytes += data.length;
     this.files++;

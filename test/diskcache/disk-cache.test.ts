@@ -1,7 +1,8 @@
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { existsSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { Registry } from 'prom-client';
 import { DiskCache } from '../../diskcache/index.js';
 import { S3Adaptor } from '../../s3adaptor/adaptor.js';
@@ -195,5 +196,35 @@ test('evict drops cached blocks but never a staged one; limits change at runtime
     assert.equal(cache.canStage(block.length), true);
   } finally {
     await cache.close();
+  }
+});
+
+test('a disk that fills up between samples: staging answers false (the caller goes to S3), nothing half-written stays', async (t) => {
+  const dir = join(tmp.path, 'tiny');
+  mkdirSync(dir);
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', dir]);
+  } catch {
+    t.skip('cannot mount a tmpfs here (needs root)');
+    return;
+  }
+  const cache = await DiskCache.open({ dir, capacityBytes: 2 ** 30, store, checkIntervalMs: 3_600_000 });
+  try {
+    const block = Buffer.alloc(64 * 1024, 5);
+    assert.equal(await cache.stage('fits', block), true);
+    await cache.flush();
+    writeFileSync(join(dir, 'filler'), Buffer.alloc(512 * 1024 - 3 * 64 * 1024)); // only 1-2 blocks of room now
+    let staged = 0;
+    for (let i = 0; i < 6; i++) if (await cache.stage(`b${i}`, block)) staged++;
+    assert.ok(staged < 6, 'the disk ran out');
+    assert.equal(cache.canStage(block.length), false, 'counted as full until the next sample');
+    assert.deepEqual(readdirSync(cache.writeDir).filter((n) => n.startsWith('.')), [], 'no temp file left behind');
+    assert.equal(files(cache.writeDir).length, cache.stats().stagedBlocks, 'write/ holds exactly the staged blocks');
+    assert.equal(await cache.put('readcache', block), false, 'read-cache admission refuses too');
+    await cache.flush();
+    for (let i = 0; i < staged; i++) assert.deepEqual(await store.get(`b${i}`), block);
+  } finally {
+    await cache.close();
+    execFileSync('umount', [dir]);
   }
 });
