@@ -65,7 +65,14 @@ export function fuseMountArgs(opts: FuseMountOptions): string[] {
   ];
 }
 
-export function fuseOps(fs: TierFileSystem, log: Logger = silentLogger): FuseOps {
+/** How much earlier than fuse-native's own op timeout a read answers EIO by itself. */
+const READ_DEADLINE_MARGIN_MS = 5_000;
+
+export function fuseOps(fs: TierFileSystem, log: Logger = silentLogger, opTimeoutMs = 120_000): FuseOps {
+  // A read fills the kernel's reply buffer in place. Answering detaches that buffer, after
+  // which a late copy into it fails instead of landing in memory libfuse has reused; so a
+  // read answers by itself before fuse-native's timeout (whose reply does not detach it).
+  const readDeadlineMs = Math.max(1_000, opTimeoutMs - READ_DEADLINE_MARGIN_MS);
   const fail = (op: string, path: string, err: unknown): number => {
     const errno = errnoOf(err);
     if (errno === E.EIO) log.warn({ op, path, err: err instanceof Error ? err.message : String(err) }, 'operation failed');
@@ -110,11 +117,23 @@ export function fuseOps(fs: TierFileSystem, log: Logger = silentLogger): FuseOps
     open: (path, flags, cb) => fs.openFile(path, flags).then((fh) => cb(0, fh), (err: unknown) => cb(fail('open', path, err))),
     opendir: (_path, _flags, cb) => cb(0, 0),
     releasedir: (_path, _fd, cb) => cb(0),
-    read: (path, fd, buf, len, pos, cb) =>
+    read: (path, fd, buf, len, pos, cb) => {
+      let answered = false;
+      const answer = (code: number) => {
+        if (answered) return;
+        answered = true;
+        clearTimeout(timer);
+        cb(code);
+      };
+      const timer = setTimeout(() => {
+        log.warn({ op: 'read', path, offset: pos, len, afterMs: readDeadlineMs }, 'read did not finish in time; answering EIO');
+        answer(-E.EIO);
+      }, readDeadlineMs);
       fs.readInto(fd, pos, buf.subarray(0, len)).then(
-        (n) => cb(n),
-        (err: unknown) => cb(fail('read', path, err)),
-      ),
+        (n) => answer(n),
+        (err: unknown) => answer(answered ? 0 : fail('read', path, err)),
+      );
+    },
     write: (path, fd, buf, len, pos, cb) =>
       // Copy: fuse-native detaches the buffer once we answer, and the data path may keep it.
       fs.write(fd, pos, Buffer.from(buf.subarray(0, len))).then((n) => cb(n), (err: unknown) => cb(fail('write', path, err))),
@@ -132,7 +151,7 @@ export function fuseOps(fs: TierFileSystem, log: Logger = silentLogger): FuseOps
 /** Mounts `fs` at `mountpoint`; resolves once the kernel answers init. */
 export async function mountFuse(fs: TierFileSystem, mountpoint: string, opts: FuseMountOptions): Promise<Fuse> {
   const log = opts.logger ?? silentLogger;
-  const fuse = new Fuse(mountpoint, fuseOps(fs, log), {
+  const fuse = new Fuse(mountpoint, fuseOps(fs, log, opts.opTimeoutMs ?? 120_000), {
     force: true,
     debug: opts.debug ?? false,
     timeout: opts.opTimeoutMs ?? 120_000,

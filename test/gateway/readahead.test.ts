@@ -1,6 +1,8 @@
-// The mount widens the kernel's readahead window (several 128 KiB FUSE reads in flight).
+// Reads through the mount: a wider kernel readahead window (several 128 KiB FUSE reads in
+// flight), and a deadline that answers a stuck read before fuse-native's own timeout.
 import assert from 'node:assert/strict';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { bdiName } from '../../gateway/readahead.js';
 import { startMemoryMount, type TestMount } from './support/mounted.js';
@@ -21,4 +23,21 @@ test('a mount runs with a 1024 KiB readahead window', async () => {
   mount = await startMemoryMount(1);
   const path = `/sys/class/bdi/${bdiName(statSync(mount.mountpoint).dev)}/read_ahead_kb`;
   assert.equal(readFileSync(path, 'utf8').trim(), '1024');
+});
+
+test('a read that outlives its deadline answers EIO, and its late copy cannot touch the reused buffer', async () => {
+  // op timeout 8 s -> read deadline 3 s; storage answers after 6 s (between the two).
+  const slow = await startMemoryMount(1, { TIERFS_TEST_SLOW_READ_MS: '6000', TIERFS_TEST_OP_TIMEOUT_MS: '8000' });
+  try {
+    const f = join(slow.mountpoint, 'slow');
+    writeFileSync(f, 'contents');
+    const t0 = Date.now();
+    assert.throws(() => readFileSync(f), { code: 'EIO' });
+    assert.ok(Date.now() - t0 < 7_500, 'answered by the read deadline, not by the op timeout');
+    await new Promise((r) => setTimeout(r, 4_000)); // the late copy happens now
+    assert.equal(statSync(f).size, 8, 'the mount still answers');
+    assert.equal(slow.proc.proc.exitCode, null, 'and its process is alive');
+  } finally {
+    await slow.stop();
+  }
 });

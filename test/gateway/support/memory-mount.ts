@@ -19,13 +19,22 @@ const meta = new MemoryMetaClient();
 const data = new MemoryFileData();
 // Simulates a data path whose storage is gone: flushAll never finishes (shutdown must still end).
 if (process.env.TIERFS_TEST_HANG_FLUSHALL === '1') data.flushAll = () => new Promise<void>(() => {});
+// Simulates storage that answers reads only after a long wait (the read deadline's subject).
+const slowReadMs = Number(process.env.TIERFS_TEST_SLOW_READ_MS ?? 0);
+if (slowReadMs > 0) {
+  const readInto = data.readInto.bind(data);
+  data.readInto = async (...args) => {
+    await new Promise((r) => setTimeout(r, slowReadMs));
+    return readInto(...args);
+  };
+}
 const gateway = await startGateway(
   { meta, data, describe: () => ({ metaInodes: meta.inodeCount(), metaCalls: Object.fromEntries(meta.calls) }) },
   {
     mountpoint,
     adminSocket,
     fs: { attrTimeoutMs: timeoutSec * 1000, entryTimeoutMs: timeoutSec * 1000, deleteOrphanData: true, dirPageSize: 64 },
-    fuse: { attrTimeoutSec: timeoutSec, entryTimeoutSec: timeoutSec, allowOther: process.env.TIERFS_TEST_ALLOW_OTHER === '1' },
+    fuse: { attrTimeoutSec: timeoutSec, entryTimeoutSec: timeoutSec, allowOther: process.env.TIERFS_TEST_ALLOW_OTHER === '1', ...(process.env.TIERFS_TEST_OP_TIMEOUT_MS ? { opTimeoutMs: Number(process.env.TIERFS_TEST_OP_TIMEOUT_MS) } : {}) },
     shutdownStepTimeoutMs: Number(process.env.TIERFS_TEST_STEP_TIMEOUT_MS ?? 10_000),
     logger: log,
     onUmountRequest: () => void stop('admin umount'),
