@@ -201,6 +201,26 @@ export class GroupNode implements RaftGroup {
     return { rd, write: { groupId: this.id, entries: rd.entries, hardState: rd.hardState, hardStateMustSync: mustSync, snapshot: rd.snapshot?.meta ?? null } };
   }
 
+  /**
+   * A leader's appends and heartbeats go out while its own write of the same entries is still
+   * in flight (Raft thesis §10.2.1): the follower's fsync overlaps the leader's. Safe because
+   * nothing a client can observe depends on the leader's copy before it is durable: the core
+   * counts the leader's own entries towards commit when appended, but a follower can only
+   * acknowledge entries of this Ready after receiving them, and the next Ready (the first that
+   * can apply them or announce their commit) is collected only after this one is persisted.
+   * Everything else (votes, append responses, a step-down's messages) waits for the write.
+   */
+  sendBeforePersist(rd: Ready, hardStateMustSync: boolean): void {
+    if (!this.isLeader() || hardStateMustSync || rd.snapshot) return;
+    const term = this.core.raft.term;
+    const later: Message[] = [];
+    for (const m of rd.messages) {
+      if ((m.type === MsgType.App || m.type === MsgType.Heartbeat) && m.term === term && m.from === this.env.self) this.env.send(this, m);
+      else later.push(m);
+    }
+    rd.messages = later;
+  }
+
   /** The Ready's writes are durable: update memory, send, queue applies. */
   afterPersist(rd: Ready): void {
     if (rd.snapshot) this.storage.applySnapshot(rd.snapshot.meta);
