@@ -97,6 +97,9 @@ export class TierFileSystem {
     if (cached) return cached.ino;
     const d = await this.meta.lookup(parent, name);
     this.dentries.set(parent, name, { ino: d.ino, type: d.type });
+    // Attributes fetched with the name are as fresh as a getInode now would be; an entry
+    // already cached is kept (it may carry xattr names).
+    if (d.inode && !this.attrs.get(d.ino)) this.attrs.set(d.ino, { inode: d.inode });
     return d.ino;
   }
 
@@ -274,7 +277,11 @@ export class TierFileSystem {
     this.assertWritable();
     const { parent, name } = await this.resolveParent(path);
     const owner = await this.ownerOf(parent, mode, caller);
-    const inode = await this.meta.createNode(parent, name, { ...owner, ...extra });
+    const opts = { ...owner, ...extra };
+    const created = this.meta.createNodeWithParent
+      ? await this.meta.createNodeWithParent(parent, name, opts)
+      : { inode: await this.meta.createNode(parent, name, opts) };
+    const inode = created.inode;
     this.dentries.set(parent, name, { ino: inode.ino, type: inode.mode & S_IFMT });
     this.remember(inode);
     // A new node has no xattrs: spares the security.capability lookup the first write
@@ -282,7 +289,9 @@ export class TierFileSystem {
     // before may hide that file's xattrs from this mount for one attr timeout.)
     const entry = this.attrs.get(inode.ino);
     if (entry) entry.xattrNames ??= new Set();
-    this.attrs.delete(parent);
+    // The parent as the create left it (new times, nlink) when the metaserver returned it.
+    if (created.parent) this.remember(created.parent);
+    else this.attrs.delete(parent);
     return inode;
   }
 

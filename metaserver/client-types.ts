@@ -2,6 +2,7 @@
 export type { PartitionRef } from '../proto/gen/tierfs/metaserver/PartitionRef.js';
 export type { DentryResponse__Output as DentryResponse } from '../proto/gen/tierfs/metaserver/DentryResponse.js';
 export type { ListDentryResponse__Output as ListDentryResponse } from '../proto/gen/tierfs/metaserver/ListDentryResponse.js';
+export type { CreateNodeResponse__Output as CreateNodeResponse } from '../proto/gen/tierfs/metaserver/CreateNodeResponse.js';
 export type { InodeResponse__Output as InodeResponse } from '../proto/gen/tierfs/metaserver/InodeResponse.js';
 export type { BatchGetAttrResponse__Output as BatchGetAttrResponse } from '../proto/gen/tierfs/metaserver/BatchGetAttrResponse.js';
 export type { XattrResponse__Output as XattrResponse } from '../proto/gen/tierfs/metaserver/XattrResponse.js';

@@ -78,7 +78,10 @@ export class RemoteMetaClient implements MetaClient {
     const r = await this.router.route(parent);
     return this.retryConflicts(async () => {
       const res = await this.call<M.DentryResponse>(r, 'GetDentry', { parent, name });
-      return res.dentry! as Dentry;
+      const d = res.dentry!;
+      const dentry: Dentry = { parent: Number(d.parent), name: d.name, ino: Number(d.ino), type: d.type };
+      if (res.inode) dentry.inode = msgToInode(res.inode);
+      return dentry;
     });
   }
 
@@ -140,8 +143,44 @@ export class RemoteMetaClient implements MetaClient {
   }
 
   async createNode(parent: number, name: string, opts: CreateNodeOptions): Promise<Inode> {
+    return (await this.createNodeWithParent(parent, name, opts)).inode;
+  }
+
+  /**
+   * One Raft entry (CreateNode) when the new inode can live in the parent's copyset, else
+   * CreateInode then CreateDentry. Files and symlinks go to the parent's own partition, next
+   * to their name (a lookup then returns their attributes too); directories are spread round
+   * robin over the partitions, so subtrees spread over copysets.
+   */
+  async createNodeWithParent(parent: number, name: string, opts: CreateNodeOptions): Promise<{ inode: Inode; parent?: Inode }> {
     checkName(name);
     const pr = await this.router.route(parent);
+    for (let tries = 0; tries < 16; tries++) {
+      const candidate = isDir(opts.mode) ? await this.router.writable() : this.router.writableNear(pr);
+      if (!candidate || candidate.poolId !== pr.poolId || candidate.copysetId !== pr.copysetId) break;
+      try {
+        const res = await this.retryConflicts(() =>
+          this.call<M.CreateNodeResponse>(pr, 'CreateNode', {
+            inode_partition_id: candidate.partitionId, parent, name,
+            mode: opts.mode, uid: opts.uid, gid: opts.gid, rdev: opts.rdev ?? 0, symlink: opts.symlink ?? '',
+          }, true),
+        );
+        return { inode: msgToInode(res.inode!), parent: msgToInode(res.parent_inode!) };
+      } catch (err) {
+        if (err instanceof TierfsError && err.code === StatusCode.READ_ONLY) {
+          this.router.markReadOnly(candidate.partitionId);
+          continue;
+        }
+        if (err instanceof TierfsError && err.code === StatusCode.EXISTS && !opts.exclusive) {
+          return { inode: await this.getInode((await this.lookup(parent, name)).ino) };
+        }
+        throw err;
+      }
+    }
+    return { inode: await this.createNodeInTwoSteps(pr, parent, name, opts) };
+  }
+
+  private async createNodeInTwoSteps(pr: PartitionRoute, parent: number, name: string, opts: CreateNodeOptions): Promise<Inode> {
     const existing = await this.maybeLookup(parent, name);
     if (existing) {
       if (opts.exclusive) throw new TierfsError(StatusCode.EXISTS, `${JSON.stringify(name)} exists`);

@@ -52,6 +52,8 @@ export interface Dentry {
   ino: number;
   /** S_IFMT bits of the target, so listings need no inode fetch. */
   type: number;
+  /** The target's inode, when the lookup could fetch it in the same call. */
+  inode?: Inode;
 }
 
 export interface CreateNodeOptions {
@@ -99,6 +101,8 @@ export interface MetaClient {
   batchGetAttr(inos: number[]): Promise<InodeAttr[]>;
   /** Creates an inode and its dentry under parent (nlink of a new dir is 2; parent's nlink grows for a dir). */
   createNode(parent: number, name: string, opts: CreateNodeOptions): Promise<Inode>;
+  /** createNode that also returns the parent directory as changed by it, when known. */
+  createNodeWithParent?(parent: number, name: string, opts: CreateNodeOptions): Promise<{ inode: Inode; parent?: Inode }>;
   /** Hard link: a new dentry for ino; nlink + 1, parent list updated. */
   link(ino: number, parent: number, name: string): Promise<Inode>;
   /** Removes a non-directory's dentry and decrements nlink; returns the inode after (nlink may be 0). IS_DIR for a directory. */

@@ -114,6 +114,12 @@ export class PartitionRouter {
     return open[this.next++ % open.length]!;
   }
 
+  /** A writable partition in the same copyset as `near` (`near` itself first), if there is one. */
+  writableNear(near: PartitionRoute): PartitionRoute | undefined {
+    if (!near.readOnly && this.routes.some((r) => r.partitionId === near.partitionId)) return near;
+    return this.routes.find((r) => !r.readOnly && r.poolId === near.poolId && r.copysetId === near.copysetId);
+  }
+
   private grow(): Promise<void> {
     this.growing ??= this.directory
       .createPartitions(this.fsId, this.minWritable)

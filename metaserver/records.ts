@@ -103,6 +103,11 @@ export type MetaOp =
   | { op: 'updateInode'; pid: number; rid?: RequestIdent; ino: number; changes: InodeChanges; now: number }
   | { op: 'deleteInode'; pid: number; rid?: RequestIdent; ino: number }
   | { op: 'createDentry'; pid: number; rid?: RequestIdent; parent: number; name: string; ino: number; type: number; now: number }
+  /** createInode in `inodePid` plus createDentry in `pid` as one entry (both partitions in this copyset). */
+  | {
+      op: 'createNode'; pid: number; inodePid: number; rid?: RequestIdent; parent: number; name: string;
+      mode: number; uid: number; gid: number; rdev: number; symlink: string; now: number;
+    }
   | { op: 'deleteDentry'; pid: number; rid?: RequestIdent; parent: number; name: string; expectIno: number; now: number }
   | { op: 'setXattr'; pid: number; rid?: RequestIdent; ino: number; name: string; value: string; flags: number; now: number }
   | { op: 'removeXattr'; pid: number; rid?: RequestIdent; ino: number; name: string; now: number }
@@ -130,5 +135,7 @@ export interface OpResult {
   message?: string;
   inode?: InodeRecord;
   dentry?: { ino: number; type: number };
+  /** The parent directory after a createNode (its times and nlink changed). */
+  parentInode?: InodeRecord;
   committed?: boolean;
 }

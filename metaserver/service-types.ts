@@ -11,6 +11,8 @@ export type { GetInodeRequest__Output as GetInodeRequest } from '../proto/gen/ti
 export type { InodeResponse } from '../proto/gen/tierfs/metaserver/InodeResponse.js';
 export type { BatchGetAttrRequest__Output as BatchGetAttrRequest } from '../proto/gen/tierfs/metaserver/BatchGetAttrRequest.js';
 export type { BatchGetAttrResponse } from '../proto/gen/tierfs/metaserver/BatchGetAttrResponse.js';
+export type { CreateNodeRequest__Output as CreateNodeRequest } from '../proto/gen/tierfs/metaserver/CreateNodeRequest.js';
+export type { CreateNodeResponse } from '../proto/gen/tierfs/metaserver/CreateNodeResponse.js';
 export type { CreateInodeRequest__Output as CreateInodeRequest } from '../proto/gen/tierfs/metaserver/CreateInodeRequest.js';
 export type { UpdateInodeRequest__Output as UpdateInodeRequest } from '../proto/gen/tierfs/metaserver/UpdateInodeRequest.js';
 export type { DeleteInodeRequest__Output as DeleteInodeRequest } from '../proto/gen/tierfs/metaserver/DeleteInodeRequest.js';

@@ -64,9 +64,15 @@ export function metaServerService(copysets: CopysetNodeManager, registry?: Regis
 
   const impl: grpc.UntypedServiceImplementation = {
     GetDentry: handler((req: M.GetDentryRequest) =>
-      respond<M.DentryResponse>(async () => ({
-        dentry: await nodeOf(req.ref).read((r) => r.dentry(pidOf(req.ref), req.parent, req.name)),
-      })),
+      respond<M.DentryResponse>(async () =>
+        nodeOf(req.ref).read(async (r) => {
+          const dentry = await r.dentry(pidOf(req.ref), req.parent, req.name);
+          // The child's attributes ride along when this copyset holds them: a lookup then
+          // costs the gateway one round trip instead of two.
+          const inode = await r.inodeIfLocal(pidOf(req.ref), dentry.ino);
+          return inode ? { dentry, inode: inodeToMsg(inode) } : { dentry };
+        }),
+      ),
     ),
     ListDentry: handler((req: M.ListDentryRequest) =>
       respond<M.ListDentryResponse>(async () => ({
@@ -112,6 +118,16 @@ export function metaServerService(copysets: CopysetNodeManager, registry?: Regis
           rdev: req.rdev, symlink: req.symlink, parent: req.parent, now: now(),
         }));
         return { inode: inodeToMsg(res.inode!) };
+      }),
+    ),
+    CreateNode: handler((req: M.CreateNodeRequest) =>
+      respond<M.CreateNodeResponse>(async () => {
+        checkName(req.name);
+        const res = resultOk(await nodeOf(req.ref).write({
+          op: 'createNode', pid: pidOf(req.ref), inodePid: req.inode_partition_id, rid: ridFromMsg(req.rid), parent: req.parent, name: req.name,
+          mode: req.mode, uid: req.uid, gid: req.gid, rdev: req.rdev, symlink: req.symlink, now: now(),
+        }));
+        return { inode: inodeToMsg(res.inode!), parent_inode: inodeToMsg(res.parentInode!) };
       }),
     ),
     UpdateInode: handler((req: M.UpdateInodeRequest) =>

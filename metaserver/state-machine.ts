@@ -27,6 +27,7 @@ const HANDLERS: Record<MetaOp['op'], Handler> = {
   releaseOrphan: inodeOps.releaseOrphan,
   purgeInode: inodeOps.purgeInode,
   createDentry: dentryOps.createDentry,
+  createNode: dentryOps.createNode,
   deleteDentry: dentryOps.deleteDentry,
   prepareRename: dentryOps.prepareRename,
   commitRename: dentryOps.commitRename,

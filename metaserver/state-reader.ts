@@ -32,6 +32,17 @@ export class MetaReader {
     return raw === undefined ? undefined : (JSON.parse(raw) as InodeRecord);
   }
 
+  /** The inode if a partition of this copyset of the same filesystem as `pid` holds it, else undefined. */
+  async inodeIfLocal(pid: number, ino: number): Promise<InodeRecord | undefined> {
+    const fsId = this.partition(pid).fsId;
+    for (const p of this.sm.partitions.values()) {
+      if (p.fsId !== fsId || ino < p.start || ino > p.end) continue;
+      const raw = await this.sm.db.get(this.sm.keys.inode(p.partitionId, ino));
+      return raw === undefined ? undefined : (JSON.parse(raw) as InodeRecord);
+    }
+    return undefined;
+  }
+
   /** TX_CONFLICT while a rename holds the name, so nobody sees it half-moved. */
   async dentry(pid: number, parent: number, name: string): Promise<Dentry> {
     this.check(pid, parent);

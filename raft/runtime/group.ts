@@ -125,6 +125,16 @@ export class GroupNode implements RaftGroup {
     } catch (e) {
       return Promise.reject(e instanceof ProposalDroppedError ? notLeader(this.leaderAddress(), e.message) : e);
     }
+    // Under a valid lease the core answers at once: take the answer now rather than from the
+    // next Ready, which may wait behind a write in flight. Same read index, same wait for apply.
+    const states = this.core.raft.readStates;
+    const answered = states[states.length - 1];
+    if (answered && answered.context.toString() === ctx) {
+      states.pop();
+      if (this.appliedIndex >= answered.index) return Promise.resolve();
+      this.env.wake(this); // committed entries are waiting to be collected and applied
+      return new Promise((resolve) => this.readsAwaitApply.push({ index: answered.index, resolve }));
+    }
     this.env.wake(this);
     return new Promise((resolve, reject) => this.reads.set(ctx, { resolve, reject }));
   }
@@ -199,6 +209,26 @@ export class GroupNode implements RaftGroup {
     const rd = this.core.ready();
     const mustSync = rd.hardState !== null && (rd.hardState.term !== prevHs.term || rd.hardState.vote !== prevHs.vote);
     return { rd, write: { groupId: this.id, entries: rd.entries, hardState: rd.hardState, hardStateMustSync: mustSync, snapshot: rd.snapshot?.meta ?? null } };
+  }
+
+  /**
+   * A leader's appends and heartbeats go out while its own write of the same entries is still
+   * in flight (Raft thesis §10.2.1): the follower's fsync overlaps the leader's. Safe because
+   * nothing a client can observe depends on the leader's copy before it is durable: the core
+   * counts the leader's own entries towards commit when appended, but a follower can only
+   * acknowledge entries of this Ready after receiving them, and the next Ready (the first that
+   * can apply them or announce their commit) is collected only after this one is persisted.
+   * Everything else (votes, append responses, a step-down's messages) waits for the write.
+   */
+  sendBeforePersist(rd: Ready, hardStateMustSync: boolean): void {
+    if (!this.isLeader() || hardStateMustSync || rd.snapshot) return;
+    const term = this.core.raft.term;
+    const later: Message[] = [];
+    for (const m of rd.messages) {
+      if ((m.type === MsgType.App || m.type === MsgType.Heartbeat) && m.term === term && m.from === this.env.self) this.env.send(this, m);
+      else later.push(m);
+    }
+    rd.messages = later;
   }
 
   /** The Ready's writes are durable: update memory, send, queue applies. */

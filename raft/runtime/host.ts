@@ -169,6 +169,7 @@ export class RaftHost {
           const c = g.collect();
           if (!c) continue;
           if (c.rd.snapshot) await this.installSnapshot(g, c.rd.snapshot.meta, (c.rd.snapshot.data as Buffer[] | undefined) ?? []);
+          g.sendBeforePersist(c.rd, c.write.hardStateMustSync);
           readies.push({ g, rd: c.rd });
           writes.push(c.write);
         }

@@ -14,6 +14,8 @@ export interface NodeOptions {
   checkQuorum: boolean;
   compactEvery: number;
   maxInflight: number;
+  /** Like the runtime: a leader sends its appends before its own write of them is done. */
+  leaderSendsBeforePersist: boolean;
 }
 
 type Waiter = (ok: boolean, result: boolean | null) => void;
@@ -27,6 +29,10 @@ export class SimNode {
   private proposals = new Map<number, { term: number; done: Waiter }>();
   private reads = new Map<string, ReadWaiter>();
   private readsReady: Array<{ index: number; done: ReadWaiter }> = [];
+  /** A leader's Ready whose appends went out and whose write is still "on its way to disk". */
+  persisting: Ready | null = null;
+  /** Bumped at each start, so a write finishing after a crash is recognised as lost. */
+  incarnation = 0;
   /** Observers the simulator installs to check invariants. */
   onApply: (id: string, e: Entry) => void = () => {};
 
@@ -56,6 +62,7 @@ export class SimNode {
   }
 
   start(): void {
+    this.incarnation++;
     this.core = new RawNode({
       id: this.id,
       storage: this.storage,
@@ -74,6 +81,7 @@ export class SimNode {
   crash(): void {
     if (this.core) this.storage.setHardState(this.syncedHardState);
     this.core = null;
+    this.persisting = null; // the write in flight never reached the disk
     this.proposals.clear();
     this.reads.clear();
     this.readsReady = [];
@@ -115,13 +123,53 @@ export class SimNode {
     }
   }
 
-  /** Drains every Ready: persist, send, apply, as a runtime would (persist strictly before send). */
+  /**
+   * Drains every Ready: persist, send, apply, as a runtime would. A leader's appends and
+   * heartbeats may leave before its write (see GroupNode.sendBeforePersist); then the Ready
+   * waits in `persisting` until the simulator calls finishPersist, and no further Ready is
+   * collected meanwhile (messages received meanwhile are still stepped into the core).
+   */
   process(send: (m: Message) => void): void {
     const core = this.core;
-    if (!core) return;
-    let wasLeader = this.isLeader();
+    if (!core || this.persisting) return;
     while (core.hasReady()) {
       const rd = core.ready();
+      if (this.opts.leaderSendsBeforePersist && this.sendsEarly(rd)) {
+        const term = core.raft.term;
+        const later: Message[] = [];
+        for (const m of rd.messages) {
+          if ((m.type === MsgType.App || m.type === MsgType.Heartbeat) && m.term === term && m.from === this.id) send(m);
+          else later.push(m);
+        }
+        rd.messages = later;
+        this.persisting = rd;
+        return;
+      }
+      this.handleReady(rd, send);
+    }
+    this.releaseReads();
+  }
+
+  /** The leader's write of the Ready in `persisting` is durable now. */
+  finishPersist(send: (m: Message) => void): void {
+    const rd = this.persisting;
+    if (!rd || !this.core) return;
+    this.persisting = null;
+    this.handleReady(rd, send);
+    this.process(send);
+    this.releaseReads();
+  }
+
+  private sendsEarly(rd: Ready): boolean {
+    if (!this.isLeader() || rd.snapshot || rd.entries.length === 0) return false;
+    const prev = this.storage.hardState();
+    return !rd.hardState || (rd.hardState.term === prev.term && rd.hardState.vote === prev.vote);
+  }
+
+  private handleReady(rd: Ready, send: (m: Message) => void): void {
+    const core = this.core!;
+    const wasLeader = this.isLeader();
+    {
       this.persist(rd);
       for (const m of rd.messages) send(this.fillSnapshot(m));
       if (rd.snapshot) this.restoreSnapshot(rd.snapshot.data as KvSnapshotData);
@@ -134,11 +182,8 @@ export class SimNode {
       }
       core.advance(rd);
       this.maybeCompact();
-      const leader = this.isLeader();
-      if (wasLeader && !leader) this.failPending();
-      wasLeader = leader;
+      if (wasLeader && !this.isLeader()) this.failPending();
     }
-    this.releaseReads();
   }
 
   private persist(rd: Ready): void {

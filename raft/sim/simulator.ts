@@ -42,7 +42,8 @@ type Event =
   | { kind: 'timeout'; c: number; opId: number }
   | { kind: 'fault' }
   | { kind: 'restart'; id: string }
-  | { kind: 'snapStatus'; leader: string; peer: string; failed: boolean };
+  | { kind: 'snapStatus'; leader: string; peer: string; failed: boolean }
+  | { kind: 'persisted'; id: string; incarnation: number };
 
 class InvariantViolation extends Error {}
 
@@ -100,6 +101,7 @@ class Simulation {
       checkQuorum: this.rng.chance(0.75),
       compactEvery: 8 + this.rng.int(40),
       maxInflight: 1 + this.rng.int(8),
+      leaderSendsBeforePersist: true,
     };
     this.net = new SimNetwork(this.rng, {
       lossRate: this.rng.chance(0.5) ? this.rng.next() * 0.08 : 0,
@@ -182,6 +184,13 @@ class Simulation {
         this.process(n);
         return;
       }
+      case 'persisted': {
+        const n = this.nodes.get(ev.id);
+        if (!n?.core || n.incarnation !== ev.incarnation || !n.persisting) return;
+        n.finishPersist((m) => this.deliver(m));
+        this.afterProcess(n);
+        return;
+      }
       case 'restart': {
         const n = this.nodes.get(ev.id);
         if (!n || n.up || this.removed.has(ev.id)) return;
@@ -194,14 +203,28 @@ class Simulation {
   }
 
   private process(n: SimNode): void {
-    n.process((m) => {
-      this.stats.messages++;
-      const times = this.net.schedule(m, this.now);
-      for (const t of times) this.q.push(t, { kind: 'msg', m });
-      // The runtime's transport reports how a snapshot send ended.
-      if (m.type === MsgType.Snap) this.q.push(times[0] ?? this.now + 1, { kind: 'snapStatus', leader: m.from, peer: m.to, failed: times.length === 0 });
-    });
+    const pendingBefore = n.persisting;
+    n.process((m) => this.deliver(m));
+    if (n.persisting && n.persisting !== pendingBefore) this.schedulePersisted(n);
     this.checkNode(n);
+  }
+
+  private afterProcess(n: SimNode): void {
+    if (n.persisting) this.schedulePersisted(n);
+    this.checkNode(n);
+  }
+
+  /** The leader's own write finishes a while after its appends left (crashes may come first). */
+  private schedulePersisted(n: SimNode): void {
+    this.q.push(this.now + 1 + this.rng.int(2 * TICK), { kind: 'persisted', id: n.id, incarnation: n.incarnation });
+  }
+
+  private deliver(m: Message): void {
+    this.stats.messages++;
+    const times = this.net.schedule(m, this.now);
+    for (const t of times) this.q.push(t, { kind: 'msg', m });
+    // The runtime's transport reports how a snapshot send ended.
+    if (m.type === MsgType.Snap) this.q.push(times[0] ?? this.now + 1, { kind: 'snapStatus', leader: m.from, peer: m.to, failed: times.length === 0 });
   }
 
   // ---- clients ----
@@ -392,16 +415,20 @@ class Simulation {
         this.checkLeaderCompleteness(n);
       }
     }
-    // Committed prefix: every node agrees on the term of each committed index.
+    // Committed prefix: every node agrees on the term of each committed index. A leader whose
+    // own write is in flight counts its unwritten entries towards commit, yet nothing can
+    // observe that commit (no apply, no message announces it) until the write is done: if it
+    // crashes first, those entries may be lost, as with any uncommitted entry.
     const log = r.log;
+    const committed = n.persisting && n.persisting.entries.length > 0 ? Math.min(log.committed, n.persisting.entries[0]!.index - 1) : log.committed;
     const from = Math.max((this.checkedCommit.get(n.id) ?? 0) + 1, log.firstIndex());
-    for (let i = from; i <= log.committed; i++) {
+    for (let i = from; i <= committed; i++) {
       const t = log.term(i);
       const known = this.committedTerm.get(i);
       if (known === undefined) this.committedTerm.set(i, t);
       else if (known !== t) throw new InvariantViolation(`log matching: ${n.id} committed (${i},${t}), others (${i},${known})`);
     }
-    if (log.committed > (this.checkedCommit.get(n.id) ?? 0)) this.checkedCommit.set(n.id, log.committed);
+    if (committed > (this.checkedCommit.get(n.id) ?? 0)) this.checkedCommit.set(n.id, committed);
     if (r.isRemoved() && !this.removed.has(n.id)) {
       this.removed.add(n.id);
       n.crash(); // the host would remove the group here

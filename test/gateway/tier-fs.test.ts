@@ -111,3 +111,35 @@ test('statfs reports usage and the name limit', async () => {
   assert.equal(s.namemax, 255);
   assert.equal(s.blocks - s.bfree, 3);
 });
+
+/** Like RemoteMetaClient: creates return the changed parent, lookups carry the child's inode. */
+class InlineAttrsMeta extends MemoryMetaClient {
+  async createNodeWithParent(parent: number, name: string, opts: Parameters<MemoryMetaClient['createNode']>[2]) {
+    const inode = await this.createNode(parent, name, opts);
+    return { inode, parent: this.peekInode(parent) };
+  }
+
+  override async lookup(parent: number, name: string) {
+    const d = await super.lookup(parent, name);
+    return { ...d, inode: this.peekInode(d.ino) };
+  }
+}
+
+test('attributes returned by create and lookup fill the attr cache: no getInode for them', async () => {
+  const meta = new InlineAttrsMeta();
+  const fs = new TierFileSystem(meta, new MemoryFileData(), { attrTimeoutMs: 1000, entryTimeoutMs: 1000 });
+  await fs.mkdir('/d', 0o755);
+  const fh = await fs.create('/d/f', 0o644);
+  await fs.release(fh);
+  const getInodes = meta.calls.get('getInode') ?? 0;
+  const dir = await fs.getattr('/d');
+  assert.equal(dir.nlink, 2);
+  assert.equal(dir.mtimeMs, meta.peekInode(dir.ino).mtimeMs, 'the parent as the create left it');
+  assert.equal((await fs.getattr('/')).nlink, 3);
+  assert.equal(meta.calls.get('getInode') ?? 0, getInodes);
+  // A second mount looks the names up: the attributes come with the names.
+  const other = new TierFileSystem(meta, new MemoryFileData(), { attrTimeoutMs: 1000, entryTimeoutMs: 1000 });
+  const f = await other.getattr('/d/f');
+  assert.equal(f.ino, meta.peekInode(f.ino).ino);
+  assert.equal(meta.calls.get('getInode') ?? 0, getInodes);
+});

@@ -137,3 +137,19 @@ test('partitions out of ids turn read-only and the client moves on; concurrent c
   assert.deepEqual(listed, [...listed].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y))));
   assert.ok(ms.directory.partitions.length > 3, 'the client asked the MDS for more partitions');
 });
+
+test('a file is created next to its name in one CreateNode; lookups carry the attributes of local inodes', async () => {
+  const d = await c.createNode(1, 'colocated', dir);
+  const created = await c.createNodeWithParent(d.ino, 'f', file);
+  const parentRoute = await c.router.route(d.ino);
+  const fileRoute = await c.router.route(created.inode.ino);
+  assert.equal(fileRoute.copysetId, parentRoute.copysetId);
+  assert.equal(created.parent?.ino, d.ino);
+  assert.deepEqual(created.parent, await c.getInode(d.ino));
+  const found = await c.lookup(d.ino, 'f');
+  assert.equal(found.ino, created.inode.ino);
+  assert.deepEqual(found.inode, await c.getInode(created.inode.ino));
+  // Non-exclusive create of an existing name returns the existing inode, exclusive fails.
+  assert.equal((await c.createNodeWithParent(d.ino, 'f', { ...file, exclusive: false })).inode.ino, created.inode.ino);
+  await assert.rejects(c.createNodeWithParent(d.ino, 'f', file), code('EXISTS'));
+});

@@ -155,3 +155,37 @@ test('rename outcomes at the source: resolve aborts an uncommitted one for good;
     assert.equal(await db.get(sm.keys.txSource('t2')), undefined);
   });
 });
+
+test('createNode makes the inode and its name in one entry; a taken name or a full partition changes nothing', async () => {
+  await withSm(async (sm, _db, apply) => {
+    await apply(part(1, 1, 100));
+    await apply({ op: 'createPartition', partition: { fsId: 1, poolId: 1, copysetId: 7, partitionId: 2, start: 101, end: 101 }, now: 7 });
+    const node = (name: string, inodePid: number, mode: number, seq: number): MetaOp => ({
+      op: 'createNode', pid: 1, inodePid, rid: rid(seq), parent: 1, name, mode, uid: 3, gid: 4, rdev: 0, symlink: '', now: 50 + seq,
+    });
+    const r = new MetaReader(sm);
+    const f = await apply(node('f', 1, S_IFREG | 0o644, 1));
+    assert.equal(f.code, 'OK');
+    assert.equal(f.inode!.ino, 2);
+    assert.deepEqual(await r.dentry(1, 1, 'f'), { parent: 1, name: 'f', ino: 2, type: S_IFREG });
+    assert.equal(f.parentInode!.mtimeMs, 51);
+    // A retried request gets the recorded result (it does not meet its own name as EXISTS).
+    assert.deepEqual(await apply(node('f', 1, S_IFREG | 0o644, 1)), f);
+    // A directory whose inode lives in the other partition of the copyset: parent nlink grows.
+    const d = await apply(node('d', 2, S_IFDIR | 0o755, 2));
+    assert.equal(d.inode!.ino, 101);
+    assert.equal((await r.inode(2, 101)).nlink, 2);
+    assert.equal(d.parentInode!.nlink, 3);
+    assert.equal((await r.inode(1, 1)).nlink, 3);
+    // The name is taken: EXISTS, and no inode id was used.
+    assert.equal((await apply(node('f', 1, S_IFREG, 3))).code, 'EXISTS');
+    assert.equal(r.partition(1).nextId, 3);
+    // Partition 2 is out of ids: READ_ONLY, and the name was not created.
+    assert.equal((await apply(node('g', 2, S_IFREG, 4))).code, 'READ_ONLY');
+    await assert.rejects(r.dentry(1, 1, 'g'), /not found/);
+    assert.equal(r.partition(1).dentryCount, 2);
+    // The child's inode is found through any partition of the same filesystem in this copyset.
+    assert.equal((await r.inodeIfLocal(1, 101))?.ino, 101);
+    assert.equal(await r.inodeIfLocal(1, 5000), undefined);
+  });
+});

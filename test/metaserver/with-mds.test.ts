@@ -75,7 +75,7 @@ test('metaservers register with the MDS, serve its filesystem, report leaders, a
     // Every metaserver serves Prometheus metrics, including per-RPC latency.
     const scraped = await Promise.all(procs.map(async (p) => (await fetch(`http://127.0.0.1:${p.proc.info.metricsPort as number}/metrics`)).text()));
     assert.ok(scraped.every((t) => /tierfs_metaserver_copysets\S* \d/.test(t)));
-    assert.ok(scraped.some((t) => /tierfs_metaserver_rpc_seconds_count\{[^}]*method="CreateInode"[^}]*\} [1-9]/.test(t)), 'RPC latency metrics');
+    assert.ok(scraped.some((t) => /tierfs_metaserver_rpc_seconds_count\{[^}]*method="Create(Inode|Node)"[^}]*\} [1-9]/.test(t)), 'RPC latency metrics');
 
     // kill -9 and restart: the metaserver presents its kept token (still three metaservers),
     // replays its log without applying anything twice, and serves the same state as leader.

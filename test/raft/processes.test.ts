@@ -61,18 +61,24 @@ test('3 processes over gRPC: kill -9 the leader during writes, no acknowledged w
     };
     await putAll(Array.from({ length: 60 }, (_, i) => `a${i}`));
     // Kill the leader while a burst of writes is in flight.
-    const victim = leader;
-    const burst = Array.from({ length: 20 }, (_, i) => `b${i}`);
-    const inflight = burst.map((k) =>
-      get(procs[victim]!.info.http, `/put?k=${k}&v=${k}`).then(
-        (r) => (r.code === 200 ? k : null),
-        () => null,
-      ),
-    );
-    await procs[victim]!.kill9();
-    procs[victim] = null;
-    for (const k of await Promise.all(inflight)) if (k) acked.push(k);
-    leader = await findLeader();
+    // The leader sends its appends before its own write of them is done: a kill -9 lands
+    // while both are in flight, and whatever was acknowledged must survive.
+    const killLeaderDuringBurst = async (prefix: string): Promise<number> => {
+      const victim = leader;
+      const burst = Array.from({ length: 20 }, (_, i) => `${prefix}${i}`);
+      const inflight = burst.map((k) =>
+        get(procs[victim]!.info.http, `/put?k=${k}&v=${k}`).then(
+          (r) => (r.code === 200 ? k : null),
+          () => null,
+        ),
+      );
+      await procs[victim]!.kill9();
+      procs[victim] = null;
+      for (const k of await Promise.all(inflight)) if (k) acked.push(k);
+      leader = await findLeader();
+      return victim;
+    };
+    const victim = await killLeaderDuringBurst('b');
     await putAll(Array.from({ length: 100 }, (_, i) => `c${i}`));
     // Every acknowledged write is readable through a linearizable read on the new leader.
     const dump = await get<{ data: Record<string, string>; status: { commitIndex: number } }>(procs[leader]!.info.http, '/dump');
@@ -85,6 +91,13 @@ test('3 processes over gRPC: kill -9 the leader during writes, no acknowledged w
       const d = await get<{ data: Record<string, string>; status: { appliedIndex: number }; restores: number }>(procs[victim]!.info.http, '/dump');
       return d.body.status.appliedIndex >= commit && acked.every((k) => d.body.data[k] === k) && d;
     }).then((d) => assert.ok(d.body.restores >= 1, 'the restarted node caught up through a snapshot'));
+
+    // Again with the restarted node back in the quorum: its recovered log must serve a new leader.
+    const second = await killLeaderDuringBurst('d');
+    await putAll(Array.from({ length: 20 }, (_, i) => `e${i}`));
+    const after = await get<{ data: Record<string, string> }>(procs[leader]!.info.http, '/dump');
+    for (const k of acked) assert.equal(after.body.data[k], k, `acknowledged write ${k} lost after the second kill`);
+    await start(second);
   } finally {
     for (const p of procs) await p?.stop();
     dir.remove();

@@ -42,6 +42,15 @@ test('three in-process hosts over gRPC replicate, read, change leader, add and r
     for (let i = 0; i < 200; i++) assert.equal(await leader.group.propose(putCommand(`k${i % 10}`, `v${i}`)), i < 10 ? null : `v${i - 10}`);
     await leader.group.readBarrier();
     assert.equal(leader.sm.data.get('k9'), 'v199');
+    // Lease reads are answered without waiting for the next Ready: a read barrier with a write
+    // in flight resolves, and one begun after a write was acknowledged sees it.
+    for (let i = 0; i < 30; i++) {
+      const inflight = leader.group.propose(putCommand('lr', `w${i}`));
+      await leader.group.readBarrier();
+      await inflight;
+      await leader.group.readBarrier();
+      assert.equal(leader.sm.data.get('lr'), `w${i}`);
+    }
     const follower = procs.find((p) => p !== leader)!;
     await assert.rejects(follower.group.propose(putCommand('x', 'y')), (e: { code?: string; leaderHint?: string }) => e.code === 'NOT_LEADER');
     // Compaction happened (threshold 50): the joiner must catch up by snapshot.
