@@ -19,6 +19,8 @@ export interface FileData {
   flushWithAttrs?(ino: number, attrs: FileSizeAndTimes): Promise<boolean>;
   fsync(ino: number): Promise<void>;
   truncate(ino: number, oldSize: number, newSize: number): Promise<void>;
+  /** The inode was just created by this mount: it has no slices yet (spares fetching them). */
+  markNew?(ino: number): void;
   /** Drops cached slices/blocks of an inode (another mount may have changed it). */
   invalidate(ino: number): void | Promise<void>;
   deleteObjects(ino: number, slices: Map<number, SliceRecord[]>): Promise<void>;

@@ -282,6 +282,7 @@ export class TierFileSystem {
       ? await this.meta.createNodeWithParent(parent, name, opts)
       : { inode: await this.meta.createNode(parent, name, opts) };
     const inode = created.inode;
+    if (created.created === true && (inode.mode & S_IFMT) === S_IFREG) this.data.markNew?.(inode.ino);
     this.dentries.set(parent, name, { ino: inode.ino, type: inode.mode & S_IFMT });
     this.remember(inode);
     // A new node has no xattrs: spares the security.capability lookup the first write

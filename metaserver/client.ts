@@ -152,7 +152,7 @@ export class RemoteMetaClient implements MetaClient {
    * to their name (a lookup then returns their attributes too); directories are spread round
    * robin over the partitions, so subtrees spread over copysets.
    */
-  async createNodeWithParent(parent: number, name: string, opts: CreateNodeOptions): Promise<{ inode: Inode; parent?: Inode }> {
+  async createNodeWithParent(parent: number, name: string, opts: CreateNodeOptions): Promise<{ inode: Inode; parent?: Inode; created?: boolean }> {
     checkName(name);
     const pr = await this.router.route(parent);
     for (let tries = 0; tries < 16; tries++) {
@@ -165,7 +165,7 @@ export class RemoteMetaClient implements MetaClient {
             mode: opts.mode, uid: opts.uid, gid: opts.gid, rdev: opts.rdev ?? 0, symlink: opts.symlink ?? '',
           }, true),
         );
-        return { inode: msgToInode(res.inode!), parent: msgToInode(res.parent_inode!) };
+        return { inode: msgToInode(res.inode!), parent: msgToInode(res.parent_inode!), created: true };
       } catch (err) {
         if (err instanceof TierfsError && err.code === StatusCode.READ_ONLY) {
           this.router.markReadOnly(candidate.partitionId);

@@ -102,7 +102,7 @@ export interface MetaClient {
   /** Creates an inode and its dentry under parent (nlink of a new dir is 2; parent's nlink grows for a dir). */
   createNode(parent: number, name: string, opts: CreateNodeOptions): Promise<Inode>;
   /** createNode that also returns the parent directory as changed by it, when known. */
-  createNodeWithParent?(parent: number, name: string, opts: CreateNodeOptions): Promise<{ inode: Inode; parent?: Inode }>;
+  createNodeWithParent?(parent: number, name: string, opts: CreateNodeOptions): Promise<{ inode: Inode; parent?: Inode; created?: boolean }>;
   /** Hard link: a new dentry for ino; nlink + 1, parent list updated. */
   link(ino: number, parent: number, name: string): Promise<Inode>;
   /** Removes a non-directory's dentry and decrements nlink; returns the inode after (nlink may be 0). IS_DIR for a directory. */

@@ -502,6 +502,15 @@ export class S3Adaptor {
     this.inodes.get(ino)?.invalidate();
   }
 
+  /**
+   * The inode was just created (not found existing) by this mount: its slices are known to be
+   * none, so its first flush does not fetch them from the metaserver.
+   */
+  markNew(ino: number): void {
+    const st = this.inode(ino);
+    if (!st.slices && !st.loading) st.slices = new Map();
+  }
+
   // ---- cache tuning (`tierfs cache warmup|evict|config`) ----
 
   /** Fetches the blocks of the file's first fileSize bytes into the disk cache. */

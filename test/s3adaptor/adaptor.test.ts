@@ -191,3 +191,23 @@ test('a truncated and rewritten file drops its shadowed slices and their objects
     await a.close();
   }
 });
+
+test('a file marked new is written and closed without fetching its (empty) slices', async () => {
+  const slices = new MemorySliceStore();
+  const a = adaptor(slices);
+  try {
+    a.markNew(14);
+    await a.write(14, 0, Buffer.from('small file'));
+    await a.flush(14);
+    assert.equal(slices.calls.get, 0, 'no getSlices for a file this mount just created');
+    assert.equal(slices.calls.append, 1);
+    assert.equal((await a.read(14, 0, 10, 10)).toString(), 'small file');
+    a.markNew(15);
+    a.invalidate(15); // a later open that sees another mount's change forgets the mark
+    await a.write(15, 0, Buffer.from('x'));
+    await a.flush(15);
+    assert.equal(slices.calls.get, 1);
+  } finally {
+    await a.close();
+  }
+});
