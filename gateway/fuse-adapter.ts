@@ -10,7 +10,7 @@ export interface FuseMountOptions {
   attrTimeoutSec: number;
   entryTimeoutSec: number;
   fsname?: string;
-  /** Largest write the kernel sends in one request (needs big_writes). */
+  /** Largest write the kernel sends in one request (needs big_writes; up to 1 MiB with the patched addon). */
   maxWrite?: number;
   /** Per-op timeout of fuse-native (ms); a stuck op then fails with ETIMEDOUT instead of hanging. */
   opTimeoutMs?: number;
@@ -50,7 +50,7 @@ function toStat(inode: Inode): FuseStat {
 export function fuseMountArgs(opts: FuseMountOptions): string[] {
   return [
     'big_writes',
-    `max_write=${opts.maxWrite ?? 131072}`,
+    `max_write=${opts.maxWrite ?? 1048576}`,
     'use_ino',
     'default_permissions',
     `attr_timeout=${opts.attrTimeoutSec}`,
@@ -113,8 +113,9 @@ export function fuseOps(fs: TierFileSystem, log: Logger = silentLogger): FuseOps
         (err: unknown) => cb(fail('read', path, err)),
       ),
     write: (path, fd, buf, len, pos, cb) =>
-      // Copy: fuse-native detaches the buffer once we answer, and the data path may keep it.
-      fs.write(fd, pos, Buffer.from(buf.subarray(0, len))).then((n) => cb(n), (err: unknown) => cb(fail('write', path, err))),
+      // No copy: fuse-native detaches the buffer only once we answer, and FileData.write
+      // copies what it keeps before its promise settles (see gateway/file-data.ts).
+      fs.write(fd, pos, buf.subarray(0, len)).then((n) => cb(n), (err: unknown) => cb(fail('write', path, err))),
     release: (path, fd, cb) => run('release', path, () => fs.release(fd), cb),
     create: (path, mode, cb, caller) => fs.create(path, mode, 2, caller).then((fh) => cb(0, fh), (err: unknown) => cb(fail('create', path, err))),
     unlink: (path, cb) => run('unlink', path, () => fs.unlink(path), cb),

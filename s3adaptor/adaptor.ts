@@ -160,6 +160,7 @@ export class S3Adaptor {
   async write(ino: number, offset: number, data: Buffer): Promise<void> {
     this.checkOpen();
     const st = this.inode(ino);
+    const len = data.length;
     for (let pos = 0; pos < data.length; ) {
       const fileOff = offset + pos;
       const idx = Math.floor(fileOff / this.cs);
@@ -169,6 +170,9 @@ export class S3Adaptor {
       const need = chunk ? chunk.newPagesFor(cOff, cOff + n) * this.bs : this.bs;
       if (need > 0 && this.memUsed > 0 && this.memUsed + need > this.memBudget) {
         await this.waitForMemory(need);
+        // The caller's buffer may be a FUSE request's that was detached while we waited (the
+        // request timed out and was answered): never buffer what is no longer there.
+        if (data.length !== len) throw new TierfsError(StatusCode.TIMEOUT, 'write buffer went away while waiting for memory');
         continue; // the chunk may have been flushed meanwhile
       }
       if (!chunk) {
