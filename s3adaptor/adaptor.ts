@@ -18,7 +18,7 @@ import { ReadPath } from './read-path.js';
 import { runLimited } from './run-limited.js';
 import type { ObjectStore, ObjectStoreStats } from './object-store.js';
 import type { ChunkIdAllocator, ChunkSlices, FileAttrs, Slice, SliceStore } from './types.js';
-import { DirtyChunk, type PendingData, type PendingZero } from './write-buffer.js';
+import { DirtyChunk, PagePool, type PendingData, type PendingZero } from './write-buffer.js';
 
 export interface S3AdaptorOptions {
   fsId: number;
@@ -88,6 +88,7 @@ export class S3Adaptor {
   private readonly compactThreshold: number;
   private readonly blockWriteConcurrency: number;
   private memUsed = 0;
+  private readonly pages: PagePool;
   private memWaiters: Array<() => void> = [];
   private closed = false;
   private readonly timer: NodeJS.Timeout;
@@ -107,6 +108,8 @@ export class S3Adaptor {
     this.disk = opts.diskCache ?? null;
     this.log = opts.logger ?? silentLogger;
     this.memBudget = opts.memBudgetBytes ?? 512 * 2 ** 20;
+    // Enough idle pages for a chunk being written and two flushing (at most a quarter of the budget).
+    this.pages = new PagePool(this.bs, Math.min(3 * this.bpc, Math.floor(this.memBudget / 4 / this.bs)));
     this.flushAgeMs = opts.flushAgeMs ?? 5_000;
     this.writeback = opts.writeback ?? false;
     this.compactThreshold = opts.compactThreshold ?? 20;
@@ -176,7 +179,7 @@ export class S3Adaptor {
         continue; // the chunk may have been flushed meanwhile
       }
       if (!chunk) {
-        chunk = new DirtyChunk(this.bs);
+        chunk = new DirtyChunk(this.bs, this.pages);
         st.dirty.set(idx, chunk);
       }
       const before = chunk.bytes;
@@ -225,6 +228,7 @@ export class S3Adaptor {
 
   private tick(): void {
     const now = Date.now();
+    this.pages.trim(10_000);
     for (const [ino, st] of this.inodes) {
       const old = [...st.dirty].filter(([, c]) => now - c.firstWriteAt >= this.flushAgeMs).map(([idx]) => idx);
       if (old.length > 0) this.background(st, this.flushChunks(st, old));
@@ -266,7 +270,7 @@ export class S3Adaptor {
       ranges += c.ranges.length;
     }
     if (chunks.size === 0) return Promise.resolve();
-    const entry: PendingData = { kind: 'data', chunks, bytes, committed: false };
+    const entry: PendingData = { kind: 'data', chunks, bytes, committed: false, holds: [], recyclable: false };
     st.pending.push(entry);
     return this.track(st, this.commitData(st, entry, this.chunkIds.reserve(ranges, this.newestChunkId(st)), attrs));
   }
@@ -291,12 +295,13 @@ export class S3Adaptor {
           list.push(slice);
           for (const obj of sliceObjects(slice, this.bs)) {
             const key = sliceBlockKey(this.fsId, st.ino, idx, this.bpc, slice, obj.blockIndex);
-            writes.push(() => this.storeBlock(st, key, chunk.view(obj.chunkStart, obj.chunkStart + obj.size)));
+            writes.push(() => this.storeBlock(st, entry, key, chunk.view(obj.chunkStart, obj.chunkStart + obj.size)));
           }
         }
         added.set(idx, list);
       }
       await runLimited(writes, this.blockWriteConcurrency);
+      entry.recyclable = true; // every block write settled (runLimited waits for all)
       await this.appendSlices(st.ino, added, attrs);
       st.addCommitted(added);
       this.counts.flushes++;
@@ -316,7 +321,7 @@ export class S3Adaptor {
    * to S3. Without writeback close waits for S3 anyway, so the block goes straight to S3 and
    * into the read cache afterwards (no fsynced local copy that is read back for the upload).
    */
-  private async storeBlock(st: InodeState, key: string, body: Buffer): Promise<void> {
+  private async storeBlock(st: InodeState, entry: PendingData, key: string, body: Buffer): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       if (this.writeback && this.disk?.canStage(body.length) && (await this.disk.stage(key, body))) {
         const up = this.disk.uploaded(key);
@@ -329,7 +334,7 @@ export class S3Adaptor {
         this.counts.directPuts++;
         this.metrics.directPuts.inc();
         if (this.disk && !this.writeback) {
-          this.disk.put(key, body).catch((err: unknown) => this.log.debug({ key, err: String(err) }, 'could not cache a written block'));
+          entry.holds.push(this.disk.put(key, body).catch((err: unknown) => this.log.debug({ key, err: String(err) }, 'could not cache a written block')));
         }
         return;
       } catch (err) {
@@ -356,8 +361,21 @@ export class S3Adaptor {
   private releaseCommitted(st: InodeState): void {
     while (st.pending[0]?.committed) {
       const e = st.pending.shift()!;
-      if (e.kind === 'data') this.release(e.bytes);
+      if (e.kind === 'data') {
+        this.release(e.bytes);
+        this.recycle(e);
+      }
     }
+  }
+
+  /** Pages of a flush that is out of st.pending (no new reader finds it) go back to the pool. */
+  private recycle(e: PendingData): void {
+    if (!e.recyclable) return; // a failed flush may still have block writes using them: leave them to GC
+    const give = () => {
+      for (const c of e.chunks.values()) this.pages.give(c.pages.values());
+    };
+    if (e.holds.length === 0) give();
+    else void Promise.allSettled(e.holds).then(give);
   }
 
   private maybeCompact(st: InodeState, idxs: number[]): void {

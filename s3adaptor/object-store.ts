@@ -43,6 +43,7 @@ export interface ObjectStoreStats {
 }
 
 export interface ObjectStore {
+  /** Must not keep `body` once the promise settles: callers reuse the memory (page pools). */
   put(key: string, body: Buffer): Promise<void>;
   /** Whole object, or `length` bytes from `offset` (inclusive HTTP range). NOT_FOUND when missing. */
   get(key: string, offset?: number, length?: number): Promise<Buffer>;
