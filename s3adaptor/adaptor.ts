@@ -42,6 +42,12 @@ export interface S3AdaptorOptions {
   compactThreshold?: number;
   /** Block objects written at once per flush (default 8). */
   blockWriteConcurrency?: number;
+  /**
+   * A sequential run of whole blocks this long (default a quarter chunk) is flushed while the
+   * rest of the chunk is still being written: uploads (or staging) overlap the writing, and
+   * close waits for at most this much instead of a whole chunk.
+   */
+  flushRunBytes?: number;
   /** Chunk ids asked of the allocator at once (default 1000). */
   chunkIdBatch?: number;
   registry?: Registry;
@@ -87,6 +93,7 @@ export class S3Adaptor {
   private readonly reads: ReadPath;
   private readonly compactThreshold: number;
   private readonly blockWriteConcurrency: number;
+  private readonly flushRunBytes: number;
   private memUsed = 0;
   private readonly pages: PagePool;
   private memWaiters: Array<() => void> = [];
@@ -114,6 +121,8 @@ export class S3Adaptor {
     this.writeback = opts.writeback ?? false;
     this.compactThreshold = opts.compactThreshold ?? 20;
     this.blockWriteConcurrency = opts.blockWriteConcurrency ?? 8;
+    const run = opts.flushRunBytes ?? opts.chunkSize / 4;
+    this.flushRunBytes = Math.min(opts.chunkSize, Math.max(1, Math.ceil(run / opts.blockSize)) * opts.blockSize);
     this.chunkIds = new ChunkIdBatch(opts.chunkIds, opts.chunkIdBatch ?? 1000);
     const readahead = opts.readaheadBlocks ?? 4;
     this.blocks = new BlockReader(this.store, this.disk, opts.readCacheBytes ?? 256 * 2 ** 20, Math.max(1, readahead * 2), this.log);
@@ -186,10 +195,21 @@ export class S3Adaptor {
       chunk.write(cOff, data.subarray(pos, pos + n));
       this.memUsed += chunk.bytes - before;
       pos += n;
-      if (chunk.isFull(this.cs)) this.background(st, this.flushChunks(st, [idx]));
+      if (chunk.isFull(this.cs) || this.runComplete(chunk, cOff + n)) this.background(st, this.flushChunks(st, [idx]));
     }
     if (this.memUsed >= 0.7 * this.memBudget) this.relievePressure();
     this.metrics.memUsed.set(this.memUsed);
+  }
+
+  /**
+   * Whether a sequential writer just completed a run worth flushing: one dirty range that ends
+   * where this step ended, on a block boundary, and spans flushRunBytes. Later writes to the
+   * chunk start a new buffer, so the flushed slices tile the chunk on block boundaries.
+   */
+  private runComplete(chunk: DirtyChunk, end: number): boolean {
+    if (chunk.ranges.length !== 1 || end % this.bs !== 0) return false;
+    const [s, e] = chunk.ranges[0]!;
+    return e === end && e - s >= this.flushRunBytes;
   }
 
   private async waitForMemory(need: number): Promise<void> {

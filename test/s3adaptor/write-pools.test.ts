@@ -114,3 +114,31 @@ test('writeback: staged blocks upload correctly through reused read-back buffers
     await cache.close();
   }
 });
+
+test('a sequential writer commits each run of flushRunBytes before any flush: uploads overlap the writing', async () => {
+  const slices = new MemorySliceStore();
+  const a = new S3Adaptor({ fsId: 9, chunkSize: CHUNK, blockSize: BLOCK, objectStore: store, sliceStore: slices, chunkIds: ids, flushRunBytes: BLOCK });
+  try {
+    const data = rng(33).bytes(3 * MiB + 100);
+    for (let off = 0; off < data.length; off += PIECE) await a.write(3, off, data.subarray(off, Math.min(data.length, off + PIECE)));
+    // No flush yet: the three whole blocks are committed as the writer passed them; the 100-byte tail is only buffered.
+    await waitFor('runs committed while writing', async () => {
+      const committed = [...(await slices.getSlices(3)).values()].flat().reduce((n, s) => n + s.len, 0);
+      return committed === 3 * MiB;
+    });
+    const perChunk = await slices.getSlices(3);
+    assert.deepEqual([...perChunk.keys()].sort(), [0, 1]);
+    for (const list of perChunk.values()) for (const s of list) assert.equal(s.len, BLOCK, 'one slice per block-aligned run');
+    const reader = new S3Adaptor({ fsId: 9, chunkSize: CHUNK, blockSize: BLOCK, objectStore: store, sliceStore: slices, chunkIds: new MemoryChunkIdAllocator(1e9) });
+    try {
+      assert.ok((await reader.read(3, 0, 3 * MiB, 3 * MiB)).equals(data.subarray(0, 3 * MiB)), 'committed runs read back from S3');
+      await a.flush(3);
+      reader.invalidate(3);
+      assert.ok((await reader.read(3, 0, data.length, data.length)).equals(data), 'and the tail after the flush');
+    } finally {
+      await reader.close();
+    }
+  } finally {
+    await a.close();
+  }
+});
