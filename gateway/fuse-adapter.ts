@@ -12,6 +12,8 @@ export interface FuseMountOptions {
   fsname?: string;
   /** Largest write the kernel sends in one request (needs big_writes; up to 1 MiB with the patched addon). */
   maxWrite?: number;
+  /** Largest read the kernel sends in one request (default 128 KiB). */
+  maxRead?: number;
   /** Per-op timeout of fuse-native (ms); a stuck op then fails with ETIMEDOUT instead of hanging. */
   opTimeoutMs?: number;
   debug?: boolean;
@@ -51,6 +53,9 @@ export function fuseMountArgs(opts: FuseMountOptions): string[] {
   return [
     'big_writes',
     `max_write=${opts.maxWrite ?? 1048576}`,
+    // max_pages=256 (patched INIT reply) would also let reads grow to 1 MiB; until the read
+    // path is tuned for that, keep them at the 128 KiB it is measured with (concurrent readahead).
+    `max_read=${opts.maxRead ?? 131072}`,
     'use_ino',
     'default_permissions',
     `attr_timeout=${opts.attrTimeoutSec}`,
