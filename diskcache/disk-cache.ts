@@ -15,6 +15,7 @@ import { DiskCacheMetrics } from './metrics.js';
 
 /** Where uploads go: the ObjectStore of s3adaptor/ fits this shape. */
 export interface BlockSink {
+  /** Must not keep `body` once the promise settles: upload read-back buffers are reused. */
   put(key: string, body: Buffer): Promise<void>;
 }
 
@@ -137,6 +138,11 @@ export class DiskCache {
   private tempSeq = 0;
   private readonly counts = { uploadedBlocks: 0, uploadedBytes: 0, uploadErrors: 0, hits: 0, misses: 0, trimmedBlocks: 0 };
   private readonly uploadSamples: Array<{ at: number; bytes: number }> = [];
+  /**
+   * Read-back buffers of finished uploads, reused: a fresh 4 MiB buffer per upload costs page
+   * faults and V8 mark-compacts (external memory). At most uploadConcurrency are kept.
+   */
+  private uploadBuffers: Buffer[] = [];
 
   private constructor(private readonly store: BlockSink, options: DiskCacheOptions) {
     this.opts = {
@@ -306,8 +312,10 @@ export class DiskCache {
 
   private async upload(key: string, block: StagedBlock): Promise<void> {
     for (let attempt = 0; !this.closed && !block.cancelled; attempt++) {
+      const spare = this.uploadBuffers.pop();
+      const target = spare && spare.length >= block.size ? spare : Buffer.allocUnsafe(block.size);
       try {
-        const data = await readExact(join(this.writeDir, key), block.size);
+        const data = await readExact(join(this.writeDir, key), block.size, 0, target);
         if (block.cancelled) break;
         block.running = this.store.put(key, data);
         await block.running;
@@ -329,6 +337,9 @@ export class DiskCache {
         const delay = Math.min(this.opts.retryMaxMs, this.opts.retryBaseMs * 2 ** Math.min(attempt, 20));
         this.log.warn({ key, attempt, delay, err: err instanceof Error ? err.message : String(err) }, 'disk cache: upload failed, will retry');
         await this.sleep(delay);
+      } finally {
+        // Every read and the put are settled here (a timed-out put's socket is destroyed).
+        if (target.length >= 2 ** 20 && this.uploadBuffers.length < this.opts.uploadConcurrency) this.uploadBuffers.push(target);
       }
     }
   }

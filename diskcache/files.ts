@@ -2,11 +2,14 @@
 import { open, readdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 
-/** Reads `size` bytes from `offset` (default: a whole file of known size) into one buffer. */
-export async function readExact(path: string, size: number, offset = 0): Promise<Buffer> {
+/**
+ * Reads `size` bytes from `offset` (default: a whole file of known size) into one buffer:
+ * the front of `into` when given (at least `size` long), else a new one.
+ */
+export async function readExact(path: string, size: number, offset = 0, into?: Buffer): Promise<Buffer> {
   const fh = await open(path, 'r');
   try {
-    const out = Buffer.allocUnsafe(size);
+    const out = into ? into.subarray(0, size) : Buffer.allocUnsafe(size);
     let at = 0;
     while (at < size) {
       const { bytesRead } = await fh.read(out, at, size - at, offset + at);

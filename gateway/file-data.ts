@@ -5,6 +5,10 @@ import type { DiskCacheLimits } from '../diskcache/index.js';
 import type { EvictResult, WarmupResult } from '../s3adaptor/cache-control.js';
 
 export interface FileData {
+  /**
+   * `data` is valid only until the returned promise settles (the FUSE adapter hands over the
+   * kernel request's buffer without copying it): copy whatever is kept beyond that.
+   */
   write(ino: number, offset: number, data: Buffer): Promise<void>;
   /** Includes unflushed buffered data; zeros for holes; short only at EOF (fileSize). */
   read(ino: number, offset: number, length: number, fileSize: number): Promise<Buffer>;

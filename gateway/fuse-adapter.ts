@@ -11,8 +11,10 @@ export interface FuseMountOptions {
   attrTimeoutSec: number;
   entryTimeoutSec: number;
   fsname?: string;
-  /** Largest write the kernel sends in one request (needs big_writes). */
+  /** Largest write the kernel sends in one request (needs big_writes; up to 1 MiB with the patched addon). */
   maxWrite?: number;
+  /** Largest read the kernel sends in one request (default 128 KiB). */
+  maxRead?: number;
   /** Per-op timeout of fuse-native (ms); a stuck op then fails with ETIMEDOUT instead of hanging. */
   opTimeoutMs?: number;
   debug?: boolean;
@@ -53,7 +55,10 @@ function toStat(inode: Inode): FuseStat {
 export function fuseMountArgs(opts: FuseMountOptions): string[] {
   return [
     'big_writes',
-    `max_write=${opts.maxWrite ?? 131072}`,
+    `max_write=${opts.maxWrite ?? 1048576}`,
+    // max_pages=256 (patched INIT reply) would also let reads grow to 1 MiB; until the read
+    // path is tuned for that, keep them at the 128 KiB it is measured with (concurrent readahead).
+    `max_read=${opts.maxRead ?? 131072}`,
     'use_ino',
     'default_permissions',
     `attr_timeout=${opts.attrTimeoutSec}`,
@@ -135,8 +140,9 @@ export function fuseOps(fs: TierFileSystem, log: Logger = silentLogger, opTimeou
       );
     },
     write: (path, fd, buf, len, pos, cb) =>
-      // Copy: fuse-native detaches the buffer once we answer, and the data path may keep it.
-      fs.write(fd, pos, Buffer.from(buf.subarray(0, len))).then((n) => cb(n), (err: unknown) => cb(fail('write', path, err))),
+      // No copy: fuse-native detaches the buffer only once we answer, and FileData.write
+      // copies what it keeps before its promise settles (see gateway/file-data.ts).
+      fs.write(fd, pos, buf.subarray(0, len)).then((n) => cb(n), (err: unknown) => cb(fail('write', path, err))),
     release: (path, fd, cb) => run('release', path, () => fs.release(fd), cb),
     create: (path, mode, cb, caller) => fs.create(path, mode, 2, caller).then((fh) => cb(0, fh), (err: unknown) => cb(fail('create', path, err))),
     unlink: (path, cb) => run('unlink', path, () => fs.unlink(path), cb),

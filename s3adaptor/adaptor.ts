@@ -20,7 +20,7 @@ import type { DiskCacheLimits } from '../diskcache/index.js';
 import { runLimited } from './run-limited.js';
 import type { ObjectStore, ObjectStoreStats } from './object-store.js';
 import type { ChunkIdAllocator, ChunkSlices, FileAttrs, Slice, SliceStore } from './types.js';
-import { DirtyChunk, type PendingData, type PendingZero } from './write-buffer.js';
+import { DirtyChunk, PagePool, type PendingData, type PendingZero } from './write-buffer.js';
 
 export interface S3AdaptorOptions {
   fsId: number;
@@ -44,6 +44,12 @@ export interface S3AdaptorOptions {
   compactThreshold?: number;
   /** Block objects written at once per flush (default 8). */
   blockWriteConcurrency?: number;
+  /**
+   * A sequential run of whole blocks this long (default a quarter chunk) is flushed while the
+   * rest of the chunk is still being written: uploads (or staging) overlap the writing, and
+   * close waits for at most this much instead of a whole chunk.
+   */
+  flushRunBytes?: number;
   /** Chunk ids asked of the allocator at once (default 1000). */
   chunkIdBatch?: number;
   registry?: Registry;
@@ -92,7 +98,9 @@ export class S3Adaptor {
   private readonly cacheControl: CacheControl;
   private readonly compactThreshold: number;
   private readonly blockWriteConcurrency: number;
+  private readonly flushRunBytes: number;
   private memUsed = 0;
+  private readonly pages: PagePool;
   private memWaiters: Array<() => void> = [];
   private closed = false;
   private readonly timer: NodeJS.Timeout;
@@ -112,10 +120,14 @@ export class S3Adaptor {
     this.disk = opts.diskCache ?? null;
     this.log = opts.logger ?? silentLogger;
     this.memBudget = opts.memBudgetBytes ?? 512 * 2 ** 20;
+    // Enough idle pages for a chunk being written and two flushing (at most a quarter of the budget).
+    this.pages = new PagePool(this.bs, Math.min(3 * this.bpc, Math.floor(this.memBudget / 4 / this.bs)));
     this.flushAgeMs = opts.flushAgeMs ?? 5_000;
     this.writeback = opts.writeback ?? false;
     this.compactThreshold = opts.compactThreshold ?? 20;
     this.blockWriteConcurrency = opts.blockWriteConcurrency ?? 8;
+    const run = opts.flushRunBytes ?? opts.chunkSize / 4;
+    this.flushRunBytes = Math.min(opts.chunkSize, Math.max(1, Math.ceil(run / opts.blockSize)) * opts.blockSize);
     this.chunkIds = new ChunkIdBatch(opts.chunkIds, opts.chunkIdBatch ?? 1000);
     const readahead = opts.readaheadBlocks ?? 4;
     this.blocks = new BlockReader(this.store, this.disk, opts.readCacheBytes ?? 256 * 2 ** 20, Math.max(1, readahead * 2), this.log);
@@ -166,6 +178,7 @@ export class S3Adaptor {
   async write(ino: number, offset: number, data: Buffer): Promise<void> {
     this.checkOpen();
     const st = this.inode(ino);
+    const len = data.length;
     for (let pos = 0; pos < data.length; ) {
       const fileOff = offset + pos;
       const idx = Math.floor(fileOff / this.cs);
@@ -175,20 +188,34 @@ export class S3Adaptor {
       const need = chunk ? chunk.newPagesFor(cOff, cOff + n) * this.bs : this.bs;
       if (need > 0 && this.memUsed > 0 && this.memUsed + need > this.memBudget) {
         await this.waitForMemory(need);
+        // The caller's buffer may be a FUSE request's that was detached while we waited (the
+        // request timed out and was answered): never buffer what is no longer there.
+        if (data.length !== len) throw new TierfsError(StatusCode.TIMEOUT, 'write buffer went away while waiting for memory');
         continue; // the chunk may have been flushed meanwhile
       }
       if (!chunk) {
-        chunk = new DirtyChunk(this.bs);
+        chunk = new DirtyChunk(this.bs, this.pages);
         st.dirty.set(idx, chunk);
       }
       const before = chunk.bytes;
       chunk.write(cOff, data.subarray(pos, pos + n));
       this.memUsed += chunk.bytes - before;
       pos += n;
-      if (chunk.isFull(this.cs)) this.background(st, this.flushChunks(st, [idx]));
+      if (chunk.isFull(this.cs) || this.runComplete(chunk, cOff + n)) this.background(st, this.flushChunks(st, [idx]));
     }
     if (this.memUsed >= 0.7 * this.memBudget) this.relievePressure();
     this.metrics.memUsed.set(this.memUsed);
+  }
+
+  /**
+   * Whether a sequential writer just completed a run worth flushing: one dirty range that ends
+   * where this step ended, on a block boundary, and spans flushRunBytes. Later writes to the
+   * chunk start a new buffer, so the flushed slices tile the chunk on block boundaries.
+   */
+  private runComplete(chunk: DirtyChunk, end: number): boolean {
+    if (chunk.ranges.length !== 1 || end % this.bs !== 0) return false;
+    const [s, e] = chunk.ranges[0]!;
+    return e === end && e - s >= this.flushRunBytes;
   }
 
   private async waitForMemory(need: number): Promise<void> {
@@ -227,6 +254,7 @@ export class S3Adaptor {
 
   private tick(): void {
     const now = Date.now();
+    this.pages.trim(10_000);
     for (const [ino, st] of this.inodes) {
       const old = [...st.dirty].filter(([, c]) => now - c.firstWriteAt >= this.flushAgeMs).map(([idx]) => idx);
       if (old.length > 0) this.background(st, this.flushChunks(st, old));
@@ -268,7 +296,7 @@ export class S3Adaptor {
       ranges += c.ranges.length;
     }
     if (chunks.size === 0) return Promise.resolve();
-    const entry: PendingData = { kind: 'data', chunks, bytes, committed: false };
+    const entry: PendingData = { kind: 'data', chunks, bytes, committed: false, holds: [], recyclable: false };
     st.pending.push(entry);
     return this.track(st, this.commitData(st, entry, this.chunkIds.reserve(ranges, this.newestChunkId(st)), attrs));
   }
@@ -293,12 +321,13 @@ export class S3Adaptor {
           list.push(slice);
           for (const obj of sliceObjects(slice, this.bs)) {
             const key = sliceBlockKey(this.fsId, st.ino, idx, this.bpc, slice, obj.blockIndex);
-            writes.push(() => this.storeBlock(st, key, chunk.view(obj.chunkStart, obj.chunkStart + obj.size)));
+            writes.push(() => this.storeBlock(st, entry, key, chunk.view(obj.chunkStart, obj.chunkStart + obj.size)));
           }
         }
         added.set(idx, list);
       }
       await runLimited(writes, this.blockWriteConcurrency);
+      entry.recyclable = true; // every block write settled (runLimited waits for all)
       await this.appendSlices(st.ino, added, attrs);
       st.addCommitted(added);
       this.counts.flushes++;
@@ -318,7 +347,7 @@ export class S3Adaptor {
    * to S3. Without writeback close waits for S3 anyway, so the block goes straight to S3 and
    * into the read cache afterwards (no fsynced local copy that is read back for the upload).
    */
-  private async storeBlock(st: InodeState, key: string, body: Buffer): Promise<void> {
+  private async storeBlock(st: InodeState, entry: PendingData, key: string, body: Buffer): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       if (this.writeback && this.disk?.canStage(body.length) && (await this.disk.stage(key, body))) {
         const up = this.disk.uploaded(key);
@@ -331,7 +360,7 @@ export class S3Adaptor {
         this.counts.directPuts++;
         this.metrics.directPuts.inc();
         if (this.disk && !this.writeback) {
-          this.disk.put(key, body).catch((err: unknown) => this.log.debug({ key, err: String(err) }, 'could not cache a written block'));
+          entry.holds.push(this.disk.put(key, body).catch((err: unknown) => this.log.debug({ key, err: String(err) }, 'could not cache a written block')));
         }
         return;
       } catch (err) {
@@ -358,8 +387,21 @@ export class S3Adaptor {
   private releaseCommitted(st: InodeState): void {
     while (st.pending[0]?.committed) {
       const e = st.pending.shift()!;
-      if (e.kind === 'data') this.release(e.bytes);
+      if (e.kind === 'data') {
+        this.release(e.bytes);
+        this.recycle(e);
+      }
     }
+  }
+
+  /** Pages of a flush that is out of st.pending (no new reader finds it) go back to the pool. */
+  private recycle(e: PendingData): void {
+    if (!e.recyclable) return; // a failed flush may still have block writes using them: leave them to GC
+    const give = () => {
+      for (const c of e.chunks.values()) this.pages.give(c.pages.values());
+    };
+    if (e.holds.length === 0) give();
+    else void Promise.allSettled(e.holds).then(give);
   }
 
   private maybeCompact(st: InodeState, idxs: number[]): void {

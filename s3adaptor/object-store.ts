@@ -49,6 +49,7 @@ export interface ObjectStoreStats {
 }
 
 export interface ObjectStore {
+  /** Must not keep `body` once the promise settles: callers reuse the memory (page pools). */
   put(key: string, body: Buffer): Promise<void>;
   /** Whole object, or `length` bytes from `offset` (inclusive HTTP range). NOT_FOUND when missing. */
   get(key: string, offset?: number, length?: number): Promise<Buffer>;
@@ -134,6 +135,23 @@ async function readBody(body: Readable, expected: number | undefined): Promise<B
   const parts: Buffer[] = [];
   for await (const chunk of body as AsyncIterable<Buffer>) parts.push(chunk);
   return Buffer.concat(parts);
+}
+
+/**
+ * Signs a put without hashing its body (x-amz-content-sha256: UNSIGNED-PAYLOAD, which S3,
+ * MinIO and s3rver accept): SigV4 over http otherwise SHA-256es every block on the event loop
+ * (~2 ms per MiB), stalling the FUSE requests queued behind it. Length is still checked.
+ */
+function unsignedPayload(cmd: PutObjectCommand): PutObjectCommand {
+  cmd.middlewareStack.add(
+    (next) => async (args) => {
+      const req = args.request as { headers?: Record<string, string> };
+      if (req.headers) req.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+      return next(args);
+    },
+    { step: 'build', name: 'tierfsUnsignedPayload' },
+  );
+  return cmd;
 }
 
 export class S3ObjectStore implements ObjectStore {
@@ -229,7 +247,7 @@ export class S3ObjectStore implements ObjectStore {
   async put(key: string, body: Buffer): Promise<void> {
     if (body.length >= this.multipartThreshold && body.length > this.partSize) return this.putInParts(key, body);
     await this.run('put', key, (abortSignal) =>
-      this.client.send(new PutObjectCommand({ Bucket: this.opts.bucket, Key: this.key(key), Body: body, ContentLength: body.length }), { abortSignal }),
+      this.client.send(unsignedPayload(new PutObjectCommand({ Bucket: this.opts.bucket, Key: this.key(key), Body: body, ContentLength: body.length })), { abortSignal }),
     );
     this.counts.bytesPut += body.length;
     this.bytesTotal.inc({ op: 'put' }, body.length);

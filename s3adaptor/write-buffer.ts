@@ -2,14 +2,57 @@
 // merged dirty ranges over them; at flush a range becomes a slice and each block piece of
 // it is a subarray of a page (no copy). A snapshot handed to a flush is never written again.
 
+/**
+ * Recycles block-sized pages. A fresh 4 MiB Buffer costs page faults on first touch, and every
+ * ~64 MiB of new external memory makes V8 run a mark-compact (22 of them, ~1.5 s, in a 512 MiB
+ * write). A page comes back only once nothing can read it any more: its flush committed, no
+ * block write still holds a view of it, and readers copy buffered bytes synchronously.
+ */
+export class PagePool {
+  private free: Buffer[] = [];
+  private lastTake = Date.now();
+
+  constructor(
+    readonly pageSize: number,
+    private readonly maxPages: number,
+  ) {}
+
+  take(): Buffer {
+    this.lastTake = Date.now();
+    return this.free.pop() ?? Buffer.allocUnsafe(this.pageSize); // only bytes inside dirty ranges are ever read
+  }
+
+  give(pages: Iterable<Buffer>): void {
+    for (const p of pages) {
+      if (this.free.length >= this.maxPages) return;
+      if (p.length === this.pageSize && p.byteOffset === 0) this.free.push(p);
+    }
+  }
+
+  /** Lets idle memory go once nothing was written for idleMs. */
+  trim(idleMs: number): void {
+    if (this.free.length > 0 && Date.now() - this.lastTake >= idleMs) this.free = [];
+  }
+
+  get idlePages(): number {
+    return this.free.length;
+  }
+}
+
 /** Dirty data of one chunk. */
 export class DirtyChunk {
   readonly pages = new Map<number, Buffer>();
   /** Sorted, disjoint, non-adjacent [start, end) ranges (chunk offsets). */
   ranges: Array<[number, number]> = [];
   readonly firstWriteAt = Date.now();
+  private readonly pool: PagePool;
 
-  constructor(private readonly blockSize: number) {}
+  constructor(
+    private readonly blockSize: number,
+    pool?: PagePool,
+  ) {
+    this.pool = pool ?? new PagePool(blockSize, 0);
+  }
 
   get bytes(): number {
     return this.pages.size * this.blockSize;
@@ -28,7 +71,7 @@ export class DirtyChunk {
       const i = Math.floor(pos / this.blockSize);
       let page = this.pages.get(i);
       if (!page) {
-        page = Buffer.allocUnsafe(this.blockSize); // only bytes inside dirty ranges are ever read
+        page = this.pool.take();
         this.pages.set(i, page);
       }
       const e = Math.min(end, (i + 1) * this.blockSize);
@@ -98,6 +141,10 @@ export interface PendingData {
   chunks: Map<number, DirtyChunk>;
   bytes: number;
   committed: boolean;
+  /** Work still holding views of the pages after the commit (caching written blocks). */
+  holds: Array<Promise<unknown>>;
+  /** Set when every block write finished: the pages may then go back to the pool. */
+  recyclable: boolean;
 }
 
 /** A truncate's mask: from `start` (file offset) to `end` reads as zeros until committed. */

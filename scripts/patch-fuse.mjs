@@ -3,7 +3,7 @@
 //  1. index.js: `opts.extraOptions` (array of strings) is appended to the `-o` mount options.
 //     fuse-native has no way to pass big_writes/use_ino/max_write; without big_writes every
 //     write reaches us in 4 KiB pieces (64 MB/s instead of ~1.2 GB/s).
-//  2. fuse-native.c (steps 6-9 below): utimens mtime, nullpath_ok, caller uid/gid, UTIME_OMIT. We fix
+//  2. fuse-native.c (steps 6-9 and 11 below): utimens mtime, nullpath_ok, caller uid/gid, UTIME_OMIT. We fix
 //     the C source and rebuild the addon with npm's bundled node-gyp against the installed
 //     Node headers (no download). node-gyp-build prefers build/Release over the prebuild.
 import { execFileSync } from 'node:child_process';
@@ -153,6 +153,134 @@ if (!csrc.includes(UTIME_MARK)) {
   csrc = replaceOnce(csrc, '  struct fuse_operations ops = { };\n', '  struct fuse_operations ops = { };\n  ops.flag_utime_omit_ok = 1;\n');
   cChanged = true;
   console.error('patch-fuse: fuse-native.c passes UTIME_NOW/UTIME_OMIT and sets flag_utime_omit_ok');
+}
+// 11. 1 MiB requests: libfuse 2 reads /dev/fuse into 132 KiB buffers and its INIT reply
+//     (protocol 7.19) has no max_pages, so the kernel caps every write at 32 pages (128 KiB)
+//     and a sequential writer waits for one round trip per 128 KiB. The mount gets its own
+//     channel on the same fd with 1 MiB + 8 KiB buffers (libfuse then accepts max_write up to
+//     1 MiB), and the INIT reply is extended with FUSE_MAX_PAGES / max_pages=256 when the
+//     kernel offers it (7.28+; the kernel reads those fields whatever minor we answer with).
+const BIGREQ_MARK = '/* tierfs-patch: big requests */';
+if (!csrc.includes(BIGREQ_MARK)) {
+  const chan = `${BIGREQ_MARK}
+#include <sys/uio.h>
+#include <errno.h>
+#define TIERFS_MAX_PAGES 256
+#define TIERFS_CHAN_BUFSIZE ((TIERFS_MAX_PAGES + 2) * 4096)
+#define TIERFS_FUSE_INIT 26
+#define TIERFS_FUSE_MAX_PAGES (1u << 22)
+#define TIERFS_IN_HEADER 40
+#define TIERFS_OUT_HEADER 16
+#define TIERFS_INIT_OUT 64
+
+typedef struct {
+  uint64_t init_unique;
+  uint32_t kernel_flags;
+  int init_seen;
+} tierfs_chan_state_t;
+
+static int tierfs_chan_receive (struct fuse_chan **chp, char *buf, size_t size) {
+  struct fuse_chan *ch = *chp;
+  struct fuse_session *se = fuse_chan_session(ch);
+  tierfs_chan_state_t *st = (tierfs_chan_state_t *) fuse_chan_data(ch);
+  ssize_t res;
+  int err;
+restart:
+  res = read(fuse_chan_fd(ch), buf, size);
+  err = errno;
+  if (fuse_session_exited(se)) return 0;
+  if (res == -1) {
+    if (err == ENOENT) goto restart; /* the request was interrupted */
+    if (err == ENODEV) { fuse_session_exit(se); return 0; } /* unmounted */
+    if (err != EINTR && err != EAGAIN) perror("fuse: reading device");
+    return -err;
+  }
+  if ((size_t) res < TIERFS_IN_HEADER) {
+    fprintf(stderr, "short read on fuse device\\n");
+    return -EIO;
+  }
+  uint32_t opcode;
+  memcpy(&opcode, buf + 4, 4);
+  if (opcode == TIERFS_FUSE_INIT && !st->init_seen && (size_t) res >= TIERFS_IN_HEADER + 16) {
+    memcpy(&st->init_unique, buf + 8, 8);
+    memcpy(&st->kernel_flags, buf + TIERFS_IN_HEADER + 12, 4);
+    st->init_seen = 1;
+  }
+  return res;
+}
+
+static int tierfs_chan_send (struct fuse_chan *ch, const struct iovec iov[], size_t count) {
+  if (!iov) return 0;
+  tierfs_chan_state_t *st = (tierfs_chan_state_t *) fuse_chan_data(ch);
+  struct iovec patched[2];
+  unsigned char hdr[TIERFS_OUT_HEADER];
+  unsigned char out[TIERFS_INIT_OUT];
+  if (st->init_unique != 0 && count == 2 && iov[0].iov_len == TIERFS_OUT_HEADER && iov[1].iov_len >= 24 && iov[1].iov_len <= TIERFS_INIT_OUT) {
+    uint64_t unique;
+    int32_t error;
+    memcpy(hdr, iov[0].iov_base, TIERFS_OUT_HEADER);
+    memcpy(&error, hdr + 4, 4);
+    memcpy(&unique, hdr + 8, 8);
+    if (unique == st->init_unique) {
+      st->init_unique = 0;
+      if (error == 0 && (st->kernel_flags & TIERFS_FUSE_MAX_PAGES)) {
+        uint32_t flags, len = TIERFS_OUT_HEADER + TIERFS_INIT_OUT;
+        uint16_t pages = TIERFS_MAX_PAGES;
+        memset(out, 0, sizeof out);
+        memcpy(out, iov[1].iov_base, iov[1].iov_len);
+        memcpy(&flags, out + 12, 4);
+        flags |= TIERFS_FUSE_MAX_PAGES;
+        memcpy(out + 12, &flags, 4);
+        memcpy(out + 28, &pages, 2); /* fuse_init_out.max_pages */
+        memcpy(hdr, &len, 4);
+        patched[0].iov_base = hdr;
+        patched[0].iov_len = TIERFS_OUT_HEADER;
+        patched[1].iov_base = out;
+        patched[1].iov_len = TIERFS_INIT_OUT;
+        iov = patched;
+      }
+    }
+  }
+  ssize_t res = writev(fuse_chan_fd(ch), iov, count);
+  int err = errno;
+  if (res == -1) {
+    struct fuse_session *se = fuse_chan_session(ch);
+    if (!fuse_session_exited(se) && err != ENOENT) perror("fuse: writing device");
+    return -err;
+  }
+  return 0;
+}
+
+static void tierfs_chan_destroy (struct fuse_chan *ch) {
+  int fd = fuse_chan_fd(ch);
+  if (fd != -1) close(fd);
+  free(fuse_chan_data(ch));
+}
+
+static struct fuse_chan_ops tierfs_chan_ops = {
+  .receive = tierfs_chan_receive,
+  .send = tierfs_chan_send,
+  .destroy = tierfs_chan_destroy,
+};
+
+/* The kernel channel stays allocated (never destroyed: that would close the shared fd). */
+static struct fuse_chan *tierfs_big_chan (struct fuse_chan *kch) {
+  if (kch == NULL) return NULL;
+  tierfs_chan_state_t *st = (tierfs_chan_state_t *) calloc(1, sizeof(tierfs_chan_state_t));
+  if (st == NULL) return kch;
+  struct fuse_chan *ch = fuse_chan_new(&tierfs_chan_ops, fuse_chan_fd(kch), TIERFS_CHAN_BUFSIZE, st);
+  if (ch == NULL) {
+    free(st);
+    return kch;
+  }
+  return ch;
+}
+
+NAPI_METHOD(fuse_native_mount) {`;
+  csrc = replaceOnce(csrc, 'NAPI_METHOD(fuse_native_mount) {', chan);
+  csrc = replaceOnce(csrc, '  struct fuse_chan *ch = fuse_mount(mnt, &args);\n', '  struct fuse_chan *ch = tierfs_big_chan(fuse_mount(mnt, &args));\n');
+  cChanged = true;
+  console.error('patch-fuse: fuse-native.c reads 1 MiB requests (own channel, max_pages in INIT)');
 }
 if (cChanged) writeFileSync(cPath, csrc);
 if (!existsSync(addon) || cChanged) {

@@ -17,7 +17,8 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 /** Writes `files` through the mount (closed), plus one file fsynced and left open; returns all expected contents. */
 function writeSet(mnt: string, prefix: string): { expected: Map<string, Buffer>; openFd: number } {
   const expected = new Map<string, Buffer>();
-  const sizes = [1, 4096, 100_000, (1 << 20) + 7, (3 << 20) + 333];
+  // The last one spans chunks: its runs are flushed (staged or uploaded) while it is still being written.
+  const sizes = [1, 4096, 100_000, (1 << 20) + 7, (3 << 20) + 333, (5 << 20) + 5];
   for (const [i, size] of sizes.entries()) {
     const body = randomBytes(size);
     writeFileSync(join(mnt, `${prefix}-closed-${i}`), body);

@@ -33,7 +33,7 @@ describe('gateway mount process (memory cluster, real FUSE)', () => {
     return m;
   };
 
-  test('big writes: one 1 MiB write reaches the handler in 128 KiB requests, not 4 KiB', async () => {
+  test('big writes: one 1 MiB write reaches the handler as one 1 MiB request (max_pages patch), not 4 KiB pieces', async () => {
     const m = await start();
     const fd = openSync(join(m.mountpoint, 'big'), 'w');
     writeSync(fd, Buffer.alloc(1 << 20, 1));
@@ -41,8 +41,9 @@ describe('gateway mount process (memory cluster, real FUSE)', () => {
     const r = cli(['cache', 'stats', '--admin-socket', m.adminSocket, '--json']);
     assert.equal(r.status, 0, r.stderr);
     const stats = JSON.parse(r.stdout) as { data: { maxWriteBytes: number; writes: number }; gateway: { openHandles: number } };
-    assert.equal(stats.data.maxWriteBytes, 131072, 'max_write with big_writes');
-    assert.ok(stats.data.writes <= 16, `1 MiB took ${stats.data.writes} write requests`);
+    // 128 KiB would mean the kernel ignored the INIT reply's max_pages (scripts/patch-fuse.mjs step 11).
+    assert.equal(stats.data.maxWriteBytes, 1 << 20, 'max_write=1 MiB with big_writes and max_pages');
+    assert.ok(stats.data.writes <= 2, `1 MiB took ${stats.data.writes} write requests`);
     assert.equal(stats.gateway.openHandles, 0);
   });
 
