@@ -70,14 +70,29 @@ export function fuseMountArgs(opts: FuseMountOptions): string[] {
   ];
 }
 
-/** How much earlier than fuse-native's own op timeout a read answers EIO by itself. */
-const READ_DEADLINE_MARGIN_MS = 5_000;
+/** How much earlier than fuse-native's own op timeout a read or write answers EIO by itself. */
+const DEADLINE_MARGIN_MS = 5_000;
 
 export function fuseOps(fs: TierFileSystem, log: Logger = silentLogger, opTimeoutMs = 120_000): FuseOps {
-  // A read fills the kernel's reply buffer in place. Answering detaches that buffer, after
-  // which a late copy into it fails instead of landing in memory libfuse has reused; so a
-  // read answers by itself before fuse-native's timeout (whose reply does not detach it).
-  const readDeadlineMs = Math.max(1_000, opTimeoutMs - READ_DEADLINE_MARGIN_MS);
+  // Reads fill the kernel's buffer in place and writes take their data from it without a
+  // copy. Answering detaches that buffer, after which a late access fails instead of touching
+  // memory libfuse has reused; fuse-native's own timeout reply does not detach it, so these
+  // two answer EIO by themselves a little before that timeout.
+  const deadlineMs = Math.max(1_000, opTimeoutMs - DEADLINE_MARGIN_MS);
+  const withDeadline = (op: string, path: string, pos: number, len: number, io: () => Promise<number>, cb: (code: number) => void): void => {
+    let answered = false;
+    const answer = (code: number) => {
+      if (answered) return;
+      answered = true;
+      clearTimeout(timer);
+      cb(code);
+    };
+    const timer = setTimeout(() => {
+      log.warn({ op, path, offset: pos, len, afterMs: deadlineMs }, `${op} did not finish in time; answering EIO`);
+      answer(-E.EIO);
+    }, deadlineMs);
+    io().then(answer, (err: unknown) => answer(answered ? 0 : fail(op, path, err)));
+  };
   const fail = (op: string, path: string, err: unknown): number => {
     const errno = errnoOf(err);
     if (errno === E.EIO) log.warn({ op, path, err: err instanceof Error ? err.message : String(err) }, 'operation failed');
@@ -122,27 +137,10 @@ export function fuseOps(fs: TierFileSystem, log: Logger = silentLogger, opTimeou
     open: (path, flags, cb) => fs.openFile(path, flags).then((fh) => cb(0, fh), (err: unknown) => cb(fail('open', path, err))),
     opendir: (_path, _flags, cb) => cb(0, 0),
     releasedir: (_path, _fd, cb) => cb(0),
-    read: (path, fd, buf, len, pos, cb) => {
-      let answered = false;
-      const answer = (code: number) => {
-        if (answered) return;
-        answered = true;
-        clearTimeout(timer);
-        cb(code);
-      };
-      const timer = setTimeout(() => {
-        log.warn({ op: 'read', path, offset: pos, len, afterMs: readDeadlineMs }, 'read did not finish in time; answering EIO');
-        answer(-E.EIO);
-      }, readDeadlineMs);
-      fs.readInto(fd, pos, buf.subarray(0, len)).then(
-        (n) => answer(n),
-        (err: unknown) => answer(answered ? 0 : fail('read', path, err)),
-      );
-    },
-    write: (path, fd, buf, len, pos, cb) =>
-      // No copy: fuse-native detaches the buffer only once we answer, and FileData.write
-      // copies what it keeps before its promise settles (see gateway/file-data.ts).
-      fs.write(fd, pos, buf.subarray(0, len)).then((n) => cb(n), (err: unknown) => cb(fail('write', path, err))),
+    read: (path, fd, buf, len, pos, cb) => withDeadline('read', path, pos, len, () => fs.readInto(fd, pos, buf.subarray(0, len)), cb),
+    // No copy: FileData.write copies what it keeps before its promise settles, and refuses a
+    // buffer detached while it waited (see withDeadline).
+    write: (path, fd, buf, len, pos, cb) => withDeadline('write', path, pos, len, () => fs.write(fd, pos, buf.subarray(0, len)), cb),
     release: (path, fd, cb) => run('release', path, () => fs.release(fd), cb),
     create: (path, mode, cb, caller) => fs.create(path, mode, 2, caller).then((fh) => cb(0, fh), (err: unknown) => cb(fail('create', path, err))),
     unlink: (path, cb) => run('unlink', path, () => fs.unlink(path), cb),

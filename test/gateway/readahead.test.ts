@@ -1,7 +1,7 @@
 // Reads through the mount: a wider kernel readahead window (several 128 KiB FUSE reads in
 // flight), and a deadline that answers a stuck read before fuse-native's own timeout.
 import assert from 'node:assert/strict';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { bdiName } from '../../gateway/readahead.js';
@@ -25,12 +25,16 @@ test('a mount runs with a 1024 KiB readahead window', async () => {
   assert.equal(readFileSync(path, 'utf8').trim(), '1024');
 });
 
-test('a read that outlives its deadline answers EIO, and its late copy cannot touch the reused buffer', async () => {
-  // op timeout 8 s -> read deadline 3 s; storage answers after 6 s (between the two).
-  const slow = await startMemoryMount(1, { TIERFS_TEST_SLOW_READ_MS: '6000', TIERFS_TEST_OP_TIMEOUT_MS: '8000' });
+test('a read or write that outlives its deadline answers EIO, and cannot touch the reused buffer late', async () => {
+  // op timeout 8 s -> deadline 3 s; storage answers after 6 s (between the two).
+  const slow = await startMemoryMount(1, { TIERFS_TEST_SLOW_READ_MS: '6000', TIERFS_TEST_SLOW_WRITE_MS: '6000', TIERFS_TEST_OP_TIMEOUT_MS: '8000' });
   try {
     const f = join(slow.mountpoint, 'slow');
-    writeFileSync(f, 'contents');
+    const w0 = Date.now();
+    assert.throws(() => writeFileSync(f, 'contents'), { code: 'EIO' });
+    assert.ok(Date.now() - w0 < 7_500, 'the write was answered by the deadline');
+    await new Promise((r) => setTimeout(r, 4_000)); // its late copy meets a detached (empty) buffer
+    truncateSync(f, 8);
     const t0 = Date.now();
     assert.throws(() => readFileSync(f), { code: 'EIO' });
     assert.ok(Date.now() - t0 < 7_500, 'answered by the read deadline, not by the op timeout');

@@ -28,6 +28,14 @@ if (slowReadMs > 0) {
     return readInto(...args);
   };
 }
+const slowWriteMs = Number(process.env.TIERFS_TEST_SLOW_WRITE_MS ?? 0);
+if (slowWriteMs > 0) {
+  const write = data.write.bind(data);
+  data.write = async (...args) => {
+    await new Promise((r) => setTimeout(r, slowWriteMs));
+    return write(...args);
+  };
+}
 const gateway = await startGateway(
   { meta, data, describe: () => ({ metaInodes: meta.inodeCount(), metaCalls: Object.fromEntries(meta.calls) }) },
   {
