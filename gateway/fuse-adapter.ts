@@ -13,14 +13,14 @@ export interface FuseMountOptions {
   fsname?: string;
   /** Largest write the kernel sends in one request (needs big_writes; up to 1 MiB with the patched addon). */
   maxWrite?: number;
-  /** Largest read the kernel sends in one request (default 128 KiB). */
+  /** Largest read the kernel sends in one request (default 1 MiB, with the patched max_pages). */
   maxRead?: number;
   /** Per-op timeout of fuse-native (ms); a stuck op then fails with ETIMEDOUT instead of hanging. */
   opTimeoutMs?: number;
   debug?: boolean;
   /** Let users other than the mounting one in (allow_other; needs root or user_allow_other). */
   allowOther?: boolean;
-  /** Kernel readahead window in KiB (default 1024; 0 leaves the kernel's default). */
+  /** Kernel readahead window in KiB (default 4096; 0 leaves the kernel's default). */
   readAheadKiB?: number;
   logger?: Logger;
 }
@@ -56,9 +56,9 @@ export function fuseMountArgs(opts: FuseMountOptions): string[] {
   return [
     'big_writes',
     `max_write=${opts.maxWrite ?? 1048576}`,
-    // max_pages=256 (patched INIT reply) would also let reads grow to 1 MiB; until the read
-    // path is tuned for that, keep them at the 128 KiB it is measured with (concurrent readahead).
-    `max_read=${opts.maxRead ?? 131072}`,
+    // max_pages=256 (patched INIT reply) lets reads grow to 1 MiB too; filled in place by
+    // readInto they are faster than 128 KiB ones (dd of 512 MiB: 1.1-1.5 GB/s vs 0.4-0.7).
+    `max_read=${opts.maxRead ?? 1048576}`,
     'use_ino',
     'default_permissions',
     `attr_timeout=${opts.attrTimeoutSec}`,
@@ -162,7 +162,7 @@ export async function mountFuse(fs: TierFileSystem, mountpoint: string, opts: Fu
     extraOptions: fuseMountArgs(opts),
   });
   await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
-  const readAhead = opts.readAheadKiB ?? 1024;
+  const readAhead = opts.readAheadKiB ?? 4096;
   if (readAhead > 0) await setReadAhead(mountpoint, readAhead, log);
   return fuse;
 }

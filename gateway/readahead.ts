@@ -1,8 +1,8 @@
-// The kernel's readahead window of a FUSE mount. FUSE mounts start at 128 KiB (one request)
-// and libfuse 2 can only lower it at init; a larger window keeps several 128 KiB read
-// requests in flight, which is what lets a sequential reader outrun one round trip per
-// request (measured: dd of 512 MiB through a mount, 256-292 MB/s at 128 KiB, 381-395 MB/s at
-// 1024 KiB). The knob is /sys/class/bdi/MAJOR:MINOR/read_ahead_kb of the mount's device,
+// The kernel's readahead window of a FUSE mount. FUSE mounts start at 128 KiB and libfuse 2
+// can only lower it at init; a larger window keeps several read requests in flight, which is
+// what lets a sequential reader outrun one round trip per request (dd of 512 MiB through a
+// mount with 1 MiB requests: 554-644 MB/s at 128 KiB, 1.2-1.7 GB/s at 1024, 1.6-2.0 at 4096;
+// with 128 KiB requests 256-292 MB/s at 128 KiB, 381-395 at 1024). The knob is /sys/class/bdi/MAJOR:MINOR/read_ahead_kb of the mount's device,
 // writable by root only; elsewhere the mount keeps the kernel default and says so.
 import { stat, writeFile } from 'node:fs/promises';
 import type { Logger } from '../common/log.js';

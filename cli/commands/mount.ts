@@ -76,7 +76,7 @@ export function register(program: Command): void {
     .option('--attr-timeout <s>', 'attribute cache timeout in seconds (kernel and gateway)', '1')
     .option('--entry-timeout <s>', 'directory entry cache timeout in seconds (kernel and gateway)', '1')
     .option('--read-only', 'mount read-only')
-    .option('--read-ahead <KiB>', 'kernel readahead window of the mount (root only; 0 keeps the kernel default of 128)', '1024')
+    .option('--read-ahead <KiB>', 'kernel readahead window of the mount (root only; 0 keeps the kernel default of 128)', '4096')
     .option('--allow-other', 'let other users use the mount (FUSE allow_other; the kernel checks permissions, new files belong to their creator)')
     .option('--foreground', 'stay in the foreground (default)')
     .option('--daemon', 'detach once the mount is ready')

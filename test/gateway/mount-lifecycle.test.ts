@@ -47,6 +47,16 @@ describe('gateway mount process (memory cluster, real FUSE)', () => {
     assert.equal(stats.gateway.openHandles, 0);
   });
 
+  test('big reads: reading a 4 MiB file asks for 1 MiB at a time (max_read with max_pages)', async () => {
+    const m = await start();
+    const f = join(m.mountpoint, 'bigread');
+    writeFileSync(f, Buffer.alloc(4 << 20, 3));
+    assert.ok(readFileSync(f).equals(Buffer.alloc(4 << 20, 3)));
+    const r = cli(['cache', 'stats', '--admin-socket', m.adminSocket, '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { data: { maxReadBytes: number } }).data.maxReadBytes, 1 << 20);
+  });
+
   test('utimens sets atime and mtime independently (fuse-native passed atime twice)', async () => {
     const m = await start();
     const f = join(m.mountpoint, 'times');

@@ -19,10 +19,10 @@ after(async () => {
   await mount?.stop();
 });
 
-test('a mount runs with a 1024 KiB readahead window', async () => {
+test('a mount runs with a 4096 KiB readahead window', async () => {
   mount = await startMemoryMount(1);
   const path = `/sys/class/bdi/${bdiName(statSync(mount.mountpoint).dev)}/read_ahead_kb`;
-  assert.equal(readFileSync(path, 'utf8').trim(), '1024');
+  assert.equal(readFileSync(path, 'utf8').trim(), '4096');
 });
 
 test('a read or write that outlives its deadline answers EIO, and cannot touch the reused buffer late', async () => {

@@ -8,6 +8,7 @@ export class MemoryFileData implements FileData {
   /** Contents with spare capacity (doubling), so sequential writes are not quadratic. */
   private readonly files = new Map<number, { buf: Buffer; len: number }>();
   private maxWriteBytes = 0;
+  private maxReadBytes = 0;
   private writes = 0;
   private flushes = 0;
 
@@ -54,6 +55,7 @@ export class MemoryFileData implements FileData {
   }
 
   async readInto(ino: number, offset: number, target: Buffer, fileSize: number): Promise<number> {
+    this.maxReadBytes = Math.max(this.maxReadBytes, target.length);
     const data = await this.read(ino, offset, target.length, fileSize);
     return data.copy(target);
   }
@@ -86,10 +88,10 @@ export class MemoryFileData implements FileData {
   async flushAll(): Promise<void> {}
   async waitUploaded(): Promise<void> {}
 
-  stats(): { kind: string; files: number; bytes: number; writes: number; maxWriteBytes: number; flushes: number } {
+  stats(): { kind: string; files: number; bytes: number; writes: number; maxWriteBytes: number; maxReadBytes: number; flushes: number } {
     let bytes = 0;
     for (const f of this.files.values()) bytes += f.len;
-    return { kind: 'memory', files: this.files.size, bytes, writes: this.writes, maxWriteBytes: this.maxWriteBytes, flushes: this.flushes };
+    return { kind: 'memory', files: this.files.size, bytes, writes: this.writes, maxWriteBytes: this.maxWriteBytes, maxReadBytes: this.maxReadBytes, flushes: this.flushes };
   }
 
   async close(): Promise<void> {}
