@@ -19,23 +19,17 @@ const meta = new MemoryMetaClient();
 const data = new MemoryFileData();
 // Simulates a data path whose storage is gone: flushAll never finishes (shutdown must still end).
 if (process.env.TIERFS_TEST_HANG_FLUSHALL === '1') data.flushAll = () => new Promise<void>(() => {});
-// Simulates storage that answers reads only after a long wait (the read deadline's subject).
+// Simulates storage that answers reads or writes only after a long wait (the deadline's subject).
+function delayed<A extends unknown[], R>(fn: (...args: A) => Promise<R>, ms: number): (...args: A) => Promise<R> {
+  return async (...args) => {
+    await new Promise((r) => setTimeout(r, ms));
+    return fn(...args);
+  };
+}
 const slowReadMs = Number(process.env.TIERFS_TEST_SLOW_READ_MS ?? 0);
-if (slowReadMs > 0) {
-  const readInto = data.readInto.bind(data);
-  data.readInto = async (...args) => {
-    await new Promise((r) => setTimeout(r, slowReadMs));
-    return readInto(...args);
-  };
-}
+if (slowReadMs > 0) data.readInto = delayed(data.readInto.bind(data), slowReadMs);
 const slowWriteMs = Number(process.env.TIERFS_TEST_SLOW_WRITE_MS ?? 0);
-if (slowWriteMs > 0) {
-  const write = data.write.bind(data);
-  data.write = async (...args) => {
-    await new Promise((r) => setTimeout(r, slowWriteMs));
-    return write(...args);
-  };
-}
+if (slowWriteMs > 0) data.write = delayed(data.write.bind(data), slowWriteMs);
 const gateway = await startGateway(
   { meta, data, describe: () => ({ metaInodes: meta.inodeCount(), metaCalls: Object.fromEntries(meta.calls) }) },
   {
