@@ -171,9 +171,11 @@ export async function runS3adaptorBench(opts: S3adaptorBenchOptions = {}): Promi
   const block = pattern(IO, 7);
   try {
     await store.ensureBucket();
+    // S3 first: its server writes to the same disk, and the local write right after it then
+    // meets the same writeback backlog the staged write meets.
+    const raw = await rawS3(store, size, pattern(BLOCK, 5), 8);
     const local = await LocalDisk.create(join(work, 'local.bin'), size);
     const disk = { write: await local.write(pattern(IO, 3)) };
-    const raw = await rawS3(store, size, pattern(BLOCK, 5), 8);
     emit('raw-s3-put', raw.put, 'local-disk', disk.write);
 
     const slices = new MemorySliceStore();
