@@ -410,12 +410,6 @@ export class DiskCache {
     }
   }
 
-  /** `len` bytes from `offset` of a cached block of `size` bytes, or null on a miss. */
-  async getRange(key: string, size: number, offset: number, len: number): Promise<Buffer | null> {
-    const out = Buffer.allocUnsafe(len);
-    return (await this.readInto(key, size, offset, len, out, 0)) ? out : null;
-  }
-
   /**
    * Caches a block fetched from S3 (no fsync: it can be fetched again). Skipped when full;
    * true when the block is in the cache afterwards.

@@ -10,12 +10,7 @@ export async function readExact(path: string, size: number, offset = 0, into?: B
   const fh = await open(path, 'r');
   try {
     const out = into ? into.subarray(0, size) : Buffer.allocUnsafe(size);
-    let at = 0;
-    while (at < size) {
-      const { bytesRead } = await fh.read(out, at, size - at, offset + at);
-      if (bytesRead === 0) throw Object.assign(new Error(`${path}: file shorter than ${size} bytes`), { code: 'ESHORT' });
-      at += bytesRead;
-    }
+    await readFullyInto(fh, out, 0, size, offset, path);
     return out;
   } finally {
     await fh.close();
@@ -23,11 +18,11 @@ export async function readExact(path: string, size: number, offset = 0, into?: B
 }
 
 /** Fills `target[at, at+len)` from `offset` of an open file; ESHORT when the file ends first. */
-export async function readFullyInto(fh: FileHandle, target: Buffer, at: number, len: number, offset: number): Promise<void> {
+export async function readFullyInto(fh: FileHandle, target: Buffer, at: number, len: number, offset: number, what = 'cached block'): Promise<void> {
   let done = 0;
   while (done < len) {
     const { bytesRead } = await fh.read(target, at + done, len - done, offset + done);
-    if (bytesRead === 0) throw Object.assign(new Error(`cached block shorter than ${offset + len} bytes`), { code: 'ESHORT' });
+    if (bytesRead === 0) throw Object.assign(new Error(`${what}: file shorter than ${offset + len} bytes`), { code: 'ESHORT' });
     done += bytesRead;
   }
 }

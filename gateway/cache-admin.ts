@@ -76,7 +76,7 @@ export class CacheAdmin {
   async evict(args: unknown) {
     const { paths } = parse(evictArgs, args, 'evict');
     if (paths === undefined) return { all: await this.data.evict(null) };
-    return { files: await this.eachFile(paths, (ino) => this.data.evict(ino)) };
+    return this.eachFile(paths, (ino) => this.data.evict(ino));
   }
 
   config(args: unknown) {

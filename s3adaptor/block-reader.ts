@@ -16,6 +16,16 @@ export interface BlockReaderStats {
   prefetches: number;
 }
 
+/**
+ * An object of another size than its slice says is treated as missing. Seen when a GET races
+ * the object's deletion (compaction): the reader then refreshes its slices and retries
+ * instead of using a short block.
+ */
+function checkedSize(key: string, data: Buffer, size: number): Buffer {
+  if (data.length !== size) throw new TierfsError(StatusCode.NOT_FOUND, `object ${key} holds ${data.length} bytes, its slice says ${size}`);
+  return data;
+}
+
 export class BlockReader {
   private readonly mem: LRUCache<string, Buffer>;
   private readonly inflight = new Map<string, Promise<Buffer>>();
@@ -95,12 +105,7 @@ export class BlockReader {
       return local;
     }
     this.counts.s3Fetches++;
-    const data = await this.store.get(key);
-    if (data.length !== size) {
-      // Seen when a GET races the object's deletion (compaction): treat it as missing, so
-      // the reader refreshes its slices and retries instead of returning a short block.
-      throw new TierfsError(StatusCode.NOT_FOUND, `object ${key} holds ${data.length} bytes, its slice says ${size}`);
-    }
+    const data = checkedSize(key, await this.store.get(key), size);
     this.mem.set(key, data);
     this.disk?.put(key, data).catch((err: unknown) => this.log.warn({ key, err: String(err) }, 'disk cache admission failed'));
     return data;
@@ -113,8 +118,7 @@ export class BlockReader {
   async warm(key: string, size: number): Promise<'cached' | 'fetched' | 'full'> {
     if (!this.disk) throw new TierfsError(StatusCode.NOT_SUPPORTED, 'this mount has no disk cache to warm (--cache-size 0)');
     if (this.disk.has(key, size)) return 'cached';
-    const data = this.mem.get(key) ?? (await this.store.get(key));
-    if (data.length !== size) throw new TierfsError(StatusCode.NOT_FOUND, `object ${key} holds ${data.length} bytes, its slice says ${size}`);
+    const data = this.mem.get(key) ?? checkedSize(key, await this.store.get(key), size);
     return (await this.disk.put(key, data)) ? 'fetched' : 'full';
   }
 

@@ -63,8 +63,8 @@ async function perFile(socket: string, cmd: 'warmup' | 'evict', files: WalkedFil
   let doneBytes = 0;
   for (let i = 0; i < files.length; i += BATCH) {
     const batch = files.slice(i, i + BATCH);
-    const answer = (await adminRequest(socket, cmd, 3_600_000, { paths: batch.map((f) => f.path) })) as PathResult[] | { files: PathResult[] };
-    for (const r of Array.isArray(answer) ? answer : answer.files) {
+    const answer = (await adminRequest(socket, cmd, 3_600_000, { paths: batch.map((f) => f.path) })) as PathResult[];
+    for (const r of answer) {
       if (r.error !== undefined || !r.result) {
         sum.errors++;
         errors.push(`${r.path}: ${r.error ?? 'no result'}`);
