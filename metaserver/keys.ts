@@ -78,6 +78,9 @@ export class CopysetKeys {
   dentry(pid: number, parent: number, name: string): string {
     return `${this.dentryPrefix(pid, parent)}${name}`;
   }
+  lockPrefix(pid: number, parent: number): string {
+    return `${this.partitionData(pid)}l/${hex16(parent)}/`;
+  }
   lock(pid: number, parent: number, name: string): string {
     return `${this.partitionData(pid)}l/${hex16(parent)}/${name}`;
   }

@@ -10,6 +10,7 @@ import { Overlay, type MetaDb } from './overlay.js';
 import { ApplyContext } from './apply-context.js';
 import * as inodeOps from './apply-inode.js';
 import * as dentryOps from './apply-dentry.js';
+import * as posixOps from './apply-posix.js';
 import type { LogEntryForApply, StateMachine } from './raft-types.js';
 import type { MetaOp, OpResult, PartitionRecord } from './records.js';
 import { decodeFrames, encodeFrames } from './snapshot-frames.js';
@@ -34,6 +35,9 @@ const HANDLERS: Record<MetaOp['op'], Handler> = {
   finishRename: dentryOps.finishRename,
   resolveRename: dentryOps.resolveRename,
   forgetRenames: dentryOps.forgetRenames,
+  removeNode: posixOps.removeNode,
+  linkNode: posixOps.linkNode,
+  renameNode: posixOps.renameNode,
 };
 
 /** Results of request ids below a client's low watermark are dropped, this many per entry at most. */
