@@ -12,6 +12,7 @@ import type { CopysetNode } from './copyset-node.js';
 import type { OpResult } from './records.js';
 import { inodeToMsg, msgToSlice, ridFromMsg, sliceToMsg, txFromMsg } from './convert.js';
 import { MAX_NAME_BYTES } from './meta-client.js';
+import { MAX_BATCH_ITEMS } from './rpc-batcher.js';
 
 /** Runs fn and puts its outcome into a response's status; a TierfsError becomes its code. */
 function respond<Res extends { status?: unknown }>(fn: () => Promise<Omit<Res, 'status'>>): Promise<Res> {
@@ -280,9 +281,6 @@ export function metaServerService(copysets: CopysetNodeManager, registry?: Regis
   served.Batch = batchHandler(svc, served);
   return [svc, served];
 }
-
-/** Most items one Batch may carry (the client sends at most this many). */
-export const MAX_BATCH_ITEMS = 512;
 
 /**
  * Batch: every item through its own method's handler, all started in this turn, so the
