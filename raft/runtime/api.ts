@@ -17,6 +17,12 @@ export interface StateMachine {
   snapshot(): Promise<{ index: number; term: number; chunks: AsyncIterable<Buffer> }>;
   /** Replace all state with the snapshot. */
   restore(index: number, term: number, chunks: AsyncIterable<Buffer>): Promise<void>;
+  /**
+   * Makes everything applied so far durable. Called before the log is compacted past it and
+   * after a restore, so a power loss cannot leave the state behind the log. Not needed when
+   * apply and restore write synchronously.
+   */
+  flush?(): Promise<void>;
 }
 
 export interface RaftHostOptions {

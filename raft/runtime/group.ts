@@ -373,7 +373,17 @@ export class GroupNode implements RaftGroup {
     if (this.stopped) return;
     const first = this.storage.firstIndex();
     if (this.appliedIndex - first + 1 <= this.env.snapshotThreshold || this.appliedIndex > this.storage.lastIndex()) return;
-    const meta = { index: this.appliedIndex, term: this.storage.term(this.appliedIndex), conf: this.appliedConf };
+    // No further than the state machine's own index: it never sees no-ops and membership
+    // entries, and a restart refuses a state machine behind the compacted log.
+    const index = Math.min(this.appliedIndex, await this.sm.appliedIndex());
+    if (index < first || this.stopped) return;
+    let conf = this.storage.snapshotMeta().conf;
+    for (const e of this.storage.entries(first, index + 1, Number.MAX_SAFE_INTEGER)) {
+      if (e.type === EntryType.ConfChange) conf = applyConfChange(conf, decodeConfChange(e.data));
+    }
+    const meta = { index, term: this.storage.term(index), conf };
+    // The state machine must hold what the log drops even after a power loss.
+    await this.sm.flush?.();
     await this.env.compact(this, meta);
   }
 

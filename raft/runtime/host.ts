@@ -216,6 +216,7 @@ export class RaftHost {
       await this.store.installSnapshot(g.id, meta);
       await g.restoreSnapshot(meta, chunks);
       g.appliedConf = meta.conf;
+      await g.sm.flush?.(); // durable before the marker goes: the log no longer holds it
       await this.store.finishSnapshot(g.id);
       await this.staging.remove(g.id);
     });
@@ -228,6 +229,7 @@ export class RaftHost {
     if ((await sm.appliedIndex()) < meta.index) {
       this.log.warn({ group: groupId, index: meta.index }, 'finishing an interrupted snapshot restore');
       await sm.restore(meta.index, meta.term, this.staging.read(groupId));
+      await sm.flush?.();
     }
     await this.store.finishSnapshot(groupId);
     await this.staging.remove(groupId);
