@@ -170,38 +170,63 @@ export class RaftHost {
     });
   }
 
-  /** Group commit: collect every dirty group's Ready, persist all in one synced batch, then send/apply. */
+  /**
+   * Group commit: collect every dirty group's Ready, persist all in one synced batch, then
+   * send/apply. A Ready that needs no fsync (no entries, no snapshot, no term/vote change: a
+   * commit-index advance with its committed entries, heartbeat replies, read states) carries
+   * nothing its messages or applies depend on — what they acknowledge was made durable by an
+   * earlier Ready, which this loop persisted before collecting this one. Such a Ready goes on at
+   * once: its hard state rides in the same (ordered) batch, but applying the committed entries
+   * and answering the client do not wait for that write. This takes a level write (and on a
+   * busy disk, the tail of the previous fsync) off the leader's commit → apply → reply path.
+   */
   private async pump(): Promise<void> {
     if (this.pumping) return;
     this.pumping = true;
     try {
       while (this.dirty.size > 0 && !this.closed) {
-        const readies: Array<{ g: GroupNode; rd: Ready }> = [];
+        const durable: Array<{ g: GroupNode; rd: Ready }> = [];
+        const light: Array<{ g: GroupNode; rd: Ready }> = [];
         const writes: GroupWrite[] = [];
         for (const g of [...this.dirty]) {
           this.dirty.delete(g);
           const c = g.collect();
           if (!c) continue;
           if (c.rd.snapshot) await this.installSnapshot(g, c.rd.snapshot.meta, (c.rd.snapshot.data as Buffer[] | undefined) ?? []);
-          g.sendBeforePersist(c.rd, c.write.hardStateMustSync);
-          readies.push({ g, rd: c.rd });
+          const mustSync = c.write.entries.length > 0 || c.write.hardStateMustSync || c.write.snapshot !== null;
+          if (mustSync) g.sendBeforePersist(c.rd, c.write.hardStateMustSync);
+          (mustSync ? durable : light).push({ g, rd: c.rd });
           writes.push(c.write);
         }
-        if (readies.length === 0) break;
-        await this.store.write(writes);
-        for (const { g, rd } of readies) {
+        if (writes.length === 0) break;
+        const written = this.store.write(writes);
+        for (const { g, rd } of light) {
+          if (g.stopped) continue;
+          g.afterPersist(rd);
+          if (g.core.hasReady()) this.dirty.add(g);
+        }
+        if (durable.length === 0) {
+          written.catch((e: unknown) => this.persistFailed(e));
+          continue;
+        }
+        await written;
+        for (const { g, rd } of durable) {
           if (g.stopped) continue;
           g.afterPersist(rd);
           if (g.core.hasReady()) this.dirty.add(g);
         }
       }
     } catch (e) {
-      this.log.error({ err: String(e) }, 'raft persist failed; stopping all groups');
-      for (const g of this.groups.values()) g.stop();
+      this.persistFailed(e);
     } finally {
       this.pumping = false;
     }
     if (this.dirty.size > 0) this.schedulePump();
+  }
+
+  private persistFailed(e: unknown): void {
+    this.log.error({ err: String(e) }, 'raft persist failed; stopping all groups');
+    for (const g of this.groups.values()) g.stop();
   }
 
   /**
