@@ -2,12 +2,17 @@
 import type { Command } from 'commander';
 import { runSeeds, type SeedResult } from '../../raft/sim/run.js';
 import { runSeed as runRaftSeed } from '../../raft/sim/simulator.js';
+import { runMetaSeed } from '../../metaserver/sim/simulator.js';
 import { action } from '../errors.js';
 
 const SIMULATORS: Record<string, (seed: number) => Promise<SeedResult & { summary: string }>> = {
   raft: async (seed) => {
     const r = await runRaftSeed(seed);
     return { ...r, summary: `${r.ops} ops (${r.unknownOps} unknown), ${r.ticks} ticks, ${r.crashes} crashes, ${r.diskFailures} disk failures, ${r.lostWrites} unsynced writes lost, ${r.partitions} partitions, ${r.confChanges} conf changes, ${r.messages} messages` };
+  },
+  metaserver: async (seed) => {
+    const r = await runMetaSeed(seed);
+    return { ...r, summary: `${r.ops} ops (${r.unknownOps} unknown), ${r.ticks} ticks, ${r.crashes} crashes, ${r.diskFailures} disk failures, ${r.lostWrites} unsynced writes lost, ${r.partitions} partitions, ${r.confChanges} conf changes` };
   },
 };
 
