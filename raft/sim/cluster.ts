@@ -39,6 +39,8 @@ export interface ClusterOptions {
   snapshotThreshold: number;
   maxInflightMsgs: number;
   maxServers: number;
+  /** For the simulator's own tests: disks that acknowledge fsync without doing it. */
+  lyingDisks?: boolean;
 }
 
 export class SimServer {
@@ -106,7 +108,7 @@ export class SimCluster {
       minDelay: 1,
       maxDelay: 2 + rng.int(12),
     });
-    this.diskFaults = { minWriteMs: 0.1, maxWriteMs: 0.5 + rng.next() * 3, slowRate: rng.chance(0.5) ? rng.next() * 0.05 : 0, failing: false };
+    this.diskFaults = { minWriteMs: 0.1, maxWriteMs: 0.5 + rng.next() * 3, slowRate: rng.chance(0.5) ? rng.next() * 0.05 : 0, failing: false, ignoreSync: opts.lyingDisks };
     const ids = Array.from({ length: opts.size }, (_, i) => `n${i + 1}`);
     this.nextId = opts.size + 1;
     for (const id of ids) {

@@ -15,6 +15,8 @@ export interface DiskFaults {
   slowRate: number;
   /** While true every write fails with EIO. */
   failing: boolean;
+  /** A lying disk (for the simulator's own tests): `sync` makes nothing durable. */
+  ignoreSync?: boolean;
 }
 
 export class DiskError extends Error {
@@ -93,7 +95,7 @@ export class SimDisk<V> {
         const copy = ops.map((o) => ({ ...o }));
         this.applyTo(this.visible, copy);
         this.unsynced.push(copy);
-        if (sync) {
+        if (sync && !f.ignoreSync) {
           for (const b of this.unsynced) this.applyTo(this.durable, b);
           this.unsynced = [];
         }

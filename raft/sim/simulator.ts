@@ -17,6 +17,8 @@ export interface SimOptions {
   maxTicks?: number;
   /** For the checker's own tests: a state machine with a deliberate bug. */
   brokenStateMachine?: 'drop-put';
+  /** For the checker's own tests: disks that acknowledge fsync without doing it (Raft acks before persisting). */
+  lyingDisks?: boolean;
 }
 
 export interface SimResult {
@@ -104,6 +106,7 @@ class Simulation {
         snapshotThreshold: 8 + rng.int(40),
         maxInflightMsgs: 1 + rng.int(8),
         maxServers: 9,
+        lyingDisks: opts.lyingDisks,
       },
       {
         open: async (id, disk) => {

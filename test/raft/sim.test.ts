@@ -31,6 +31,11 @@ test('a state machine that drops writes is caught', async () => {
   assert.match(res.failures[0]!.error!, /not linearizable|different state/);
 });
 
+test('a raft whose disk acknowledges fsync without doing it (acks before persisting) is caught', async () => {
+  const res = await runSeeds((s) => runSeed(s, { lyingDisks: true }), 1, 20);
+  assert.ok(res.failed >= 3, `only ${res.failed} of 20 seeds caught the lost acknowledged writes`);
+});
+
 test('the linearizability checker rejects a stale read and accepts concurrent overlap', () => {
   const put = (client: number, value: string, call: number, ret: number): HistoryOp => ({ client, op: { kind: 'put', key: 'k', value }, call, ret, output: true });
   const get = (client: number, call: number, ret: number, output: string | null): HistoryOp => ({ client, op: { kind: 'get', key: 'k' }, call, ret, output });
