@@ -24,12 +24,19 @@ export interface MetaDbSnapshot {
   close(): Promise<void>;
 }
 
+/** What an overlay reads through and commits to: the level database, or a RecordStore over it. */
+export interface OverlayBase {
+  get(key: string): Promise<string | undefined>;
+  keys(range: { gte: string; lt: string; limit: number }): AsyncIterable<string>;
+  batch(ops: Array<{ type: 'put'; key: string; value: string } | { type: 'del'; key: string }>): Promise<void>;
+}
+
 export class Overlay {
   private readonly writes = new Map<string, string | null>();
 
   /** A child overlay reads through its parent; `mergeInto` hands its writes up on success. */
   constructor(
-    private readonly db: MetaDb,
+    private readonly db: OverlayBase,
     private readonly parent: Overlay | null = null,
   ) {}
 
