@@ -189,6 +189,13 @@ export class MetaStateMachine implements StateMachine {
     });
   }
 
+  /** Makes everything applied so far durable (apply writes without fsync; raft calls this before compacting its log). */
+  flush(): Promise<void> {
+    return this.serial(async () => {
+      await this.db.put(this.keys.applied(), JSON.stringify(this.applied), { sync: true });
+    });
+  }
+
   /** Deletes this copyset's keys once any apply in progress finished (the copyset left this server). */
   destroy(): Promise<void> {
     return this.serial(() => this.clearAll());
