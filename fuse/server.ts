@@ -114,6 +114,7 @@ export class FuseServer implements FuseNotifier {
     forgets: 0,
     errors: 0,
     notifications: 0,
+    ops: {},
   };
   private readonly debug: boolean;
 
@@ -147,6 +148,8 @@ export class FuseServer implements FuseNotifier {
     const unique = buf.readBigUInt64LE(8);
     const nodeid = readU64(buf, 16);
     this.stats.requests++;
+    const opName = abi.OPCODE_NAMES[opcode] ?? String(opcode);
+    this.stats.ops[opName] = (this.stats.ops[opName] ?? 0) + 1;
 
     // Requests without a reply first.
     if (opcode === Opcode.FORGET || opcode === Opcode.BATCH_FORGET || opcode === Opcode.INTERRUPT) {
@@ -641,11 +644,12 @@ export class FuseServer implements FuseNotifier {
       abi.FUSE_ATOMIC_O_TRUNC |
       abi.FUSE_EXPORT_SUPPORT |
       abi.FUSE_BIG_WRITES |
-      abi.FUSE_DO_READDIRPLUS |
-      abi.FUSE_READDIRPLUS_AUTO |
       abi.FUSE_PARALLEL_DIROPS |
       abi.FUSE_MAX_PAGES |
       abi.FUSE_CACHE_SYMLINKS;
+    const plus = opts.readdirplus ?? 'auto';
+    if (plus !== 'off') want |= abi.FUSE_DO_READDIRPLUS;
+    if (plus === 'auto') want |= abi.FUSE_READDIRPLUS_AUTO;
     if (opts.writebackCache) want |= abi.FUSE_WRITEBACK_CACHE;
     if (kflags & abi.FUSE_INIT_EXT) want |= abi.FUSE_INIT_EXT;
     const flags = want & kflags;

@@ -241,6 +241,13 @@ export interface FuseMountOptions {
   maxInFlight?: number;
   /** INIT max_background: asynchronous requests (readahead, writeback) the kernel keeps in flight (default 64). */
   maxBackground?: number;
+  /**
+   * READDIRPLUS use (default 'auto'): 'auto' lets the kernel choose (plus for the first batch
+   * of a listing and whenever entries were looked up since: the kernel's heuristic), 'always'
+   * makes every listing carry attributes (fast `ls -l` of big directories, more work for
+   * plain `ls`), 'off' never.
+   */
+  readdirplus?: 'auto' | 'always' | 'off';
   /** Log every request and reply at debug level. */
   debug?: boolean;
   logger?: FuseLogger;
@@ -272,6 +279,8 @@ export interface FuseSessionStats {
   errors: number;
   /** Notifications written. */
   notifications: number;
+  /** Requests received per opcode name (LOOKUP, READDIRPLUS, ...). */
+  ops: Record<string, number>;
 }
 
 export interface FuseSession {

@@ -69,7 +69,7 @@ export class MemFs implements FuseFilesystem {
   private nextFh = 1;
   /** Inodes with open handles (unlinked files stay until closed and forgotten). */
   private readonly openCount = new Map<number, number>();
-  readonly counters = { lookups: 0, forgets: 0, reads: 0, getattrs: 0, readdirs: 0 };
+  readonly counters = { lookups: 0, forgets: 0, reads: 0, getattrs: 0, readdirs: 0, copies: 0 };
   /** Files opened with FOPEN_DIRECT_IO. */
   readonly directIo = new Set<number>();
   entryTimeoutMs: number;
@@ -460,6 +460,7 @@ export class MemFs implements FuseFilesystem {
     inoOut: number, fhOut: number, offOut: number,
     length: number,
   ): Promise<number> {
+    this.counters.copies++;
     const src = this.get(inoIn);
     const n = Math.max(0, Math.min(length, src.attr.size - offIn));
     if (n === 0) return 0;
