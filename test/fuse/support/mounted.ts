@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mountFuse, type FuseMountOptions, type FuseSession } from '../../../fuse/index.js';
-import { MemFs, type MemFsOptions } from './mem-fs.js';
+import { MemFs, type MemFsOptions } from '../../../fuse/mem-fs.js';
 
 export interface Mounted {
   dir: string;

@@ -1,7 +1,7 @@
-// An in-memory inode filesystem behind the FuseFilesystem contract, for the fuse/ tests and
-// benchmark. Deliberately plain: POSIX semantics where the tests look (hard links, rename
-// flags, xattrs, unlink while open), no persistence. It has no fallocate, so tests can see
-// what a missing method does.
+// An in-memory inode filesystem behind the FuseFilesystem contract: the example filesystem,
+// and what the fuse/ tests and benchmark mount. Deliberately plain: POSIX semantics where
+// the tests look (hard links, rename flags, xattrs, unlink while open), no persistence. It
+// has no fallocate, so tests can see what a missing method does.
 import type {
   Attr,
   AttrOut,
@@ -14,8 +14,8 @@ import type {
   RequestContext,
   SetAttrIn,
   StatfsOut,
-} from '../../../fuse/types.js';
-import { RENAME_EXCHANGE, RENAME_NOREPLACE, SEEK_DATA, SEEK_HOLE } from '../../../fuse/types.js';
+} from './types.js';
+import { RENAME_EXCHANGE, RENAME_NOREPLACE, SEEK_DATA, SEEK_HOLE } from './types.js';
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
