@@ -2,6 +2,7 @@
 // this interface only; metaserver/client.ts implements it over gRPC (partition routing,
 // leader following, retries with request ids, cross-partition transactions).
 // Errors are TierfsErrors with the shared status codes (NOT_FOUND, EXISTS, NOT_EMPTY, ...).
+import type { SliceRef } from '../s3adaptor/types.js';
 
 /** File types as in st_mode's S_IFMT bits. */
 export const S_IFMT = 0o170000;
@@ -38,6 +39,10 @@ export interface SliceRecord {
   len: number;
   size: number;
   zero: boolean;
+  /** Other slices read its objects (copy by reference): deleting the inode or the slice leaves them. */
+  shared?: boolean;
+  /** A copy by reference: reads the objects of the slice it names. */
+  ref?: SliceRef;
 }
 
 export interface Inode extends InodeAttr {
