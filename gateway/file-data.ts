@@ -27,19 +27,6 @@ export interface FileData {
   markNew?(ino: number): void;
   /** Drops cached slices/blocks of an inode (another mount may have changed it). */
   invalidate(ino: number): void | Promise<void>;
-  // ---- optional: what the data path may offer beyond reads and writes (EOPNOTSUPP without) ----
-  /**
-   * copy_file_range by reference: the destination's slices point at the source's objects,
-   * committed to the destination inode; no data moves. Returns the bytes copied.
-   */
-  copyRange?(srcIno: number, srcOffset: number, dstIno: number, dstOffset: number, length: number): Promise<number>;
-  /** Drops the data of [offset, offset+length) (reads as zeros after); the size stays. */
-  punchHole?(ino: number, offset: number, length: number, size: number): Promise<void>;
-  /** Bytes the file's data really occupies (st_blocks * 512): holes and zero slices excluded. */
-  allocatedBytes?(ino: number, size: number): Promise<number>;
-  /** SEEK_DATA/SEEK_HOLE: the next data/hole offset at or after `offset` (< size). */
-  seekData?(ino: number, offset: number, size: number): Promise<number>;
-  seekHole?(ino: number, offset: number, size: number): Promise<number>;
   deleteObjects(ino: number, slices: Map<number, SliceRecord[]>): Promise<void>;
   flushAll(): Promise<void>;
   /** Resolves when every staged block is in S3. */

@@ -15,8 +15,6 @@ export interface OpenInode {
   handles: number;
   /** Size/times changed by writes since the last commit; null when in sync. */
   dirty: DirtyAttrs | null;
-  /** Hidden names of the path-based mount (tier-fs.ts, retired once the VFS mount is in). */
-  hiddenKeys: Set<string>;
   /**
    * Attributes revalidated at the first open and kept current by this mount's own changes
    * (close-to-open): reads and writes of an open file need no metadata round trip.
@@ -57,7 +55,7 @@ export class OpenFileTable {
     const acc = flags & O_ACCMODE;
     const handle: FileHandle = { fh, ino, flags, readable: acc !== O_WRONLY, writable: acc !== O_RDONLY, direct: (flags & O_DIRECT) !== 0 };
     this.handles.set(fh, handle);
-    const state = this.inodes.get(ino) ?? { ino, handles: 0, dirty: null, hiddenKeys: new Set<string>(), inode };
+    const state = this.inodes.get(ino) ?? { ino, handles: 0, dirty: null, inode };
     state.handles++;
     this.inodes.set(ino, state);
     return handle;

@@ -41,6 +41,11 @@ export class VfsCore {
   readonly negativeTimeoutMs: number;
   /** Set once the mount is up; null in tests without a kernel. */
   notifier: FuseNotifier | null = null;
+  /**
+   * The server's count of kernel references to an inode, when mounted: it counts only the
+   * entry replies the kernel took, so it is the truth; without it our own set stands in.
+   */
+  kernelRefs: ((ino: number) => number) | null = null;
 
   constructor(
     readonly meta: MetaClient,
@@ -77,8 +82,9 @@ export class VfsCore {
    * reports what was written, not its size); else the size rounded up, as before.
    */
   private async blocksOf(a: InodeAttr): Promise<number> {
+    if (a.size === 0) return 0;
     if (this.data.allocatedBytes && (a.mode & 0o170000) === 0o100000) {
-      return Math.ceil((await this.data.allocatedBytes(a.ino, a.size)) / 512);
+      return Math.ceil((await this.data.allocatedBytes(a.ino)) / 512);
     }
     return Math.ceil(a.size / 512);
   }
@@ -136,7 +142,8 @@ export class VfsCore {
    */
   async releaseIfOrphan(ino: number): Promise<void> {
     if (!this.pendingOrphans.has(ino)) return;
-    if (this.table.open.isOpen(ino) || this.table.heldByKernel(ino)) return;
+    const held = this.kernelRefs ? this.kernelRefs(ino) > 0 : this.table.heldByKernel(ino);
+    if (this.table.open.isOpen(ino) || held) return;
     this.pendingOrphans.delete(ino);
     this.table.attrs.delete(ino);
     let inode: Inode;

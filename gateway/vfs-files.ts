@@ -177,36 +177,26 @@ export class VfsFiles {
     const known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
     if (mode & ~known) throw posix(E.EOPNOTSUPP, `fallocate mode 0x${mode.toString(16)} is not supported`);
     const keepSize = (mode & FALLOC_FL_KEEP_SIZE) !== 0;
-    const { table, data } = this.core;
-    const size = await table.currentSize(ino);
-    const end = offset + length;
+    const data = this.core.data;
+    const size = await this.core.table.currentSize(ino);
+    let newSize: number;
     if (mode & FALLOC_FL_PUNCH_HOLE) {
       // As on Linux: a hole never changes the size, so KEEP_SIZE is required with it.
       if (!keepSize || mode & FALLOC_FL_ZERO_RANGE) throw posix(E.EOPNOTSUPP, 'PUNCH_HOLE needs KEEP_SIZE (and excludes ZERO_RANGE)');
-      await this.punch(ino, offset, Math.min(end, size) - offset, size);
+      if (!data.punchHole) throw posix(E.EOPNOTSUPP, 'the data path cannot punch holes');
+      await data.punchHole(ino, offset, length, size);
+      newSize = size;
     } else if (mode & FALLOC_FL_ZERO_RANGE) {
-      // Zeros by dropping what the range held: reads of a hole are zeros.
-      if (offset < size) await this.punch(ino, offset, Math.min(end, size) - offset, size);
+      if (!data.zeroRange) throw posix(E.EOPNOTSUPP, 'the data path cannot zero a range');
+      newSize = await data.zeroRange(ino, offset, length, size, keepSize);
+    } else {
+      if (!data.allocate) throw posix(E.EOPNOTSUPP, 'the data path cannot allocate');
+      newSize = await data.allocate(ino, offset, length, size, keepSize);
+      // Nothing stored and the size unchanged: nothing to commit (ext4 leaves mtime too).
+      if (newSize === size) return;
     }
-    // Space in an object store is not reserved ahead; allocating only moves the size, and
-    // the range reads as zeros until written.
-    if (!keepSize && end > size) {
-      await data.truncate(ino, size, end);
-      this.markWritten(ino, size, end);
-      await this.core.commitDirty(ino);
-    } else if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
-      this.markWritten(ino, size, 0);
-      await this.core.commitDirty(ino);
-    }
-  }
-
-  private async punch(ino: number, offset: number, length: number, size: number): Promise<void> {
-    if (length <= 0) return;
-    const data = this.core.data;
-    if (!data.punchHole) throw posix(E.EOPNOTSUPP, 'the data path cannot punch holes');
-    // Buffered writes of the range must not land after the hole.
-    await data.flush(ino);
-    await data.punchHole(ino, offset, length, size);
+    this.markWritten(ino, size, newSize);
+    await this.core.commitDirty(ino);
   }
 
   async lseek(_ctx: RequestContext, ino: number, fh: number, offset: number, whence: number): Promise<number> {
@@ -217,7 +207,6 @@ export class VfsFiles {
     if (!data.seekData || !data.seekHole) throw posix(E.ENOSYS, 'the data path cannot find holes');
     const size = await this.core.table.currentSize(ino);
     if (offset < 0 || offset >= size) throw posix(E.ENXIO, `offset ${offset} is at or past the end (${size})`);
-    await data.flush(ino);
     return whence === SEEK_DATA ? data.seekData(ino, offset, size) : data.seekHole(ino, offset, size);
   }
 
@@ -237,16 +226,10 @@ export class VfsFiles {
     if (!data.copyRange) throw posix(E.EOPNOTSUPP, 'the data path cannot copy by reference');
     const { table } = this.core;
     const srcSize = await table.currentSize(inoIn);
-    const len = Math.max(0, Math.min(length, srcSize - offIn));
-    if (len === 0) return 0;
-    if (inoIn === inoOut && offIn < offOut + len && offOut < offIn + len) throw posix(E.EINVAL, 'overlapping copy within one file');
-    // The source's slices must be committed to be referenced; the destination's buffered
-    // writes must not land on top of the copy afterwards.
-    await data.flush(inoIn);
-    await this.core.commitDirty(inoIn);
-    await data.flush(inoOut);
+    // The data path settles buffered data of both files first (the copy references objects).
+    const copied = await data.copyRange(inoIn, offIn, inoOut, offOut, length, srcSize);
+    if (copied === 0) return 0;
     const dstSize = await table.currentSize(inoOut);
-    const copied = await data.copyRange(inoIn, offIn, inoOut, offOut, len);
     this.markWritten(inoOut, dstSize, offOut + copied);
     await this.core.commitDirty(inoOut);
     return copied;

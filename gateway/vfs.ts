@@ -36,9 +36,10 @@ export class Vfs implements FuseFilesystem {
     this.xattr = new VfsXattr(this.core);
   }
 
-  /** The mount is up: from now on we can tell the kernel what to drop. */
-  setNotifier(notifier: FuseNotifier | null): void {
+  /** The mount is up: from now on we can tell the kernel what to drop, and ask what it holds. */
+  attachKernel(notifier: FuseNotifier | null, kernelRefs: ((ino: number) => number) | null): void {
     this.core.notifier = notifier;
+    this.core.kernelRefs = kernelRefs;
   }
 
   // ---- attributes ----

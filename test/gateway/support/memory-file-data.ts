@@ -72,7 +72,19 @@ export class MemoryFileData implements FileData {
     this.written.set(ino, removeRange(this.written.get(ino) ?? [], offset, offset + length));
   }
 
-  async allocatedBytes(ino: number, _size: number): Promise<number> {
+  async zeroRange(ino: number, offset: number, length: number, size: number, keepSize = false): Promise<number> {
+    await this.punchHole(ino, offset, length, size);
+    return keepSize ? size : Math.max(size, offset + length);
+  }
+
+  async allocate(ino: number, offset: number, length: number, size: number, keepSize = false): Promise<number> {
+    const end = offset + length;
+    if (keepSize || end <= size) return size;
+    await this.truncate(ino, size, end);
+    return end;
+  }
+
+  async allocatedBytes(ino: number): Promise<number> {
     return (this.written.get(ino) ?? []).reduce((n, [s, e]) => n + e - s, 0);
   }
 
@@ -87,7 +99,9 @@ export class MemoryFileData implements FileData {
   }
 
   /** Copies bytes (a memory store has nothing to reference) and counts the copies. */
-  async copyRange(srcIno: number, srcOffset: number, dstIno: number, dstOffset: number, length: number): Promise<number> {
+  async copyRange(srcIno: number, srcOffset: number, dstIno: number, dstOffset: number, length: number, srcSize: number): Promise<number> {
+    length = Math.max(0, Math.min(length, srcSize - srcOffset));
+    if (length === 0) return 0;
     this.copies++;
     const src = this.content(srcIno);
     const data = Buffer.alloc(length);
