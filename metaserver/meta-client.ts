@@ -128,6 +128,8 @@ export interface MetaClient {
   rmdir(parent: number, name: string): Promise<void>;
   /** Atomic rename with POSIX semantics: replaces a file or an empty dir, NOT_EMPTY, IS_DIR, NOT_DIR, INVALID_ARGUMENT into itself. */
   rename(srcParent: number, srcName: string, dstParent: number, dstName: string, opts?: ReleaseOptions): Promise<RenameResult>;
+  /** RENAME_EXCHANGE: swaps the two names' targets atomically (both must exist). Optional. */
+  exchange?(srcParent: number, srcName: string, dstParent: number, dstName: string): Promise<void>;
   setAttr(ino: number, changes: SetAttrChanges): Promise<Inode>;
   getXattr(ino: number, name: string): Promise<Buffer>;
   listXattr(ino: number): Promise<string[]>;
