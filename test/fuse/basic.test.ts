@@ -34,6 +34,14 @@ describe('fuse server: basic operations on a real mount', () => {
     assert.ok(has(1n << 4n), 'EXPORT_SUPPORT');
     assert.ok(!has(1n << 16n), 'no WRITEBACK_CACHE unless asked');
     assert.ok(!has(1n << 20n), 'no POSIX_ACL');
+    assert.equal(c.maxReadahead, 1 << 20, 'readahead raised on the bdi to 1 MiB');
+  });
+
+  test('sequential reads arrive as 1 MiB READs (readahead window and max_pages)', async () => {
+    m.fs.addFile(1, 'seq', Buffer.alloc(16 << 20, 3));
+    const r = await run('sh', ['-c', `cat ${p('seq')} | wc -c`]);
+    assert.equal(r.stdout.trim(), String(16 << 20));
+    assert.equal(m.fs.counters.largestRead, 1 << 20);
   });
 
   test('create, write, read back (small and multi-MiB, crossing max_write)', async () => {
@@ -45,6 +53,9 @@ describe('fuse server: basic operations on a real mount', () => {
     const back = await fsp.readFile(p('big'));
     assert.equal(back.length, big.length);
     assert.equal(createHash('sha256').update(back).digest('hex'), createHash('sha256').update(big).digest('hex'));
+    const dd = await run('dd', ['if=/dev/zero', `of=${p('mib')}`, 'bs=1M', 'count=2', 'status=none']);
+    assert.equal(dd.code, 0, dd.stderr);
+    assert.equal(m.fs.counters.largestWrite, 1 << 20, 'a 1 MiB write(2) arrives as one 1 MiB WRITE');
     const st = await fsp.stat(p('big'));
     assert.equal(st.size, big.length);
     assert.ok(st.isFile());
