@@ -235,3 +235,31 @@ print(os.lseek(src, 3, os.SEEK_DATA), os.lseek(src, 3, os.SEEK_HOLE))
     assert.equal(m.session.stats.errors, 0);
   });
 });
+
+describe('fuse server: kernel writeback cache (opt-in)', () => {
+  test('writebackCache: negotiated, small writes coalesce into larger WRITEs, data and size correct', async () => {
+    const m = await mountMem({}, { writebackCache: true });
+    try {
+      assert.equal(m.session.conn.writebackCache, true);
+      assert.ok((m.session.conn.flags & (1n << 16n)) !== 0n);
+      const r = await py(
+        `
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)
+for i in range(256):
+    os.write(fd, bytes([i % 251]) * 1024)
+os.fsync(fd)
+os.close(fd)
+print(os.stat(sys.argv[1]).st_size)
+`,
+        join(m.dir, 'wb'),
+      );
+      assert.equal(r.trim(), String(256 * 1024));
+      assert.ok(m.fs.counters.largestWrite > 1024, `writes stayed at ${m.fs.counters.largestWrite} bytes`);
+      const back = await fsp.readFile(join(m.dir, 'wb'));
+      for (let i = 0; i < 256; i++) assert.equal(back[i * 1024], i % 251);
+    } finally {
+      await m.close();
+    }
+  });
+});
