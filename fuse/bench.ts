@@ -2,8 +2,10 @@
 // Callers are separate processes (one thread each, blocking syscalls), as an application
 // would be; the server runs in this process. Prints one JSON line per case.
 //   getattr: stat(2) of one file, attribute timeout 0, so every call is a GETATTR;
-//   read-4k-direct: 4 KiB O_DIRECT preads at random aligned offsets of a 64 MiB file.
-import { spawn } from 'node:child_process';
+//   read-4k-direct-random: 4 KiB O_DIRECT random reads of a 64 MiB file, as the peers harness
+//   measures them: fio, one job, libaio at iodepth 1 and 8 (needs FUSE_ASYNC_DIO to go past
+//   QD1). Without fio: 1 and 8 processes of synchronous preads.
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,6 +52,30 @@ function child(script: string, args: string[]): Promise<{ n: number; ms: number 
   });
 }
 
+function hasFio(): boolean {
+  return spawnSync('fio', ['--version'], { stdio: 'ignore' }).status === 0;
+}
+
+/** fio randread, one job, libaio O_DIRECT at iodepth depth: IOPS. */
+function fioRandread(path: string, size: number, depth: number, seconds: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const args = [
+      '--name=fuse-bench', `--filename=${path}`, '--rw=randread', '--bs=4k', '--direct=1', '--ioengine=libaio',
+      `--iodepth=${depth}`, '--numjobs=1', `--size=${size}`, '--time_based', `--runtime=${seconds}`, '--output-format=json',
+    ];
+    const c = spawn('fio', args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    c.stdout.setEncoding('utf8');
+    c.stdout.on('data', (d: string) => (out += d));
+    c.on('error', reject);
+    c.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`fio exited ${code}`));
+      const r = JSON.parse(out) as { jobs: { read: { iops: number } }[] };
+      resolve(r.jobs[0]!.read.iops);
+    });
+  });
+}
+
 async function callers(n: number, script: string, args: string[]): Promise<number> {
   const results = await Promise.all(Array.from({ length: n }, () => child(script, args)));
   return results.reduce((sum, r) => sum + (r.n * 1000) / r.ms, 0);
@@ -69,10 +95,23 @@ export async function runFuseBench(opts: FuseBenchOptions = {}): Promise<void> {
       const opsPerSec = await callers(n, STAT_LOOP, [join(dir, 'stat-me'), String(ms)]);
       console.log(JSON.stringify({ suite: 'fuse', case: 'getattr', attrTimeoutMs: 0, callers: n, opsPerSec: Math.round(opsPerSec), maxInFlight: session.stats.maxInFlight }));
     }
+    const fio = hasFio();
     for (const n of [1, 8]) {
       session.resetMaxInFlight();
-      const iops = await callers(n, READ_LOOP, [join(dir, 'data'), String(ms), String(SIZE)]);
-      console.log(JSON.stringify({ suite: 'fuse', case: 'read-4k-direct-random', queueDepth: n, iops: Math.round(iops), mbPerSec: Math.round((iops * 4096) / 1e6), maxInFlight: session.stats.maxInFlight }));
+      const iops = fio
+        ? await fioRandread(join(dir, 'data'), SIZE, n, ms / 1000)
+        : await callers(n, READ_LOOP, [join(dir, 'data'), String(ms), String(SIZE)]);
+      console.log(
+        JSON.stringify({
+          suite: 'fuse',
+          case: 'read-4k-direct-random',
+          queueDepth: n,
+          engine: fio ? 'fio libaio, 1 job' : `${n} processes, pread`,
+          iops: Math.round(iops),
+          mbPerSec: Math.round((iops * 4096) / 1e6),
+          maxInFlight: session.stats.maxInFlight,
+        }),
+      );
     }
   } finally {
     await session.unmount({ lazy: true });
