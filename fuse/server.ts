@@ -456,6 +456,7 @@ export class FuseServer implements FuseNotifier {
         const fh = readU64(buf, 40);
         const offset = readU64(buf, 48);
         const size = buf.readUInt32LE(56);
+        assert(size <= this.maxReplyBody(), `READ of ${size} bytes beyond max_pages`);
         if (!fs.read) throw enosys();
         // One buffer for header and data: the filesystem reads straight into the reply.
         const data = allocReply(u, size);
@@ -543,6 +544,7 @@ export class FuseServer implements FuseNotifier {
         const fh = readU64(buf, 40);
         const offset = readU64(buf, 48);
         const size = buf.readUInt32LE(56);
+        assert(size <= this.maxReplyBody(), `READDIR of ${size} bytes beyond max_pages`);
         const plus = op === Opcode.READDIRPLUS;
         if (!fs.readdir) throw enosys();
         const list = await fs.readdir(ctx, ino, fh, offset, plus);
@@ -614,6 +616,11 @@ export class FuseServer implements FuseNotifier {
         // SYNCFS, TMPFILE, STATX... and anything newer than this server.
         throw enosys();
     }
+  }
+
+  /** The largest reply body the kernel may ask for: max_pages pages (READ, READDIR). */
+  private maxReplyBody(): number {
+    return Math.max(this.conn!.maxPages * abi.PAGE_SIZE, this.conn!.maxWrite);
   }
 
   // ---- INIT ----------------------------------------------------------------------------
