@@ -38,6 +38,8 @@ import type {
 } from './types.js';
 
 const MIB = 1024 * 1024;
+/** Timestamps travel as milliseconds in doubles: microseconds are what they hold exactly (codec.msToTimespec). */
+const TIME_GRAN_NS = 1000;
 
 /** The request context handed to the filesystem. The AbortController is made only if asked for. */
 class Context implements RequestContext {
@@ -686,7 +688,7 @@ export class FuseServer implements FuseNotifier {
     data.writeUInt16LE(maxBackground, 32);
     data.writeUInt16LE(Math.max(1, Math.floor((maxBackground * 3) / 4)), 34);
     data.writeUInt32LE(maxWrite, 36);
-    data.writeUInt32LE(1, 40); // time_gran: nanoseconds
+    data.writeUInt32LE(TIME_GRAN_NS, 40); // time_gran
     data.writeUInt16LE(conn.maxPages, 44);
     data.writeUInt32LE(Number(flags >> 32n), 48); // flags2
     this.conn = conn;
