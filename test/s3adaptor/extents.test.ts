@@ -150,6 +150,14 @@ test('allocated bytes of a sparse 10 GiB file is 0, then what was written; the d
     assert.equal(await a.allocatedBytes(5), 4096);
     await a.truncate(5, 10 * GiB, 5 * GiB);
     assert.equal(await a.allocatedBytes(5), 0);
+    assert.equal(a.cachedAllocatedBytes(5), 0);
+    const other = adaptor(slices, { chunkSize: 64 * 2 ** 20, blockSize: 4 * 2 ** 20 });
+    await a.write(5, 0, Buffer.alloc(100, 1));
+    await a.flush(5);
+    assert.equal(other.cachedAllocatedBytes(5), null, 'not cached: no answer, and no metaserver read');
+    assert.equal(await other.allocatedBytes(5), 100);
+    assert.equal(other.cachedAllocatedBytes(5), 100);
+    await other.close();
   } finally {
     await a.close();
   }
