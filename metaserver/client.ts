@@ -12,7 +12,7 @@ import { msgToInode, msgToSlice, sliceToMsg } from './convert.js';
 import { MetaRpc } from './meta-rpc.js';
 import { PartitionRouter, type PartitionDirectory, type PartitionRoute } from './partition-router.js';
 import { UpdateMask } from './records.js';
-import { renameEntry } from './client-rename.js';
+import { exchangeEntries, renameEntry } from './client-rename.js';
 import {
   MAX_NAME_BYTES, ROOT_INO, S_IFDIR, S_IFMT, type CreateNodeOptions, type Dentry, type FsUsage, type Inode, type InodeAttr,
   type FileSizeAndTimes, type MetaClient, type ReleaseOptions, type RenameResult, type SetAttrChanges, type SliceRecord,
@@ -274,6 +274,10 @@ export class RemoteMetaClient implements MetaClient {
 
   rename(srcParent: number, srcName: string, dstParent: number, dstName: string, opts: ReleaseOptions = {}): Promise<RenameResult> {
     return renameEntry(this, srcParent, srcName, dstParent, dstName, opts);
+  }
+
+  exchange(srcParent: number, srcName: string, dstParent: number, dstName: string): Promise<void> {
+    return exchangeEntries(this, srcParent, srcName, dstParent, dstName);
   }
 
   async setAttr(ino: number, changes: SetAttrChanges): Promise<Inode> {
