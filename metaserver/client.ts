@@ -1,8 +1,9 @@
 // RemoteMetaClient: the MetaClient of one filesystem over gRPC. Routes by inode id to the
-// partition (a dentry lives in its parent's partition), places new inodes round robin on
-// writable partitions, follows copyset leaders and retries with request ids (meta-rpc.ts).
-// Multi-partition operations run in an order that leaves, after a crash, at worst an
-// inode with too high an nlink (a leak), never a dentry pointing nowhere.
+// partition (a dentry lives in its parent's partition), places a new inode in its parent's
+// partition (directories made in the root round robin over writable partitions), follows
+// copyset leaders and retries with request ids (meta-rpc.ts). An operation whose names and
+// inodes share a copyset is one Raft entry; the others run in an order that leaves, after a
+// crash, at worst an inode with too high an nlink (a leak), never a dentry pointing nowhere.
 import type { Logger } from '../common/log.js';
 import { silentLogger } from '../common/log.js';
 import { sleep } from '../common/grpc.js';
