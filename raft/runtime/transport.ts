@@ -10,18 +10,13 @@
 import * as grpc from '@grpc/grpc-js';
 import { CHANNEL_OPTIONS, loadProto } from '../../common/grpc.js';
 import { type Logger, silentLogger } from '../../common/log.js';
+import type { RaftTransport, TransportHandlers } from './env.js';
 
 interface TransportProto {
   tierfs: { raft: { RaftTransport: grpc.ServiceClientConstructor } };
 }
 
-export interface TransportHandlers {
-  onMessages(batch: Buffer[]): void;
-  /** A snapshot arrived: header (encoded message) plus data chunks. */
-  onSnapshot(header: Buffer, chunks: Buffer[]): Promise<void>;
-  /** Messages to `peer` could not be delivered (the groups report it to their cores). */
-  onUnreachable(peer: string, batch: Buffer[]): void;
-}
+export type { TransportHandlers };
 
 const MAX_QUEUE = 8192;
 const MAX_BATCH_BYTES = 4 * 1024 * 1024;
@@ -142,7 +137,7 @@ class PeerSender {
   }
 }
 
-export class GrpcTransport {
+export class GrpcTransport implements RaftTransport {
   private readonly peers = new Map<string, PeerSender>();
   /** Peers' streams to us: ended on close so a server shutdown need not wait for the peers. */
   private readonly inbound = new Set<grpc.ServerDuplexStream<{ messages: Buffer[] }, unknown>>();
