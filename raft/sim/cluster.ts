@@ -72,7 +72,8 @@ class SimStaging implements SnapshotStaging {
     await this.disk.batch(ops, { sync: true });
   }
   async *read(groupId: string): AsyncGenerator<Buffer> {
-    const r: KvRange = { gt: `x/${groupId}/0`, lt: `x/${groupId}/z` };
+    // Chunk keys only (digits): the chunk count sits at `x/<group>/n`, inside a wider range.
+    const r: KvRange = { gte: `x/${groupId}/0`, lt: `x/${groupId}/:` };
     for await (const v of this.disk.values(r)) yield v;
   }
   async remove(groupId: string): Promise<void> {
