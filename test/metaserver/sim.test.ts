@@ -32,13 +32,13 @@ test('a state machine that acknowledges unlinks without doing them is caught', a
 });
 
 test('the namespace model rejects a lookup that misses a completed create', () => {
-  const model = namespaceModel({ dentries: new Map(), sizes: new Map(), nextIno: 3 });
+  const model = namespaceModel({ dentries: new Map(), inodes: new Map(), nextIno: 3 });
   const create = { op: { kind: 'create' as const, parent: 1, name: 'a' }, call: 0, ret: 10, output: 'OK:3' };
   const stale = { op: { kind: 'lookup' as const, parent: 1, name: 'a' }, call: 20, ret: 30, output: 'NOT_FOUND' };
   assert.equal(checkModel([create, stale], model).ok, false);
   assert.equal(checkModel([create, { ...stale, call: 5 }], model).ok, true);
   // A rename is atomic: nobody sees both names or neither.
-  const rename = { op: { kind: 'rename' as const, srcParent: 1, srcName: 'a', ino: 3, dstParent: 1, dstName: 'b', replacedIno: 0 }, call: 40, ret: 50, output: 'OK' };
+  const rename = { op: { kind: 'rename' as const, srcParent: 1, srcName: 'a', dstParent: 1, dstName: 'b', releaseIno: 0 }, call: 40, ret: 50, output: 'OK:3:0:0' };
   const both = { op: { kind: 'readdir' as const, parent: 1 }, call: 41, ret: 49, output: 'a=3,b=3' };
   assert.equal(checkModel([create, rename, both], model).ok, false);
   assert.equal(checkModel([create, rename, { ...both, output: 'b=3' }], model).ok, true);
