@@ -28,15 +28,11 @@ export function isMounted(path: string): boolean {
 export async function ensureUnmounted(path: string): Promise<void> {
   if (!isMounted(path)) return;
   try {
-    execFileSync('fusermount', ['-u', '-z', path], { stdio: 'ignore' });
+    execFileSync('umount', ['-l', path], { stdio: 'ignore' });
   } catch {
-    try {
-      execFileSync('umount', ['-l', path], { stdio: 'ignore' });
-    } catch {
-      /* reported below */
-    }
+    /* reported below */
   }
-  if (isMounted(path)) throw new Error(`${path} is still mounted; unmount it by hand (fusermount -u ${path})`);
+  if (isMounted(path)) throw new Error(`${path} is still mounted; unmount it by hand (umount -l ${path})`);
 }
 
 export async function waitFor(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {

@@ -23,6 +23,7 @@ export const StatusCode = {
   INTERNAL: 'INTERNAL',
   NO_DATA: 'NO_DATA',
   RANGE: 'RANGE',
+  BEYOND_EOF: 'BEYOND_EOF',
 } as const;
 export type StatusCode = (typeof StatusCode)[keyof typeof StatusCode];
 
@@ -55,6 +56,7 @@ const ERRNO: Record<StatusCode, number> = {
   INTERNAL: E.EIO,
   NO_DATA: E.ENODATA,
   RANGE: E.ERANGE,
+  BEYOND_EOF: E.ENXIO,
 };
 
 /** The errno (positive) the gateway returns for a status code. */

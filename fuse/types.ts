@@ -142,6 +142,7 @@ export interface FuseFilesystem {
   init?(conn: ConnInfo): void | Promise<void>;
   destroy?(): void | Promise<void>;
 
+  /** FUSE_EXPORT_SUPPORT is negotiated: name may be "." or ".." (the kernel asks for a parent by "..").*/
   lookup?(ctx: RequestContext, parent: number, name: string): Promise<EntryOut | NegativeEntryOut>;
   /** The kernel holds no reference to ino any more (the server did the counting). */
   forget?(ino: number): void;
@@ -151,6 +152,7 @@ export interface FuseFilesystem {
   symlink?(ctx: RequestContext, parent: number, name: string, target: string): Promise<EntryOut>;
   /** mode has the type bits and is already masked by umask when the kernel applies it. */
   mknod?(ctx: RequestContext, parent: number, name: string, mode: number, rdev: number, umask: number): Promise<EntryOut>;
+  /** mode carries S_IFDIR (the server adds it: the kernel sends permission bits only), already masked by umask. */
   mkdir?(ctx: RequestContext, parent: number, name: string, mode: number, umask: number): Promise<EntryOut>;
   unlink?(ctx: RequestContext, parent: number, name: string): Promise<void>;
   rmdir?(ctx: RequestContext, parent: number, name: string): Promise<void>;
@@ -158,11 +160,17 @@ export interface FuseFilesystem {
   rename?(ctx: RequestContext, parent: number, name: string, newParent: number, newName: string, flags: number): Promise<void>;
   link?(ctx: RequestContext, ino: number, newParent: number, newName: string): Promise<EntryOut>;
 
+  /** flags: the open(2) flags. FUSE_ATOMIC_O_TRUNC is negotiated, so O_TRUNC arrives here and open must truncate. */
   open?(ctx: RequestContext, ino: number, flags: number): Promise<OpenOut>;
+  /** mode has S_IFREG; flags are the open(2) flags (O_TRUNC, O_EXCL...). */
   create?(ctx: RequestContext, parent: number, name: string, mode: number, flags: number, umask: number): Promise<CreateOut>;
   /** Fills target (the reply buffer, length = the requested size) from offset; returns bytes read (short at EOF). */
   read?(ctx: RequestContext, ino: number, fh: number, offset: number, target: Buffer): Promise<number>;
-  /** data is only valid until the returned promise settles. Returns bytes written. */
+  /**
+   * data is only valid until the returned promise settles (it is a view into the request
+   * buffer). flags: the file's open(2) flags (fuse_write_in.flags: O_DIRECT, O_APPEND...).
+   * Returns bytes written.
+   */
   write?(ctx: RequestContext, ino: number, fh: number, offset: number, data: Buffer, flags: number): Promise<number>;
   flush?(ctx: RequestContext, ino: number, fh: number): Promise<void>;
   release?(ctx: RequestContext, ino: number, fh: number, flags: number): Promise<void>;
@@ -221,7 +229,79 @@ export interface FuseMountOptions {
   maxReadahead?: number;
   /** FUSE_WRITEBACK_CACHE: the kernel buffers writes (off by default). */
   writebackCache?: boolean;
-  /** Requests read from /dev/fuse at once (default 16). */
+  /**
+   * Requests read from /dev/fuse at once (default 16): the number of read buffers of
+   * maxWrite + 4 KiB each. A request gives its buffer back as soon as it is parsed, except
+   * WRITE, whose data the filesystem reads in place until its promise settles.
+   */
   concurrency?: number;
+  /** Threads blocked in read(2) on /dev/fuse (default 2). */
+  readers?: number;
+  /** Requests handed to the filesystem and not yet answered, at most (default 256); past it the server stops reading. */
+  maxInFlight?: number;
+  /** INIT max_background: asynchronous requests (readahead, writeback) the kernel keeps in flight (default 64). */
+  maxBackground?: number;
+  /**
+   * READDIRPLUS use (default 'auto'): 'auto' lets the kernel choose (plus for the first batch
+   * of a listing and whenever entries were looked up since: the kernel's heuristic), 'always'
+   * makes every listing carry attributes (fast `ls -l` of big directories, more work for
+   * plain `ls`), 'off' never.
+   */
+  readdirplus?: 'auto' | 'always' | 'off';
+  /** Log every request and reply at debug level. */
   debug?: boolean;
+  logger?: FuseLogger;
+}
+
+/** The subset of a pino logger the server uses. */
+export interface FuseLogger {
+  debug(obj: unknown, msg?: string): void;
+  info(obj: unknown, msg?: string): void;
+  warn(obj: unknown, msg?: string): void;
+  error(obj: unknown, msg?: string): void;
+}
+
+/** Counters of a session, for tests and stats. */
+export interface FuseSessionStats {
+  /** Requests handed to the filesystem and not yet answered. */
+  inFlight: number;
+  /** The most at once since the mount (or resetMaxInFlight). */
+  maxInFlight: number;
+  /** Inodes the kernel holds a reference to (the lookup table's size, root included). */
+  knownInodes: number;
+  /** Requests read from the device. */
+  requests: number;
+  /** INTERRUPT requests received. */
+  interrupts: number;
+  /** FORGET entries received (one per inode in a BATCH_FORGET). */
+  forgets: number;
+  /** Malformed requests, broken invariants, replies the kernel refused. 0 in a healthy session. */
+  errors: number;
+  /** Notifications written. */
+  notifications: number;
+  /** Requests received per opcode name (LOOKUP, READDIRPLUS, ...). */
+  ops: Record<string, number>;
+}
+
+export interface FuseSession {
+  readonly mountpoint: string;
+  readonly notifier: FuseNotifier;
+  /** What INIT negotiated. */
+  readonly conn: ConnInfo;
+  /** The fusectl connection number (/sys/fs/fuse/connections/N). */
+  readonly connectionId: number;
+  /** Resolves when the kernel connection has ended (unmounted, also from outside, or aborted). */
+  readonly closed: Promise<void>;
+  readonly stats: Readonly<FuseSessionStats>;
+  resetMaxInFlight(): void;
+  /** Kernel references the server has counted for ino (0 = forgotten). */
+  lookupCount(ino: number): number;
+  /**
+   * umount(8). When busy: with lazy, `umount -l` (the connection lives on until the last
+   * open file is closed; `closed` resolves then); without, rejects with EBUSY. A non-lazy
+   * unmount resolves once the connection has ended.
+   */
+  unmount(opts?: { lazy?: boolean }): Promise<void>;
+  /** Aborts the connection through fusectl: pending and later calls on the mount fail with ENOTCONN. */
+  abort(): Promise<void>;
 }

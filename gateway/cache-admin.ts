@@ -5,7 +5,7 @@ import { posix as posixPath } from 'node:path';
 import { z } from 'zod';
 import { StatusCode, TierfsError } from '../common/status.js';
 import type { FileData } from './file-data.js';
-import type { TierFileSystem } from './tier-fs.js';
+import type { Vfs } from './vfs.js';
 
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
@@ -39,7 +39,7 @@ export interface PathResult<T> {
 
 export class CacheAdmin {
   constructor(
-    private readonly fs: TierFileSystem,
+    private readonly fs: Vfs,
     private readonly data: FileData,
     private readonly mountpoint: string,
   ) {}
@@ -58,7 +58,7 @@ export class CacheAdmin {
     const out: Array<PathResult<T>> = [];
     for (const path of paths) {
       try {
-        const inode = await this.fs.getattr(this.inMount(path));
+        const inode = await this.fs.resolvePath(this.inMount(path));
         if ((inode.mode & S_IFMT) !== S_IFREG) throw new TierfsError(StatusCode.INVALID_ARGUMENT, 'not a regular file');
         out.push({ path, result: await fn(inode.ino, inode.size) });
       } catch (err) {

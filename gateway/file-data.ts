@@ -31,6 +31,26 @@ export interface FileData {
   flushAll(): Promise<void>;
   /** Resolves when every staged block is in S3. */
   waitUploaded(): Promise<void>;
+  /**
+   * copy_file_range by reference (S3Adaptor): the destination's new slices read the source's
+   * objects, no data moves. Copies min(length, srcSize - srcOffset) bytes and returns that;
+   * the caller then sets the destination's size (max(size, dstOffset + copied)) and mtime.
+   * INVALID_ARGUMENT for overlapping ranges of one inode. Absent: no reference support (let
+   * the kernel fall back to a read/write copy: answer ENOSYS/EOPNOTSUPP).
+   */
+  copyRange?(srcIno: number, srcOffset: number, dstIno: number, dstOffset: number, length: number, srcSize: number): Promise<number>;
+  /** FALLOC_FL_PUNCH_HOLE|KEEP_SIZE: the range (clipped to size) reads as zeros and holds no data. */
+  punchHole?(ino: number, offset: number, length: number, size: number): Promise<void>;
+  /** FALLOC_FL_ZERO_RANGE (optionally KEEP_SIZE): the range reads as zeros; returns the size the file must have. */
+  zeroRange?(ino: number, offset: number, length: number, size: number, keepSize?: boolean): Promise<number>;
+  /** fallocate default mode (optionally KEEP_SIZE): nothing to reserve; returns the size the file must have. */
+  allocate?(ino: number, offset: number, length: number, size: number, keepSize?: boolean): Promise<number>;
+  /** lseek SEEK_DATA; TierfsError BEYOND_EOF (errno ENXIO) at/after size or when no data follows. */
+  seekData?(ino: number, offset: number, size: number): Promise<number>;
+  /** lseek SEEK_HOLE: the next hole, or size; BEYOND_EOF (ENXIO) at/after size. */
+  seekHole?(ino: number, offset: number, size: number): Promise<number>;
+  /** Bytes held as data, for st_blocks = ceil(bytes / 512): a sparse file counts only what was written. */
+  allocatedBytes?(ino: number): Promise<number>;
   /** `tierfs cache warmup`: the file's blocks into the disk cache. */
   warmup(ino: number, fileSize: number): Promise<WarmupResult>;
   /** `tierfs cache evict`: drop cached blocks of one inode or of all (null); staged ones stay. */

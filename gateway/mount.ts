@@ -1,16 +1,17 @@
-// A running mount: the POSIX layer on FUSE, the admin socket, and a bounded shutdown
-// (flush -> unmount -> flush what arrived meanwhile -> deregister -> close), used by
-// `tierfs mount` over the real cluster and by the tests over in-memory parts.
+// A running mount: the inode-based VFS served on the FUSE kernel protocol (fuse/), the admin
+// socket, and a bounded shutdown (flush -> unmount, lazily when busy -> flush what arrived
+// meanwhile -> deregister -> close), used by `tierfs mount` over the real cluster and by the
+// tests over in-memory parts.
 import { execFile } from 'node:child_process';
 import type { Server } from 'node:net';
-import type Fuse from 'fuse-native';
 import { silentLogger, type Logger } from '../common/log.js';
+import { mountFuse, type FuseSession } from '../fuse/index.js';
 import type { MetaClient } from '../metaserver/meta-client.js';
 import { closeAdminServer, startAdminServer, type AdminCommand } from './admin.js';
 import { CacheAdmin } from './cache-admin.js';
 import type { FileData } from './file-data.js';
-import { mountFuse, unmountFuse, type FuseMountOptions } from './fuse-adapter.js';
-import { TierFileSystem, type TierFsOptions } from './tier-fs.js';
+import { setReadAhead } from './readahead.js';
+import { Vfs, type VfsOptions } from './vfs.js';
 
 export interface GatewayParts {
   meta: MetaClient;
@@ -23,11 +24,32 @@ export interface GatewayParts {
   describe?: () => Record<string, unknown>;
 }
 
+/** How the kernel mount is set up (the VFS's cache timeouts are in GatewayOptions.fs). */
+export interface GatewayFuseOptions {
+  /** Source shown in /proc/mounts (default "tierfs"). */
+  fsname?: string;
+  /** Let users other than the mounting one in; the kernel checks permissions (default_permissions). */
+  allowOther?: boolean;
+  /**
+   * The kernel's writeback cache: writes are buffered in the page cache and sent in large
+   * batches. Off by default: the size and mtime other mounts see lag behind until the kernel
+   * writes back, so close-to-open across mounts holds only after fsync/close.
+   */
+  writebackCache?: boolean;
+  /** Kernel readahead window in KiB (default 4096; 0 leaves the kernel's default). */
+  readAheadKiB?: number;
+  /** Largest WRITE request (default 1 MiB). */
+  maxWrite?: number;
+  /** Requests read from /dev/fuse at once (default: the server's). */
+  concurrency?: number;
+  debug?: boolean;
+}
+
 export interface GatewayOptions {
   mountpoint: string;
   adminSocket?: string;
-  fs?: TierFsOptions;
-  fuse: FuseMountOptions;
+  fs?: VfsOptions;
+  fuse?: GatewayFuseOptions;
   /** Upper bound of each shutdown step; when the cluster is gone we still exit. */
   shutdownStepTimeoutMs?: number;
   logger?: Logger;
@@ -36,7 +58,8 @@ export interface GatewayOptions {
 }
 
 export interface RunningGateway {
-  fs: TierFileSystem;
+  fs: Vfs;
+  session: FuseSession;
   mountpoint: string;
   adminSocket?: string;
   stats(): Promise<Record<string, unknown>>;
@@ -61,23 +84,40 @@ async function bounded<T>(what: string, ms: number, p: Promise<T>): Promise<T> {
   }
 }
 
-export function fusermountLazy(mountpoint: string): Promise<void> {
+/** umount -l: the last resort when the session's own unmount failed. */
+export function lazyUnmount(mountpoint: string): Promise<void> {
   return new Promise((resolve, reject) =>
-    execFile('fusermount', ['-u', '-z', mountpoint], (err, _out, stderr) => (err ? reject(new Error(`fusermount -u -z: ${stderr || err.message}`)) : resolve())),
+    execFile('umount', ['-l', mountpoint], (err, _out, stderr) => (err ? reject(new Error(`umount -l: ${stderr || err.message}`)) : resolve())),
   );
 }
 
 export async function startGateway(parts: GatewayParts, opts: GatewayOptions): Promise<RunningGateway> {
   const log = opts.logger ?? silentLogger;
   const stepMs = opts.shutdownStepTimeoutMs ?? 30_000;
-  const fs = new TierFileSystem(parts.meta, parts.data, { logger: log, ...opts.fs });
-  const fuse: Fuse = await mountFuse(fs, opts.mountpoint, { logger: log, ...opts.fuse });
+  const fuseOpts = opts.fuse ?? {};
+  const fs = new Vfs(parts.meta, parts.data, { logger: log, ...opts.fs });
+  const session = await mountFuse(opts.mountpoint, fs, {
+    fsname: fuseOpts.fsname ?? 'tierfs',
+    subtype: 'tierfs',
+    allowOther: fuseOpts.allowOther ?? false,
+    defaultPermissions: true,
+    readOnly: opts.fs?.readOnly ?? false,
+    writebackCache: fuseOpts.writebackCache ?? false,
+    ...(fuseOpts.maxWrite ? { maxWrite: fuseOpts.maxWrite } : {}),
+    ...(fuseOpts.concurrency ? { concurrency: fuseOpts.concurrency } : {}),
+    debug: fuseOpts.debug ?? false,
+    logger: log,
+  });
+  fs.attachKernel(session.notifier, (ino) => session.lookupCount(ino));
+  const readAhead = fuseOpts.readAheadKiB ?? 4096;
+  if (readAhead > 0) await setReadAhead(session.mountpoint, readAhead, log);
   let stopping: Promise<{ clean: boolean; problems: string[] }> | null = null;
 
   const stats = async (): Promise<Record<string, unknown>> => ({
     mountpoint: opts.mountpoint,
     pid: process.pid,
     gateway: fs.stats(),
+    fuse: { ...session.stats, conn: { ...session.conn, flags: `0x${session.conn.flags.toString(16)}` } },
     data: await parts.data.stats(),
     ...(parts.describe?.() ?? {}),
   });
@@ -89,6 +129,7 @@ export async function startGateway(parts: GatewayParts, opts: GatewayOptions): P
   let admin: Server | null = null;
   const gateway: RunningGateway = {
     fs,
+    session,
     mountpoint: opts.mountpoint,
     adminSocket: opts.adminSocket,
     stats,
@@ -109,10 +150,12 @@ export async function startGateway(parts: GatewayParts, opts: GatewayOptions): P
         await step('flush before unmount', flush);
         await step('unmount', async () => {
           try {
-            await unmountFuse(fuse);
+            // Busy (a shell inside, an open file): detach it now; open files keep working
+            // until closed, and the connection ends with the last of them.
+            await session.unmount({ lazy: true });
           } catch (err) {
-            log.warn({ err: String(err) }, 'unmount failed; trying fusermount -u -z');
-            await fusermountLazy(opts.mountpoint);
+            log.warn({ err: String(err) }, 'unmount failed; trying umount -l');
+            await lazyUnmount(opts.mountpoint);
           }
         });
         await step('flush after unmount', flush);
@@ -128,6 +171,14 @@ export async function startGateway(parts: GatewayParts, opts: GatewayOptions): P
       return stopping;
     },
   };
+
+  // Unmounted from outside (umount, or the connection aborted): shut down like `tierfs umount`.
+  void session.closed.then(() => {
+    if (stopping) return;
+    log.warn({ mountpoint: opts.mountpoint }, 'the kernel connection ended; shutting down');
+    if (opts.onUmountRequest) opts.onUmountRequest();
+    else void gateway.shutdown('connection closed');
+  });
 
   if (opts.adminSocket) {
     const cache = new CacheAdmin(fs, parts.data, opts.mountpoint);

@@ -1,6 +1,6 @@
-// Open file handles and the per-inode state they share: how many handles are open, the size
-// and times written locally but not yet committed to the metaserver, and the hidden names
-// libfuse gave the inode when it was unlinked while open.
+// Open file handles and the per-inode state they share: how many handles are open and the
+// size and times written locally but not yet committed to the metaserver. The kernel names
+// an open file by inode and handle, so an unlinked open file needs nothing beyond this.
 import type { Inode } from '../metaserver/meta-client.js';
 import { posix, E } from './errors.js';
 
@@ -15,8 +15,6 @@ export interface OpenInode {
   handles: number;
   /** Size/times changed by writes since the last commit; null when in sync. */
   dirty: DirtyAttrs | null;
-  /** Keys in the hidden-name table that point at this inode. */
-  hiddenKeys: Set<string>;
   /**
    * Attributes revalidated at the first open and kept current by this mount's own changes
    * (close-to-open): reads and writes of an open file need no metadata round trip.
@@ -30,11 +28,14 @@ export interface FileHandle {
   flags: number;
   writable: boolean;
   readable: boolean;
+  /** O_DIRECT: writes must be 512-byte aligned in offset and length, as on ext4. */
+  direct: boolean;
 }
 
 const O_ACCMODE = 3;
 const O_RDONLY = 0;
 const O_WRONLY = 1;
+export const O_DIRECT = 0o40000;
 
 /** FUSE treats fh 0 as "no handle", so handles start at 1 and skip 0 when they wrap. */
 const MAX_FH = 0x7fffffff;
@@ -52,9 +53,9 @@ export class OpenFileTable {
     const fh = this.nextFh;
     this.nextFh = this.nextFh >= MAX_FH ? 1 : this.nextFh + 1;
     const acc = flags & O_ACCMODE;
-    const handle: FileHandle = { fh, ino, flags, readable: acc !== O_WRONLY, writable: acc !== O_RDONLY };
+    const handle: FileHandle = { fh, ino, flags, readable: acc !== O_WRONLY, writable: acc !== O_RDONLY, direct: (flags & O_DIRECT) !== 0 };
     this.handles.set(fh, handle);
-    const state = this.inodes.get(ino) ?? { ino, handles: 0, dirty: null, hiddenKeys: new Set<string>(), inode };
+    const state = this.inodes.get(ino) ?? { ino, handles: 0, dirty: null, inode };
     state.handles++;
     this.inodes.set(ino, state);
     return handle;

@@ -123,8 +123,11 @@ export async function removeXattr(ctx: ApplyContext, op: Op<'removeXattr'>): Pro
   return OK;
 }
 
+// `shared` takes part: a compaction or shadowed-slice drop planned before a copy shared the
+// slice must fail (TX_CONFLICT), not go on to delete objects another inode now reads.
 const sameSlice = (a: SliceRecord, b: SliceRecord): boolean =>
-  a.chunkId === b.chunkId && a.compaction === b.compaction && a.offset === b.offset && a.len === b.len;
+  a.chunkId === b.chunkId && a.compaction === b.compaction && a.offset === b.offset && a.len === b.len &&
+  !!a.shared === !!b.shared && !!a.ref === !!b.ref;
 
 export async function modifySlices(ctx: ApplyContext, op: Op<'modifySlices'>): Promise<OpResult> {
   const before = await ctx.inode(op.pid, op.ino);
@@ -141,6 +144,10 @@ export async function modifySlices(ctx: ApplyContext, op: Op<'modifySlices'>): P
   }
   if (op.replace) {
     const { chunkIndex, removed, added } = op.replace;
+    if (added.some((s) => s.shared) && (await ctx.tx.getJson(ctx.keys.trash(op.pid, op.ino)))) {
+      // Sharing slices of an inode in the trash would race its object deletion: refuse.
+      throw new TierfsError(StatusCode.NOT_FOUND, `inode ${op.ino} is being deleted: its data cannot be shared`);
+    }
     const key = ctx.keys.slices(op.pid, op.ino, chunkIndex);
     const list = (await ctx.tx.getJson<SliceRecord[]>(key)) ?? [];
     if (!removed.every((r) => list.some((s) => sameSlice(s, r)))) {

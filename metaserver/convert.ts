@@ -22,11 +22,20 @@ export function msgToInode(m: Inode__Output): Inode {
 }
 
 export function sliceToMsg(s: SliceRecord): Slice {
-  return { chunk_id: s.chunkId, compaction: s.compaction, offset: s.offset, len: s.len, size: s.size, zero: s.zero };
+  const r = s.ref;
+  return {
+    chunk_id: s.chunkId, compaction: s.compaction, offset: s.offset, len: s.len, size: s.size, zero: s.zero, shared: !!s.shared,
+    ...(r ? { ref: { ino: r.ino, chunk_index: r.chunkIndex, chunk_id: r.chunkId, compaction: r.compaction, offset: r.offset, len: r.len, pos: r.pos } } : {}),
+  };
 }
 
+/** The optional fields appear only when set, so plain slices keep their old shape. */
 export function msgToSlice(m: Slice__Output): SliceRecord {
-  return { chunkId: m.chunk_id, compaction: m.compaction, offset: m.offset, len: m.len, size: m.size, zero: m.zero };
+  const out: SliceRecord = { chunkId: m.chunk_id, compaction: m.compaction, offset: m.offset, len: m.len, size: m.size, zero: m.zero };
+  if (m.shared) out.shared = true;
+  const r = m.ref;
+  if (r) out.ref = { ino: r.ino, chunkIndex: r.chunk_index, chunkId: r.chunk_id, compaction: r.compaction, offset: r.offset, len: r.len, pos: r.pos };
+  return out;
 }
 
 export function ridFromMsg(m: RequestId__Output | null): RequestIdent | undefined {

@@ -2,6 +2,7 @@
 // this interface only; metaserver/client.ts implements it over gRPC (partition routing,
 // leader following, retries with request ids, cross-partition transactions).
 // Errors are TierfsErrors with the shared status codes (NOT_FOUND, EXISTS, NOT_EMPTY, ...).
+import type { SliceRef } from '../s3adaptor/types.js';
 
 /** File types as in st_mode's S_IFMT bits. */
 export const S_IFMT = 0o170000;
@@ -38,6 +39,10 @@ export interface SliceRecord {
   len: number;
   size: number;
   zero: boolean;
+  /** Other slices read its objects (copy by reference): deleting the inode or the slice leaves them. */
+  shared?: boolean;
+  /** A copy by reference: reads the objects of the slice it names. */
+  ref?: SliceRef;
 }
 
 export interface Inode extends InodeAttr {
@@ -123,6 +128,8 @@ export interface MetaClient {
   rmdir(parent: number, name: string): Promise<void>;
   /** Atomic rename with POSIX semantics: replaces a file or an empty dir, NOT_EMPTY, IS_DIR, NOT_DIR, INVALID_ARGUMENT into itself. */
   rename(srcParent: number, srcName: string, dstParent: number, dstName: string, opts?: ReleaseOptions): Promise<RenameResult>;
+  /** RENAME_EXCHANGE: swaps the two names' targets atomically (both must exist). Optional. */
+  exchange?(srcParent: number, srcName: string, dstParent: number, dstName: string): Promise<void>;
   setAttr(ino: number, changes: SetAttrChanges): Promise<Inode>;
   getXattr(ino: number, name: string): Promise<Buffer>;
   listXattr(ino: number): Promise<string[]>;

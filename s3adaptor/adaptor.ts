@@ -10,11 +10,13 @@ import type { DiskCache, DiskCacheStats } from '../diskcache/index.js';
 import { counter, gauge } from '../diskcache/metrics-util.js';
 import { BlockReader, type BlockReaderStats } from './block-reader.js';
 import { ChunkIdBatch } from './chunk-ids.js';
-import { ChunkCompactor, sliceKeys } from './compaction.js';
+import { ChunkCompactor, ownedKeys } from './compaction.js';
 import { InodeState } from './inode-state.js';
 import { sliceBlockKey } from './keys.js';
 import { shadowedSlices, sliceObjects } from './layout.js';
 import { ReadPath } from './read-path.js';
+import { planCopy } from './copy-range.js';
+import { FileExtents } from './extents.js';
 import { CacheControl, type EvictResult, type WarmupResult } from './cache-control.js';
 import type { DiskCacheLimits } from '../diskcache/index.js';
 import { runLimited } from './run-limited.js';
@@ -69,6 +71,9 @@ export interface S3AdaptorStats {
   compactionConflicts: number;
   /** Slices dropped because newer ones cover every byte of them (rewrites, truncates). */
   droppedShadowedSlices: number;
+  /** copy_file_range calls served by reference, and the bytes they referenced (none moved). */
+  copies: number;
+  copiedBytes: number;
   read: BlockReaderStats;
   disk: DiskCacheStats | null;
   s3: ObjectStoreStats;
@@ -95,6 +100,7 @@ export class S3Adaptor {
   private readonly flushAgeMs: number;
   private readonly writeback: boolean;
   private readonly reads: ReadPath;
+  private readonly extents: FileExtents;
   private readonly cacheControl: CacheControl;
   private readonly compactThreshold: number;
   private readonly blockWriteConcurrency: number;
@@ -104,7 +110,7 @@ export class S3Adaptor {
   private memWaiters: Array<() => void> = [];
   private closed = false;
   private readonly timer: NodeJS.Timeout;
-  private readonly counts = { flushes: 0, flushedBytes: 0, directPuts: 0 };
+  private readonly counts = { flushes: 0, flushedBytes: 0, directPuts: 0, copies: 0, copiedBytes: 0 };
   private readonly metrics;
 
   constructor(opts: S3AdaptorOptions) {
@@ -132,6 +138,7 @@ export class S3Adaptor {
     const readahead = opts.readaheadBlocks ?? 4;
     this.blocks = new BlockReader(this.store, this.disk, opts.readCacheBytes ?? 256 * 2 ** 20, Math.max(1, readahead * 2), this.log);
     this.reads = new ReadPath({ fsId: this.fsId, chunkSize: this.cs, blockSize: this.bs, readaheadBlocks: readahead, sliceStore: this.sliceStore, blocks: this.blocks });
+    this.extents = new FileExtents(this.cs, this.reads);
     this.cacheControl = new CacheControl({ fsId: this.fsId, chunkSize: this.cs, blockSize: this.bs, reads: this.reads, blocks: this.blocks, disk: this.disk, concurrency: 8 });
     this.compactor = new ChunkCompactor({
       fsId: this.fsId,
@@ -553,6 +560,121 @@ export class S3Adaptor {
     if (!st.slices && !st.loading) st.slices = new Map();
   }
 
+  // ---- copy by reference, fallocate, SEEK_DATA/SEEK_HOLE, st_blocks ----
+
+  /**
+   * copy_file_range by reference: [srcOffset, srcOffset + length) of srcIno (clamped to
+   * srcSize) becomes [dstOffset, ...) of dstIno without moving a byte. The source's buffered
+   * data is committed first; the source slices read are marked shared (so no per-inode path
+   * deletes their objects) before the destination's referencing slices commit. Returns the
+   * bytes copied. The destination's size is the caller's to set (like a write's). Overlapping
+   * ranges of one inode are INVALID_ARGUMENT, as for copy_file_range(2).
+   */
+  async copyRange(srcIno: number, srcOffset: number, dstIno: number, dstOffset: number, length: number, srcSize: number): Promise<number> {
+    this.checkOpen();
+    const len = Math.max(0, Math.min(length, srcSize - srcOffset));
+    if (len === 0) return 0;
+    if (srcIno === dstIno && srcOffset < dstOffset + len && dstOffset < srcOffset + len) {
+      throw new TierfsError(StatusCode.INVALID_ARGUMENT, `copy of inode ${srcIno} onto itself overlaps: [${srcOffset}, +${len}) to [${dstOffset}, +${len})`);
+    }
+    const src = this.inode(srcIno);
+    const dst = this.inode(dstIno);
+    // Buffered source data must be in objects to be referenced; buffered destination data is
+    // older than the copy and must end up under it (its flush gets an id below the copy's).
+    await this.settle(src);
+    if (dst !== src) await this.settle(dst);
+    for (let attempt = 0; ; attempt++) {
+      const srcSlices = await this.sliceStore.getSlices(srcIno);
+      const dstSlices = dst === src ? srcSlices : await this.reads.loadSlices(dst);
+      const plan = planCopy({ srcIno, srcOffset, dstOffset, length: len, chunkSize: this.cs, src: srcSlices, dst: dstSlices });
+      try {
+        for (const [idx, owned] of plan.toShare) {
+          await this.sliceStore.replaceSlices(srcIno, idx, owned, owned.map((s) => ({ ...s, shared: true })));
+        }
+      } catch (err) {
+        // The source changed under the plan (a compaction swapped the slices): plan again.
+        if (!(err instanceof TierfsError && err.code === StatusCode.TX_CONFLICT) || attempt >= 8) throw err;
+        continue;
+      } finally {
+        if (plan.toShare.size > 0) src.invalidate();
+      }
+      if (plan.added.size === 0) return len;
+      const [id] = await this.chunkIds.reserve(1, this.newestChunkId(dst));
+      for (const list of plan.added.values()) for (const s of list) s.chunkId = id!;
+      await this.appendSlices(dstIno, plan.added);
+      dst.addCommitted(plan.added);
+      this.counts.copies++;
+      this.counts.copiedBytes += plan.referencedBytes;
+      this.maybeCompact(dst, [...plan.added.keys()]);
+      return len;
+    }
+  }
+
+  /**
+   * FALLOC_FL_PUNCH_HOLE (always with KEEP_SIZE): [offset, offset + length) reads as zeros and
+   * holds no data; nothing past size changes. Buffered data of the range is flushed first so
+   * that the mask, committed after it, hides it (zero slices only where data exists).
+   */
+  async punchHole(ino: number, offset: number, length: number, size: number): Promise<void> {
+    const end = Math.min(offset + length, size);
+    if (end > offset) await this.mask(ino, offset, end);
+  }
+
+  /**
+   * FALLOC_FL_ZERO_RANGE: the range reads as zeros (held as zero slices, no objects). Returns
+   * the size the file must have: grown to offset + length unless keepSize.
+   */
+  async zeroRange(ino: number, offset: number, length: number, size: number, keepSize = false): Promise<number> {
+    if (length > 0) await this.mask(ino, offset, offset + length);
+    return keepSize ? size : Math.max(size, offset + length);
+  }
+
+  /**
+   * fallocate default mode (and KEEP_SIZE): returns the size the file must have. Nothing is
+   * stored: unwritten ranges already read as zeros, and there is no space to reserve — the
+   * object store has no capacity the mount could run out of, a full disk cache makes writes
+   * go straight to S3, and a full write buffer makes writers wait — so a later write into the
+   * range cannot fail for lack of space. Growing masks [size, new size) like a truncate.
+   */
+  async allocate(ino: number, offset: number, length: number, size: number, keepSize = false): Promise<number> {
+    const end = offset + length;
+    if (keepSize || end <= size) return size;
+    await this.truncate(ino, size, end);
+    return end;
+  }
+
+  private async mask(ino: number, start: number, end: number): Promise<void> {
+    this.checkOpen();
+    const st = this.inode(ino);
+    const idxs = [...st.dirty.keys()].filter((idx) => idx * this.cs < end && (idx + 1) * this.cs > start);
+    if (idxs.length > 0) this.background(st, this.flushChunks(st, idxs)); // takes its ids before the mask's
+    const entry: PendingZero = { kind: 'zero', start, end, committed: false };
+    st.pending.push(entry);
+    await this.track(st, this.commitZero(st, entry, this.chunkIds.reserve(1, this.newestChunkId(st))));
+  }
+
+  /** lseek SEEK_DATA: the first data offset at or after `offset`; BEYOND_EOF (ENXIO) if none before size. */
+  async seekData(ino: number, offset: number, size: number): Promise<number> {
+    this.checkOpen();
+    return this.extents.seekData(this.inode(ino), offset, size);
+  }
+
+  /** lseek SEEK_HOLE: the first hole at or after `offset` (size if none); BEYOND_EOF (ENXIO) at or past size. */
+  async seekHole(ino: number, offset: number, size: number): Promise<number> {
+    this.checkOpen();
+    return this.extents.seekHole(this.inode(ino), offset, size);
+  }
+
+  /**
+   * Bytes the file holds as data (st_blocks = ceil(bytes / 512)): buffered data and slices
+   * still visible, not holes nor zero slices; a sparse file reports what was written. Served
+   * from the cached slices (one metaserver read when the inode is not cached).
+   */
+  async allocatedBytes(ino: number): Promise<number> {
+    this.checkOpen();
+    return this.extents.allocatedBytes(this.inode(ino));
+  }
+
   // ---- cache tuning (`tierfs cache warmup|evict|config`) ----
 
   /** Fetches the blocks of the file's first fileSize bytes into the disk cache. */
@@ -574,9 +696,25 @@ export class S3Adaptor {
 
   // ---- deletion, compaction, lifecycle ----
 
-  /** Deletes every object of these slices (trash of a deleted inode); idempotent. */
+  /**
+   * Deletes the objects these slices own (trash of a deleted inode); idempotent. References
+   * and shared slices keep their objects (another inode may read them). A slice counts as
+   * shared if the caller's list or the SliceStore's current one says so: the caller may
+   * have read the slices before a copy marked them.
+   */
   async deleteObjects(ino: number, slices: ChunkSlices): Promise<void> {
-    const keys = [...slices].flatMap(([idx, list]) => list.flatMap((s) => sliceKeys(this.fsId, ino, idx, s, this.bs, this.cs)));
+    const fresh = await this.sliceStore.getSlices(ino).catch((err: unknown) => {
+      if (err instanceof TierfsError && err.code === StatusCode.NOT_FOUND) return new Map<number, Slice[]>();
+      throw err;
+    });
+    const keys: string[] = [];
+    for (const [idx, list] of slices) {
+      const now = fresh.get(idx) ?? [];
+      for (const s of list) {
+        const markedSince = now.some((x) => x.shared && !x.ref && x.chunkId === s.chunkId && x.compaction === s.compaction && x.offset === s.offset && x.len === s.len);
+        if (!markedSince) keys.push(...ownedKeys(this.fsId, ino, idx, s, this.bs, this.cs));
+      }
+    }
     for (const key of keys) {
       this.blocks.drop(key);
       await this.disk?.remove(key);

@@ -35,9 +35,20 @@ export interface CompactorDeps {
 
 export type CompactionResult = 'compacted' | 'skipped' | 'conflict';
 
-/** The object keys of a slice of chunk `chunkIndex` (none for a zero slice). */
+/** The object keys a slice of chunk `chunkIndex` reads (none for a zero slice; another inode's for a reference). */
 export function sliceKeys(fsId: number, ino: number, chunkIndex: number, slice: Slice, blockSize: number, chunkSize: number): string[] {
   return sliceObjects(slice, blockSize).map((o) => sliceBlockKey(fsId, ino, chunkIndex, chunkSize / blockSize, slice, o.blockIndex));
+}
+
+/**
+ * The object keys a per-inode deletion (trash, shadowed drop, compaction) may delete when
+ * the slice goes: none for a reference (the objects are another slice's) nor for a shared
+ * slice (other slices may read them; only fsck's GC, which sees every reference, reclaims
+ * them). Every deletion of slice objects goes through here.
+ */
+export function ownedKeys(fsId: number, ino: number, chunkIndex: number, slice: Slice, blockSize: number, chunkSize: number): string[] {
+  if (slice.ref || slice.shared) return [];
+  return sliceKeys(fsId, ino, chunkIndex, slice, blockSize, chunkSize);
 }
 
 export class ChunkCompactor {
@@ -100,7 +111,7 @@ export class ChunkCompactor {
 
   private async deleteObjects(ino: number, chunkIndex: number, slices: Slice[]): Promise<void> {
     const { fsId, blockSize, chunkSize, store } = this.deps;
-    const keys = slices.flatMap((s) => sliceKeys(fsId, ino, chunkIndex, s, blockSize, chunkSize));
+    const keys = slices.flatMap((s) => ownedKeys(fsId, ino, chunkIndex, s, blockSize, chunkSize));
     for (const key of keys) {
       this.deps.blocks.drop(key);
       await this.deps.disk?.remove(key);
@@ -146,7 +157,7 @@ export class ChunkCompactor {
       // Someone else changed the chunk. Our objects are garbage unless an identical
       // compaction (same keys) won the race and now references them.
       const now = (await sliceStore.getSlices(ino)).get(chunkIndex) ?? [];
-      const referenced = now.some((s) => s.chunkId === merged.chunkId && s.compaction === merged.compaction);
+      const referenced = now.some((s) => !s.ref && s.chunkId === merged.chunkId && s.compaction === merged.compaction);
       if (!referenced && newKeys.length > 0) await store.deleteMany(newKeys);
       return 'conflict';
     }

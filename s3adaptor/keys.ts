@@ -38,15 +38,19 @@ export function parseBlockKey(key: string): BlockKeyParts | null {
  * The key of a slice's object in block `blockInChunk` of chunk `chunkIndex`. The key's
  * blockIndex counts blocks from the start of the file, so keys stay unique even where
  * slices of different chunks share a chunkId (the zero slices of one truncate, and what
- * compaction makes of them).
+ * compaction makes of them). A slice copied by reference reads the objects of the slice it
+ * names: its inode, chunk index, chunkId and compaction make the key (blockInChunk is then a
+ * block of that slice's chunk, as objectPieces gives it).
  */
 export function sliceBlockKey(
   fsId: number,
   ino: number,
   chunkIndex: number,
   blocksPerChunk: number,
-  slice: { chunkId: number; compaction: number },
+  slice: { chunkId: number; compaction: number; ref?: { ino: number; chunkIndex: number; chunkId: number; compaction: number } },
   blockInChunk: number,
 ): string {
+  const r = slice.ref;
+  if (r) return blockKey(fsId, r.ino, r.chunkId, r.chunkIndex * blocksPerChunk + blockInChunk, r.compaction);
   return blockKey(fsId, ino, slice.chunkId, chunkIndex * blocksPerChunk + blockInChunk, slice.compaction);
 }

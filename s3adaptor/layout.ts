@@ -70,17 +70,27 @@ export interface BlockObject {
   size: number;
 }
 
-/** The block objects of a data slice (none for a zero slice). */
+/**
+ * The block objects a data slice reads (none for a zero slice): its own, or for a slice
+ * copied by reference the owner's objects that hold its bytes (chunkStart is then an offset
+ * in the owner's chunk, and blockIndex a block of that chunk).
+ */
 export function sliceObjects(slice: Slice, blockSize: number): BlockObject[] {
   if (slice.zero || slice.len === 0) return [];
+  const g = extent(slice);
+  const from = slice.ref ? slice.ref.pos : slice.offset;
   const out: BlockObject[] = [];
-  const end = slice.offset + slice.len;
-  for (let i = Math.floor(slice.offset / blockSize); i * blockSize < end; i++) {
-    const s = Math.max(slice.offset, i * blockSize);
-    const e = Math.min(end, (i + 1) * blockSize);
+  for (let i = Math.floor(from / blockSize); i * blockSize < from + slice.len; i++) {
+    const s = Math.max(g.offset, i * blockSize);
+    const e = Math.min(g.offset + g.len, (i + 1) * blockSize);
     out.push({ blockIndex: i, chunkStart: s, size: e - s });
   }
   return out;
+}
+
+/** The extent of the slice that wrote the objects (which fixes their boundaries). */
+function extent(slice: Slice): { offset: number; len: number } {
+  return slice.ref ? { offset: slice.ref.offset, len: slice.ref.len } : slice;
 }
 
 export interface ObjectPiece {
@@ -93,16 +103,22 @@ export interface ObjectPiece {
   len: number;
 }
 
-/** The object pieces that hold [start, end) of a data slice (the range lies inside the slice). */
+/**
+ * The object pieces that hold [start, end) of a data slice (the range lies inside the slice).
+ * A slice copied by reference reads its owner's objects, shifted to where its bytes are in
+ * the owner's chunk; `chunkPos` stays a position in this slice's chunk.
+ */
 export function objectPieces(slice: Slice, start: number, end: number, blockSize: number): ObjectPiece[] {
   const out: ObjectPiece[] = [];
-  const sliceEnd = slice.offset + slice.len;
-  for (let pos = start; pos < end; ) {
+  const g = extent(slice);
+  const shift = slice.ref ? slice.ref.pos - slice.offset : 0;
+  const gEnd = g.offset + g.len;
+  for (let pos = start + shift; pos < end + shift; ) {
     const i = Math.floor(pos / blockSize);
-    const objStart = Math.max(slice.offset, i * blockSize);
-    const objEnd = Math.min(sliceEnd, (i + 1) * blockSize);
-    const e = Math.min(end, objEnd);
-    out.push({ blockIndex: i, objectSize: objEnd - objStart, from: pos - objStart, chunkPos: pos, len: e - pos });
+    const objStart = Math.max(g.offset, i * blockSize);
+    const objEnd = Math.min(gEnd, (i + 1) * blockSize);
+    const e = Math.min(end + shift, objEnd);
+    out.push({ blockIndex: i, objectSize: objEnd - objStart, from: pos - objStart, chunkPos: pos - shift, len: e - pos });
     pos = e;
   }
   return out;

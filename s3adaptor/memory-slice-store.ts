@@ -4,8 +4,13 @@
 import { StatusCode, TierfsError } from '../common/status.js';
 import type { ChunkIdAllocator, ChunkSlices, Slice, SliceStore } from './types.js';
 
+// `shared` takes part: a compaction or drop planned before the slice was shared must fail
+// rather than delete objects another inode now reads.
+const copySlice = (x: Slice): Slice => (x.ref ? { ...x, ref: { ...x.ref } } : { ...x });
+
 const sameSlice = (a: Slice, b: Slice) =>
-  a.chunkId === b.chunkId && a.compaction === b.compaction && a.offset === b.offset && a.len === b.len && a.zero === b.zero;
+  a.chunkId === b.chunkId && a.compaction === b.compaction && a.offset === b.offset && a.len === b.len && a.zero === b.zero &&
+  !!a.shared === !!b.shared && !!a.ref === !!b.ref;
 
 export class MemorySliceStore implements SliceStore {
   private readonly inodes = new Map<number, ChunkSlices>();
@@ -14,14 +19,14 @@ export class MemorySliceStore implements SliceStore {
   async getSlices(ino: number): Promise<ChunkSlices> {
     this.calls.get++;
     const s: ChunkSlices = this.inodes.get(ino) ?? new Map();
-    return new Map([...s].map(([idx, list]) => [idx, list.map((x) => ({ ...x }))]));
+    return new Map([...s].map(([idx, list]) => [idx, list.map(copySlice)]));
   }
 
   async appendSlices(ino: number, added: Map<number, Slice[]>): Promise<void> {
     this.calls.append++;
     let s = this.inodes.get(ino);
     if (!s) this.inodes.set(ino, (s = new Map()));
-    for (const [idx, list] of added) s.set(idx, [...(s.get(idx) ?? []), ...list.map((x) => ({ ...x }))]);
+    for (const [idx, list] of added) s.set(idx, [...(s.get(idx) ?? []), ...list.map(copySlice)]);
   }
 
   async replaceSlices(ino: number, chunkIndex: number, removed: Slice[], added: Slice[]): Promise<void> {
@@ -32,7 +37,7 @@ export class MemorySliceStore implements SliceStore {
     const gone = new Set(positions);
     const kept = cur.filter((_, i) => !gone.has(i));
     // The merged slice replaces the old ones at the front: write order stays oldest first.
-    this.inodes.get(ino)!.set(chunkIndex, [...added.map((x) => ({ ...x })), ...kept]);
+    this.inodes.get(ino)!.set(chunkIndex, [...added.map(copySlice), ...kept]);
   }
 
   /** Removes an inode's slices (after its objects were deleted). */

@@ -6,12 +6,13 @@ import { StatusCode, TierfsError } from '../common/status.js';
 import type { BlockReader } from './block-reader.js';
 import type { InodeState } from './inode-state.js';
 import { sliceBlockKey } from './keys.js';
-import { newestFirst, objectPieces, resolveRange, type Layer } from './layout.js';
+import { newestFirst, objectPieces, resolveRange, type Layer, type Segment } from './layout.js';
 import type { ChunkSlices, Slice, SliceStore } from './types.js';
 import type { DirtyChunk } from './write-buffer.js';
 import { cloneSlices } from './inode-state.js';
 
-type Source = { kind: 'mem'; chunk: DirtyChunk } | { kind: 'zero' } | { kind: 'slice'; slice: Slice };
+/** What serves a byte: buffered data, a masked range (truncate, hole punch), or a committed slice. */
+export type Source = { kind: 'mem'; chunk: DirtyChunk } | { kind: 'zero' } | { kind: 'slice'; slice: Slice };
 
 export interface ReadPathDeps {
   fsId: number;
@@ -73,6 +74,14 @@ export class ReadPath {
     for (const slice of newestFirst(committed)) {
       yield { start: slice.offset, end: slice.offset + slice.len, source: slice.zero ? { kind: 'zero' } : { kind: 'slice', slice } };
     }
+  }
+
+  /**
+   * Who serves each byte of [cStart, cEnd) of chunk idx, as a read would see it now: null or
+   * zero sources are holes (SEEK_HOLE, st_blocks), the rest is data.
+   */
+  chunkSegments(st: InodeState, idx: number, cStart: number, cEnd: number, committed: Slice[]): Segment<Source>[] {
+    return resolveRange(cStart, cEnd, this.layers(st, idx, committed));
   }
 
   /** Includes buffered data; zeros for holes; short only at EOF (fileSize). */

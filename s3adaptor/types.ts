@@ -13,6 +13,33 @@ export interface Slice {
   size: number;
   /** A zero slice has no objects: its range reads as zeros (truncate masks). */
   zero: boolean;
+  /**
+   * Another inode (or this one) reads these objects by reference (copy_file_range): the
+   * per-inode deletion paths (trash, shadowed drops, compaction) must leave them alone;
+   * only a GC that checks every reference (`tierfs fsck --delete-leaked`) may reclaim them.
+   * Set before the first reference commits and never cleared (s3adaptor/README.md).
+   */
+  shared?: boolean;
+  /** A slice made by copy by reference: its bytes are in another slice's objects. */
+  ref?: SliceRef;
+}
+
+/**
+ * Where a referencing slice's bytes live: the slice that wrote the objects (its inode, chunk
+ * index, chunkId, compaction and extent, which fix the objects' keys and boundaries), and the
+ * offset in that slice's chunk of this slice's first byte. Always names the slice that owns
+ * the objects (a copy of a copy points at the original), so there is one level only.
+ */
+export interface SliceRef {
+  ino: number;
+  chunkIndex: number;
+  chunkId: number;
+  compaction: number;
+  /** Extent of the owning slice within its chunk. */
+  offset: number;
+  len: number;
+  /** Chunk offset (in the owner's chunk) that this slice's `offset` reads. */
+  pos: number;
 }
 
 /** Size and times a close commits together with the file's last slices. */

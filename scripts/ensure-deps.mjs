@@ -1,5 +1,7 @@
-// Installs what tierfs needs on a fresh Debian machine: system packages (libfuse2,
-// fuse, etcd-server) and node modules. Safe to run again: it only installs what is missing.
+// Installs what tierfs needs on a fresh Debian machine: system packages (etcd-server,
+// util-linux's mount/umount for the FUSE mount) and node modules. Safe to run again: it
+// only installs what is missing. The mount speaks the FUSE kernel protocol itself (fuse/):
+// no libfuse and no native addon to build.
 import { execFileSync, execSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -14,21 +16,10 @@ const has = (cmd) => {
     return false;
   }
 };
-const hasLib = (name) => {
-  try {
-    return execSync('ldconfig -p', { encoding: 'utf8' }).includes(name);
-  } catch {
-    return false;
-  }
-};
-
 const missing = [];
-if (!hasLib('libfuse.so.2')) missing.push('libfuse2');
-if (!has('fusermount')) missing.push('fuse');
+if (!has('mount') || !has('umount')) missing.push('mount');
 if (!existsSync('/usr/bin/etcd')) missing.push('etcd-server');
 if (!has('etcdctl')) missing.push('etcd-client');
-if (!has('make') || !has('g++')) missing.push('make', 'g++');
-if (!hasLib('libfuse.so') || !existsSync('/usr/include/fuse.h')) missing.push('libfuse-dev', 'pkg-config');
 
 if (missing.length > 0) {
   if (process.getuid?.() !== 0) {

@@ -16,6 +16,7 @@ const suites: Record<string, (opts: SuiteOptions) => Promise<void>> = {
     count: opts.count ? Number(opts.count) : undefined,
     concurrencies: opts.concurrency ? opts.concurrency.split(',').map(Number) : undefined,
   }),
+  fuse: async () => (await import('../../fuse/bench.js')).runFuseBench(),
 };
 
 export function register(program: Command): void {

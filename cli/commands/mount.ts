@@ -19,6 +19,7 @@ interface MountOpts {
   cacheDir?: string;
   cacheSize: string;
   writeback?: boolean;
+  writebackCache?: boolean;
   attrTimeout: string;
   entryTimeout: string;
   readOnly?: boolean;
@@ -73,8 +74,9 @@ export function register(program: Command): void {
     .option('--cache-dir <dir>', 'disk cache directory (staged writes + read cache); default ~/.tierfs/cache/<fs>-<id>')
     .option('--cache-size <MiB>', 'disk cache capacity in MiB (0 disables the disk cache)', '10240')
     .option('--writeback', 'close returns once data is staged on local disk (uploaded in the background)')
-    .option('--attr-timeout <s>', 'attribute cache timeout in seconds (kernel and gateway)', '1')
-    .option('--entry-timeout <s>', 'directory entry cache timeout in seconds (kernel and gateway)', '1')
+    .option('--writeback-cache', 'kernel writeback cache: writes gather in the page cache (faster small writes; other mounts see size/mtime only after fsync/close, mtime lags)')
+    .option('--attr-timeout <s>', 'how long the kernel caches attributes, in seconds (this mount\'s own changes invalidate at once)', '30')
+    .option('--entry-timeout <s>', 'how long the kernel caches names, in seconds (this mount\'s own changes invalidate at once)', '30')
     .option('--read-only', 'mount read-only')
     .option('--read-ahead <KiB>', 'kernel readahead window of the mount (root only; 0 keeps the kernel default of 128)', '4096')
     .option('--allow-other', 'let other users use the mount (FUSE allow_other; the kernel checks permissions, new files belong to their creator)')
@@ -102,7 +104,7 @@ export function register(program: Command): void {
         const flushTimeoutMs = number('flush-timeout', opts.flushTimeout, 1) * 1000;
         if (opts.daemon) return daemonize(opts.logFile ?? join(cacheDir, 'gateway.log'));
 
-        // Loaded here so other subcommands start fast (S3 SDK, gRPC, the FUSE addon).
+        // Loaded here so other subcommands start fast (S3 SDK, gRPC, the FUSE server).
         const { connectCluster } = await import('../../gateway/mount-setup.js');
         const { startGateway } = await import('../../gateway/mount.js');
         const log = createLogger('gateway');
@@ -127,7 +129,7 @@ export function register(program: Command): void {
             mountpoint: mnt,
             adminSocket,
             fs: { attrTimeoutMs: attrTimeout * 1000, entryTimeoutMs: entryTimeout * 1000, readOnly: !!opts.readOnly },
-            fuse: { attrTimeoutSec: attrTimeout, entryTimeoutSec: entryTimeout, fsname: `tierfs:${opts.fs}`, allowOther: !!opts.allowOther, readAheadKiB: readAhead },
+            fuse: { fsname: `tierfs:${opts.fs}`, allowOther: !!opts.allowOther, readAheadKiB: readAhead, writebackCache: !!opts.writebackCache },
             shutdownStepTimeoutMs: flushTimeoutMs,
             logger: log,
             onUmountRequest: () => void stop('tierfs umount'),

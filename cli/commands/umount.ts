@@ -1,5 +1,5 @@
 // `tierfs umount MOUNTPOINT`: asks the mount to flush, deregister and unmount through its
-// admin socket and waits for it to exit; falls back to fusermount when the mount is gone.
+// admin socket and waits for it to exit; falls back to umount(8) when the mount is gone.
 import { execFileSync } from 'node:child_process';
 import type { Command } from 'commander';
 import { StatusCode, TierfsError } from '../../common/status.js';
@@ -9,8 +9,8 @@ import { action } from '../errors.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function fusermount(mountpoint: string, lazy: boolean): void {
-  execFileSync('fusermount', lazy ? ['-u', '-z', mountpoint] : ['-u', mountpoint], { stdio: ['ignore', 'ignore', 'pipe'] });
+function umount(mountpoint: string, lazy: boolean): void {
+  execFileSync('umount', lazy ? ['-l', mountpoint] : [mountpoint], { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
 export function register(program: Command): void {
@@ -19,7 +19,7 @@ export function register(program: Command): void {
     .description('flush and unmount a tierfs mount')
     .argument('<mountpoint>')
     .option('--timeout <s>', 'how long to wait for the mount to flush and exit', '120')
-    .option('--force', 'if the mount does not exit in time, unmount lazily (fusermount -u -z) and kill it')
+    .option('--force', 'if the mount does not exit in time, unmount lazily (umount -l) and kill it')
     .action(
       action(async (mountpoint: string, opts: { timeout: string; force?: boolean }) => {
         const mnt = canonicalMountpoint(mountpoint);
@@ -42,9 +42,9 @@ export function register(program: Command): void {
         removeMountRecord(mnt);
         if (isMountedAt(mnt)) {
           try {
-            fusermount(mnt, false);
+            umount(mnt, false);
           } catch {
-            fusermount(mnt, true);
+            umount(mnt, true);
           }
         }
         process.stdout.write(`unmounted ${mnt}\n`);

@@ -2,6 +2,7 @@
 // level-backed KV state machine per group, gRPC between daemons, and an HTTP control port on
 // 127.0.0.1 to drive it. Run as a script (node dist/raft/bench/kv-daemon.js); never imported.
 import { createServer } from 'node:http';
+import { Level } from 'level';
 import { parseArgs } from 'node:util';
 import { startGrpcServer } from '../../common/grpc.js';
 import { TierfsError } from '../../common/status.js';
@@ -18,11 +19,14 @@ const host = await RaftHost.open({ dataDir: dir, selfAddress: self, tickMs: 50, 
 const grpcServer = await startGrpcServer(self, [host.grpcService()]);
 const existing = await host.listGroups();
 // Group 0 keeps the historical names ('kv', state machine in <dir>/sm) the kill -9 test reads.
+// Several groups share one state-machine DB per process, as metaservers do.
+const nGroups = Number(values.groups ?? 1);
+const sharedDb = nGroups > 1 ? new Level<string, string>(`${dir}/sm-shared`, { keyEncoding: 'utf8', valueEncoding: 'utf8' }) : null;
 const groups: RaftGroup[] = [];
 const sms: KvStateMachine[] = [];
-for (let i = 0; i < Number(values.groups ?? 1); i++) {
+for (let i = 0; i < nGroups; i++) {
   const id = i === 0 ? 'kv' : `kv${i}`;
-  const sm = await KvStateMachine.open(`${dir}/sm${i === 0 ? '' : i}`);
+  const sm = sharedDb ? await KvStateMachine.open(undefined, { db: sharedDb, prefix: `${id}/` }) : await KvStateMachine.open(`${dir}/sm`);
   const g = existing.includes(id) ? await host.openGroup(id, sm) : await host.createGroup(id, { peers: values.peers!.split(','), stateMachine: sm });
   groups.push(g);
   sms.push(sm);

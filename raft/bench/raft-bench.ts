@@ -1,6 +1,6 @@
 // Raft benchmarks: in-process hosts over real gRPC on loopback with the level store.
 // Prints one JSON line per case.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
@@ -158,7 +158,32 @@ async function withDaemons(groups: number, run: (daemons: Array<{ port: number; 
 const load = async (port: number, c: number, ms: number, lat = false): Promise<LoadResult> =>
   (await (await fetch(`http://127.0.0.1:${port}/bench?c=${c}&ms=${ms}${lat ? '&lat=1' : ''}`)).json()) as LoadResult;
 
+/**
+ * The disk's floor, measured in the same run: 4 KiB write + fdatasync, one at a time, in the
+ * directory the daemons use. A commit needs at least one of these (leader and followers in
+ * parallel), so on a busy shared disk the Raft figures are read against this line.
+ */
+function fsyncBaseline(): void {
+  const dir = mkdtempSync(join(tmpdir(), 'raft-bench-fsync-'));
+  const fd = openSync(join(dir, 'f'), 'w');
+  const block = Buffer.alloc(4096, 7);
+  const lat: number[] = [];
+  const until = Date.now() + 2000;
+  while (Date.now() < until) {
+    const t0 = performance.now();
+    writeSync(fd, block);
+    fdatasyncSync(fd);
+    lat.push(performance.now() - t0);
+  }
+  closeSync(fd);
+  rmSync(dir, { recursive: true, force: true });
+  lat.sort((a, b) => a - b);
+  const q = (p: number) => Math.round((lat[Math.min(lat.length - 1, Math.floor(lat.length * p))] ?? 0) * 100) / 100;
+  process.stdout.write(`${JSON.stringify({ bench: 'raft', case: 'fsync-4k', ops_per_s: Math.round(lat.length / 2), p50_ms: q(0.5), p99_ms: q(0.99) })}\n`);
+}
+
 export async function benchRaftProcesses(): Promise<void> {
+  if (wanted('fsync-4k')) fsyncBaseline();
   const line = (name: string, groups: number, concurrency: number, r: LoadResult) =>
     process.stdout.write(`${JSON.stringify({ bench: 'raft', case: name, groups, concurrency, commits_per_s: Math.round(r.commits / r.secs), p50_ms: r.p50_ms, p99_ms: r.p99_ms })}\n`);
   if (wanted('grpc-3proc-serial') || wanted('grpc-3proc-1group')) {

@@ -1,7 +1,7 @@
-// POSIX gaps fuse-native left open, checked through the real kernel mount against a local
-// directory doing the same: a node another user creates belongs to that user (the addon now
-// carries fuse_get_context() with the op), and `touch -m` / `touch -a` change one time only
-// (flag_utime_omit_ok; UTIME_OMIT and UTIME_NOW reach JS distinguishably).
+// Ownership and times through the real kernel mount, against a local directory doing the
+// same: a node another user creates belongs to that user (uid/gid of the request header),
+// setgid directories hand their group down, and `touch -m` / `touch -a` change one time
+// only (SETATTR with FATTR_MTIME/ATIME and their _NOW forms).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, writeFileSync, type Stats } from 'node:fs';

@@ -46,7 +46,7 @@ export function forceUnmount(mountpoint: string): void {
     }
   }
   try {
-    execFileSync('fusermount', ['-u', '-z', mountpoint], { stdio: 'ignore' });
+    execFileSync('umount', ['-l', mountpoint], { stdio: 'ignore' });
   } catch {
     /* best effort */
   }

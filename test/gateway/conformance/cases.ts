@@ -6,12 +6,6 @@ import type { Op } from './ops.js';
 export interface Case {
   name: string;
   ops: Op[];
-  /**
-   * libfuse's path API gives each hard link its own kernel inode, so with kernel attr caching
-   * a change through one name shows through another only after attr_timeout. Such cases run
-   * only on mounts with kernel timeouts of 0.
-   */
-  needsUncachedKernel?: boolean;
 }
 
 const W = C.O_WRONLY | C.O_CREAT | C.O_TRUNC;
@@ -211,7 +205,6 @@ export const fixedCases: Case[] = [
   },
   {
     name: 'hard links share the inode and count nlink',
-    needsUncachedKernel: true,
     ops: [
       { op: 'writeFile', path: 'f', data: t('linked') },
       { op: 'link', from: 'f', to: 'g' },

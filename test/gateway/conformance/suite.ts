@@ -18,8 +18,6 @@ export interface ConformanceOptions {
   opsPerSeed?: number;
   /** Only the fixed cases whose name contains this (debugging). */
   only?: string;
-  /** The mount caches attributes in the kernel: skip cases that need coherent hard links; no random runs. */
-  kernelCaches?: boolean;
   /** Fixed cases to leave out (slow on a mount whose every close goes to S3). */
   exclude?: RegExp;
   /** Register only the fixed cases or only the random sequences (to split slow mounts across files). */
@@ -61,11 +59,11 @@ export function registerConformanceSuite(opts: ConformanceOptions): void {
     local?.remove();
   });
   if (opts.part !== 'random') describe('fixed cases', () => {
-    for (const c of fixedCases.filter((x) => (!opts.only || x.name.includes(opts.only)) && !(opts.kernelCaches && x.needsUncachedKernel) && !opts.exclude?.test(x.name))) {
+    for (const c of fixedCases.filter((x) => (!opts.only || x.name.includes(opts.only)) && !opts.exclude?.test(x.name))) {
       test(c.name, () => compareOps(c.name, c.ops, local.path, opts.mountDir(), py));
     }
   });
-  if (opts.kernelCaches || opts.part === 'fixed') return;
+  if (opts.part === 'fixed') return;
   describe('random sequences', () => {
     for (const seed of opts.seeds ?? [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) {
       // Replay one: TIERFS_CONFORMANCE_SEED=<seed> narrows the run to it.

@@ -236,6 +236,35 @@ export class MemoryMetaClient implements MetaClient {
     return replaced ? { replaced } : {};
   }
 
+  /** RENAME_EXCHANGE: both names must exist; they swap targets (parent lists, dir nlinks follow). */
+  async exchange(srcParent: number, srcName: string, dstParent: number, dstName: string): Promise<void> {
+    this.count('exchange');
+    const srcEntries = this.dir(srcParent);
+    const dstEntries = this.dir(dstParent);
+    const a = srcEntries.get(srcName) ?? fail(StatusCode.NOT_FOUND, `${srcName} not found`);
+    const b = dstEntries.get(dstName) ?? fail(StatusCode.NOT_FOUND, `${dstName} not found`);
+    if (a.ino === b.ino) return;
+    if (a.type === S_IFDIR && this.isAncestor(a.ino, dstParent)) fail(StatusCode.INVALID_ARGUMENT, 'cannot move a directory into itself');
+    if (b.type === S_IFDIR && this.isAncestor(b.ino, srcParent)) fail(StatusCode.INVALID_ARGUMENT, 'cannot move a directory into itself');
+    const now = Date.now();
+    srcEntries.set(srcName, { parent: srcParent, name: srcName, ino: b.ino, type: b.type });
+    dstEntries.set(dstName, { parent: dstParent, name: dstName, ino: a.ino, type: a.type });
+    const move = (ino: number, from: number, to: number, type: number) => {
+      const inode = this.inode(ino);
+      const i = inode.parents.indexOf(from);
+      if (i >= 0) inode.parents[i] = to;
+      inode.ctimeMs = now;
+      if (type === S_IFDIR && from !== to) {
+        this.inode(from).nlink--;
+        this.inode(to).nlink++;
+      }
+    };
+    move(a.ino, srcParent, dstParent, a.type);
+    move(b.ino, dstParent, srcParent, b.type);
+    this.touchDir(srcParent, now);
+    this.touchDir(dstParent, now);
+  }
+
   async setAttr(ino: number, changes: SetAttrChanges): Promise<Inode> {
     this.count('setAttr');
     const inode = this.inode(ino);

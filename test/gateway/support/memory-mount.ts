@@ -1,6 +1,5 @@
 // Test-only entry: mounts the gateway over the in-memory MetaClient and FileData in a child
-// process, so tests exercise the real kernel -> libfuse -> fuse-native -> adapter -> POSIX
-// layer path. Usage: node memory-mount.js MOUNTPOINT ADMIN_SOCKET [ATTR_TIMEOUT_S]
+// process, so tests exercise the real kernel -> fuse/ server -> VFS path. Usage: node memory-mount.js MOUNTPOINT ADMIN_SOCKET [ATTR_TIMEOUT_S]
 import { announceReady } from '../../../cli/ready.js';
 import { createLogger } from '../../../common/log.js';
 import { startGateway } from '../../../gateway/mount.js';
@@ -36,7 +35,7 @@ const gateway = await startGateway(
     mountpoint,
     adminSocket,
     fs: { attrTimeoutMs: timeoutSec * 1000, entryTimeoutMs: timeoutSec * 1000, deleteOrphanData: true, dirPageSize: 64 },
-    fuse: { attrTimeoutSec: timeoutSec, entryTimeoutSec: timeoutSec, allowOther: process.env.TIERFS_TEST_ALLOW_OTHER === '1', ...(process.env.TIERFS_TEST_OP_TIMEOUT_MS ? { opTimeoutMs: Number(process.env.TIERFS_TEST_OP_TIMEOUT_MS) } : {}) },
+    fuse: { allowOther: process.env.TIERFS_TEST_ALLOW_OTHER === '1', writebackCache: process.env.TIERFS_TEST_WRITEBACK_CACHE === '1' },
     shutdownStepTimeoutMs: Number(process.env.TIERFS_TEST_STEP_TIMEOUT_MS ?? 10_000),
     logger: log,
     onUmountRequest: () => void stop('admin umount'),

@@ -1,5 +1,5 @@
 // Starts the in-memory gateway on a real FUSE mount in a child process, and always cleans up:
-// SIGTERM (the gateway unmounts itself), then `fusermount -u -z` if the mount is still there.
+// SIGTERM (the gateway unmounts itself), then `umount -l` if the mount is still there.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -25,7 +25,7 @@ export function isMounted(mountpoint: string): boolean {
 export function forceUnmount(mountpoint: string): void {
   if (!isMounted(mountpoint)) return;
   try {
-    execFileSync('fusermount', ['-u', '-z', mountpoint], { stdio: 'ignore' });
+    execFileSync('umount', ['-l', mountpoint], { stdio: 'ignore' });
   } catch {
     /* best effort: nothing else we can do */
   }

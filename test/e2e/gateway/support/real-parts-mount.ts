@@ -33,7 +33,6 @@ const gateway = await startGateway(
   {
     mountpoint, adminSocket,
     fs: { attrTimeoutMs: 0, entryTimeoutMs: 0, deleteOrphanData: true, dirPageSize: 64 },
-    fuse: { attrTimeoutSec: 0, entryTimeoutSec: 0 },
     shutdownStepTimeoutMs: 20_000, logger: log,
     onUmountRequest: () => void stop('admin umount'),
   },

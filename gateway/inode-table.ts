@@ -1,0 +1,79 @@
+// What the gateway knows per inode: attributes fetched from the metaserver (a short-lived
+// cache behind the kernel's own), the (parent, name) -> inode bindings it has seen, open
+// state with uncommitted sizes, and which inodes the kernel holds a reference to. Every
+// operation names an inode, so one inode's state is shared by all of its names (hard links).
+import type { Inode, MetaClient } from '../metaserver/meta-client.js';
+import { AttrCache, DentryCache, type CachedInode } from './caches.js';
+import { OpenFileTable } from './open-files.js';
+
+export class InodeTable {
+  readonly attrs: AttrCache;
+  readonly dentries: DentryCache;
+  readonly open = new OpenFileTable();
+  /**
+   * Inodes handed to the kernel in an entry reply and not forgotten since. The server does
+   * the per-lookup counting and tells us once, when the count drops to zero.
+   */
+  private readonly kernelHeld = new Set<number>();
+
+  constructor(
+    private readonly meta: MetaClient,
+    cacheTtlMs: number,
+  ) {
+    this.attrs = new AttrCache(cacheTtlMs);
+    this.dentries = new DentryCache(cacheTtlMs);
+  }
+
+  /** Attributes from the cache, else from the metaserver (and cached). */
+  async get(ino: number): Promise<CachedInode> {
+    const hit = this.attrs.get(ino);
+    if (hit) return hit;
+    const entry: CachedInode = { inode: await this.meta.getInode(ino) };
+    this.remember(entry.inode);
+    return this.attrs.get(ino) ?? entry;
+  }
+
+  /** Records attributes the metaserver just returned (keeps the xattr names already known). */
+  remember(inode: Inode): void {
+    const prev = this.attrs.get(inode.ino);
+    this.attrs.set(inode.ino, { inode, xattrNames: prev?.xattrNames });
+    const open = this.open.inode(inode.ino);
+    if (open) open.inode = inode;
+  }
+
+  /** Drops cached attributes; an open inode's snapshot is refetched (it must stay usable). */
+  async refresh(ino: number): Promise<void> {
+    this.attrs.delete(ino);
+    if (this.open.isOpen(ino)) this.remember(await this.meta.getInode(ino));
+  }
+
+  /** Attributes as this mount sees them: the metaserver's, with uncommitted writes on top. */
+  view(inode: Inode): Inode {
+    const dirty = this.open.inode(inode.ino)?.dirty;
+    return dirty ? { ...inode, size: dirty.size, mtimeMs: dirty.mtimeMs, ctimeMs: dirty.ctimeMs } : inode;
+  }
+
+  async currentSize(ino: number): Promise<number> {
+    const open = this.open.inode(ino);
+    if (open) return open.dirty?.size ?? open.inode.size;
+    return (await this.get(ino)).inode.size;
+  }
+
+  hold(ino: number): void {
+    this.kernelHeld.add(ino);
+  }
+
+  /** The kernel dropped its last reference: forget what only it needed. */
+  forget(ino: number): void {
+    this.kernelHeld.delete(ino);
+    if (!this.open.isOpen(ino)) this.attrs.delete(ino);
+  }
+
+  heldByKernel(ino: number): boolean {
+    return this.kernelHeld.has(ino);
+  }
+
+  kernelInodes(): number {
+    return this.kernelHeld.size;
+  }
+}

@@ -1,0 +1,165 @@
+// What the parts of the VFS share: the metaserver and data path, the inode table, the
+// options, how attributes become kernel replies (each with its own timeout), and the two
+// steps several operations end with: committing a file's dirty size and releasing an orphan.
+import { silentLogger, type Logger } from '../common/log.js';
+import type { Attr, AttrOut, EntryOut, FuseNotifier } from '../fuse/types.js';
+import { MAX_NAME_BYTES, type Inode, type InodeAttr, type MetaClient } from '../metaserver/meta-client.js';
+import { E, posix } from './errors.js';
+import type { FileData } from './file-data.js';
+import { InodeTable } from './inode-table.js';
+
+export interface VfsOptions {
+  /** How long the kernel may trust attributes it got from us (default 30 s). */
+  attrTimeoutMs?: number;
+  /** How long the kernel may trust a name -> inode binding (default 30 s). */
+  entryTimeoutMs?: number;
+  /** How long the kernel may remember that a name does not exist (default 0: ask again). */
+  negativeTimeoutMs?: number;
+  /**
+   * The gateway's own attribute/dentry cache behind the kernel's (default: the attr timeout,
+   * at most 1 s). The kernel asks only when its copy expired, so this one stays short.
+   */
+  gatewayCacheMs?: number;
+  readOnly?: boolean;
+  /** Owner of new nodes when the request carries no caller (tests without a kernel). */
+  uid?: number;
+  gid?: number;
+  dirPageSize?: number;
+  /** Delete an orphan's objects right after releasing it (else the metaserver's trash job does). */
+  deleteOrphanData?: boolean;
+  logger?: Logger;
+}
+
+export const DEFAULT_CACHE_TIMEOUT_MS = 30_000;
+const BLKSIZE = 65536;
+
+export class VfsCore {
+  readonly table: InodeTable;
+  readonly log: Logger;
+  readonly attrTimeoutMs: number;
+  readonly entryTimeoutMs: number;
+  readonly negativeTimeoutMs: number;
+  /** Set once the mount is up; null in tests without a kernel. */
+  notifier: FuseNotifier | null = null;
+  /**
+   * The server's count of kernel references to an inode, when mounted: it counts only the
+   * entry replies the kernel took, so it is the truth; without it our own set stands in.
+   */
+  kernelRefs: ((ino: number) => number) | null = null;
+
+  constructor(
+    readonly meta: MetaClient,
+    readonly data: FileData,
+    readonly opts: VfsOptions = {},
+  ) {
+    this.attrTimeoutMs = opts.attrTimeoutMs ?? DEFAULT_CACHE_TIMEOUT_MS;
+    this.entryTimeoutMs = opts.entryTimeoutMs ?? DEFAULT_CACHE_TIMEOUT_MS;
+    this.negativeTimeoutMs = opts.negativeTimeoutMs ?? 0;
+    this.table = new InodeTable(meta, opts.gatewayCacheMs ?? Math.min(this.attrTimeoutMs, 1000));
+    this.log = opts.logger ?? silentLogger;
+  }
+
+  assertWritable(): void {
+    if (this.opts.readOnly) throw posix(E.EROFS, 'the mount is read-only');
+  }
+
+  static checkName(name: string): void {
+    if (Buffer.byteLength(name) > MAX_NAME_BYTES) throw posix(E.ENAMETOOLONG, `name longer than ${MAX_NAME_BYTES} bytes: ${name.slice(0, 40)}...`);
+  }
+
+  /** struct fuse_attr of an inode as this mount sees it (dirty size/times on top). */
+  async attrOf(inode: InodeAttr): Promise<Attr> {
+    const dirty = this.table.open.inode(inode.ino)?.dirty;
+    const a = dirty ? { ...inode, size: dirty.size, mtimeMs: dirty.mtimeMs, ctimeMs: dirty.ctimeMs } : inode;
+    return {
+      ino: a.ino, size: a.size, blocks: await this.blocksOf(a), atimeMs: a.atimeMs, mtimeMs: a.mtimeMs, ctimeMs: a.ctimeMs,
+      mode: a.mode, nlink: a.nlink, uid: a.uid, gid: a.gid, rdev: a.rdev, blksize: BLKSIZE,
+    };
+  }
+
+  /**
+   * st_blocks from the bytes the data path really holds when it can tell (a sparse file
+   * reports what was written, not its size); else the size rounded up, as before.
+   */
+  private async blocksOf(a: InodeAttr): Promise<number> {
+    if (a.size === 0) return 0;
+    if (this.data.allocatedBytes && (a.mode & 0o170000) === 0o100000) {
+      return Math.ceil((await this.data.allocatedBytes(a.ino)) / 512);
+    }
+    return Math.ceil(a.size / 512);
+  }
+
+  async attrOut(inode: InodeAttr): Promise<AttrOut> {
+    return { attr: await this.attrOf(inode), attrTimeoutMs: this.attrTimeoutMs };
+  }
+
+  /** An entry reply: the kernel now holds a reference to the inode until it forgets it. */
+  async entryOut(inode: InodeAttr): Promise<EntryOut> {
+    const attr = await this.attrOf(inode);
+    this.table.hold(inode.ino);
+    return { attr, entryTimeoutMs: this.entryTimeoutMs, attrTimeoutMs: this.attrTimeoutMs };
+  }
+
+  /** Tells the kernel to drop cached attributes (and pages, when `pages`) of an inode. */
+  async invalidateKernel(ino: number, pages: boolean): Promise<void> {
+    if (!this.notifier) return;
+    try {
+      await this.notifier.invalInode(ino, pages ? 0 : -1, 0);
+    } catch (err) {
+      // ENOENT: the kernel no longer has the inode, which is just as good.
+      this.log.debug({ ino, err: String(err) }, 'kernel inode invalidation not delivered');
+    }
+  }
+
+  /** Commits size and times written through this mount (after the data is committed). */
+  async commitDirty(ino: number): Promise<void> {
+    const state = this.table.open.inode(ino);
+    const dirty = state?.dirty;
+    if (!state || !dirty) return;
+    state.dirty = null;
+    try {
+      this.table.remember(await this.meta.setAttr(ino, { size: dirty.size, mtimeMs: dirty.mtimeMs, ctimeMs: dirty.ctimeMs }));
+    } catch (err) {
+      state.dirty ??= dirty;
+      throw err;
+    }
+  }
+
+  /** Inodes this mount unlinked to nlink 0 and has not released yet. */
+  readonly pendingOrphans = new Set<number>();
+
+  /** Called when this mount's unlink/rename left an inode at nlink 0. */
+  async unlinked(ino: number): Promise<void> {
+    this.pendingOrphans.add(ino);
+    await this.releaseIfOrphan(ino);
+  }
+
+  /**
+   * An inode this mount unlinked goes to the metaserver's trash once no handle is open on
+   * it and the kernel holds no reference (it may still stat an open or mapped file). Called
+   * after unlink, at the last release and at FORGET; a file unlinked by another mount is
+   * released there.
+   */
+  async releaseIfOrphan(ino: number): Promise<void> {
+    if (!this.pendingOrphans.has(ino)) return;
+    const held = this.kernelRefs ? this.kernelRefs(ino) > 0 : this.table.heldByKernel(ino);
+    if (this.table.open.isOpen(ino) || held) return;
+    this.pendingOrphans.delete(ino);
+    this.table.attrs.delete(ino);
+    let inode: Inode;
+    try {
+      inode = await this.meta.getInode(ino);
+    } catch {
+      return; // already gone
+    }
+    if (inode.nlink > 0) return; // linked again meanwhile (another mount)
+    const slices = this.opts.deleteOrphanData ? await this.meta.getSlices(ino) : null;
+    await this.meta.releaseOrphan(ino);
+    await this.data.invalidate(ino);
+    if (slices) {
+      await this.data.deleteObjects(ino, slices).catch((err: unknown) =>
+        this.log.warn({ ino, err: String(err) }, 'could not delete the objects of a released inode'),
+      );
+    }
+  }
+}

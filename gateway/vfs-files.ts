@@ -1,0 +1,237 @@
+// File contents through open handles: open (close-to-open revalidation), create, read into
+// the reply buffer, write with the size kept dirty until flush/fsync, truncate, fallocate,
+// SEEK_DATA/SEEK_HOLE and copy_file_range by reference. Everything data-side goes through
+// FileData; what it cannot do answers EOPNOTSUPP/ENOSYS so the kernel falls back itself.
+import type { CreateOut, OpenOut, RequestContext } from '../fuse/types.js';
+import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, SEEK_DATA, SEEK_HOLE } from '../fuse/types.js';
+import { S_IFDIR, S_IFMT, S_IFREG } from '../metaserver/meta-client.js';
+import { E, posix } from './errors.js';
+import type { FileHandle } from './open-files.js';
+import type { VfsCore } from './vfs-core.js';
+import type { VfsNamespace } from './vfs-namespace.js';
+
+const O_EXCL = 0o200;
+const O_TRUNC = 0o1000;
+const O_ACCMODE = 3;
+/** O_DIRECT I/O must be aligned to the logical block size, as on ext4. */
+const DIRECT_ALIGN = 512;
+
+export class VfsFiles {
+  constructor(
+    private readonly core: VfsCore,
+    private readonly names: VfsNamespace,
+  ) {}
+
+  private handle(ino: number, fh: number): FileHandle {
+    const h = this.core.table.open.handle(fh);
+    if (h.ino !== ino) throw posix(E.EBADF, `handle ${fh} belongs to inode ${h.ino}, not ${ino}`);
+    return h;
+  }
+
+  // ---- open/close ----
+
+  async open(_ctx: RequestContext, ino: number, flags: number): Promise<OpenOut> {
+    if ((flags & O_ACCMODE) !== 0 || flags & O_TRUNC) this.core.assertWritable();
+    const { table, meta, data } = this.core;
+    let keepCache = true;
+    if (!table.open.isOpen(ino)) {
+      // Close-to-open: the first open revalidates the attributes with the metaserver; when
+      // another mount changed the file, our data caches and the kernel's pages and
+      // attributes go, else the kernel keeps its page cache.
+      const before = table.attrs.get(ino)?.inode;
+      table.attrs.delete(ino);
+      const fresh = await meta.getInode(ino);
+      table.remember(fresh);
+      if (!before || before.mtimeMs !== fresh.mtimeMs || before.size !== fresh.size) {
+        keepCache = false;
+        await data.invalidate(ino);
+        await this.core.invalidateKernel(ino, false);
+      }
+    }
+    const inode = (await table.get(ino)).inode;
+    if ((inode.mode & S_IFMT) === S_IFDIR) throw posix(E.EISDIR, `inode ${ino} is a directory`);
+    // A concurrent open may have won the race while we waited: share its state.
+    const h = table.open.open(ino, flags, table.open.inode(ino)?.inode ?? inode);
+    try {
+      if (flags & O_TRUNC && (inode.mode & S_IFMT) === S_IFREG && (await table.currentSize(ino)) > 0) {
+        await this.truncate(ino, 0);
+        keepCache = false;
+      }
+    } catch (err) {
+      await this.release(_ctx, ino, h.fh, flags);
+      throw err;
+    }
+    return { fh: h.fh, keepCache };
+  }
+
+  async create(ctx: RequestContext, parent: number, name: string, mode: number, flags: number, umask: number): Promise<CreateOut> {
+    const { inode, created } = await this.names.createNode(ctx, parent, name, S_IFREG | (mode & ~umask & 0o7777), {
+      exclusive: (flags & O_EXCL) !== 0,
+    });
+    const { table } = this.core;
+    const h = table.open.open(inode.ino, flags, table.open.inode(inode.ino)?.inode ?? inode);
+    // Met a file another mount created a moment before: O_TRUNC still applies to it.
+    if (!created && flags & O_TRUNC && inode.size > 0) await this.truncate(inode.ino, 0);
+    return { entry: await this.core.entryOut((await table.get(inode.ino)).inode), open: { fh: h.fh, keepCache: created } };
+  }
+
+  async release(_ctx: RequestContext, ino: number, fh: number, _flags: number): Promise<void> {
+    const { table, data, log } = this.core;
+    const h = this.handle(ino, fh);
+    const state = table.open.inode(h.ino);
+    if (state?.dirty && state.handles === 1) {
+      // The kernel sends FLUSH before the last RELEASE; this covers a flush that failed.
+      await data.flush(h.ino).then(() => this.core.commitDirty(h.ino)).catch((err: unknown) =>
+        log.warn({ ino: h.ino, err: String(err) }, 'could not commit a file at its last close'),
+      );
+    }
+    const { last } = table.open.close(fh);
+    if (last) await this.core.releaseIfOrphan(h.ino);
+  }
+
+  // ---- data ----
+
+  /** READ into the FUSE reply buffer: no buffer of our own, no second copy. */
+  async read(_ctx: RequestContext, ino: number, fh: number, offset: number, target: Buffer): Promise<number> {
+    const h = this.handle(ino, fh);
+    if (!h.readable) throw posix(E.EBADF, 'file not open for reading');
+    const size = await this.core.table.currentSize(ino);
+    return this.core.data.readInto(ino, offset, target, size);
+  }
+
+  async write(_ctx: RequestContext, ino: number, fh: number, offset: number, data: Buffer, _flags: number): Promise<number> {
+    this.core.assertWritable();
+    const h = this.handle(ino, fh);
+    if (!h.writable) throw posix(E.EBADF, 'file not open for writing');
+    if (h.direct && (offset % DIRECT_ALIGN !== 0 || data.length % DIRECT_ALIGN !== 0)) {
+      throw posix(E.EINVAL, `O_DIRECT write at ${offset}+${data.length} is not ${DIRECT_ALIGN}-byte aligned`);
+    }
+    const { table } = this.core;
+    const size = await table.currentSize(ino);
+    await this.core.data.write(ino, offset, data);
+    this.markWritten(ino, size, offset + data.length);
+    return data.length;
+  }
+
+  /** Size and times of a file written through this mount, kept until flush/fsync commits them. */
+  private markWritten(ino: number, sizeBefore: number, end: number): void {
+    const state = this.core.table.open.inode(ino);
+    if (!state) throw posix(E.EBADF, `inode ${ino} is not open`);
+    const now = Date.now();
+    const dirty = state.dirty ?? { size: sizeBefore, mtimeMs: now, ctimeMs: now };
+    dirty.size = Math.max(dirty.size, end);
+    dirty.mtimeMs = now;
+    dirty.ctimeMs = now;
+    state.dirty = dirty;
+  }
+
+  async flush(_ctx: RequestContext, ino: number, fh: number): Promise<void> {
+    const h = this.handle(ino, fh);
+    const { table, data } = this.core;
+    const state = table.open.inode(ino);
+    if (!h.writable && !state?.dirty) return;
+    const dirty = state?.dirty;
+    if (state && dirty && data.flushWithAttrs) {
+      // Last slices and size/times in one metaserver write. Writes racing with this flush
+      // change `dirty`; they stay dirty for the commitDirty below.
+      const sent = { size: dirty.size, mtimeMs: dirty.mtimeMs, ctimeMs: dirty.ctimeMs };
+      if (await data.flushWithAttrs(ino, sent)) {
+        const now = state.dirty;
+        if (now && now.size === sent.size && now.mtimeMs === sent.mtimeMs && now.ctimeMs === sent.ctimeMs) state.dirty = null;
+        table.remember({ ...state.inode, ...sent });
+      }
+    } else {
+      await data.flush(ino);
+    }
+    await this.core.commitDirty(ino);
+  }
+
+  async fsync(_ctx: RequestContext, ino: number, fh: number, _datasync: boolean): Promise<void> {
+    this.handle(ino, fh);
+    await this.core.data.fsync(ino);
+    await this.core.commitDirty(ino);
+  }
+
+  /** Truncate (SETATTR size, O_TRUNC): the data path first, then size and times. */
+  async truncate(ino: number, size: number): Promise<void> {
+    this.core.assertWritable();
+    const { table, data, meta } = this.core;
+    const inode = (await table.get(ino)).inode;
+    if ((inode.mode & S_IFMT) === S_IFDIR) throw posix(E.EISDIR, 'cannot truncate a directory');
+    if ((inode.mode & S_IFMT) !== S_IFREG) throw posix(E.EINVAL, 'can only truncate regular files');
+    const oldSize = await table.currentSize(ino);
+    await data.truncate(ino, oldSize, size);
+    const now = Date.now();
+    const dirty = table.open.inode(ino)?.dirty;
+    if (dirty) Object.assign(dirty, { size, mtimeMs: now, ctimeMs: now });
+    table.remember(await meta.setAttr(ino, { size, mtimeMs: now, ctimeMs: now }));
+  }
+
+  // ---- allocation, holes, copies ----
+
+  async fallocate(_ctx: RequestContext, ino: number, fh: number, offset: number, length: number, mode: number): Promise<void> {
+    this.core.assertWritable();
+    const h = this.handle(ino, fh);
+    if (!h.writable) throw posix(E.EBADF, 'file not open for writing');
+    if (offset < 0 || length <= 0) throw posix(E.EINVAL, `fallocate range ${offset}+${length}`);
+    const known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+    if (mode & ~known) throw posix(E.EOPNOTSUPP, `fallocate mode 0x${mode.toString(16)} is not supported`);
+    const keepSize = (mode & FALLOC_FL_KEEP_SIZE) !== 0;
+    const data = this.core.data;
+    const size = await this.core.table.currentSize(ino);
+    let newSize: number;
+    if (mode & FALLOC_FL_PUNCH_HOLE) {
+      // As on Linux: a hole never changes the size, so KEEP_SIZE is required with it.
+      if (!keepSize || mode & FALLOC_FL_ZERO_RANGE) throw posix(E.EOPNOTSUPP, 'PUNCH_HOLE needs KEEP_SIZE (and excludes ZERO_RANGE)');
+      if (!data.punchHole) throw posix(E.EOPNOTSUPP, 'the data path cannot punch holes');
+      await data.punchHole(ino, offset, length, size);
+      newSize = size;
+    } else if (mode & FALLOC_FL_ZERO_RANGE) {
+      if (!data.zeroRange) throw posix(E.EOPNOTSUPP, 'the data path cannot zero a range');
+      newSize = await data.zeroRange(ino, offset, length, size, keepSize);
+    } else {
+      if (!data.allocate) throw posix(E.EOPNOTSUPP, 'the data path cannot allocate');
+      newSize = await data.allocate(ino, offset, length, size, keepSize);
+      // Nothing stored and the size unchanged: nothing to commit (ext4 leaves mtime too).
+      if (newSize === size) return;
+    }
+    this.markWritten(ino, size, newSize);
+    await this.core.commitDirty(ino);
+  }
+
+  async lseek(_ctx: RequestContext, ino: number, fh: number, offset: number, whence: number): Promise<number> {
+    this.handle(ino, fh);
+    if (whence !== SEEK_DATA && whence !== SEEK_HOLE) throw posix(E.EINVAL, `lseek whence ${whence}`);
+    const data = this.core.data;
+    // ENOSYS: the kernel then treats the whole file as data itself (generic_file_llseek).
+    if (!data.seekData || !data.seekHole) throw posix(E.ENOSYS, 'the data path cannot find holes');
+    const size = await this.core.table.currentSize(ino);
+    if (offset < 0 || offset >= size) throw posix(E.ENXIO, `offset ${offset} is at or past the end (${size})`);
+    return whence === SEEK_DATA ? data.seekData(ino, offset, size) : data.seekHole(ino, offset, size);
+  }
+
+  async copyFileRange(
+    _ctx: RequestContext,
+    inoIn: number, fhIn: number, offIn: number,
+    inoOut: number, fhOut: number, offOut: number,
+    length: number, flags: number,
+  ): Promise<number> {
+    this.core.assertWritable();
+    const src = this.handle(inoIn, fhIn);
+    const dst = this.handle(inoOut, fhOut);
+    if (flags !== 0) throw posix(E.EINVAL, `copy_file_range flags ${flags}`);
+    if (!src.readable || !dst.writable) throw posix(E.EBADF, 'copy_file_range needs a readable source and a writable destination');
+    const data = this.core.data;
+    // EOPNOTSUPP: the kernel copies through read/write itself.
+    if (!data.copyRange) throw posix(E.EOPNOTSUPP, 'the data path cannot copy by reference');
+    const { table } = this.core;
+    const srcSize = await table.currentSize(inoIn);
+    // The data path settles buffered data of both files first (the copy references objects).
+    const copied = await data.copyRange(inoIn, offIn, inoOut, offOut, length, srcSize);
+    if (copied === 0) return 0;
+    const dstSize = await table.currentSize(inoOut);
+    this.markWritten(inoOut, dstSize, offOut + copied);
+    await this.core.commitDirty(inoOut);
+    return copied;
+  }
+}

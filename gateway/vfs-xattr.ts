@@ -1,0 +1,43 @@
+// Extended attributes by inode. The kernel asks for security.capability before every write
+// (unless the inode is known to have none), so the names are cached with the attributes and
+// a missing name is answered without a metaserver call.
+import type { RequestContext } from '../fuse/types.js';
+import { E, posix } from './errors.js';
+import type { VfsCore } from './vfs-core.js';
+
+const XATTR_NAME_MAX = 255;
+const XATTR_SIZE_MAX = 65536;
+
+export class VfsXattr {
+  constructor(private readonly core: VfsCore) {}
+
+  private async names(ino: number): Promise<Set<string>> {
+    const entry = await this.core.table.get(ino);
+    if (!entry.xattrNames) entry.xattrNames = new Set(await this.core.meta.listXattr(ino));
+    return entry.xattrNames;
+  }
+
+  async getxattr(_ctx: RequestContext, ino: number, name: string): Promise<Buffer> {
+    if (!(await this.names(ino)).has(name)) throw posix(E.ENODATA, `no attribute ${name}`);
+    return this.core.meta.getXattr(ino, name);
+  }
+
+  async listxattr(_ctx: RequestContext, ino: number): Promise<string[]> {
+    return [...(await this.names(ino))];
+  }
+
+  async setxattr(_ctx: RequestContext, ino: number, name: string, value: Buffer, flags: number): Promise<void> {
+    this.core.assertWritable();
+    if (Buffer.byteLength(name) > XATTR_NAME_MAX) throw posix(E.ERANGE, `attribute name longer than ${XATTR_NAME_MAX} bytes`);
+    if (value.length > XATTR_SIZE_MAX) throw posix(E.E2BIG, `attribute value longer than ${XATTR_SIZE_MAX} bytes`);
+    // The server's buffer is reused after we answer; the metaserver client may queue it.
+    await this.core.meta.setXattr(ino, name, Buffer.from(value), flags);
+    await this.core.table.refresh(ino);
+  }
+
+  async removexattr(_ctx: RequestContext, ino: number, name: string): Promise<void> {
+    this.core.assertWritable();
+    await this.core.meta.removeXattr(ino, name);
+    await this.core.table.refresh(ino);
+  }
+}
