@@ -6,7 +6,7 @@
 import { realpathSync } from 'node:fs';
 import { READ_BUFFER_HEADROOM } from './abi.js';
 import { FuseDevice, openFuseDevice } from './device.js';
-import { abortConnection, connectionId, ensureFusectl, kernelMount, kernelUnmount } from './mount.js';
+import { abortConnection, connectionId, ensureFusectl, kernelMount, kernelUnmount, setReadahead } from './mount.js';
 import { FuseServer } from './server.js';
 import type { ConnInfo, FuseFilesystem, FuseLogger, FuseMountOptions, FuseNotifier, FuseSession, FuseSessionStats } from './types.js';
 
@@ -108,6 +108,14 @@ export async function mountFuse(mountpoint: string, fs: FuseFilesystem, opts: Fu
     ]);
     const id = connectionId(mp);
     if (id === undefined) throw new Error(`fuse: ${mp} is not in /proc/self/mountinfo after mounting`);
+    const wantReadahead = opts.maxReadahead ?? MIB;
+    if (wantReadahead > conn.maxReadahead) {
+      try {
+        conn.maxReadahead = setReadahead(id, wantReadahead);
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'fuse: cannot raise the readahead window; the kernel default stays');
+      }
+    }
     await ensureFusectl().catch((err: Error) => log.warn({ err: err.message }, 'fuse: fusectl unavailable; abort() will fail'));
     log.info({ mountpoint: mp, fsname: opts.fsname, connection: id }, 'fuse: mounted');
     return new Session(mp, server, conn, id, closed);

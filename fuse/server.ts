@@ -651,6 +651,7 @@ export class FuseServer implements FuseNotifier {
     if (plus !== 'off') want |= abi.FUSE_DO_READDIRPLUS;
     if (plus === 'auto') want |= abi.FUSE_READDIRPLUS_AUTO;
     if (opts.writebackCache) want |= abi.FUSE_WRITEBACK_CACHE;
+    if (opts.asyncDio ?? true) want |= abi.FUSE_ASYNC_DIO;
     if (kflags & abi.FUSE_INIT_EXT) want |= abi.FUSE_INIT_EXT;
     const flags = want & kflags;
     const maxBackground = Math.min(opts.maxBackground ?? 64, 0xffff);

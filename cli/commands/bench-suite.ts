@@ -1,5 +1,6 @@
 // `tierfs bench-suite <name>`: runs one component's benchmarks; each prints JSON lines.
 import type { Command } from 'commander';
+import { runFuseBench } from '../../fuse/bench.js';
 import { benchRaft } from '../../raft/bench/raft-bench.js';
 import { runS3adaptorBench } from '../../s3adaptor/bench.js';
 import { action } from '../errors.js';
@@ -11,6 +12,7 @@ interface SuiteOptions {
 const suites: Record<string, (opts: SuiteOptions) => Promise<void>> = {
   raft: () => benchRaft(),
   s3adaptor: (opts) => runS3adaptorBench({ sizeMiB: opts.sizeMib ? Number(opts.sizeMib) : undefined }),
+  fuse: () => runFuseBench(),
 };
 
 export function register(program: Command): void {

@@ -1,7 +1,7 @@
-// An in-memory inode filesystem behind the FuseFilesystem contract, for the fuse/ tests and
-// benchmark. Deliberately plain: POSIX semantics where the tests look (hard links, rename
-// flags, xattrs, unlink while open), no persistence. It has no fallocate, so tests can see
-// what a missing method does.
+// An in-memory inode filesystem behind the FuseFilesystem contract: the example filesystem,
+// and what the fuse/ tests and benchmark mount. Deliberately plain: POSIX semantics where
+// the tests look (hard links, rename flags, xattrs, unlink while open), no persistence. It
+// has no fallocate, so tests can see what a missing method does.
 import type {
   Attr,
   AttrOut,
@@ -14,8 +14,8 @@ import type {
   RequestContext,
   SetAttrIn,
   StatfsOut,
-} from '../../../fuse/types.js';
-import { RENAME_EXCHANGE, RENAME_NOREPLACE, SEEK_DATA, SEEK_HOLE } from '../../../fuse/types.js';
+} from './types.js';
+import { RENAME_EXCHANGE, RENAME_NOREPLACE, SEEK_DATA, SEEK_HOLE } from './types.js';
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
@@ -69,7 +69,7 @@ export class MemFs implements FuseFilesystem {
   private nextFh = 1;
   /** Inodes with open handles (unlinked files stay until closed and forgotten). */
   private readonly openCount = new Map<number, number>();
-  readonly counters = { lookups: 0, forgets: 0, reads: 0, getattrs: 0, readdirs: 0, copies: 0 };
+  readonly counters = { lookups: 0, forgets: 0, reads: 0, getattrs: 0, readdirs: 0, copies: 0, largestRead: 0, largestWrite: 0 };
   /** Files opened with FOPEN_DIRECT_IO. */
   readonly directIo = new Set<number>();
   entryTimeoutMs: number;
@@ -359,6 +359,7 @@ export class MemFs implements FuseFilesystem {
 
   async read(ctx: RequestContext, ino: number, _fh: number, offset: number, target: Buffer): Promise<number> {
     this.counters.reads++;
+    this.counters.largestRead = Math.max(this.counters.largestRead, target.length);
     if (this.opts.beforeRead) await this.opts.beforeRead(ctx, ino);
     const n = this.get(ino);
     if (offset >= n.attr.size) return 0;
@@ -367,6 +368,7 @@ export class MemFs implements FuseFilesystem {
   }
 
   async write(_ctx: RequestContext, ino: number, _fh: number, offset: number, data: Buffer): Promise<number> {
+    this.counters.largestWrite = Math.max(this.counters.largestWrite, data.length);
     const n = this.get(ino);
     const end = offset + data.length;
     if (end > n.attr.size) this.resize(n, end);
