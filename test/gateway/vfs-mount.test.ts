@@ -64,7 +64,7 @@ describe('VFS through the kernel, 30 s attr/entry caches (memory cluster)', () =
     assert.equal(syscall(`fallocate(${py(f)}, ${FALLOC_FL_KEEP_SIZE}, 0, ${4 * MiB})`), 0);
     assert.equal(statSync(f).size, MiB);
     assert.equal(statSync(f).blocks, 128, '64 KiB written');
-    assert.deepEqual(syscall(`fallocate(${py(f)}, ${FALLOC_FL_PUNCH_HOLE}, 0, 4096)`), { errno: 'EOPNOTSUPP' }, 'PUNCH_HOLE without KEEP_SIZE');
+    assert.deepEqual(syscall(`fallocate(${py(f)}, ${FALLOC_FL_PUNCH_HOLE}, 0, 4096)`), { errno: 'ENOTSUP' }, 'PUNCH_HOLE without KEEP_SIZE (EOPNOTSUPP, named ENOTSUP by python)');
     assert.equal(syscall(`fallocate(${py(f)}, ${FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE}, 0, ${16 * KiB})`), 0);
     let data = readFileSync(f);
     assert.ok(data.subarray(0, 16 * KiB).every((b) => b === 0), 'the hole reads zeros (the kernel dropped its pages)');
@@ -144,7 +144,11 @@ describe('unmount and orphans (memory cluster)', () => {
       assert.equal(await m.proc.exited(), 0);
       assert.equal(isMounted(m.mountpoint), false);
     } finally {
-      closeSync(fd);
+      try {
+        closeSync(fd);
+      } catch {
+        /* ENOTCONN: the gateway ended the connection on its way out */
+      }
       await m.stop();
     }
   });
