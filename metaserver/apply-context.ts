@@ -1,7 +1,7 @@
 // The working state of one operation being applied: its own write set (dropped if the
 // operation fails) and copy-on-write partition records.
 import { TierfsError, StatusCode } from '../common/status.js';
-import type { CopysetKeys } from './keys.js';
+import { rangeEnd, type CopysetKeys } from './keys.js';
 import type { Overlay } from './overlay.js';
 import type { DentryRecord, InodeRecord, PartitionRecord } from './records.js';
 import { S_IFDIR, S_IFMT, S_IFREG } from './meta-client.js';
@@ -49,6 +49,29 @@ export class ApplyContext {
       throw new TierfsError(StatusCode.NOT_FOUND, `inode ${ino} is outside partition ${pid} [${p.start}, ${p.end}]`);
     }
     return p;
+  }
+
+  /**
+   * The partition of this copyset, of the same filesystem as `pid`, whose range holds `ino`;
+   * undefined when that inode lives in another copyset. Ranges of one filesystem never
+   * overlap, so the answer is the same on every replica whatever the map's order.
+   */
+  localPartitionOf(pid: number, ino: number): number | undefined {
+    const fsId = this.partition(pid).fsId;
+    const ids = new Set([...this.partitions.keys(), ...this.touched.keys()]);
+    for (const id of ids) {
+      // Read without copying: a partition record copied here would be rewritten by finish().
+      const p = this.removed.has(id) ? undefined : (this.touched.get(id) ?? this.partitions.get(id));
+      if (p && p.fsId === fsId && ino >= p.start && ino <= p.end) return id;
+    }
+    return undefined;
+  }
+
+  /** No names in directory `dir` (whose dentries live in partition `pid`), none being renamed into it either. */
+  async isEmptyDir(pid: number, dir: number): Promise<boolean> {
+    const names = this.keys.dentryPrefix(pid, dir);
+    const locks = this.keys.lockPrefix(pid, dir);
+    return (await this.tx.keys(names, rangeEnd(names), 1)).length === 0 && (await this.tx.keys(locks, rangeEnd(locks), 1)).length === 0;
   }
 
   async maybeInode(pid: number, ino: number): Promise<InodeRecord | undefined> {

@@ -91,7 +91,8 @@ export async function deleteInode(ctx: ApplyContext, op: Op<'deleteInode'>): Pro
   return OK;
 }
 
-async function removeInode(ctx: ApplyContext, pid: number, before: InodeRecord): Promise<void> {
+/** Deletes an inode with its slices and trash record, keeping the partition's counters. */
+export async function removeInode(ctx: ApplyContext, pid: number, before: InodeRecord): Promise<void> {
   const p = ctx.partition(pid);
   const slices = ctx.keys.slicesPrefix(pid, before.ino);
   for (const key of await ctx.tx.keys(slices, rangeEnd(slices))) ctx.tx.del(key);

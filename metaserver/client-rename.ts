@@ -1,15 +1,17 @@
 // Rename with POSIX semantics over the metaserver's rename transactions. Names in one
 // partition move in one Raft entry; across partitions the destination is prepared (name
 // locked), the source's CommitRename is the commit point, then the destination finishes.
-// The moved and replaced inodes' parent lists and nlink are fixed afterwards.
+// The moved and replaced inodes' parent lists and nlink are fixed afterwards. Both names in
+// one copyset: one RenameNode entry does it all (apply-posix.ts).
 import { randomUUID } from 'node:crypto';
 import { StatusCode, TierfsError } from '../common/status.js';
 import type { RemoteMetaClient } from './client.js';
-import { checkName } from './client.js';
+import { checkName, isElsewhere } from './client.js';
+import type { PartitionRoute } from './partition-router.js';
 import type * as M from './client-types.js';
 import { txToMsg } from './convert.js';
 import type { RenameTxRecord } from './records.js';
-import { ROOT_INO, S_IFDIR, S_IFMT, type RenameResult } from './meta-client.js';
+import { ROOT_INO, S_IFDIR, S_IFMT, type ReleaseOptions, type RenameResult } from './meta-client.js';
 
 const isDir = (type: number) => (type & S_IFMT) === S_IFDIR;
 
@@ -25,10 +27,68 @@ async function checkNotInside(c: RemoteMetaClient, ancestor: number, dir: number
   if (cur === ancestor) throw new TierfsError(StatusCode.INVALID_ARGUMENT, `cannot move directory ${ancestor} into its own subtree`);
 }
 
-export async function renameEntry(c: RemoteMetaClient, srcParent: number, srcName: string, dstParent: number, dstName: string): Promise<RenameResult> {
+export async function renameEntry(
+  c: RemoteMetaClient, srcParent: number, srcName: string, dstParent: number, dstName: string, opts: ReleaseOptions = {},
+): Promise<RenameResult> {
   checkName(srcName);
   checkName(dstName);
+  const sr = await c.router.route(srcParent);
+  const dr = await c.router.route(dstParent);
+  if (sr.poolId === dr.poolId && sr.copysetId === dr.copysetId) {
+    const res = await renameInCopyset(c, sr, dr, srcParent, srcName, dstParent, dstName, opts);
+    if (res) return res;
+  }
   return c.retryConflicts(() => renameOnce(c, srcParent, srcName, dstParent, dstName), 30_000);
+}
+
+/**
+ * Both names in one copyset: one entry (RenameNode) does the names, both parents and the
+ * inodes that live there; what lives elsewhere is fixed after, as in the transaction path.
+ * A directory moved under another parent first has its ancestry walked. Null when the entry
+ * needs a check only the multi-step path makes (a replaced directory in another copyset).
+ */
+async function renameInCopyset(
+  c: RemoteMetaClient, sr: PartitionRoute, dr: PartitionRoute,
+  srcParent: number, srcName: string, dstParent: number, dstName: string, opts: ReleaseOptions,
+): Promise<RenameResult | null> {
+  const send = (ancestryChecked: boolean) =>
+    c.retryConflicts(() => c.call<M.RenameNodeResponse>(sr, 'RenameNode', {
+      dst_partition_id: dr.partitionId, src_parent: srcParent, src_name: srcName, dst_parent: dstParent, dst_name: dstName,
+      ancestry_checked: ancestryChecked, release_ino: opts.releaseIno ?? 0,
+    }, true), 30_000);
+  let res: M.RenameNodeResponse;
+  try {
+    res = await send(false);
+  } catch (err) {
+    if (!isElsewhere(err)) throw err;
+    const src = await c.lookup(srcParent, srcName);
+    if (!isDir(src.type) || srcParent === dstParent) return null;
+    await checkNotInside(c, src.ino, dstParent);
+    try {
+      res = await send(true);
+    } catch (err2) {
+      if (isElsewhere(err2)) return null;
+      throw err2;
+    }
+  }
+  const ino = Number(res.ino);
+  if (!res.moved_done) {
+    if (srcParent !== dstParent) await c.updateInode(ino, { remove_parent: srcParent, add_parent: dstParent, touch_ctime: true });
+    else await c.updateInode(ino, { touch_ctime: true });
+  }
+  const replacedIno = Number(res.replaced_ino);
+  if (!replacedIno) return {};
+  let nlink = res.replaced_nlink;
+  let released = res.replaced_done && nlink === 0 && opts.releaseIno === replacedIno && !isDir(res.replaced_type);
+  if (!res.replaced_done) {
+    // Only a file can be replaced here while living elsewhere (a directory is checked there first).
+    nlink = (await c.updateInode(replacedIno, { nlink_delta: -1, remove_parent: dstParent, touch_ctime: true })).nlink;
+    if (nlink === 0 && opts.releaseIno === replacedIno) {
+      await c.releaseOrphan(replacedIno);
+      released = true;
+    }
+  }
+  return { replaced: { ino: replacedIno, nlink, type: res.replaced_type }, ...(released ? { released } : {}) };
 }
 
 async function renameOnce(c: RemoteMetaClient, srcParent: number, srcName: string, dstParent: number, dstName: string): Promise<RenameResult> {

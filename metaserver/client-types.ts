@@ -9,6 +9,9 @@ export type { XattrResponse__Output as XattrResponse } from '../proto/gen/tierfs
 export type { GetOrModifyS3ChunkInfoResponse__Output as ChunkInfoResponse } from '../proto/gen/tierfs/metaserver/GetOrModifyS3ChunkInfoResponse.js';
 export type { RenameTxResponse__Output as RenameTxResponse } from '../proto/gen/tierfs/metaserver/RenameTxResponse.js';
 export type { PartitionStatsResponse__Output as PartitionStatsResponse } from '../proto/gen/tierfs/metaserver/PartitionStatsResponse.js';
+export type { RemoveNodeResponse__Output as RemoveNodeResponse } from '../proto/gen/tierfs/metaserver/RemoveNodeResponse.js';
+export type { RenameNodeResponse__Output as RenameNodeResponse } from '../proto/gen/tierfs/metaserver/RenameNodeResponse.js';
+export type { BatchResponse__Output as BatchResponse } from '../proto/gen/tierfs/metaserver/BatchResponse.js';
 import type { UpdateInodeRequest__Output } from '../proto/gen/tierfs/metaserver/UpdateInodeRequest.js';
 
 export type UpdateInodeFields = Omit<UpdateInodeRequest__Output, 'ref' | 'rid' | 'ino'>;

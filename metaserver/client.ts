@@ -14,8 +14,8 @@ import { PartitionRouter, type PartitionDirectory, type PartitionRoute } from '.
 import { UpdateMask } from './records.js';
 import { renameEntry } from './client-rename.js';
 import {
-  MAX_NAME_BYTES, S_IFDIR, S_IFMT, type CreateNodeOptions, type Dentry, type FsUsage, type Inode, type InodeAttr,
-  type FileSizeAndTimes, type MetaClient, type RenameResult, type SetAttrChanges, type SliceRecord,
+  MAX_NAME_BYTES, ROOT_INO, S_IFDIR, S_IFMT, type CreateNodeOptions, type Dentry, type FsUsage, type Inode, type InodeAttr,
+  type FileSizeAndTimes, type MetaClient, type ReleaseOptions, type RenameResult, type SetAttrChanges, type SliceRecord,
 } from './meta-client.js';
 
 export type { PartitionDirectory, PartitionLocationInfo } from './partition-router.js';
@@ -36,6 +36,9 @@ export function checkName(name: string): void {
 }
 
 const isDir = (mode: number) => (mode & S_IFMT) === S_IFDIR;
+
+/** The one-entry form needs an inode of another copyset: the caller takes the multi-step path. */
+export const isElsewhere = (err: unknown): boolean => err instanceof TierfsError && err.code === StatusCode.NOT_SUPPORTED;
 
 export class RemoteMetaClient implements MetaClient {
   readonly fsId: number;
@@ -148,15 +151,16 @@ export class RemoteMetaClient implements MetaClient {
 
   /**
    * One Raft entry (CreateNode) when the new inode can live in the parent's copyset, else
-   * CreateInode then CreateDentry. Files and symlinks go to the parent's own partition, next
-   * to their name (a lookup then returns their attributes too); directories are spread round
-   * robin over the partitions, so subtrees spread over copysets.
+   * CreateInode then CreateDentry. New inodes go to the parent's own partition, next to their
+   * name (a lookup then returns their attributes too, and unlink, rmdir, link and rename in
+   * that subtree are one entry each); only directories made in the root are spread round
+   * robin over the partitions, so top-level subtrees spread over copysets.
    */
   async createNodeWithParent(parent: number, name: string, opts: CreateNodeOptions): Promise<{ inode: Inode; parent?: Inode; created?: boolean }> {
     checkName(name);
     const pr = await this.router.route(parent);
     for (let tries = 0; tries < 16; tries++) {
-      const candidate = isDir(opts.mode) ? await this.router.writable() : this.router.writableNear(pr);
+      const candidate = isDir(opts.mode) && parent === ROOT_INO ? await this.router.writable() : this.router.writableNear(pr);
       if (!candidate || candidate.poolId !== pr.poolId || candidate.copysetId !== pr.copysetId) break;
       try {
         const res = await this.retryConflicts(() =>
@@ -209,11 +213,18 @@ export class RemoteMetaClient implements MetaClient {
     return msgToInode(res.inode!);
   }
 
+  /** One entry (LinkNode) when the inode lives in the parent's copyset; else inode first, then the name. */
   async link(ino: number, parent: number, name: string): Promise<Inode> {
     checkName(name);
+    const pr = await this.router.route(parent);
+    try {
+      const res = await this.retryConflicts(() => this.call<M.InodeResponse>(pr, 'LinkNode', { ino, parent, name }, true));
+      return msgToInode(res.inode!);
+    } catch (err) {
+      if (!isElsewhere(err)) throw err;
+    }
     const target = await this.getInode(ino);
     if (isDir(target.mode)) throw new TierfsError(StatusCode.PERMISSION_DENIED, `cannot hard-link directory ${ino}`);
-    const pr = await this.router.route(parent);
     if (await this.maybeLookup(parent, name)) throw new TierfsError(StatusCode.EXISTS, `${JSON.stringify(name)} exists`);
     const after = await this.updateInode(ino, { nlink_delta: 1, add_parent: parent, touch_ctime: true });
     try {
@@ -225,19 +236,34 @@ export class RemoteMetaClient implements MetaClient {
     return after;
   }
 
-  async unlink(parent: number, name: string): Promise<Inode> {
+  /**
+   * One entry (RemoveNode): the name, the parent, and the inode's nlink when it lives in the
+   * parent's copyset (always for files created there), and with `releaseIno` the trash too.
+   * An inode elsewhere gets its nlink - 1 in a second call, after the name is gone.
+   */
+  async unlink(parent: number, name: string, opts: ReleaseOptions = {}): Promise<Inode> {
     const pr = await this.router.route(parent);
-    return this.retryConflicts(async () => {
-      const d = await this.lookup(parent, name);
-      if (isDir(d.type)) throw new TierfsError(StatusCode.IS_DIR, `${JSON.stringify(name)} is a directory`);
-      await this.call(pr, 'DeleteDentry', { parent, name, expect_ino: d.ino }, true);
-      return this.updateInode(d.ino, { nlink_delta: -1, remove_parent: parent, touch_ctime: true });
-    });
+    const res = await this.retryConflicts(() =>
+      this.call<M.RemoveNodeResponse>(pr, 'RemoveNode', { parent, name, dir: false, release_ino: opts.releaseIno ?? 0 }, true),
+    );
+    if (res.inode) return msgToInode(res.inode);
+    const ino = Number(res.dentry!.ino);
+    const after = await this.updateInode(ino, { nlink_delta: -1, remove_parent: parent, touch_ctime: true });
+    if (after.nlink === 0 && opts.releaseIno === ino) await this.releaseOrphan(ino);
+    return after;
   }
 
+  /** One entry (RemoveNode, emptiness checked at apply) when the directory's inode lives in the parent's copyset. */
   async rmdir(parent: number, name: string): Promise<void> {
     const pr = await this.router.route(parent);
     await this.retryConflicts(async () => {
+      try {
+        await this.call(pr, 'RemoveNode', { parent, name, dir: true }, true);
+        return;
+      } catch (err) {
+        if (!isElsewhere(err)) throw err;
+      }
+      // The directory's inode lives in another copyset: check emptiness there, then name, then inode.
       const d = await this.lookup(parent, name);
       if (!isDir(d.type)) throw new TierfsError(StatusCode.NOT_DIR, `${JSON.stringify(name)} is not a directory`);
       if ((await this.listDentries(d.ino, '', 1)).length > 0) throw new TierfsError(StatusCode.NOT_EMPTY, `${JSON.stringify(name)} is not empty`);
@@ -246,8 +272,8 @@ export class RemoteMetaClient implements MetaClient {
     });
   }
 
-  rename(srcParent: number, srcName: string, dstParent: number, dstName: string): Promise<RenameResult> {
-    return renameEntry(this, srcParent, srcName, dstParent, dstName);
+  rename(srcParent: number, srcName: string, dstParent: number, dstName: string, opts: ReleaseOptions = {}): Promise<RenameResult> {
+    return renameEntry(this, srcParent, srcName, dstParent, dstName, opts);
   }
 
   async setAttr(ino: number, changes: SetAttrChanges): Promise<Inode> {

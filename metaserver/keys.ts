@@ -78,8 +78,16 @@ export class CopysetKeys {
   dentry(pid: number, parent: number, name: string): string {
     return `${this.dentryPrefix(pid, parent)}${name}`;
   }
+  lockPrefix(pid: number, parent: number): string {
+    return `${this.partitionData(pid)}l/${hex16(parent)}/`;
+  }
   lock(pid: number, parent: number, name: string): string {
     return `${this.partitionData(pid)}l/${hex16(parent)}/${name}`;
+  }
+  /** Whether `key` is a rename lock of this copyset (`{partition}/l/...`). */
+  isLock(key: string): boolean {
+    const rest = key.startsWith(this.prefix) ? key.slice(this.prefix.length) : '';
+    return rest.length > 11 && rest[8] === '/' && rest[9] === 'l' && rest[10] === '/' && /^[0-9a-f]{8}$/.test(rest.slice(0, 8));
   }
   trashPrefix(pid: number): string {
     return `${this.partitionData(pid)}t/`;

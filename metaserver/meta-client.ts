@@ -84,11 +84,23 @@ export interface SetAttrChanges {
 export interface RenameResult {
   /** The inode the destination name pointed to before, if it was replaced, with its nlink after. */
   replaced?: { ino: number; nlink: number; type: number };
+  /** The replaced inode went to the trash (opts.releaseIno named it and its nlink reached 0). */
+  released?: boolean;
 }
 
 export interface FsUsage {
   inodes: number;
   usedBytes: number;
+}
+
+/**
+ * Lets the metaserver put an inode whose last name goes away into the trash in the same
+ * write (one Raft entry instead of unlink + getInode + releaseOrphan). Pass the inode the
+ * caller believes the name points to, and only when the caller holds no open handle on it:
+ * the release happens only if the name really pointed to that inode and its nlink reached 0.
+ */
+export interface ReleaseOptions {
+  releaseIno?: number;
 }
 
 /** What a close commits about a file written through the mount. */
@@ -111,11 +123,11 @@ export interface MetaClient {
   /** Hard link: a new dentry for ino; nlink + 1, parent list updated. */
   link(ino: number, parent: number, name: string): Promise<Inode>;
   /** Removes a non-directory's dentry and decrements nlink; returns the inode after (nlink may be 0). IS_DIR for a directory. */
-  unlink(parent: number, name: string): Promise<Inode>;
+  unlink(parent: number, name: string, opts?: ReleaseOptions): Promise<Inode>;
   /** Removes an empty directory (NOT_EMPTY, NOT_DIR). */
   rmdir(parent: number, name: string): Promise<void>;
   /** Atomic rename with POSIX semantics: replaces a file or an empty dir, NOT_EMPTY, IS_DIR, NOT_DIR, INVALID_ARGUMENT into itself. */
-  rename(srcParent: number, srcName: string, dstParent: number, dstName: string): Promise<RenameResult>;
+  rename(srcParent: number, srcName: string, dstParent: number, dstName: string, opts?: ReleaseOptions): Promise<RenameResult>;
   /** RENAME_EXCHANGE: swaps the two names' targets atomically (both must exist). Optional. */
   exchange?(srcParent: number, srcName: string, dstParent: number, dstName: string): Promise<void>;
   setAttr(ino: number, changes: SetAttrChanges): Promise<Inode>;

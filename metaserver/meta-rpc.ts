@@ -2,9 +2,11 @@
 // moves to the next peer on transport errors, refreshes the copyset's location from the
 // MDS when every peer failed, and retries writes with the same request id, so a retry
 // after a leader change is answered from the recorded result instead of applying twice.
+// Calls to one server made in the same turn travel as one Batch RPC (rpc-batcher.ts).
 import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
-import { CHANNEL_OPTIONS, loadProto, sleep, unary } from '../common/grpc.js';
+import { CHANNEL_OPTIONS, loadProto, sleep } from '../common/grpc.js';
+import { RpcBatcher } from './rpc-batcher.js';
 import type { Logger } from '../common/log.js';
 import { silentLogger } from '../common/log.js';
 import { check, StatusCode, TierfsError } from '../common/status.js';
@@ -43,11 +45,14 @@ export class MetaRpc {
   private readonly logger: Logger;
   private readonly deadlineMs: number;
   private readonly rpcTimeoutMs: number;
+  readonly batcher: RpcBatcher;
 
   constructor(private readonly opts: MetaRpcOptions) {
     this.logger = opts.logger ?? silentLogger;
     this.deadlineMs = opts.deadlineMs ?? 30_000;
     this.rpcTimeoutMs = opts.rpcTimeoutMs ?? 5_000;
+    const service = loadProto<ProtoGrpcType>('metaserver.proto').tierfs.metaserver.MetaServerService.service;
+    this.batcher = new RpcBatcher((address) => this.client(address), service);
   }
 
   /** Seeds or updates what we know about a copyset's members and leader. */
@@ -125,7 +130,7 @@ export class MetaRpc {
         }
         let res: Res | null = null;
         try {
-          res = await unary<typeof req, Res>(this.client(address), method, req, this.rpcTimeoutMs);
+          res = await this.batcher.call<Res>(address, method, req, this.rpcTimeoutMs);
         } catch (err) {
           lastErr = err instanceof TierfsError ? err : new TierfsError(StatusCode.UNAVAILABLE, String(err));
           if (!REDIRECT.has(lastErr.code)) throw lastErr;

@@ -1,16 +1,42 @@
 // A write set over the level database used while applying Raft entries: reads see earlier
 // writes of the same batch, and everything (with the applied index) lands in one atomic
 // level batch, so a crash either applied the whole batch or none of it.
-import type { Level } from 'level';
+import type { KvOp, KvRange } from '../raft/runtime/env.js';
 
-export type MetaDb = Level<string, string>;
+/**
+ * The part of level the metadata state machine uses (a level `Level<string, string>` in the
+ * daemon, a simulated disk in the simulator). Writes without `sync` may be lost by a power
+ * loss; `MetaStateMachine.flush` makes them durable.
+ */
+export interface MetaDb {
+  get(key: string): Promise<string | undefined>;
+  getMany(keys: string[]): Promise<Array<string | undefined>>;
+  put(key: string, value: string, opts?: { sync?: boolean }): Promise<void>;
+  batch(ops: Array<KvOp<string>>, opts?: { sync?: boolean }): Promise<void>;
+  iterator(range: KvRange & { snapshot?: MetaDbSnapshot }): AsyncIterable<[string, string]>;
+  keys(range: KvRange): AsyncIterable<string>;
+  values(range: KvRange): AsyncIterable<string>;
+  clear(range: KvRange): Promise<void>;
+  snapshot(): MetaDbSnapshot;
+}
+
+export interface MetaDbSnapshot {
+  close(): Promise<void>;
+}
+
+/** What an overlay reads through and commits to: the level database, or a RecordStore over it. */
+export interface OverlayBase {
+  get(key: string): Promise<string | undefined>;
+  keys(range: { gte: string; lt: string; limit: number }): AsyncIterable<string>;
+  batch(ops: Array<{ type: 'put'; key: string; value: string } | { type: 'del'; key: string }>): Promise<void>;
+}
 
 export class Overlay {
   private readonly writes = new Map<string, string | null>();
 
   /** A child overlay reads through its parent; `mergeInto` hands its writes up on success. */
   constructor(
-    private readonly db: MetaDb,
+    private readonly db: OverlayBase,
     private readonly parent: Overlay | null = null,
   ) {}
 

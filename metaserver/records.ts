@@ -127,7 +127,25 @@ export type MetaOp =
   | { op: 'commitRename'; pid: number; rid?: RequestIdent; tx: RenameTxRecord; now: number }
   | { op: 'finishRename'; pid: number; rid?: RequestIdent; txId: string; commit: boolean; now: number }
   | { op: 'resolveRename'; pid: number; rid?: RequestIdent; txId: string; now: number }
-  | { op: 'forgetRenames'; before: number };
+  | { op: 'forgetRenames'; before: number }
+  /**
+   * unlink (dir false) or rmdir (dir true) as one entry: the name, the parent's times and
+   * nlink, and — when the inode lives in this copyset — its nlink and parent list (a file),
+   * or its removal (an empty directory). A file whose nlink reaches 0 goes to the trash in
+   * the same entry when it is `releaseIno` (the caller holds no open handle on it).
+   */
+  | { op: 'removeNode'; pid: number; rid?: RequestIdent; parent: number; name: string; dir: boolean; expectIno: number; releaseIno: number; now: number }
+  /** A hard link as one entry: the new name plus the inode's nlink and parent list (inode in this copyset). */
+  | { op: 'linkNode'; pid: number; rid?: RequestIdent; parent: number; name: string; ino: number; now: number }
+  /**
+   * rename as one entry when both names live in this copyset (`pid` holds the source name,
+   * `dstPid` the destination): both names, both parents, the moved inode's parent list and
+   * the replaced inode's nlink (or its removal, an empty directory), when they live here.
+   */
+  | {
+      op: 'renameNode'; pid: number; dstPid: number; rid?: RequestIdent; srcParent: number; srcName: string;
+      dstParent: number; dstName: string; ancestryChecked: boolean; releaseIno: number; now: number;
+    };
 
 /** The result of applying one operation; recorded per request id for retries. */
 export interface OpResult {
@@ -138,4 +156,11 @@ export interface OpResult {
   /** The parent directory after a createNode (its times and nlink changed). */
   parentInode?: InodeRecord;
   committed?: boolean;
+  /** renameNode: the inodes it moved and replaced, and whether this entry fixed them up too. */
+  renamed?: {
+    ino: number; type: number; movedDone: boolean;
+    replacedIno: number; replacedType: number; replacedNlink: number; replacedDone: boolean;
+  };
+  /** releaseOrphan or removeNode: the inode went to the trash. */
+  released?: boolean;
 }

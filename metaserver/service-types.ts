@@ -29,3 +29,10 @@ export type { FinishRenameRequest__Output as FinishRenameRequest } from '../prot
 export type { ResolveRenameRequest__Output as ResolveRenameRequest } from '../proto/gen/tierfs/metaserver/ResolveRenameRequest.js';
 export type { PartitionStatsRequest__Output as PartitionStatsRequest } from '../proto/gen/tierfs/metaserver/PartitionStatsRequest.js';
 export type { PartitionStatsResponse } from '../proto/gen/tierfs/metaserver/PartitionStatsResponse.js';
+export type { RemoveNodeRequest__Output as RemoveNodeRequest } from '../proto/gen/tierfs/metaserver/RemoveNodeRequest.js';
+export type { RemoveNodeResponse } from '../proto/gen/tierfs/metaserver/RemoveNodeResponse.js';
+export type { LinkNodeRequest__Output as LinkNodeRequest } from '../proto/gen/tierfs/metaserver/LinkNodeRequest.js';
+export type { RenameNodeRequest__Output as RenameNodeRequest } from '../proto/gen/tierfs/metaserver/RenameNodeRequest.js';
+export type { RenameNodeResponse } from '../proto/gen/tierfs/metaserver/RenameNodeResponse.js';
+export type { BatchRequest__Output as BatchRequest } from '../proto/gen/tierfs/metaserver/BatchRequest.js';
+export type { BatchResponse } from '../proto/gen/tierfs/metaserver/BatchResponse.js';

@@ -12,6 +12,7 @@ import type { CopysetNode } from './copyset-node.js';
 import type { OpResult } from './records.js';
 import { inodeToMsg, msgToSlice, ridFromMsg, sliceToMsg, txFromMsg } from './convert.js';
 import { MAX_NAME_BYTES } from './meta-client.js';
+import { MAX_BATCH_ITEMS } from './rpc-batcher.js';
 
 /** Runs fn and puts its outcome into a response's status; a TierfsError becomes its code. */
 function respond<Res extends { status?: unknown }>(fn: () => Promise<Omit<Res, 'status'>>): Promise<Res> {
@@ -231,6 +232,44 @@ export function metaServerService(copysets: CopysetNodeManager, registry?: Regis
         return { committed: res.committed ?? false };
       }),
     ),
+    RemoveNode: handler((req: M.RemoveNodeRequest) =>
+      respond<M.RemoveNodeResponse>(async () => {
+        const res = resultOk(await nodeOf(req.ref).write({
+          op: 'removeNode', pid: pidOf(req.ref), rid: ridFromMsg(req.rid), parent: req.parent, name: req.name, dir: req.dir,
+          expectIno: req.expect_ino, releaseIno: req.release_ino, now: now(),
+        }));
+        return {
+          dentry: { parent: req.parent, name: req.name, ino: res.dentry?.ino ?? 0, type: res.dentry?.type ?? 0 },
+          ...(res.inode ? { inode: inodeToMsg(res.inode) } : {}),
+          released: res.released ?? false,
+        };
+      }),
+    ),
+    LinkNode: handler((req: M.LinkNodeRequest) =>
+      respond<M.InodeResponse>(async () => {
+        checkName(req.name);
+        const res = resultOk(await nodeOf(req.ref).write({
+          op: 'linkNode', pid: pidOf(req.ref), rid: ridFromMsg(req.rid), parent: req.parent, name: req.name, ino: req.ino, now: now(),
+        }));
+        return { inode: inodeToMsg(res.inode!) };
+      }),
+    ),
+    RenameNode: handler((req: M.RenameNodeRequest) =>
+      respond<M.RenameNodeResponse>(async () => {
+        checkName(req.src_name);
+        checkName(req.dst_name);
+        const res = resultOk(await nodeOf(req.ref).write({
+          op: 'renameNode', pid: pidOf(req.ref), dstPid: req.dst_partition_id, rid: ridFromMsg(req.rid),
+          srcParent: req.src_parent, srcName: req.src_name, dstParent: req.dst_parent, dstName: req.dst_name,
+          ancestryChecked: req.ancestry_checked, releaseIno: req.release_ino, now: now(),
+        }));
+        const r = res.renamed!;
+        return {
+          ino: r.ino, type: r.type, moved_done: r.movedDone,
+          replaced_ino: r.replacedIno, replaced_type: r.replacedType, replaced_nlink: r.replacedNlink, replaced_done: r.replacedDone,
+        };
+      }),
+    ),
     GetPartitionStats: handler((req: M.PartitionStatsRequest) =>
       respond<M.PartitionStatsResponse>(async () => {
         const p = await nodeOf(req.ref).read(async (r) => r.partition(pidOf(req.ref)));
@@ -238,5 +277,35 @@ export function metaServerService(copysets: CopysetNodeManager, registry?: Regis
       }),
     ),
   };
-  return [svc, registry ? instrument(impl, registry) : impl];
+  const served = registry ? instrument(impl, registry) : impl;
+  served.Batch = batchHandler(svc, served);
+  return [svc, served];
+}
+
+/**
+ * Batch: every item through its own method's handler, all started in this turn, so the
+ * writes among them are proposed together and share one Raft append and fsync.
+ */
+function batchHandler(svc: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation): grpc.handleUnaryCall<M.BatchRequest, M.BatchResponse> {
+  return handler(async (req: M.BatchRequest) => {
+    if (req.items.length > MAX_BATCH_ITEMS) throw new Error(`batch of ${req.items.length} calls; at most ${MAX_BATCH_ITEMS}`);
+    const responses = await Promise.all(
+      req.items.map((item) => {
+        const def = item.method === 'Batch' ? undefined : svc[item.method];
+        const fn = impl[item.method] as grpc.handleUnaryCall<unknown, unknown> | undefined;
+        if (!def || !fn) {
+          return Buffer.alloc(0); // the client knows only real methods; an empty answer decodes as status-less
+        }
+        return new Promise<Buffer>((resolve) => {
+          const call = { request: def.requestDeserialize(Buffer.from(item.request)) } as grpc.ServerUnaryCall<unknown, unknown>;
+          fn(call, (err, res) => {
+            // A handler failing outside `respond` is a bug; answer it in the method's own status field.
+            const out = err ? { status: statusOf(new TierfsError(StatusCode.INTERNAL, `${item.method}: ${(err as { details?: string }).details ?? 'handler failed'}`)) } : res;
+            resolve(def.responseSerialize(out));
+          });
+        });
+      }),
+    );
+    return { responses };
+  });
 }

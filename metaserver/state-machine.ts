@@ -10,9 +10,11 @@ import { Overlay, type MetaDb } from './overlay.js';
 import { ApplyContext } from './apply-context.js';
 import * as inodeOps from './apply-inode.js';
 import * as dentryOps from './apply-dentry.js';
+import * as posixOps from './apply-posix.js';
 import type { LogEntryForApply, StateMachine } from './raft-types.js';
 import type { MetaOp, OpResult, PartitionRecord } from './records.js';
 import { decodeFrames, encodeFrames } from './snapshot-frames.js';
+import { RecordStore } from './record-store.js';
 
 type Handler = (ctx: ApplyContext, op: never) => Promise<OpResult>;
 const HANDLERS: Record<MetaOp['op'], Handler> = {
@@ -34,13 +36,23 @@ const HANDLERS: Record<MetaOp['op'], Handler> = {
   finishRename: dentryOps.finishRename,
   resolveRename: dentryOps.resolveRename,
   forgetRenames: dentryOps.forgetRenames,
+  removeNode: posixOps.removeNode,
+  linkNode: posixOps.linkNode,
+  renameNode: posixOps.renameNode,
 };
 
-/** Results of request ids below a client's low watermark are dropped, this many per entry at most. */
-const PRUNE_PER_ENTRY = 64;
+/**
+ * Results of request ids below a client's low watermark are dropped by the entries whose seq
+ * is a multiple of PRUNE_EVERY, this many each at most: a range scan per entry cost more than
+ * the rest of a create. Chosen by the entry's content, so every replica prunes the same keys.
+ */
+const PRUNE_EVERY = 32;
+const PRUNE_PER_ENTRY = 256;
 
 export class MetaStateMachine implements StateMachine {
   readonly keys: CopysetKeys;
+  /** Committed records through a cache; every apply reads and commits through it. */
+  readonly store: RecordStore;
   readonly partitions = new Map<number, PartitionRecord>();
   private applied = { index: 0, term: 0 };
   /** apply, snapshot and restore run one at a time. */
@@ -53,6 +65,7 @@ export class MetaStateMachine implements StateMachine {
     private readonly logger: Logger = silentLogger,
   ) {
     this.keys = new CopysetKeys(poolId, copysetId);
+    this.store = new RecordStore(db, this.keys);
   }
 
   /** Loads the applied index and partition records from the database. */
@@ -65,6 +78,7 @@ export class MetaStateMachine implements StateMachine {
       const p = JSON.parse(value) as PartitionRecord;
       this.partitions.set(p.partitionId, p);
     }
+    await this.store.reset(this.partitions.keys());
     return this;
   }
 
@@ -84,7 +98,7 @@ export class MetaStateMachine implements StateMachine {
 
   apply(entries: LogEntryForApply[]): Promise<unknown[]> {
     return this.serial(async () => {
-      const batch = new Overlay(this.db);
+      const batch = new Overlay(this.store);
       const results: unknown[] = [];
       let last = this.applied;
       for (const entry of entries) {
@@ -113,9 +127,9 @@ export class MetaStateMachine implements StateMachine {
     if (rid) {
       const recorded = await batch.getJson<OpResult>(this.keys.request(rid.clientId, rid.seq));
       if (recorded) return recorded;
-      await this.pruneRequests(batch, rid.clientId, rid.lowSeq);
+      if (rid.seq % PRUNE_EVERY === 0) await this.pruneRequests(batch, rid.clientId, rid.lowSeq);
     }
-    const child = new Overlay(this.db, batch);
+    const child = new Overlay(this.store, batch);
     const ctx = new ApplyContext(this.keys, child, this.partitions);
     let result: OpResult;
     try {
@@ -175,6 +189,13 @@ export class MetaStateMachine implements StateMachine {
     });
   }
 
+  /** Makes everything applied so far durable (apply writes without fsync; raft calls this before compacting its log). */
+  flush(): Promise<void> {
+    return this.serial(async () => {
+      await this.db.put(this.keys.applied(), JSON.stringify(this.applied), { sync: true });
+    });
+  }
+
   /** Deletes this copyset's keys once any apply in progress finished (the copyset left this server). */
   destroy(): Promise<void> {
     return this.serial(() => this.clearAll());
@@ -184,6 +205,7 @@ export class MetaStateMachine implements StateMachine {
   async clearAll(): Promise<void> {
     await this.db.clear({ gte: this.keys.prefix, lt: rangeEnd(this.keys.prefix) });
     this.partitions.clear();
+    await this.store.reset([]);
     this.applied = { index: 0, term: 0 };
   }
 }

@@ -1,4 +1,5 @@
-// Reads of a copyset's state, served by the leader after a read barrier.
+// Reads of a copyset's state, served by the leader after a read barrier (under its lease,
+// no Raft round). Single records come through the state machine's RecordStore cache.
 import { StatusCode, TierfsError } from '../common/status.js';
 import { parseHex, rangeEnd } from './keys.js';
 import type { MetaStateMachine } from './state-machine.js';
@@ -21,14 +22,14 @@ export class MetaReader {
 
   async inode(pid: number, ino: number): Promise<InodeRecord> {
     this.check(pid, ino);
-    const raw = await this.sm.db.get(this.sm.keys.inode(pid, ino));
+    const raw = await this.sm.store.get(this.sm.keys.inode(pid, ino));
     if (raw === undefined) throw new TierfsError(StatusCode.NOT_FOUND, `inode ${ino} not found`);
     return JSON.parse(raw) as InodeRecord;
   }
 
   async maybeInode(pid: number, ino: number): Promise<InodeRecord | undefined> {
     this.check(pid, ino);
-    const raw = await this.sm.db.get(this.sm.keys.inode(pid, ino));
+    const raw = await this.sm.store.get(this.sm.keys.inode(pid, ino));
     return raw === undefined ? undefined : (JSON.parse(raw) as InodeRecord);
   }
 
@@ -37,7 +38,7 @@ export class MetaReader {
     const fsId = this.partition(pid).fsId;
     for (const p of this.sm.partitions.values()) {
       if (p.fsId !== fsId || ino < p.start || ino > p.end) continue;
-      const raw = await this.sm.db.get(this.sm.keys.inode(p.partitionId, ino));
+      const raw = await this.sm.store.get(this.sm.keys.inode(p.partitionId, ino));
       return raw === undefined ? undefined : (JSON.parse(raw) as InodeRecord);
     }
     return undefined;
@@ -47,7 +48,7 @@ export class MetaReader {
   async dentry(pid: number, parent: number, name: string): Promise<Dentry> {
     this.check(pid, parent);
     const keys = this.sm.keys;
-    const [lock, raw] = await this.sm.db.getMany([keys.lock(pid, parent, name), keys.dentry(pid, parent, name)]);
+    const [lock, raw] = await Promise.all([this.sm.store.get(keys.lock(pid, parent, name)), this.sm.store.get(keys.dentry(pid, parent, name))]);
     if (lock !== undefined) throw new TierfsError(StatusCode.TX_CONFLICT, `${JSON.stringify(name)} in ${parent} is being renamed`);
     if (raw === undefined) throw new TierfsError(StatusCode.NOT_FOUND, `${JSON.stringify(name)} not found in ${parent}`);
     const d = JSON.parse(raw) as DentryRecord;

@@ -3,6 +3,8 @@
 // file's path); objects no inode names are leaked (a gateway that died between upload and
 // commit, an interrupted compaction) and can be deleted. Objects younger than minAge are
 // never called leaked: a writer may have uploaded them and not committed their slice yet.
+// Objects read by reference (copy_file_range) count as referenced by every file that reads
+// them, so fsck is also the GC of shared objects nothing reads any more (README.md).
 import PQueue from 'p-queue';
 import { StatusCode, TierfsError } from '../common/status.js';
 import { parseBlockKey, sliceBlockKey } from './keys.js';
@@ -93,72 +95,80 @@ export async function fsck(opts: FsckOptions): Promise<FsckReport> {
     if (report.objects % PAGE === 0) opts.onProgress?.('objects', report.objects);
   }
 
-  // 2. Every file reachable from the root: its slices' objects must be there.
-  const referenced = new Set<string>();
-  const seen = new Set<number>();
-  const checkFile = async (ino: number, path: string): Promise<void> => {
-    let broken = false;
-    for (const [chunkIndex, slices] of await opts.meta.getSlices(ino)) {
-      for (const slice of slices) {
-        for (const obj of sliceObjects(slice, opts.blockSize)) {
-          const key = sliceBlockKey(opts.fsId, ino, chunkIndex, opts.chunkSize / opts.blockSize, slice, obj.blockIndex);
-          referenced.add(key);
-          report.referencedObjects++;
-          if (objects.get(key)?.size === obj.size) continue;
-          // Not in the listing: ask again, it may have been written after the listing (a
-          // compaction's new objects, whose slice swap this walk already sees).
-          const now = await opts.store.head(key);
-          if (now?.size === obj.size) continue;
-          broken = true;
-          report.missingObjects++;
-          if (report.missing.length < MAX_LISTED) report.missing.push({ path, ino, key, expectedSize: obj.size, foundSize: now ? now.size : null });
-        }
-      }
-    }
-    if (broken) report.brokenFiles++;
-  };
-  const queue = new PQueue({ concurrency: opts.concurrency ?? 8 });
-  const dirs: Array<{ ino: number; path: string }> = [{ ino: ROOT_INO, path: '/' }];
-  seen.add(ROOT_INO);
-  while (dirs.length > 0) {
-    const dir = dirs.pop()!;
-    report.directories++;
-    for (let last = ''; ; ) {
-      const page = await opts.meta.listDentries(dir.ino, last, PAGE);
-      for (const d of page) {
-        const path = dir.path === '/' ? `/${d.name}` : `${dir.path}/${d.name}`;
-        if (seen.has(d.ino)) continue; // a hard link's other name
-        seen.add(d.ino);
-        const type = d.type & S_IFMT;
-        if (type === S_IFDIR) dirs.push({ ino: d.ino, path });
-        else if (type === S_IFREG) {
-          report.files++;
-          void queue.add(() => checkFile(d.ino, path));
-          if (report.files % PAGE === 0) opts.onProgress?.('files', report.files);
-        }
-      }
-      if (page.length < PAGE) break;
-      last = page[page.length - 1]!.name;
-      await queue.onSizeLessThan(PAGE); // bounded memory on huge directories
-    }
-  }
-  await queue.onIdle();
-
+  // 2. Every file reachable from the root: its slices' objects must be there. A slice copied
+  //    by reference names another inode's objects: they count as referenced here too.
   // 3. Objects of inodes the walk did not reach: an inode that still exists (unlinked while
   //    open) keeps them; otherwise they are leaked once old enough.
-  const unreached = new Set<number>();
-  for (const [key, o] of objects) if (!referenced.has(key) && !seen.has(o.ino)) unreached.add(o.ino);
-  for (const ino of unreached) {
-    try {
-      const inode = await opts.meta.getInode(ino);
-      if ((inode.mode & S_IFMT) === S_IFREG) {
-        report.detachedFiles++;
-        await checkFile(ino, `(inode ${ino}, in no directory)`);
+  // `check` false: only collect the referenced keys (the confirmation walk), report nothing.
+  const walk = async (check: boolean): Promise<Set<string>> => {
+    const referenced = new Set<string>();
+    const seen = new Set<number>();
+    const checkFile = async (ino: number, path: string): Promise<void> => {
+      let broken = false;
+      for (const [chunkIndex, slices] of await opts.meta.getSlices(ino)) {
+        for (const slice of slices) {
+          for (const obj of sliceObjects(slice, opts.blockSize)) {
+            const key = sliceBlockKey(opts.fsId, ino, chunkIndex, opts.chunkSize / opts.blockSize, slice, obj.blockIndex);
+            if (referenced.has(key)) continue; // shared by copies: counted and checked once
+            referenced.add(key);
+            if (!check) continue;
+            report.referencedObjects++;
+            if (objects.get(key)?.size === obj.size) continue;
+            // Not in the listing: ask again, it may have been written after the listing (a
+            // compaction's new objects, whose slice swap this walk already sees).
+            const now = await opts.store.head(key);
+            if (now?.size === obj.size) continue;
+            broken = true;
+            report.missingObjects++;
+            if (report.missing.length < MAX_LISTED) report.missing.push({ path, ino, key, expectedSize: obj.size, foundSize: now ? now.size : null });
+          }
+        }
       }
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
+      if (broken && check) report.brokenFiles++;
+    };
+    const queue = new PQueue({ concurrency: opts.concurrency ?? 8 });
+    const dirs: Array<{ ino: number; path: string }> = [{ ino: ROOT_INO, path: '/' }];
+    seen.add(ROOT_INO);
+    while (dirs.length > 0) {
+      const dir = dirs.pop()!;
+      if (check) report.directories++;
+      for (let last = ''; ; ) {
+        const page = await opts.meta.listDentries(dir.ino, last, PAGE);
+        for (const d of page) {
+          const path = dir.path === '/' ? `/${d.name}` : `${dir.path}/${d.name}`;
+          if (seen.has(d.ino)) continue; // a hard link's other name
+          seen.add(d.ino);
+          const type = d.type & S_IFMT;
+          if (type === S_IFDIR) dirs.push({ ino: d.ino, path });
+          else if (type === S_IFREG) {
+            void queue.add(() => checkFile(d.ino, path));
+            if (check && ++report.files % PAGE === 0) opts.onProgress?.('files', report.files);
+          }
+        }
+        if (page.length < PAGE) break;
+        last = page[page.length - 1]!.name;
+        await queue.onSizeLessThan(PAGE); // bounded memory on huge directories
+      }
     }
-  }
+    await queue.onIdle();
+
+    const unreached = new Set<number>();
+    for (const [key, o] of objects) if (!referenced.has(key) && !seen.has(o.ino)) unreached.add(o.ino);
+    for (const ino of unreached) {
+      try {
+        const inode = await opts.meta.getInode(ino);
+        if ((inode.mode & S_IFMT) === S_IFREG) {
+          if (check) report.detachedFiles++;
+          await checkFile(ino, `(inode ${ino}, in no directory)`);
+        }
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+    return referenced;
+  };
+  const referenced = await walk(true);
+
   const leaked: string[] = [];
   for (const [key, o] of objects) {
     if (referenced.has(key)) continue;
@@ -170,10 +180,20 @@ export async function fsck(opts: FsckOptions): Promise<FsckReport> {
     report.leakedObjects++;
     report.leakedBytes += o.size;
   }
-  report.leaked = leaked.slice(0, MAX_LISTED);
   if (opts.deleteLeaked && leaked.length > 0) {
-    await opts.store.deleteMany(leaked);
+    // A copy by reference can give an old object a new reader while the walk runs (the copy
+    // commits in a file already walked, its source drops the slice before the walk gets
+    // there): walk again and spare whatever is referenced now.
+    const again = await walk(false);
+    const gone = leaked.filter((k) => !again.has(k));
+    if (gone.length < leaked.length) {
+      report.leakedObjects = gone.length;
+      report.leakedBytes = gone.reduce((n, k) => n + objects.get(k)!.size, 0);
+    }
+    leaked.splice(0, leaked.length, ...gone);
+    if (leaked.length > 0) await opts.store.deleteMany(leaked);
     report.deletedObjects = leaked.length;
   }
+  report.leaked = leaked.slice(0, MAX_LISTED);
   return report;
 }

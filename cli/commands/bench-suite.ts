@@ -1,18 +1,22 @@
 // `tierfs bench-suite <name>`: runs one component's benchmarks; each prints JSON lines.
 import type { Command } from 'commander';
-import { runFuseBench } from '../../fuse/bench.js';
-import { benchRaft } from '../../raft/bench/raft-bench.js';
-import { runS3adaptorBench } from '../../s3adaptor/bench.js';
 import { action } from '../errors.js';
 
 interface SuiteOptions {
   sizeMib?: string;
+  count?: string;
+  concurrency?: string;
 }
 
+// Loaded on use, so one suite's dependencies never slow down (or break) another.
 const suites: Record<string, (opts: SuiteOptions) => Promise<void>> = {
-  raft: () => benchRaft(),
-  s3adaptor: (opts) => runS3adaptorBench({ sizeMiB: opts.sizeMib ? Number(opts.sizeMib) : undefined }),
-  fuse: () => runFuseBench(),
+  raft: async () => (await import('../../raft/bench/raft-bench.js')).benchRaft(),
+  s3adaptor: async (opts) => (await import('../../s3adaptor/bench.js')).runS3adaptorBench({ sizeMiB: opts.sizeMib ? Number(opts.sizeMib) : undefined }),
+  metaserver: async (opts) => (await import('../../metaserver/bench.js')).runMetaserverBench({
+    count: opts.count ? Number(opts.count) : undefined,
+    concurrencies: opts.concurrency ? opts.concurrency.split(',').map(Number) : undefined,
+  }),
+  fuse: async () => (await import('../../fuse/bench.js')).runFuseBench(),
 };
 
 export function register(program: Command): void {
@@ -21,10 +25,24 @@ export function register(program: Command): void {
     .description(`run a component benchmark (${Object.keys(suites).join(', ')})`)
     .argument('<name>', 'which benchmark suite')
     .option('--size-mib <MiB>', 'data size for the s3adaptor suite (default 1024)')
+    .option('--count <n>', 'entries per case for the metaserver suite (default 10000)')
+    .option('--concurrency <list>', 'concurrencies for the metaserver suite (default 1,64)')
     .action(
       action(async (name: string, opts: SuiteOptions) => {
-        const run = suites[name];
-        if (!run) throw new Error(`unknown bench suite "${name}" (known: ${Object.keys(suites).join(', ')})`);
+        const run = Object.hasOwn(suites, name) ? suites[name] : undefined;
+        if (!run) {
+          // A usage mistake: one line and exit code 2, no stack trace.
+          process.stderr.write(`tierfs: unknown bench suite "${name}" (known: ${Object.keys(suites).join(', ')})\n`);
+          process.exit(2);
+        }
+        if (opts.count !== undefined && !(Number.isInteger(Number(opts.count)) && Number(opts.count) >= 1)) {
+          process.stderr.write(`tierfs: --count ${opts.count}: must be a whole number >= 1\n`);
+          process.exit(2);
+        }
+        if (opts.concurrency !== undefined && !opts.concurrency.split(',').every((x) => Number.isInteger(Number(x)) && Number(x) >= 1)) {
+          process.stderr.write(`tierfs: --concurrency ${opts.concurrency}: must be whole numbers >= 1, comma-separated\n`);
+          process.exit(2);
+        }
         await run(opts);
       }),
     );

@@ -1,5 +1,7 @@
 // A small key-value StateMachine for tests, the bench and the raft-kv test daemon. With a
-// path it keeps its data and applied index in its own level DB (one batch per apply call).
+// path it keeps its data and applied index in its own level DB (one batch per apply call); with
+// `shared` it keeps them under a key prefix of a DB that several groups share (as a metaserver
+// does: one DB per process, not one per group).
 import { Level } from 'level';
 import type { LogEntryForApply, StateMachine } from '../runtime/api.js';
 
@@ -15,22 +17,35 @@ export class KvStateMachine implements StateMachine {
   restores = 0;
   private term = 0;
   private db: Level<string, string> | null = null;
+  private ownsDb = false;
+  private prefix = '';
 
-  static async open(path?: string): Promise<KvStateMachine> {
+  static async open(path?: string, shared?: { db: Level<string, string>; prefix: string }): Promise<KvStateMachine> {
     const sm = new KvStateMachine();
-    if (path) {
+    if (shared) {
+      sm.db = shared.db;
+      sm.prefix = shared.prefix;
+    } else if (path) {
       sm.db = new Level<string, string>(path, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+      sm.ownsDb = true;
+    }
+    if (sm.db) {
       await sm.db.open();
-      for await (const [k, v] of sm.db.iterator()) {
-        if (k === '\u0000applied') [sm.applied, sm.term] = v.split('/').map(Number) as [number, number];
-        else sm.data.set(k.slice(1), v);
+      for await (const [k, v] of sm.db.iterator(sm.range())) {
+        const key = k.slice(sm.prefix.length);
+        if (key === '\u0000applied') [sm.applied, sm.term] = v.split('/').map(Number) as [number, number];
+        else sm.data.set(key.slice(1), v);
       }
     }
     return sm;
   }
 
+  private range(): { gte?: string; lt?: string } {
+    return this.prefix ? { gte: this.prefix, lt: `${this.prefix}\uffff` } : {};
+  }
+
   async close(): Promise<void> {
-    await this.db?.close();
+    if (this.ownsDb) await this.db?.close();
   }
 
   async apply(entries: LogEntryForApply[]): Promise<unknown[]> {
@@ -41,13 +56,13 @@ export class KvStateMachine implements StateMachine {
       if (op === 'put' && key !== undefined && value !== undefined) {
         out.push(this.data.get(key) ?? null);
         this.data.set(key, value);
-        ops.push({ type: 'put', key: `k${key}`, value });
+        ops.push({ type: 'put', key: `${this.prefix}k${key}`, value });
       } else out.push(null);
       this.applied = e.index;
       this.term = e.term;
     }
     if (this.db) {
-      ops.push({ type: 'put', key: '\u0000applied', value: `${this.applied}/${this.term}` });
+      ops.push({ type: 'put', key: `${this.prefix}\u0000applied`, value: `${this.applied}/${this.term}` });
       await this.db.batch(ops);
     }
     return out;
@@ -77,8 +92,9 @@ export class KvStateMachine implements StateMachine {
     this.term = term;
     this.restores++;
     if (this.db) {
-      await this.db.clear();
-      await this.db.batch([...entries.map(([k, v]) => ({ type: 'put' as const, key: `k${k}`, value: v })), { type: 'put', key: '\u0000applied', value: `${index}/${term}` }]);
+      await this.db.clear(this.range());
+      const p = this.prefix;
+      await this.db.batch([...entries.map(([k, v]) => ({ type: 'put' as const, key: `${p}k${k}`, value: v })), { type: 'put', key: `${p}\u0000applied`, value: `${index}/${term}` }]);
     }
   }
 }

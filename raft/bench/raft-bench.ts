@@ -1,6 +1,6 @@
 // Raft benchmarks: in-process hosts over real gRPC on loopback with the level store.
 // Prints one JSON line per case.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
@@ -80,20 +80,46 @@ async function runCase(name: string, groups: number, concurrency: number, durati
   rmSync(dir, { recursive: true, force: true });
 }
 
+/** RAFT_BENCH_CASES=a,b runs only those cases (a quicker loop while profiling). */
+const wanted = (name: string): boolean => {
+  const only = process.env.RAFT_BENCH_CASES;
+  return !only || only.split(',').includes(name);
+};
+
 export async function benchRaft(): Promise<void> {
-  await runCase('inproc-1group', 1, 256, 5000);
-  await runCase('inproc-32groups', 32, 512, 5000);
+  if (wanted('inproc-1group')) await runCase('inproc-1group', 1, 256, 5000);
+  if (wanted('inproc-32groups')) await runCase('inproc-32groups', 32, 512, 5000);
   await benchRaftProcesses();
 }
 
-/** 3 daemon processes (dist/raft/bench/kv-daemon.js) over gRPC; load runs inside the leader. */
-export async function benchRaftProcesses(): Promise<void> {
+interface LoadResult {
+  commits: number;
+  secs: number;
+  p50_ms: number;
+  p99_ms: number;
+  lat?: number[];
+}
+
+/**
+ * 3 daemon processes (dist/raft/bench/kv-daemon.js) over gRPC hosting `groups` groups; `run`
+ * drives load inside the leaders over HTTP. RAFT_BENCH_PROF=<dir> writes a CPU profile per
+ * daemon there (the daemons then stop with SIGTERM so the profile is flushed).
+ */
+async function withDaemons(groups: number, run: (daemons: Array<{ port: number; leading: number }>) => Promise<void>): Promise<void> {
   const { spawn } = await import('node:child_process');
   const { fileURLToPath } = await import('node:url');
   const daemon = join(fileURLToPath(new URL('.', import.meta.url)), 'kv-daemon.js');
   const dir = mkdtempSync(join(tmpdir(), 'raft-bench-proc-'));
   const addrs = [await freePort(), await freePort(), await freePort()].map((p) => `127.0.0.1:${p}`);
-  const procs = addrs.map((a, i) => spawn(process.execPath, [daemon, '--dir', join(dir, `n${i}`), '--self', a, '--peers', addrs.join(','), '--threshold', '20000'], { stdio: ['ignore', 'pipe', 'ignore'] }));
+  const prof = process.env.RAFT_BENCH_PROF;
+  const procs = addrs.map((a, i) =>
+    spawn(
+      process.execPath,
+      [...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []), daemon, '--dir', join(dir, `n${i}`), '--self', a, '--peers', addrs.join(','), '--threshold', '20000', '--groups', String(groups)],
+      { stdio: ['ignore', 'pipe', 'ignore'] },
+    ),
+  );
+  const exited = procs.map((p) => new Promise<void>((r) => p.once('exit', () => r())));
   try {
     const ports = await Promise.all(
       procs.map(
@@ -109,19 +135,76 @@ export async function benchRaftProcesses(): Promise<void> {
           }),
       ),
     );
-    let leaderPort = 0;
-    for (let tries = 0; tries < 300 && !leaderPort; tries++) {
+    // Every group needs a leader before the load starts.
+    let daemons: Array<{ port: number; leading: number }> = [];
+    for (let tries = 0; tries < 600; tries++) {
+      daemons = [];
       for (const port of ports) {
-        const s = (await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as { isLeader: boolean };
-        if (s.isLeader) leaderPort = port;
+        const s = (await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as { leading: number };
+        daemons.push({ port, leading: s.leading });
       }
-      if (!leaderPort) await new Promise((r) => setTimeout(r, 100));
+      if (daemons.reduce((n, d) => n + d.leading, 0) === groups) break;
+      await new Promise((r) => setTimeout(r, 100));
     }
-    if (!leaderPort) throw new Error('no raft leader among the bench daemons');
-    const r = (await (await fetch(`http://127.0.0.1:${leaderPort}/bench?c=256&ms=5000`)).json()) as { commits: number; secs: number; p50_ms: number; p99_ms: number };
-    process.stdout.write(`${JSON.stringify({ bench: 'raft', case: 'grpc-3proc-1group', groups: 1, concurrency: 256, commits_per_s: Math.round(r.commits / r.secs), p50_ms: r.p50_ms, p99_ms: r.p99_ms })}\n`);
+    if (daemons.reduce((n, d) => n + d.leading, 0) !== groups) throw new Error('not every raft group has a leader among the bench daemons');
+    await run(daemons);
   } finally {
-    for (const p of procs) p.kill('SIGKILL');
+    for (const p of procs) p.kill(prof ? 'SIGTERM' : 'SIGKILL');
+    await Promise.race([Promise.all(exited), new Promise((r) => setTimeout(r, 10_000))]);
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const load = async (port: number, c: number, ms: number, lat = false): Promise<LoadResult> =>
+  (await (await fetch(`http://127.0.0.1:${port}/bench?c=${c}&ms=${ms}${lat ? '&lat=1' : ''}`)).json()) as LoadResult;
+
+/**
+ * The disk's floor, measured in the same run: 4 KiB write + fdatasync, one at a time, in the
+ * directory the daemons use. A commit needs at least one of these (leader and followers in
+ * parallel), so on a busy shared disk the Raft figures are read against this line.
+ */
+function fsyncBaseline(): void {
+  const dir = mkdtempSync(join(tmpdir(), 'raft-bench-fsync-'));
+  const fd = openSync(join(dir, 'f'), 'w');
+  const block = Buffer.alloc(4096, 7);
+  const lat: number[] = [];
+  const until = Date.now() + 2000;
+  while (Date.now() < until) {
+    const t0 = performance.now();
+    writeSync(fd, block);
+    fdatasyncSync(fd);
+    lat.push(performance.now() - t0);
+  }
+  closeSync(fd);
+  rmSync(dir, { recursive: true, force: true });
+  lat.sort((a, b) => a - b);
+  const q = (p: number) => Math.round((lat[Math.min(lat.length - 1, Math.floor(lat.length * p))] ?? 0) * 100) / 100;
+  process.stdout.write(`${JSON.stringify({ bench: 'raft', case: 'fsync-4k', ops_per_s: Math.round(lat.length / 2), p50_ms: q(0.5), p99_ms: q(0.99) })}\n`);
+}
+
+export async function benchRaftProcesses(): Promise<void> {
+  if (wanted('fsync-4k')) fsyncBaseline();
+  const line = (name: string, groups: number, concurrency: number, r: LoadResult) =>
+    process.stdout.write(`${JSON.stringify({ bench: 'raft', case: name, groups, concurrency, commits_per_s: Math.round(r.commits / r.secs), p50_ms: r.p50_ms, p99_ms: r.p99_ms })}\n`);
+  if (wanted('grpc-3proc-serial') || wanted('grpc-3proc-1group')) {
+    await withDaemons(1, async (daemons) => {
+      const leader = daemons.find((d) => d.leading > 0)!.port;
+      // One proposal at a time: the latency of one commit, nothing to batch with.
+      if (wanted('grpc-3proc-serial')) line('grpc-3proc-serial', 1, 1, await load(leader, 1, 5000));
+      if (wanted('grpc-3proc-1group')) line('grpc-3proc-1group', 1, 256, await load(leader, 256, 5000));
+    });
+  }
+  if (wanted('grpc-3proc-32groups')) {
+    const groups = 32;
+    const concurrency = 512;
+    await withDaemons(groups, async (daemons) => {
+      // Leaders are wherever the elections put them: each daemon drives the groups it leads,
+      // with its share of the concurrency, all at the same time.
+      const rs = await Promise.all(daemons.filter((d) => d.leading > 0).map((d) => load(d.port, Math.round((concurrency * d.leading) / groups), 5000, true)));
+      const lat = rs.flatMap((r) => r.lat ?? []).sort((a, b) => a - b);
+      const q = (p: number) => Math.round((lat[Math.min(lat.length - 1, Math.floor(lat.length * p))] ?? 0) * 100) / 100;
+      const secs = Math.max(...rs.map((r) => r.secs));
+      line('grpc-3proc-32groups', groups, concurrency, { commits: lat.length, secs, p50_ms: q(0.5), p99_ms: q(0.99) });
+    });
   }
 }

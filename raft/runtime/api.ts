@@ -1,5 +1,6 @@
 // The public contract of the Raft runtime (what MetaServer and ChunkServer program against).
 import type { Logger } from '../../common/log.js';
+import type { RaftClock, RaftKv, SnapshotStaging, TransportFactory } from './env.js';
 
 export interface LogEntryForApply {
   index: number;
@@ -16,6 +17,12 @@ export interface StateMachine {
   snapshot(): Promise<{ index: number; term: number; chunks: AsyncIterable<Buffer> }>;
   /** Replace all state with the snapshot. */
   restore(index: number, term: number, chunks: AsyncIterable<Buffer>): Promise<void>;
+  /**
+   * Makes everything applied so far durable. Called before the log is compacted past it and
+   * after a restore, so a power loss cannot leave the state behind the log. Not needed when
+   * apply and restore write synchronously.
+   */
+  flush?(): Promise<void>;
 }
 
 export interface RaftHostOptions {
@@ -30,6 +37,15 @@ export interface RaftHostOptions {
   snapshotThreshold?: number;
   /** Serve readBarrier from a leader lease when valid (see raft/README.md). Default true. */
   leaseRead?: boolean;
+  /** Core tuning (defaults: check-quorum on, 64 appends in flight, 4096 entries per append). */
+  checkQuorum?: boolean;
+  maxInflightMsgs?: number;
+  maxEntriesPerMsg?: number;
+  // The world (raft/runtime/env.ts). Defaults: real timers, gRPC, level and files under dataDir.
+  // The simulator passes its virtual clock, simulated network and simulated disks.
+  clock?: RaftClock;
+  transport?: TransportFactory;
+  storage?: { log: RaftKv; staging: SnapshotStaging };
 }
 
 export interface RaftGroupStatus {

@@ -7,6 +7,7 @@ import { ProposalDroppedError, RawNode, type Ready } from '../core/rawnode.js';
 import type { MemoryStorage } from '../core/storage.js';
 import { ConfChangeType, type ConfState, type Entry, EntryType, type Message, MsgType, StateRole, emptyMessage } from '../core/types.js';
 import type { RaftGroup, RaftGroupStatus, StateMachine } from './api.js';
+import { type RaftClock, sleepOn } from './env.js';
 import type { GroupWrite } from './log-store.js';
 
 export interface GroupEnv {
@@ -16,6 +17,10 @@ export interface GroupEnv {
   heartbeatTicks: number;
   snapshotThreshold: number;
   leaseRead: boolean;
+  clock: RaftClock;
+  checkQuorum?: boolean;
+  maxInflightMsgs?: number;
+  maxEntriesPerMsg?: number;
   /** Asks the host to collect this group's Ready soon. */
   wake(g: GroupNode): void;
   send(g: GroupNode, m: Message): void;
@@ -26,7 +31,6 @@ export interface GroupEnv {
 const MAX_PENDING_PROPOSALS = 65_536;
 
 const notLeader = (hint: string | null, why = 'not the leader') => new TierfsError(StatusCode.NOT_LEADER, why, hint ?? '');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class GroupNode implements RaftGroup {
   readonly core: RawNode;
@@ -74,7 +78,10 @@ export class GroupNode implements RaftGroup {
       electionTicks: env.electionTicks,
       heartbeatTicks: env.heartbeatTicks,
       leaseRead: env.leaseRead,
-      random: Math.random,
+      checkQuorum: env.checkQuorum,
+      maxInflightMsgs: env.maxInflightMsgs,
+      maxEntriesPerMsg: env.maxEntriesPerMsg,
+      random: env.clock.random,
     });
   }
 
@@ -156,9 +163,10 @@ export class GroupNode implements RaftGroup {
   }
 
   async transferLeader(address: string): Promise<void> {
-    const until = Date.now() + 30_000;
+    const clock = this.env.clock;
+    const until = clock.now() + 30_000;
     let asked = false;
-    while (Date.now() < until) {
+    while (clock.now() < until) {
       const leader = this.leaderAddress();
       if (leader === address) return;
       if (this.isLeader()) {
@@ -174,16 +182,17 @@ export class GroupNode implements RaftGroup {
         throw notLeader(leader, `cannot transfer leadership to ${address}: not the leader`);
       }
       // else: we stepped down for the transfer and do not know the new leader yet
-      await sleep(50);
+      await sleepOn(clock, 50);
     }
     throw new TierfsError(StatusCode.TIMEOUT, `leadership did not move to ${address} within 30 s`);
   }
 
   /** Proposes a conf change (retrying while another is pending) and waits until `done(conf)`. */
   private async changeMembership(type: ConfChangeType, node: string, done: (c: ConfState) => boolean): Promise<void> {
-    const until = Date.now() + 60_000;
+    const clock = this.env.clock;
+    const until = clock.now() + 60_000;
     let proposed = false;
-    while (Date.now() < until) {
+    while (clock.now() < until) {
       if (done(this.core.raft.conf)) return;
       if (!this.isLeader()) throw notLeader(this.leaderAddress());
       if (!proposed || type !== ConfChangeType.AddLearner || !isMember(this.core.raft.conf, node)) {
@@ -195,7 +204,7 @@ export class GroupNode implements RaftGroup {
           if (!(e instanceof ProposalDroppedError)) throw e;
         }
       }
-      await sleep(50);
+      await sleepOn(clock, 50);
     }
     throw new TierfsError(StatusCode.TIMEOUT, `membership change of ${node} did not complete within 60 s`);
   }
@@ -364,7 +373,17 @@ export class GroupNode implements RaftGroup {
     if (this.stopped) return;
     const first = this.storage.firstIndex();
     if (this.appliedIndex - first + 1 <= this.env.snapshotThreshold || this.appliedIndex > this.storage.lastIndex()) return;
-    const meta = { index: this.appliedIndex, term: this.storage.term(this.appliedIndex), conf: this.appliedConf };
+    // No further than the state machine's own index: it never sees no-ops and membership
+    // entries, and a restart refuses a state machine behind the compacted log.
+    const index = Math.min(this.appliedIndex, await this.sm.appliedIndex());
+    if (index < first || this.stopped) return;
+    let conf = this.storage.snapshotMeta().conf;
+    for (const e of this.storage.entries(first, index + 1, Number.MAX_SAFE_INTEGER)) {
+      if (e.type === EntryType.ConfChange) conf = applyConfChange(conf, decodeConfChange(e.data));
+    }
+    const meta = { index, term: this.storage.term(index), conf };
+    // The state machine must hold what the log drops even after a power loss.
+    await this.sm.flush?.();
     await this.env.compact(this, meta);
   }
 

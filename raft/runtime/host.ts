@@ -1,7 +1,6 @@
 // RaftHost: one per process. Owns the shared level store (group commit), the gRPC transport,
 // the tick timer, and the groups. Persist strictly before sending: votes and acks depend on it.
-import { createReadStream, mkdirSync } from 'node:fs';
-import { open as openFile, rm } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { type Logger, silentLogger } from '../../common/log.js';
@@ -10,8 +9,10 @@ import type { Ready } from '../core/rawnode.js';
 import { type ConfState, type Message, MsgType, emptyMessage } from '../core/types.js';
 import type { RaftGroup, RaftHostOptions, StateMachine } from './api.js';
 import { decodeMessage, encodeMessage } from './codec.js';
+import { type RaftClock, type RaftTransport, type SnapshotStaging, realClock, sleepOn } from './env.js';
 import { GroupNode } from './group.js';
 import { type GroupWrite, RaftLogStore } from './log-store.js';
+import { FileSnapshotStaging } from './snapshot-staging.js';
 import { GrpcTransport } from './transport.js';
 
 export class RaftHost {
@@ -19,37 +20,46 @@ export class RaftHost {
   private readonly dirty = new Set<GroupNode>();
   private pumping = false;
   private pumpScheduled = false;
-  private timer: NodeJS.Timeout | null = null;
+  private cancelTick: (() => void) | null = null;
   private readonly log: Logger;
-  private readonly transport: GrpcTransport;
+  private readonly clock: RaftClock;
+  private readonly transport: RaftTransport;
   private removedCbs: Array<(groupId: string) => void> = [];
   private closed = false;
 
   private constructor(
     private readonly opts: RaftHostOptions,
     private readonly store: RaftLogStore,
+    private readonly staging: SnapshotStaging,
   ) {
     this.log = opts.logger ?? silentLogger;
-    this.transport = new GrpcTransport(
-      opts.selfAddress,
-      {
-        onMessages: (batch) => this.onMessages(batch),
-        onSnapshot: (header, chunks) => this.onSnapshot(header, chunks),
-        onUnreachable: (peer, batch) => this.onUnreachable(peer, batch),
-      },
-      this.log,
-    );
-    this.timer = setInterval(() => this.tick(), opts.tickMs ?? 100);
-    this.timer.unref();
+    this.clock = opts.clock ?? realClock;
+    const handlers = {
+      onMessages: (batch: Buffer[]) => this.onMessages(batch),
+      onSnapshot: (header: Buffer, chunks: Buffer[]) => this.onSnapshot(header, chunks),
+      onUnreachable: (peer: string, batch: Buffer[]) => this.onUnreachable(peer, batch),
+    };
+    this.transport = opts.transport ? opts.transport(opts.selfAddress, handlers, this.log) : new GrpcTransport(opts.selfAddress, handlers, this.log);
+    this.scheduleTick(opts.tickMs ?? 100);
   }
 
   static async open(opts: RaftHostOptions): Promise<RaftHost> {
+    if (opts.storage) return new RaftHost(opts, new RaftLogStore(opts.storage.log), opts.storage.staging);
     mkdirSync(opts.dataDir, { recursive: true });
     const store = await RaftLogStore.open(join(opts.dataDir, 'raft-log'));
-    return new RaftHost(opts, store);
+    return new RaftHost(opts, store, new FileSnapshotStaging(join(opts.dataDir, 'snapshots')));
+  }
+
+  private scheduleTick(ms: number): void {
+    this.cancelTick = this.clock.setTimer(ms, () => {
+      if (this.closed) return;
+      this.tick();
+      this.scheduleTick(ms);
+    });
   }
 
   grpcService(): [grpc.ServiceDefinition, grpc.UntypedServiceImplementation] {
+    if (!(this.transport instanceof GrpcTransport)) throw new TierfsError(StatusCode.INTERNAL, 'this RaftHost runs over an injected transport, not gRPC');
     return this.transport.service();
   }
 
@@ -85,6 +95,10 @@ export class RaftHost {
     const g = new GroupNode(groupId, storage, stateMachine, smApplied, {
       self: this.opts.selfAddress,
       logger: this.log,
+      clock: this.clock,
+      checkQuorum: this.opts.checkQuorum,
+      maxInflightMsgs: this.opts.maxInflightMsgs,
+      maxEntriesPerMsg: this.opts.maxEntriesPerMsg,
       electionTicks: this.opts.electionTicks ?? 10,
       heartbeatTicks: this.opts.heartbeatTicks ?? 1,
       snapshotThreshold: this.opts.snapshotThreshold ?? 10_000,
@@ -116,16 +130,16 @@ export class RaftHost {
       this.dirty.delete(g);
       await g.idle();
     }
-    while (this.pumping) await new Promise((r) => setTimeout(r, 2));
+    while (this.pumping) await sleepOn(this.clock, 2);
     await this.store.removeGroup(groupId);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.timer) clearInterval(this.timer);
+    this.cancelTick?.();
     for (const g of this.groups.values()) g.stop();
-    while (this.pumping) await new Promise((r) => setTimeout(r, 2));
+    while (this.pumping) await sleepOn(this.clock, 2);
     for (const g of this.groups.values()) await g.idle();
     this.transport.close();
     await this.store.close();
@@ -150,48 +164,69 @@ export class RaftHost {
   private schedulePump(): void {
     if (this.pumpScheduled || this.pumping || this.closed) return;
     this.pumpScheduled = true;
-    setImmediate(() => {
+    this.clock.defer(() => {
       this.pumpScheduled = false;
       void this.pump();
     });
   }
 
-  /** Group commit: collect every dirty group's Ready, persist all in one synced batch, then send/apply. */
+  /**
+   * Group commit: collect every dirty group's Ready, persist all in one synced batch, then
+   * send/apply. A Ready that needs no fsync (no entries, no snapshot, no term/vote change: a
+   * commit-index advance with its committed entries, heartbeat replies, read states) carries
+   * nothing its messages or applies depend on — what they acknowledge was made durable by an
+   * earlier Ready, which this loop persisted before collecting this one. Such a Ready goes on at
+   * once: its hard state rides in the same (ordered) batch, but applying the committed entries
+   * and answering the client do not wait for that write. This takes a level write (and on a
+   * busy disk, the tail of the previous fsync) off the leader's commit → apply → reply path.
+   */
   private async pump(): Promise<void> {
     if (this.pumping) return;
     this.pumping = true;
     try {
       while (this.dirty.size > 0 && !this.closed) {
-        const readies: Array<{ g: GroupNode; rd: Ready }> = [];
+        const durable: Array<{ g: GroupNode; rd: Ready }> = [];
+        const light: Array<{ g: GroupNode; rd: Ready }> = [];
         const writes: GroupWrite[] = [];
         for (const g of [...this.dirty]) {
           this.dirty.delete(g);
           const c = g.collect();
           if (!c) continue;
           if (c.rd.snapshot) await this.installSnapshot(g, c.rd.snapshot.meta, (c.rd.snapshot.data as Buffer[] | undefined) ?? []);
-          g.sendBeforePersist(c.rd, c.write.hardStateMustSync);
-          readies.push({ g, rd: c.rd });
+          const mustSync = c.write.entries.length > 0 || c.write.hardStateMustSync || c.write.snapshot !== null;
+          if (mustSync) g.sendBeforePersist(c.rd, c.write.hardStateMustSync);
+          (mustSync ? durable : light).push({ g, rd: c.rd });
           writes.push(c.write);
         }
-        if (readies.length === 0) break;
-        await this.store.write(writes);
-        for (const { g, rd } of readies) {
+        if (writes.length === 0) break;
+        const written = this.store.write(writes);
+        for (const { g, rd } of light) {
+          if (g.stopped) continue;
+          g.afterPersist(rd);
+          if (g.core.hasReady()) this.dirty.add(g);
+        }
+        if (durable.length === 0) {
+          written.catch((e: unknown) => this.persistFailed(e));
+          continue;
+        }
+        await written;
+        for (const { g, rd } of durable) {
           if (g.stopped) continue;
           g.afterPersist(rd);
           if (g.core.hasReady()) this.dirty.add(g);
         }
       }
     } catch (e) {
-      this.log.error({ err: String(e) }, 'raft persist failed; stopping all groups');
-      for (const g of this.groups.values()) g.stop();
+      this.persistFailed(e);
     } finally {
       this.pumping = false;
     }
     if (this.dirty.size > 0) this.schedulePump();
   }
 
-  private stagingPath(groupId: string): string {
-    return join(this.opts.dataDir, 'snapshots', `${Buffer.from(groupId).toString('hex')}.snap`);
+  private persistFailed(e: unknown): void {
+    this.log.error({ err: String(e) }, 'raft persist failed; stopping all groups');
+    for (const g of this.groups.values()) g.stop();
   }
 
   /**
@@ -200,22 +235,15 @@ export class RaftHost {
    * A crash in between re-runs the restore from the staged file at the next openGroup.
    */
   private async installSnapshot(g: GroupNode, meta: { index: number; term: number; conf: ConfState }, chunks: Buffer[]): Promise<void> {
-    const path = this.stagingPath(g.id);
-    mkdirSync(join(this.opts.dataDir, 'snapshots'), { recursive: true });
     // Inside the group's state-machine turn: no apply batch or log compaction runs meanwhile.
     await g.withStateMachine(async () => {
-      const fh = await openFile(path, 'w');
-      try {
-        for (const c of chunks) await fh.write(c);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
+      await this.staging.write(g.id, chunks);
       await this.store.installSnapshot(g.id, meta);
       await g.restoreSnapshot(meta, chunks);
       g.appliedConf = meta.conf;
+      await g.sm.flush?.(); // durable before the marker goes: the log no longer holds it
       await this.store.finishSnapshot(g.id);
-      await rm(path, { force: true });
+      await this.staging.remove(g.id);
     });
   }
 
@@ -225,10 +253,11 @@ export class RaftHost {
     if (!meta) return;
     if ((await sm.appliedIndex()) < meta.index) {
       this.log.warn({ group: groupId, index: meta.index }, 'finishing an interrupted snapshot restore');
-      await sm.restore(meta.index, meta.term, createReadStream(this.stagingPath(groupId)) as AsyncIterable<Buffer>);
+      await sm.restore(meta.index, meta.term, this.staging.read(groupId));
+      await sm.flush?.();
     }
     await this.store.finishSnapshot(groupId);
-    await rm(this.stagingPath(groupId), { force: true });
+    await this.staging.remove(groupId);
   }
 
   private sendMessage(g: GroupNode, m: Message): void {

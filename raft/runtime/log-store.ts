@@ -7,7 +7,9 @@ import { MemoryStorage } from '../core/storage.js';
 import type { Entry, HardState, SnapshotMeta } from '../core/types.js';
 import { decodeEntry, decodeHardState, decodeSnapshotMeta, encodeEntry, encodeHardState, encodeSnapshotMeta } from './codec.js';
 
-type Op = { type: 'put'; key: string; value: Buffer } | { type: 'del'; key: string };
+import type { KvOp, RaftKv } from './env.js';
+
+type Op = KvOp<Buffer>;
 
 const idx = (i: number): string => i.toString(16).padStart(12, '0');
 const entryKey = (g: string, i: number): string => `e/${g}/${idx(i)}`;
@@ -53,7 +55,8 @@ export class RaftLogStore {
   private flushing = false;
   batches = 0;
 
-  private constructor(private readonly db: Level<string, Buffer>) {}
+  /** Over any ordered key-value store with level's write semantics (the simulator passes a simulated disk). */
+  constructor(private readonly db: RaftKv) {}
 
   static async open(path: string): Promise<RaftLogStore> {
     const db = new Level<string, Buffer>(path, { keyEncoding: 'utf8', valueEncoding: 'buffer' });

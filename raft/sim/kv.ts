@@ -1,7 +1,9 @@
-// The simulator's key-value state machine: put, get, compare-and-set. Durable across crashes
-// (the simulated disk), with the applied index stored with the data as StateMachine requires.
-import { applyConfChange, decodeConfChange } from '../core/confchange.js';
-import { type ConfState, type Entry, EntryType } from '../core/types.js';
+// The raft simulator's key-value state machine: put, get, compare-and-set, persisted on the
+// server's simulated disk like a daemon's state (applied index in the same unsynced batch as
+// the change, replay skips what was applied, `flush` syncs before the log is compacted).
+import type { LogEntryForApply, StateMachine } from '../runtime/api.js';
+import type { KvOp } from '../runtime/env.js';
+import type { SimDisk, SimDiskHandle } from './disk.js';
 
 export type KvCommand = { op: 'put'; key: string; value: string } | { op: 'cas'; key: string; expected: string | null; value: string };
 
@@ -15,54 +17,83 @@ export function decodeKv(b: Buffer): KvCommand {
   return { op: 'cas', key: parts[1]!, value: parts[2]!, expected: parts[3] === '\u0001' ? null : parts[3]! };
 }
 
-export interface KvSnapshotData {
-  index: number;
-  term: number;
-  conf: ConfState;
-  entries: Array<[string, string]>;
+const APPLIED = 'applied';
+const DATA = 'kv/';
+
+export class SimKvStateMachine implements StateMachine {
+  readonly data = new Map<string, string>();
+  private applied = { index: 0, term: 0 };
+
+  constructor(private readonly disk: SimDiskHandle<string>) {}
+
+  async load(): Promise<this> {
+    const a = await this.disk.get(APPLIED);
+    if (a) this.applied = JSON.parse(a) as { index: number; term: number };
+    for await (const [k, v] of this.disk.iterator({ gte: DATA, lt: `${DATA}~` })) this.data.set(k.slice(DATA.length), v);
+    return this;
+  }
+
+  async apply(entries: LogEntryForApply[]): Promise<unknown[]> {
+    const changes = new Map<string, string>();
+    const results: unknown[] = [];
+    let last = this.applied;
+    for (const e of entries) {
+      if (e.index <= this.applied.index) {
+        results.push(null);
+        continue;
+      }
+      last = { index: e.index, term: e.term };
+      const c = decodeKv(e.data);
+      const cur = changes.get(c.key) ?? this.data.get(c.key) ?? null;
+      if (c.op === 'put' || cur === c.expected) {
+        changes.set(c.key, c.value);
+        results.push(true);
+      } else {
+        results.push(false);
+      }
+    }
+    if (last.index === this.applied.index) return results;
+    const ops: Array<KvOp<string>> = [...changes].map(([k, v]) => ({ type: 'put', key: DATA + k, value: v }));
+    ops.push({ type: 'put', key: APPLIED, value: JSON.stringify(last) });
+    await this.disk.batch(ops);
+    for (const [k, v] of changes) this.data.set(k, v);
+    this.applied = last;
+    return results;
+  }
+
+  async appliedIndex(): Promise<number> {
+    return this.applied.index;
+  }
+
+  async snapshot(): Promise<{ index: number; term: number; chunks: AsyncIterable<Buffer> }> {
+    const body = Buffer.from(JSON.stringify([...this.data]));
+    return {
+      ...this.applied,
+      chunks: (async function* () {
+        yield body;
+      })(),
+    };
+  }
+
+  async restore(index: number, term: number, chunks: AsyncIterable<Buffer>): Promise<void> {
+    const parts: Buffer[] = [];
+    for await (const c of chunks) parts.push(c);
+    const entries = JSON.parse(Buffer.concat(parts).toString()) as Array<[string, string]>;
+    const ops: Array<KvOp<string>> = [...this.data.keys()].map((k) => ({ type: 'del', key: DATA + k }));
+    for (const [k, v] of entries) ops.push({ type: 'put', key: DATA + k, value: v });
+    ops.push({ type: 'put', key: APPLIED, value: JSON.stringify({ index, term }) });
+    await this.disk.batch(ops);
+    this.data.clear();
+    for (const [k, v] of entries) this.data.set(k, v);
+    this.applied = { index, term };
+  }
+
+  async flush(): Promise<void> {
+    await this.disk.put(APPLIED, JSON.stringify(this.applied), { sync: true });
+  }
 }
 
-export class SimKvStore {
-  readonly data = new Map<string, string>();
-  applied = 0;
-  appliedTerm = 0;
-  /** Membership as of `applied` (what a snapshot taken now must carry). */
-  conf: ConfState;
-
-  constructor(conf: ConfState) {
-    this.conf = conf;
-  }
-
-  /** Applies one committed entry; returns the command's result (cas: whether it swapped). */
-  apply(e: Entry): boolean | null {
-    if (e.index <= this.applied) throw new Error(`entry ${e.index} applied twice (applied ${this.applied})`);
-    this.applied = e.index;
-    this.appliedTerm = e.term;
-    if (e.type === EntryType.ConfChange) {
-      this.conf = applyConfChange(this.conf, decodeConfChange(e.data));
-      return null;
-    }
-    if (e.data.length === 0) return null;
-    const c = decodeKv(e.data);
-    if (c.op === 'put') {
-      this.data.set(c.key, c.value);
-      return true;
-    }
-    const cur = this.data.get(c.key) ?? null;
-    if (cur !== c.expected) return false;
-    this.data.set(c.key, c.value);
-    return true;
-  }
-
-  snapshot(): KvSnapshotData {
-    return { index: this.applied, term: this.appliedTerm, conf: this.conf, entries: [...this.data.entries()] };
-  }
-
-  restore(s: KvSnapshotData): void {
-    this.data.clear();
-    for (const [k, v] of s.entries) this.data.set(k, v);
-    this.applied = s.index;
-    this.appliedTerm = s.term;
-    this.conf = s.conf;
-  }
+/** The replica's data (not its applied index, which differs by trailing no-ops). */
+export function kvDigest(disk: SimDisk<string>): string {
+  return JSON.stringify(disk.dump(DATA));
 }

@@ -127,3 +127,96 @@ export function checkHistory(history: HistoryOp[]): { ok: true } | { ok: false; 
   }
   return { ok: true };
 }
+
+/** A sequential specification: what an operation returns and does to the state. */
+export interface Model<S, O> {
+  init: S;
+  /** The output the operation must return in `state`, and the state after it. */
+  step(state: S, op: O): { output: string; next: S };
+  /** A canonical string of the state (memoization key). */
+  key(state: S): string;
+}
+
+export interface ModelOp<O> {
+  op: O;
+  call: number;
+  /** Infinity when the client never learned the outcome. */
+  ret: number;
+  /** undefined when unknown. */
+  output: string | undefined;
+}
+
+/**
+ * Wing–Gong search with memoization of (linearized set, state) over a whole-state model (for
+ * histories whose operations touch several keys, like renames). Bounded by `budget` steps.
+ */
+export function checkModel<S, O>(ops: Array<ModelOp<O>>, model: Model<S, O>, budget = 2_000_000): { ok: true } | { ok: false; reason: string } {
+  const events: Array<{ t: number; isCall: boolean; op: number }> = [];
+  ops.forEach((o, i) => {
+    events.push({ t: o.call, isCall: true, op: i });
+    events.push({ t: o.ret, isCall: false, op: i });
+  });
+  events.sort((a, b) => a.t - b.t || (a.isCall === b.isCall ? a.op - b.op : a.isCall ? -1 : 1));
+  const head: Node = { op: -1, isCall: false, prev: null, next: null, match: null };
+  let tail = head;
+  const callNode = new Map<number, Node>();
+  for (const e of events) {
+    const n: Node = { op: e.op, isCall: e.isCall, prev: tail, next: null, match: null };
+    tail.next = n;
+    tail = n;
+    if (e.isCall) callNode.set(e.op, n);
+    else callNode.get(e.op)!.match = n;
+  }
+  const lift = (n: Node) => {
+    n.prev!.next = n.next;
+    if (n.next) n.next.prev = n.prev;
+    const m = n.match!;
+    m.prev!.next = m.next;
+    if (m.next) m.next.prev = m.prev;
+  };
+  const unlift = (n: Node) => {
+    const m = n.match!;
+    m.prev!.next = m;
+    if (m.next) m.next.prev = m;
+    n.prev!.next = n;
+    if (n.next) n.next.prev = n;
+  };
+  const linearized = new Uint8Array(ops.length);
+  const cache = new Set<string>();
+  const stack: Array<{ node: Node; state: S }> = [];
+  let state = model.init;
+  let entry = head.next;
+  let steps = 0;
+  let longest = 0;
+  while (head.next !== null) {
+    if (++steps > budget) return { ok: false, reason: `checker budget of ${budget} steps exhausted` };
+    if (entry === null) return { ok: false, reason: `not linearizable (longest linearizable prefix: ${longest} of ${ops.length} ops)` };
+    if (entry.isCall) {
+      const h = ops[entry.op]!;
+      const r = model.step(state, h.op);
+      if (h.output === undefined || h.output === r.output) {
+        linearized[entry.op] = 1;
+        const key = `${Buffer.from(linearized).toString('base64')}|${model.key(r.next)}`;
+        if (!cache.has(key)) {
+          cache.add(key);
+          stack.push({ node: entry, state });
+          longest = Math.max(longest, stack.length);
+          state = r.next;
+          lift(entry);
+          entry = head.next;
+          continue;
+        }
+        linearized[entry.op] = 0;
+      }
+      entry = entry.next;
+    } else {
+      const top = stack.pop();
+      if (!top) return { ok: false, reason: `not linearizable (longest linearizable prefix: ${longest} of ${ops.length} ops)` };
+      state = top.state;
+      linearized[top.node.op] = 0;
+      unlift(top.node);
+      entry = top.node.next;
+    }
+  }
+  return { ok: true };
+}

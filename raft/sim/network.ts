@@ -1,5 +1,5 @@
 // The simulated network: per-message delay (so reordering), loss, duplication and partitions.
-import type { Message } from '../core/types.js';
+
 import type { Prng } from './prng.js';
 
 export interface NetworkFaults {
@@ -82,7 +82,7 @@ export class SimNetwork {
   }
 
   /** Returns the delivery times for a message (none if lost, two if duplicated). */
-  schedule(m: Message, now: number): number[] {
+  schedule(m: { from: string; to: string }, now: number): number[] {
     if (!this.connected(m.from, m.to) || this.rng.chance(this.faults.lossRate)) {
       this.dropped++;
       return [];

@@ -1,11 +1,20 @@
-// Runs simulator seeds and reports; used by `tierfs sim raft` and the tests.
-import { runSeed, type SimOptions, type SimResult } from './simulator.js';
+// Runs simulator seeds and reports; used by `tierfs sim raft|metaserver` and the tests.
+export interface SeedResult {
+  seed: number;
+  ok: boolean;
+  error?: string;
+}
 
-export function runSeeds(from: number, count: number, opts: SimOptions = {}, onResult?: (r: SimResult) => void): { passed: number; failed: number; failures: SimResult[] } {
+export async function runSeeds<R extends SeedResult>(
+  runSeed: (seed: number) => Promise<R>,
+  from: number,
+  count: number,
+  onResult?: (r: R) => void,
+): Promise<{ passed: number; failed: number; failures: R[] }> {
   let passed = 0;
-  const failures: SimResult[] = [];
+  const failures: R[] = [];
   for (let s = from; s < from + count; s++) {
-    const r = runSeed(s, opts);
+    const r = await runSeed(s);
     onResult?.(r);
     if (r.ok) passed++;
     else failures.push(r);

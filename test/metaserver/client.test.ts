@@ -153,3 +153,57 @@ test('a file is created next to its name in one CreateNode; lookups carry the at
   assert.equal((await c.createNodeWithParent(d.ino, 'f', { ...file, exclusive: false })).inode.ino, created.inode.ino);
   await assert.rejects(c.createNodeWithParent(d.ino, 'f', file), code('EXISTS'));
 });
+
+test('in one copyset every POSIX operation is one Raft entry, with no reads before it', async () => {
+  const group = ms.manager.get(1, 1).group;
+  const entries = async (fn: () => Promise<unknown>) => {
+    const before = group.status().commitIndex;
+    await fn();
+    return group.status().commitIndex - before;
+  };
+  const top = await c.createNode(1, 'one-entry', dir); // under the root: may be spread to another copyset
+  const home = await c.router.route(top.ino);
+  assert.ok(home.copysetId === 1 || home.copysetId === 2);
+  const g = ms.manager.get(1, home.copysetId).group;
+  const count = async (fn: () => Promise<unknown>) => {
+    const before = g.status().commitIndex;
+    await fn();
+    return g.status().commitIndex - before;
+  };
+  let sub = 0;
+  assert.equal(await count(async () => (sub = (await c.createNode(top.ino, 'sub', dir)).ino)), 1, 'mkdir');
+  assert.equal((await c.router.route(sub)).copysetId, home.copysetId, 'a subdirectory stays in its parent copyset');
+  let f = 0;
+  assert.equal(await count(async () => (f = (await c.createNode(sub, 'f', file)).ino)), 1, 'create');
+  assert.equal(await count(() => c.setAttr(f, { mode: 0o600 })), 1, 'setattr');
+  assert.equal(await count(() => c.appendSlicesAndAttrs(f, new Map([[0, [{ chunkId: 9, compaction: 0, offset: 0, len: 5, size: 5, zero: false }]]]), { size: 5, mtimeMs: 1, ctimeMs: 1 })), 1, 'close');
+  assert.equal(await count(() => c.link(f, top.ino, 'f2')), 1, 'link');
+  assert.equal((await c.getInode(f)).nlink, 2);
+  assert.equal(await count(() => c.rename(sub, 'f', top.ino, 'moved')), 1, 'rename across directories');
+  assert.deepEqual((await c.getInode(f)).parents.sort(), [top.ino, top.ino]);
+  assert.equal(await count(async () => assert.equal((await c.unlink(top.ino, 'f2')).nlink, 1)), 1, 'unlink');
+  const other = await c.createNode(top.ino, 'other', file);
+  let res: Awaited<ReturnType<typeof c.rename>> = {};
+  assert.equal(await count(async () => (res = await c.rename(top.ino, 'other', top.ino, 'moved', { releaseIno: f }))), 1, 'rename over a file');
+  assert.deepEqual(res, { replaced: { ino: f, nlink: 0, type: S_IFREG }, released: true });
+  assert.equal(await count(() => c.unlink(top.ino, 'moved', { releaseIno: other.ino })), 1, 'unlink with release');
+  assert.equal(await count(() => c.rmdir(top.ino, 'sub')), 1, 'rmdir');
+  await assert.rejects(c.getInode(sub), code('NOT_FOUND'));
+  // Reads go on the leader under its lease: no entry.
+  assert.equal(await entries(() => Promise.all([c.lookup(1, 'one-entry'), c.listDentries(top.ino, '', 10), c.batchGetAttr([top.ino])])), 0);
+});
+
+test('concurrent calls to one copyset travel as Batch RPCs, each with its own result', async () => {
+  const d = await c.createNode(1, 'batched', dir);
+  const batches = c.rpc.batcher.batches;
+  const made = await Promise.all(Array.from({ length: 64 }, (_, i) => c.createNode(d.ino, `f${i}`, file)));
+  assert.equal(new Set(made.map((m) => m.ino)).size, 64);
+  assert.ok(c.rpc.batcher.batches > batches, 'the creates went out batched');
+  const results = await Promise.allSettled([
+    ...made.map((m, i) => (i % 2 ? c.unlink(d.ino, `f${i}`) : c.getInode(m.ino))),
+    c.unlink(d.ino, 'no-such-name'),
+  ]);
+  assert.equal(results.filter((r) => r.status === 'fulfilled').length, 64);
+  assert.ok(code('NOT_FOUND')((results[64] as PromiseRejectedResult).reason));
+  assert.equal((await c.listDentries(d.ino, '', 100)).length, 32);
+});

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Level } from 'level';
 import { startGrpcServer, type RunningServer } from '../../common/grpc.js';
 import { CopysetNodeManager } from '../../metaserver/copyset-manager.js';
+import type { ObjectDeleter } from '../../metaserver/copyset-node.js';
 import { metaServerService } from '../../metaserver/service.js';
 import { copysetService } from '../../metaserver/copyset-service.js';
 import type { PartitionDirectory, PartitionLocationInfo } from '../../metaserver/client.js';
@@ -21,7 +22,8 @@ export interface SoloMetaServer {
   close(): Promise<void>;
 }
 
-export async function startSoloMetaServer(fsId = 1): Promise<SoloMetaServer> {
+/** `deleter`: what the trash job deletes a purged inode's objects with (none: it only purges). */
+export async function startSoloMetaServer(fsId = 1, deleter?: ObjectDeleter): Promise<SoloMetaServer> {
   const tmp = tempDir('tierfs-meta-');
   const address = `127.0.0.1:${await freePort()}`;
   const db = new Level<string, string>(join(tmp.path, 'db'));
@@ -29,7 +31,7 @@ export async function startSoloMetaServer(fsId = 1): Promise<SoloMetaServer> {
   const resolver = renameResolver(silentLogger);
   const manager = new CopysetNodeManager({
     host: new SoloRaftHost(address), db, selfAddress: address,
-    node: { resolver: resolver.resolve, txResolveAfterMs: 300, backgroundIntervalMs: 100 },
+    node: { resolver: resolver.resolve, txResolveAfterMs: 300, backgroundIntervalMs: 100, ...(deleter ? { deleter } : {}) },
   });
   const server: RunningServer = await startGrpcServer(address, [metaServerService(manager), copysetService(manager)]);
   const partitions: PartitionLocationInfo[] = [];

@@ -189,3 +189,86 @@ test('createNode makes the inode and its name in one entry; a taken name or a fu
     assert.equal(await r.inodeIfLocal(1, 5000), undefined);
   });
 });
+
+test('unlink, rmdir, link and rename are one entry each: names, parents, nlink and the trash change together', async () => {
+  await withSm(async (sm, _db, apply) => {
+    await apply(part(1, 1, 100));
+    await apply(part(2, 1000, 1100)); // same copyset, another partition
+    const r = new MetaReader(sm);
+    const mk = async (seq: number, parent: number, name: string, mode: number, inodePid = 1) =>
+      (await apply({ op: 'createNode', pid: 1, inodePid, rid: rid(seq), parent, name, mode, uid: 0, gid: 0, rdev: 0, symlink: '', now: 10 })).inode!;
+    const d = await mk(1, 1, 'd', S_IFDIR | 0o755);
+    const f = await mk(2, 1, 'f', S_IFREG | 0o644, 2);
+
+    // link: the new name and nlink 2 in one entry; a directory cannot be linked.
+    const linked = await apply({ op: 'linkNode', pid: 1, rid: rid(3), parent: d.ino, name: 'g', ino: f.ino, now: 20 });
+    assert.equal(linked.inode?.nlink, 2);
+    assert.deepEqual(linked.inode?.parents, [1, d.ino]);
+    assert.equal((await r.dentry(1, d.ino, 'g')).ino, f.ino);
+    assert.equal((await apply({ op: 'linkNode', pid: 1, rid: rid(4), parent: 1, name: 'dd', ino: d.ino, now: 20 })).code, 'PERMISSION_DENIED');
+
+    // rename over a file: the replaced inode loses a link; the moved one changes parents.
+    const h = await mk(5, 1, 'h', S_IFREG | 0o644);
+    const renamed = await apply({
+      op: 'renameNode', pid: 1, dstPid: 1, rid: rid(6), srcParent: 1, srcName: 'h', dstParent: d.ino, dstName: 'g',
+      ancestryChecked: false, releaseIno: 0, now: 30,
+    });
+    assert.equal(renamed.code, 'OK');
+    assert.deepEqual(renamed.renamed, { ino: h.ino, type: S_IFREG, movedDone: true, replacedIno: f.ino, replacedType: S_IFREG, replacedNlink: 1, replacedDone: true });
+    assert.deepEqual((await r.inode(1, h.ino)).parents, [d.ino]);
+    assert.deepEqual((await r.inode(2, f.ino)).parents, [1]);
+    await assert.rejects(r.dentry(1, 1, 'h'), /not found/);
+
+    // unlink of the last name with releaseIno: nlink 0 and into the trash in the same entry.
+    const before = await sm.appliedIndex();
+    const gone = await apply({ op: 'removeNode', pid: 1, rid: rid(7), parent: 1, name: 'f', dir: false, expectIno: 0, releaseIno: f.ino, now: 40 });
+    assert.equal(await sm.appliedIndex(), before + 1);
+    assert.equal(gone.inode?.nlink, 0);
+    assert.equal(gone.released, true);
+    assert.deepEqual((await r.trash(10)).map((t) => t.record.ino), [f.ino]);
+    assert.equal((await r.inode(1, 1)).mtimeMs, 40);
+    assert.equal((await apply({ op: 'removeNode', pid: 1, rid: rid(8), parent: 1, name: 'd', dir: false, expectIno: 0, releaseIno: 0, now: 41 })).code, 'IS_DIR');
+
+    // rmdir checks emptiness at apply; the parent's nlink drops with the directory.
+    assert.equal((await apply({ op: 'removeNode', pid: 1, rid: rid(9), parent: 1, name: 'd', dir: true, expectIno: 0, releaseIno: 0, now: 42 })).code, 'NOT_EMPTY');
+    await apply({ op: 'removeNode', pid: 1, rid: rid(10), parent: d.ino, name: 'g', dir: false, expectIno: 0, releaseIno: 0, now: 43 });
+    assert.equal((await r.inode(1, 1)).nlink, 3);
+    assert.equal((await apply({ op: 'removeNode', pid: 1, rid: rid(11), parent: 1, name: 'd', dir: true, expectIno: 0, releaseIno: 0, now: 44 })).code, 'OK');
+    assert.equal((await r.inode(1, 1)).nlink, 2);
+    assert.equal(await r.maybeInode(1, d.ino), undefined);
+  });
+});
+
+test('one-entry operations that need an inode of another copyset change nothing and say NOT_SUPPORTED', async () => {
+  await withSm(async (sm, db, apply) => {
+    await apply(part(1, 1, 100));
+    const r = new MetaReader(sm);
+    // A directory and a file whose inodes live in another copyset (ids outside every partition here).
+    await apply({ op: 'createDentry', pid: 1, rid: rid(1), parent: 1, name: 'far-dir', ino: 5000, type: S_IFDIR, now: 5 });
+    await apply({ op: 'createDentry', pid: 1, rid: rid(2), parent: 1, name: 'far-file', ino: 5001, type: S_IFREG, now: 5 });
+    const snapshot = async () => {
+      const out: string[] = [];
+      for await (const [k, v] of db.iterator()) if (!k.includes('~applied') && !k.includes('~r/')) out.push(`${k}=${v}`);
+      return out;
+    };
+    const kept = await snapshot();
+    assert.equal((await apply({ op: 'removeNode', pid: 1, rid: rid(3), parent: 1, name: 'far-dir', dir: true, expectIno: 0, releaseIno: 0, now: 6 })).code, 'NOT_SUPPORTED');
+    assert.equal((await apply({ op: 'linkNode', pid: 1, rid: rid(4), parent: 1, name: 'l', ino: 5001, now: 6 })).code, 'NOT_SUPPORTED');
+    const d = (await apply({ op: 'createNode', pid: 1, inodePid: 1, rid: rid(5), parent: 1, name: 'd', mode: S_IFDIR | 0o755, uid: 0, gid: 0, rdev: 0, symlink: '', now: 7 })).inode!;
+    const kept2 = await snapshot();
+    assert.notDeepEqual(kept2, kept);
+    // A directory moved under another parent needs the client's ancestry walk first.
+    const move = { op: 'renameNode', pid: 1, dstPid: 1, srcParent: 1, srcName: 'far-dir', dstParent: d.ino, dstName: 'x', releaseIno: 0, now: 8 } as const;
+    assert.equal((await apply({ ...move, rid: rid(6), ancestryChecked: false })).code, 'NOT_SUPPORTED');
+    assert.deepEqual(await snapshot(), kept2);
+    // A file inode elsewhere: the name goes, the client owes the inode its nlink.
+    const un = await apply({ op: 'removeNode', pid: 1, rid: rid(7), parent: 1, name: 'far-file', dir: false, expectIno: 0, releaseIno: 0, now: 9 });
+    assert.equal(un.code, 'OK');
+    assert.equal(un.inode, undefined);
+    assert.equal(un.dentry?.ino, 5001);
+    const moved = await apply({ ...move, rid: rid(8), ancestryChecked: true });
+    assert.equal(moved.renamed?.movedDone, false);
+    assert.equal((await r.dentry(1, d.ino, 'x')).ino, 5000);
+    assert.equal((await r.inode(1, d.ino)).nlink, 3);
+  });
+});
