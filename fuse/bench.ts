@@ -2,6 +2,9 @@
 // Callers are separate processes (one thread each, blocking syscalls), as an application
 // would be; the server runs in this process. Prints one JSON line per case.
 //   getattr: stat(2) of one file, attribute timeout 0, so every call is a GETATTR;
+//   ls-l: `ls -l` of 10,000 entries, cold kernel caches, readdirplus 'auto' and 'always'
+//   (ls -l also asks two xattrs per entry, security.selinux and system.posix_acl_access: the
+//   kernel passes both to the filesystem, so GETXATTR dominates the request count);
 //   read-4k-direct-random: 4 KiB O_DIRECT random reads of a 64 MiB file, as the peers harness
 //   measures them: fio, one job, libaio at iodepth 1 and 8 (needs FUSE_ASYNC_DIO to go past
 //   QD1). Without fio: 1 and 8 processes of synchronous preads.
@@ -9,7 +12,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { mountFuse } from './index.js';
+import { mountFuse, type FuseMountOptions } from './index.js';
 import { MemFs } from './mem-fs.js';
 
 export interface FuseBenchOptions {
@@ -81,7 +84,45 @@ async function callers(n: number, script: string, args: string[]): Promise<numbe
   return results.reduce((sum, r) => sum + (r.n * 1000) / r.ms, 0);
 }
 
+function lsLong(dir: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const c = spawn('ls', ['-l', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let lines = 0;
+    c.stdout.on('data', (d: Buffer) => {
+      for (const b of d) if (b === 10) lines++;
+    });
+    c.on('error', reject);
+    c.on('exit', (code) => (code === 0 ? resolve(lines - 1) : reject(new Error(`ls exited ${code}`))));
+  });
+}
+
+/** ls -l of a fresh directory of n entries on a fresh mount (nothing cached in the kernel). */
+async function benchLs(n: number, readdirplus: FuseMountOptions['readdirplus']): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'fuse-bench-ls-'));
+  const fs = new MemFs({ entryTimeoutMs: 3_600_000, attrTimeoutMs: 3_600_000 });
+  const d = fs.addDir(1, 'many');
+  for (let i = 0; i < n; i++) fs.addFile(d, `file-${i}`, 'x');
+  const session = await mountFuse(dir, fs, { fsname: 'memfs:bench', subtype: 'memfs', readdirplus });
+  try {
+    const t0 = process.hrtime.bigint();
+    const listed = await lsLong(join(dir, 'many'));
+    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (listed !== n) throw new Error(`ls -l listed ${listed} of ${n}`);
+    const ops = session.stats.ops;
+    console.log(
+      JSON.stringify({
+        suite: 'fuse', case: 'ls-l', entries: n, readdirplus, entriesPerSec: Math.round(n / secs),
+        requests: { READDIRPLUS: ops.READDIRPLUS ?? 0, READDIR: ops.READDIR ?? 0, LOOKUP: ops.LOOKUP ?? 0, GETXATTR: ops.GETXATTR ?? 0 },
+      }),
+    );
+  } finally {
+    await session.unmount({ lazy: true });
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export async function runFuseBench(opts: FuseBenchOptions = {}): Promise<void> {
+  for (const mode of ['auto', 'always'] as const) await benchLs(10_000, mode);
   const ms = Math.round((opts.seconds ?? 3) * 1000);
   const dir = mkdtempSync(join(tmpdir(), 'fuse-bench-'));
   const fs = new MemFs({ entryTimeoutMs: 3_600_000, attrTimeoutMs: 0 });

@@ -26,13 +26,17 @@ const O_TRUNC = 0o1000;
 export function errno(code: string, n: number): Error {
   return Object.assign(new Error(code), { code, errno: n });
 }
-const ENOENT = () => errno('ENOENT', 2);
+// Misses (ENOENT, ENODATA) are hot paths (every `ls -l` asks two xattrs per entry): one
+// shared error each, since building an Error with its stack trace costs more than the request.
+const ENOENT_ERR = errno('ENOENT', 2);
+const ENODATA_ERR = errno('ENODATA', 61);
+const ENOENT = () => ENOENT_ERR;
 const EEXIST = () => errno('EEXIST', 17);
 const ENOTDIR = () => errno('ENOTDIR', 20);
 const EISDIR = () => errno('EISDIR', 21);
 const EINVAL = () => errno('EINVAL', 22);
 const ENOTEMPTY = () => errno('ENOTEMPTY', 39);
-const ENODATA = () => errno('ENODATA', 61);
+const ENODATA = () => ENODATA_ERR;
 const ENXIO = () => errno('ENXIO', 6);
 
 interface DirEntryRec {

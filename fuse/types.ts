@@ -20,7 +20,10 @@ export interface RequestContext {
   signal: AbortSignal;
 }
 
-/** struct fuse_attr, with times in milliseconds (fractions carry the nanoseconds). */
+/**
+ * struct fuse_attr, with times in milliseconds (fractions carry the sub-millisecond part,
+ * to the microsecond: the server rounds there and tells the kernel time_gran 1 us).
+ */
 export interface Attr {
   ino: number;
   size: number;

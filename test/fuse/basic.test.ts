@@ -108,6 +108,17 @@ describe('fuse server: basic operations on a real mount', () => {
     const t = await fsp.stat(p('attrs'));
     assert.equal(t.atimeMs, 1_000_000_000);
     assert.equal(t.mtimeMs, 2_000_000_500);
+    // Sub-second times: kept to the microsecond, exactly (time_gran 1 us).
+    const ns = await py(
+      `
+import os, sys
+os.utime(sys.argv[1], ns=(1_600_000_000_123_456_789, 1_700_000_000_987_654_321))
+st = os.stat(sys.argv[1])
+print(st.st_atime_ns, st.st_mtime_ns)
+`,
+      p('attrs'),
+    );
+    assert.equal(ns.trim(), '1600000000123456000 1700000000987654000');
     await fsp.truncate(p('attrs'), 3);
     assert.equal((await fsp.stat(p('attrs'))).size, 3);
     assert.equal(await fsp.readFile(p('attrs'), 'utf8'), 'abc');

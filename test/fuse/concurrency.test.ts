@@ -44,6 +44,25 @@ print(n)
     assert.ok(peak >= 4, `at most ${peak} requests were in flight at once`);
   });
 
+  test('requests in flight stay within maxInFlight plus the read buffers, and all complete', async () => {
+    const m = await mountMem({ beforeRead: () => sleep(30) }, { maxInFlight: 2, concurrency: 2 });
+    mounts.push(m);
+    const files: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      m.fs.directIo.add(m.fs.addFile(1, `bounded-${i}`, Buffer.alloc(8192, i)));
+      files.push(join(m.dir, `bounded-${i}`));
+    }
+    m.session.resetMaxInFlight();
+    const outs = await Promise.all(
+      files.map((f) => py(`import os, sys\nfd = os.open(sys.argv[1], os.O_RDONLY)\nprint(sum(len(os.pread(fd, 4096, (i % 2) * 4096)) for i in range(5)))`, f)),
+    );
+    for (const o of outs) assert.equal(o.trim(), String(5 * 4096));
+    const peak = m.session.stats.maxInFlight;
+    assert.ok(peak <= 2 + 2, `${peak} requests in flight with maxInFlight 2 and 2 read buffers`);
+    assert.ok(peak >= 3, `the bound was never reached (peak ${peak}): the test shows nothing`);
+    assert.equal(m.session.stats.inFlight, 0);
+  });
+
   test('one process, O_DIRECT libaio at queue depth 8 (FUSE_ASYNC_DIO): its reads are in flight together', async () => {
     const m = await mountMem({ beforeRead: () => sleep(50) });
     mounts.push(m);

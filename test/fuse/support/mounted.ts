@@ -1,7 +1,7 @@
 // Mounts a MemFs for real on a fresh temp dir, and runs commands against it from child
 // processes (a synchronous syscall from this process would wait on the server that runs in
 // this very process).
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,4 +57,3 @@ export async function py(script: string, ...args: string[]): Promise<string> {
   return r.stdout;
 }
 
-export { spawn };
