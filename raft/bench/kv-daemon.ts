@@ -11,7 +11,7 @@ import { RaftHost, type RaftGroup } from '../index.js';
 import { KvStateMachine, putCommand } from './kv-state-machine.js';
 
 const { values } = parseArgs({
-  options: { dir: { type: 'string' }, self: { type: 'string' }, peers: { type: 'string' }, threshold: { type: 'string' }, groups: { type: 'string' } },
+  options: { dir: { type: 'string' }, self: { type: 'string' }, peers: { type: 'string' }, threshold: { type: 'string' }, groups: { type: 'string' }, sm: { type: 'string' } },
 });
 const dir = values.dir!;
 const self = values.self!;
@@ -21,12 +21,18 @@ const existing = await host.listGroups();
 // Group 0 keeps the historical names ('kv', state machine in <dir>/sm) the kill -9 test reads.
 // Several groups share one state-machine DB per process, as metaservers do.
 const nGroups = Number(values.groups ?? 1);
-const sharedDb = nGroups > 1 ? new Level<string, string>(`${dir}/sm-shared`, { keyEncoding: 'utf8', valueEncoding: 'utf8' }) : null;
+// `--sm memory` keeps the state machines in memory: the bench then measures Raft alone.
+const memorySm = values.sm === 'memory';
+const sharedDb = nGroups > 1 && !memorySm ? new Level<string, string>(`${dir}/sm-shared`, { keyEncoding: 'utf8', valueEncoding: 'utf8' }) : null;
 const groups: RaftGroup[] = [];
 const sms: KvStateMachine[] = [];
 for (let i = 0; i < nGroups; i++) {
   const id = i === 0 ? 'kv' : `kv${i}`;
-  const sm = sharedDb ? await KvStateMachine.open(undefined, { db: sharedDb, prefix: `${id}/` }) : await KvStateMachine.open(`${dir}/sm`);
+  const sm = memorySm
+    ? await KvStateMachine.open()
+    : sharedDb
+      ? await KvStateMachine.open(undefined, { db: sharedDb, prefix: `${id}/` })
+      : await KvStateMachine.open(`${dir}/sm`);
   const g = existing.includes(id) ? await host.openGroup(id, sm) : await host.createGroup(id, { peers: values.peers!.split(','), stateMachine: sm });
   groups.push(g);
   sms.push(sm);

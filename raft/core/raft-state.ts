@@ -77,6 +77,8 @@ export abstract class RaftState {
   protected readonly ackedSendTick = new Map<NodeId, number>();
   /** Leader has entries to broadcast at the next ready (proposals are batched). */
   protected needBroadcast = false;
+  /** The commit index advanced: every follower hears of it at the next flushBroadcast. */
+  protected needCommitBroadcast = false;
 
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
@@ -191,13 +193,27 @@ export abstract class RaftState {
   flushBroadcast(): void {
     if (!this.needBroadcast) return;
     this.needBroadcast = false;
+    const commit = this.needCommitBroadcast;
+    this.needCommitBroadcast = false;
     if (this.role !== StateRole.Leader) return;
     for (const id of this.prs.keys()) {
       if (id === this.id) continue;
-      while (this.maybeSendAppend(id, false)) {
-        /* pipeline */
-      }
+      let sent = false;
+      while (this.maybeSendAppend(id, false)) sent = true; // pipeline
+      // Appends carry the commit index; only a follower that got none needs an empty one.
+      if (commit && !sent) this.sendAppend(id, true);
     }
+  }
+
+  /**
+   * Announces a commit advance. Not at once: every append response that advances the commit
+   * would send an empty append to every follower (and get a reply each). Deferred to the next
+   * Ready, one announcement covers all advances of that turn and usually rides on the appends
+   * of the proposals batched meanwhile. Applying on the leader does not wait for it.
+   */
+  protected bcastCommit(): void {
+    this.needCommitBroadcast = true;
+    this.needBroadcast = true;
   }
 
   protected bcastAppend(): void {

@@ -265,7 +265,7 @@ export class Raft extends RaftState {
           pr.becomeProbe();
           pr.becomeReplicate();
         } else if (pr.state === ProgressState.Replicate) pr.inflights.freeLE(m.index);
-        if (this.maybeCommit()) this.bcastAppend();
+        if (this.maybeCommit()) this.bcastCommit();
         else if (oldPaused) this.sendAppend(m.from, false);
         while (this.maybeSendAppend(m.from, false)) {
           /* pipeline as far as inflight limits allow */
