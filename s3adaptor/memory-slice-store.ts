@@ -4,10 +4,10 @@
 import { StatusCode, TierfsError } from '../common/status.js';
 import type { ChunkIdAllocator, ChunkSlices, Slice, SliceStore } from './types.js';
 
-// `shared` takes part: a compaction or drop planned before the slice was shared must fail
-// rather than delete objects another inode now reads.
 const copySlice = (x: Slice): Slice => (x.ref ? { ...x, ref: { ...x.ref } } : { ...x });
 
+// `shared` takes part: a compaction or drop planned before the slice was shared must fail
+// rather than delete objects another inode now reads.
 const sameSlice = (a: Slice, b: Slice) =>
   a.chunkId === b.chunkId && a.compaction === b.compaction && a.offset === b.offset && a.len === b.len && a.zero === b.zero &&
   !!a.shared === !!b.shared && !!a.ref === !!b.ref;
