@@ -39,6 +39,7 @@ const HANDLERS: Record<MetaOp['op'], Handler> = {
   removeNode: posixOps.removeNode,
   linkNode: posixOps.linkNode,
   renameNode: posixOps.renameNode,
+  exchangeNodes: posixOps.exchangeNodes,
 };
 
 /**
@@ -181,9 +182,9 @@ export class MetaStateMachine implements StateMachine {
         }
         await this.db.batch(pairs.map(([key, value]) => ({ type: 'put' as const, key, value })));
       }
-      if ((await this.db.get(this.keys.applied())) === undefined) {
-        await this.db.put(this.keys.applied(), JSON.stringify({ index, term }));
-      }
+      // The snapshot covers the log up to `index`: the sender's own applied key may be lower
+      // (its last entries were no-ops), and a restart must not find us behind the log.
+      await this.db.put(this.keys.applied(), JSON.stringify({ index, term }));
       await this.load();
       this.logger.info({ copyset: this.keys.copysetId, index, partitions: this.partitions.size }, 'restored from snapshot');
     });

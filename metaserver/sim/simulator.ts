@@ -12,7 +12,7 @@ import { SimWorld } from '../../raft/sim/world.js';
 import type { LogEntryForApply } from '../../raft/runtime/api.js';
 import { CopysetNode } from '../copyset-node.js';
 import { ROOT_INO, S_IFDIR, S_IFREG } from '../meta-client.js';
-import { type MetaOp, type OpResult, type RequestIdent, UpdateMask } from '../records.js';
+import { type InodeRecord, type MetaOp, type OpResult, type RequestIdent, UpdateMask } from '../records.js';
 import { MetaStateMachine } from '../state-machine.js';
 import { type NsOp, isRead, namespaceModel } from './model.js';
 
@@ -64,10 +64,12 @@ class ForgetfulStateMachine extends MetaStateMachine {
     const patched = [];
     for (const [i, e] of entries.entries()) {
       const op = e.data.length > 0 ? (JSON.parse(e.data.toString()) as MetaOp) : null;
-      if (op?.op === 'deleteDentry' && ++this.unlinks % 3 === 0) {
+      if ((op?.op === 'deleteDentry' || op?.op === 'removeNode') && ++this.unlinks % 3 === 0) {
         const raw = await this.db.get(this.keys.dentry(op.pid, op.parent, op.name));
         if (raw) {
-          faked.set(i, { code: StatusCode.OK, dentry: JSON.parse(raw) as { ino: number; type: number } });
+          const dentry = JSON.parse(raw) as { ino: number; type: number };
+          const inode = await this.db.get(this.keys.inode(op.pid, dentry.ino));
+          faked.set(i, { code: StatusCode.OK, dentry, inode: inode ? { ...(JSON.parse(inode) as InodeRecord), nlink: (JSON.parse(inode) as InodeRecord).nlink - 1 } : undefined });
           patched.push({ ...e, data: Buffer.from(JSON.stringify({ op: 'forgetRenames', before: 0 })) });
           continue;
         }
@@ -99,6 +101,8 @@ class MetaSimulation {
   private readonly opsPerClient: number;
   private faulting = false;
   private hash = 0;
+  /** This seed uses the per-record steps (deleteDentry, createDentry, commitRename) instead of the one-entry POSIX operations. */
+  private readonly legacy: boolean;
 
   constructor(
     private readonly seed: number,
@@ -108,6 +112,7 @@ class MetaSimulation {
     this.world = new SimWorld(this.rng);
     this.opsPerClient = opts.opsPerClient ?? 30;
     const rng = this.rng;
+    this.legacy = rng.chance(0.3);
     this.cluster = new SimCluster(
       this.world,
       rng,
@@ -128,7 +133,8 @@ class MetaSimulation {
           this.sms.set(id, sm);
           return sm;
         },
-        digest: (disk) => JSON.stringify(disk.dump()),
+        // Replicas agree on content; the applied index may differ by trailing no-ops.
+        digest: (disk) => JSON.stringify(disk.dump().filter(([k]) => !k.endsWith('/~applied'))),
       },
     );
     for (let c = 0; c < (opts.clients ?? 3); c++) this.clients.push({ id: `c${c}`, seq: 0, done: 0, target: rng.pick(this.cluster.ids()), inos: [] });
@@ -165,7 +171,7 @@ class MetaSimulation {
       throw new InvariantViolation(`cluster did not converge after healing: ${this.cluster.describe()}`);
     }
     this.cluster.checkConverged();
-    const model = namespaceModel({ dentries: new Map([[`${ROOT_INO}/d`, DIR]]), sizes: new Map(), nextIno: DIR + 1 });
+    const model = namespaceModel({ dentries: new Map([[`${ROOT_INO}/d`, DIR]]), inodes: new Map(), nextIno: DIR + 1 });
     const lin = checkModel(this.history, model);
     if (!lin.ok) throw new InvariantViolation(`metaserver history: ${lin.reason}`);
   }
@@ -233,15 +239,18 @@ class MetaSimulation {
     const parent = rng.chance(0.7) ? ROOT_INO : DIR;
     const name = rng.pick(NAMES);
     const ino = cl.inos.length > 0 ? rng.pick(cl.inos) : 0;
+    const other = rng.chance(0.7) ? parent : parent === ROOT_INO ? DIR : ROOT_INO;
+    const release = rng.chance(0.5) ? ino : 0;
     const r = rng.next();
     if (r < 0.2) return { kind: 'create', parent, name };
     if (r < 0.35) return { kind: 'lookup', parent, name };
-    if (r < 0.47) return { kind: 'unlink', parent, name };
-    if (r < 0.55 && ino) return { kind: 'link', ino, parent, name };
+    if (r < 0.47) return this.legacy ? { kind: 'deleteDentry', parent, name } : { kind: 'unlink', parent, name, releaseIno: release };
+    if (r < 0.55 && ino) return this.legacy ? { kind: 'createDentry', ino, parent, name } : { kind: 'link', ino, parent, name };
     if (r < 0.7) {
-      // The client renames what it believes is there (from its last look), over what it believes is at the target.
-      const dstParent = rng.chance(0.7) ? parent : parent === ROOT_INO ? DIR : ROOT_INO;
-      return { kind: 'rename', srcParent: parent, srcName: name, ino: ino, dstParent, dstName: rng.pick(NAMES), replacedIno: rng.chance(0.5) ? 0 : rng.pick([0, ...cl.inos]) };
+      const dstName = rng.pick(NAMES);
+      if (!this.legacy) return { kind: 'rename', srcParent: parent, srcName: name, dstParent: other, dstName, releaseIno: release };
+      // The client renames what it believes is there, over what it believes is at the target.
+      return { kind: 'commitRename', srcParent: parent, srcName: name, ino, dstParent: other, dstName, replacedIno: rng.chance(0.5) ? 0 : rng.pick([0, ...cl.inos]) };
     }
     if (r < 0.8 && ino) return { kind: 'setattr', ino, size: rng.int(1000) };
     if (r < 0.88 && ino) return { kind: 'getattr', ino };
@@ -251,17 +260,27 @@ class MetaSimulation {
   /** The metaserver call for an operation, as service.ts makes it; returns the observed output. */
   private exec(node: CopysetNode, op: NsOp, rid: RequestIdent): Promise<string> {
     const now = this.world.now;
-    const code = (r: OpResult) => (r.code === StatusCode.OK ? 'OK' : r.code);
+    const ok = (r: OpResult, detail: () => string) => (r.code === StatusCode.OK ? `OK${detail()}` : r.code);
     switch (op.kind) {
       case 'create':
         return node
           .write({ op: 'createNode', pid: PID, inodePid: PID, rid, parent: op.parent, name: op.name, mode: S_IFREG | 0o644, uid: 0, gid: 0, rdev: 0, symlink: '', now })
-          .then((r) => (r.code === StatusCode.OK ? `OK:${r.inode!.ino}` : r.code));
+          .then((r) => ok(r, () => `:${r.inode!.ino}`));
       case 'unlink':
-        return node.write({ op: 'deleteDentry', pid: PID, rid, parent: op.parent, name: op.name, expectIno: 0, now }).then((r) => (r.code === StatusCode.OK ? `OK:${r.dentry!.ino}` : r.code));
+        return node
+          .write({ op: 'removeNode', pid: PID, rid, parent: op.parent, name: op.name, dir: false, expectIno: 0, releaseIno: op.releaseIno, now })
+          .then((r) => ok(r, () => `:${r.dentry!.ino}:${r.inode!.nlink}`));
       case 'link':
-        return node.write({ op: 'createDentry', pid: PID, rid, parent: op.parent, name: op.name, ino: op.ino, type: S_IFREG, now }).then(code);
+        return node.write({ op: 'linkNode', pid: PID, rid, parent: op.parent, name: op.name, ino: op.ino, now }).then((r) => ok(r, () => `:${r.inode!.nlink}`));
       case 'rename':
+        return node
+          .write({ op: 'renameNode', pid: PID, dstPid: PID, rid, srcParent: op.srcParent, srcName: op.srcName, dstParent: op.dstParent, dstName: op.dstName, ancestryChecked: true, releaseIno: op.releaseIno, now })
+          .then((r) => ok(r, () => `:${r.renamed!.ino}:${r.renamed!.replacedIno}:${r.renamed!.replacedNlink}`));
+      case 'deleteDentry':
+        return node.write({ op: 'deleteDentry', pid: PID, rid, parent: op.parent, name: op.name, expectIno: 0, now }).then((r) => ok(r, () => `:${r.dentry!.ino}`));
+      case 'createDentry':
+        return node.write({ op: 'createDentry', pid: PID, rid, parent: op.parent, name: op.name, ino: op.ino, type: S_IFREG, now }).then((r) => ok(r, () => ''));
+      case 'commitRename':
         return node
           .write({
             op: 'commitRename', pid: PID, rid, now,
@@ -271,15 +290,15 @@ class MetaSimulation {
               replacedIno: op.replacedIno, replacedType: op.replacedIno ? S_IFREG : 0,
             },
           })
-          .then(code);
+          .then((r) => ok(r, () => ''));
       case 'setattr':
         return node
           .write({ op: 'updateInode', pid: PID, rid, ino: op.ino, now, changes: { mask: UpdateMask.SIZE, mode: 0, uid: 0, gid: 0, size: op.size, atimeMs: 0, mtimeMs: 0, ctimeMs: 0, nlinkDelta: 0, addParent: 0, removeParent: 0, touchCtime: true } })
-          .then(code);
+          .then((r) => ok(r, () => ''));
       case 'lookup':
         return node.read((r) => r.dentry(PID, op.parent, op.name)).then((d) => `OK:${d.ino}`);
       case 'getattr':
-        return node.read((r) => r.inode(PID, op.ino)).then((i) => `OK:${i.size}`);
+        return node.read((r) => r.inode(PID, op.ino)).then((i) => `OK:${i.size}:${i.nlink}`);
       case 'readdir':
         return node.read((r) => r.listDentries(PID, op.parent, '', 0)).then((ds) => ds.map((d) => `${d.name}=${d.ino}`).sort().join(','));
     }
@@ -308,7 +327,7 @@ class MetaSimulation {
       // An unanswered read had no effect: leave it out. An unanswered write may have happened.
       if (h.output !== undefined || !isRead(op)) this.history.push(h);
       if (h.output?.startsWith('OK:') && (op.kind === 'create' || op.kind === 'unlink' || op.kind === 'lookup')) {
-        const ino = Number(h.output.slice(3));
+        const ino = Number(h.output.split(':')[1]);
         if (ino !== DIR && !cl.inos.includes(ino)) cl.inos.push(ino);
       }
       if (op.kind === 'readdir' && h.output) {

@@ -125,6 +125,8 @@ export class GroupNode implements RaftGroup {
   }
 
   readBarrier(): Promise<void> {
+    // A stopped group's clock no longer ticks, so its lease would never expire: no reads.
+    if (this.stopped) return Promise.reject(new TierfsError(StatusCode.UNAVAILABLE, `group ${this.id} is closed`));
     if (!this.isLeader()) return Promise.reject(notLeader(this.leaderAddress()));
     const ctx = `${this.env.self}/${++this.readCtx}`;
     try {

@@ -66,18 +66,20 @@ export class SimServer {
 /** Staged snapshots live on the server's log disk, written with sync like the file they replace. */
 class SimStaging implements SnapshotStaging {
   constructor(private readonly disk: SimDiskHandle<Buffer>) {}
+  private range(groupId: string): KvRange {
+    return { gte: `x/${groupId}/`, lt: `x/${groupId}/~` };
+  }
   async write(groupId: string, chunks: Buffer[]): Promise<void> {
-    const ops: Array<KvOp<Buffer>> = [{ type: 'put', key: `x/${groupId}/n`, value: Buffer.from(String(chunks.length)) }];
+    const ops: Array<KvOp<Buffer>> = [];
+    for await (const key of this.disk.keys(this.range(groupId))) ops.push({ type: 'del', key });
     chunks.forEach((c, i) => ops.push({ type: 'put', key: `x/${groupId}/${String(i).padStart(8, '0')}`, value: c }));
     await this.disk.batch(ops, { sync: true });
   }
   async *read(groupId: string): AsyncGenerator<Buffer> {
-    // Chunk keys only (digits): the chunk count sits at `x/<group>/n`, inside a wider range.
-    const r: KvRange = { gte: `x/${groupId}/0`, lt: `x/${groupId}/:` };
-    for await (const v of this.disk.values(r)) yield v;
+    for await (const v of this.disk.values(this.range(groupId))) yield v;
   }
   async remove(groupId: string): Promise<void> {
-    await this.disk.clear({ gte: `x/${groupId}/`, lt: `x/${groupId}/~` });
+    await this.disk.clear(this.range(groupId));
   }
 }
 
@@ -266,7 +268,7 @@ export class SimCluster {
       }
     } else if (r < 0.4) {
       this.net.heal();
-    } else if (r < 0.6) {
+    } else if (r < 0.56) {
       const up = live.filter((s) => s.alive);
       if (up.length === 0) return;
       // Prefer the leader sometimes: crashing it during writes is the interesting case.
@@ -275,20 +277,21 @@ export class SimCluster {
       this.crash(victim);
       this.stats.crashes++;
       this.world.after(50 + this.rng.int(600), () => this.restart(victim));
-    } else if (r < 0.68) {
+    } else if (r < 0.7) {
       // A disk starts failing: the server's writes fail (it stops its groups), then it is restarted.
       const up = live.filter((s) => s.alive);
       if (up.length === 0) return;
-      const victim = this.rng.pick(up);
+      const leader = up.find((s) => s.isLeader());
+      const victim = leader && this.rng.chance(0.5) ? leader : this.rng.pick(up);
       const disk = this.rng.chance(0.5) ? victim.logDisk : victim.smDisk;
       disk.faults.failing = true;
       this.stats.diskFailures++;
-      this.world.after(10 + this.rng.int(100), () => {
+      this.world.after(10 + this.rng.int(this.rng.chance(0.5) ? 100 : 1500), () => {
         disk.faults.failing = false;
         this.crash(victim);
         this.world.after(50 + this.rng.int(300), () => this.restart(victim));
       });
-    } else if (r < 0.76) {
+    } else if (r < 0.77) {
       const s = this.rng.pick(live);
       const slow = this.rng.chance(0.5) ? this.rng.next() * 0.3 : 0;
       s.logDisk.faults.slowRate = slow;
@@ -416,6 +419,10 @@ export class SimCluster {
         }
       }
     }
+  }
+
+  termsWithLeaders(): number {
+    return this.leaderOfTerm.size;
   }
 
   lostWrites(): number {

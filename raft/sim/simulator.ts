@@ -3,6 +3,7 @@
 // concurrent clients doing put / get / compare-and-set while faults are injected. Safety
 // invariants are checked after every event; the client history is checked for
 // linearizability at the end. The same seed always replays the same run.
+import { StatusCode, TierfsError } from '../../common/status.js';
 import { type HistoryOp, type KvOp, checkHistory } from './linearizability.js';
 import { InvariantViolation, SimCluster } from './cluster.js';
 import { SimKvStateMachine, encodeKv, kvDigest } from './kv.js';
@@ -194,13 +195,24 @@ class Simulation {
         const cmd = op.kind === 'put' ? { op: 'put' as const, key: op.key, value: op.value } : { op: 'cas' as const, key: op.key, value: op.value, expected: op.expected };
         g.propose(encodeKv(cmd)).then(
           (res) => answer(res as boolean),
-          () => answer(undefined), // leadership lost: the entry may still commit
+          (e: unknown) => {
+            if (e instanceof TierfsError && (e.code === StatusCode.UNAVAILABLE || e.code === StatusCode.BUSY)) {
+              // Refused before it reached the log (a stopped group, back-pressure): try elsewhere.
+              if (cl.pending === h && cl.opId === opId) this.retryElsewhere(c, null);
+            } else {
+              answer(undefined); // leadership lost: the entry may still commit
+            }
+          },
         );
       }
       return;
     }
     // Not the leader (nothing was appended): follow its hint or try another server, soon.
-    const hint = g?.leaderAddress();
+    this.retryElsewhere(c, g?.leaderAddress() ?? null);
+  }
+
+  private retryElsewhere(c: number, hint: string | null): void {
+    const cl = this.clients[c]!;
     cl.target = hint && this.cluster.servers.has(hint) && this.rng.chance(0.8) ? hint : this.rng.pick(this.cluster.ids());
     this.world.after(1 + this.rng.int(TICK_MS), () => this.clientStep(c));
   }
@@ -235,7 +247,7 @@ class Simulation {
       confChanges: st.confChanges,
       diskFailures: st.diskFailures,
       lostWrites: this.cluster.lostWrites(),
-      leaderChanges: 0,
+      leaderChanges: this.cluster.termsWithLeaders(),
       messages: st.messages,
       events: this.world.events,
       digest: `${this.hash.toString(16)}:${this.world.now}:${st.messages}:${this.history.length}:${this.world.events}`,
