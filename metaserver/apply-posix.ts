@@ -162,3 +162,39 @@ export async function renameNode(ctx: ApplyContext, op: Op<'renameNode'>): Promi
     },
   };
 }
+
+/** Replaces one occurrence of `from` by `to` in a parent list. */
+function swapParent(parents: number[], from: number, to: number): number[] {
+  const out = [...parents];
+  const i = out.indexOf(from);
+  if (i >= 0) out[i] = to;
+  return out;
+}
+
+export async function exchangeNodes(ctx: ApplyContext, op: Op<'exchangeNodes'>): Promise<OpResult> {
+  const sp = op.pid;
+  const dp = op.dstPid;
+  await ctx.checkUnlocked(sp, op.srcParent, op.srcName);
+  await ctx.checkUnlocked(dp, op.dstParent, op.dstName);
+  const a = await ctx.dentry(sp, op.srcParent, op.srcName);
+  if (!a) throw new TierfsError(StatusCode.NOT_FOUND, `${JSON.stringify(op.srcName)} not found in ${op.srcParent}`);
+  const b = await ctx.dentry(dp, op.dstParent, op.dstName);
+  if (!b) throw new TierfsError(StatusCode.NOT_FOUND, `${JSON.stringify(op.dstName)} not found in ${op.dstParent}`);
+  if (a.ino === b.ino) return { code: StatusCode.OK };
+  const aPid = ctx.localPartitionOf(sp, a.ino);
+  const bPid = ctx.localPartitionOf(dp, b.ino);
+  if (aPid === undefined || bPid === undefined) throw elsewhere(`inode ${aPid === undefined ? a.ino : b.ino}`);
+  const moves = op.srcParent !== op.dstParent;
+  if (moves && (isDirType(a.type) || isDirType(b.type)) && !op.ancestryChecked) throw elsewhere(`the ancestry of ${op.srcParent} and ${op.dstParent}`);
+  ctx.tx.putJson(ctx.keys.dentry(sp, op.srcParent, op.srcName), { ino: b.ino, type: b.type } satisfies DentryRecord);
+  ctx.tx.putJson(ctx.keys.dentry(dp, op.dstParent, op.dstName), { ino: a.ino, type: a.type } satisfies DentryRecord);
+  // A directory trading places with a non-directory moves a ".." link between the parents.
+  const delta = moves ? (isDirType(b.type) ? 1 : 0) - (isDirType(a.type) ? 1 : 0) : 0;
+  await ctx.touchParent(sp, op.srcParent, op.now, delta);
+  await ctx.touchParent(dp, op.dstParent, op.now, -delta);
+  for (const [pid, ino, from, to] of [[aPid, a.ino, op.srcParent, op.dstParent], [bPid, b.ino, op.dstParent, op.srcParent]] as const) {
+    const before = await ctx.inode(pid, ino);
+    ctx.putInode(pid, { ...before, parents: moves ? swapParent(before.parents, from, to) : [...before.parents], ctimeMs: op.now }, before);
+  }
+  return { code: StatusCode.OK };
+}

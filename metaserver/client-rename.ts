@@ -147,3 +147,32 @@ async function renameOnce(c: RemoteMetaClient, srcParent: number, srcName: strin
   }
   return { replaced: { ino: dst.ino, nlink: replaced.nlink, type: dst.type } };
 }
+
+/**
+ * RENAME_EXCHANGE as one entry (ExchangeNodes). Both names and both inodes must live in one
+ * copyset; otherwise NOT_SUPPORTED (no transaction swaps two names across copysets).
+ */
+export async function exchangeEntries(c: RemoteMetaClient, srcParent: number, srcName: string, dstParent: number, dstName: string): Promise<void> {
+  checkName(srcName);
+  checkName(dstName);
+  const sr = await c.router.route(srcParent);
+  const dr = await c.router.route(dstParent);
+  if (sr.poolId !== dr.poolId || sr.copysetId !== dr.copysetId) {
+    throw new TierfsError(StatusCode.NOT_SUPPORTED, `cannot exchange names of directories ${srcParent} and ${dstParent}: they live in different copysets`);
+  }
+  const send = (ancestryChecked: boolean) =>
+    c.retryConflicts(() => c.call(sr, 'ExchangeNodes', {
+      dst_partition_id: dr.partitionId, src_parent: srcParent, src_name: srcName, dst_parent: dstParent, dst_name: dstName, ancestry_checked: ancestryChecked,
+    }, true), 30_000);
+  try {
+    await send(false);
+    return;
+  } catch (err) {
+    if (!isElsewhere(err) || srcParent === dstParent) throw err;
+  }
+  // A directory changes parent: neither may end up inside itself.
+  const [a, b] = await Promise.all([c.lookup(srcParent, srcName), c.lookup(dstParent, dstName)]);
+  if (isDir(a.type)) await checkNotInside(c, a.ino, dstParent);
+  if (isDir(b.type)) await checkNotInside(c, b.ino, srcParent);
+  await send(true);
+}

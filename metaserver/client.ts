@@ -1,8 +1,9 @@
 // RemoteMetaClient: the MetaClient of one filesystem over gRPC. Routes by inode id to the
-// partition (a dentry lives in its parent's partition), places new inodes round robin on
-// writable partitions, follows copyset leaders and retries with request ids (meta-rpc.ts).
-// Multi-partition operations run in an order that leaves, after a crash, at worst an
-// inode with too high an nlink (a leak), never a dentry pointing nowhere.
+// partition (a dentry lives in its parent's partition), places a new inode in its parent's
+// partition (directories made in the root round robin over writable partitions), follows
+// copyset leaders and retries with request ids (meta-rpc.ts). An operation whose names and
+// inodes share a copyset is one Raft entry; the others run in an order that leaves, after a
+// crash, at worst an inode with too high an nlink (a leak), never a dentry pointing nowhere.
 import type { Logger } from '../common/log.js';
 import { silentLogger } from '../common/log.js';
 import { sleep } from '../common/grpc.js';
@@ -12,7 +13,7 @@ import { msgToInode, msgToSlice, sliceToMsg } from './convert.js';
 import { MetaRpc } from './meta-rpc.js';
 import { PartitionRouter, type PartitionDirectory, type PartitionRoute } from './partition-router.js';
 import { UpdateMask } from './records.js';
-import { renameEntry } from './client-rename.js';
+import { exchangeEntries, renameEntry } from './client-rename.js';
 import {
   MAX_NAME_BYTES, ROOT_INO, S_IFDIR, S_IFMT, type CreateNodeOptions, type Dentry, type FsUsage, type Inode, type InodeAttr,
   type FileSizeAndTimes, type MetaClient, type ReleaseOptions, type RenameResult, type SetAttrChanges, type SliceRecord,
@@ -274,6 +275,10 @@ export class RemoteMetaClient implements MetaClient {
 
   rename(srcParent: number, srcName: string, dstParent: number, dstName: string, opts: ReleaseOptions = {}): Promise<RenameResult> {
     return renameEntry(this, srcParent, srcName, dstParent, dstName, opts);
+  }
+
+  exchange(srcParent: number, srcName: string, dstParent: number, dstName: string): Promise<void> {
+    return exchangeEntries(this, srcParent, srcName, dstParent, dstName);
   }
 
   async setAttr(ino: number, changes: SetAttrChanges): Promise<Inode> {

@@ -145,6 +145,11 @@ export type MetaOp =
   | {
       op: 'renameNode'; pid: number; dstPid: number; rid?: RequestIdent; srcParent: number; srcName: string;
       dstParent: number; dstName: string; ancestryChecked: boolean; releaseIno: number; now: number;
+    }
+  /** RENAME_EXCHANGE: two existing names swap their inodes, as one entry (both inodes in this copyset). */
+  | {
+      op: 'exchangeNodes'; pid: number; dstPid: number; rid?: RequestIdent; srcParent: number; srcName: string;
+      dstParent: number; dstName: string; ancestryChecked: boolean; now: number;
     };
 
 /** The result of applying one operation; recorded per request id for retries. */

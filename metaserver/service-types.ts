@@ -36,3 +36,4 @@ export type { RenameNodeRequest__Output as RenameNodeRequest } from '../proto/ge
 export type { RenameNodeResponse } from '../proto/gen/tierfs/metaserver/RenameNodeResponse.js';
 export type { BatchRequest__Output as BatchRequest } from '../proto/gen/tierfs/metaserver/BatchRequest.js';
 export type { BatchResponse } from '../proto/gen/tierfs/metaserver/BatchResponse.js';
+export type { ExchangeNodesRequest__Output as ExchangeNodesRequest } from '../proto/gen/tierfs/metaserver/ExchangeNodesRequest.js';

@@ -270,6 +270,18 @@ export function metaServerService(copysets: CopysetNodeManager, registry?: Regis
         };
       }),
     ),
+    ExchangeNodes: handler((req: M.ExchangeNodesRequest) =>
+      respond<M.StatusOnlyResponse>(async () => {
+        checkName(req.src_name);
+        checkName(req.dst_name);
+        resultOk(await nodeOf(req.ref).write({
+          op: 'exchangeNodes', pid: pidOf(req.ref), dstPid: req.dst_partition_id, rid: ridFromMsg(req.rid),
+          srcParent: req.src_parent, srcName: req.src_name, dstParent: req.dst_parent, dstName: req.dst_name,
+          ancestryChecked: req.ancestry_checked, now: now(),
+        }));
+        return {};
+      }),
+    ),
     GetPartitionStats: handler((req: M.PartitionStatsRequest) =>
       respond<M.PartitionStatsResponse>(async () => {
         const p = await nodeOf(req.ref).read(async (r) => r.partition(pidOf(req.ref)));

@@ -39,6 +39,7 @@ const HANDLERS: Record<MetaOp['op'], Handler> = {
   removeNode: posixOps.removeNode,
   linkNode: posixOps.linkNode,
   renameNode: posixOps.renameNode,
+  exchangeNodes: posixOps.exchangeNodes,
 };
 
 /**

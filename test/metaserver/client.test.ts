@@ -207,3 +207,28 @@ test('concurrent calls to one copyset travel as Batch RPCs, each with its own re
   assert.ok(code('NOT_FOUND')((results[64] as PromiseRejectedResult).reason));
   assert.equal((await c.listDentries(d.ino, '', 100)).length, 32);
 });
+
+test('RENAME_EXCHANGE swaps two names in one entry, parents and nlink follow a directory', async () => {
+  const top = await c.createNode(1, 'xchg', dir);
+  const g = ms.manager.get(1, (await c.router.route(top.ino)).copysetId).group;
+  const a = await c.createNode(top.ino, 'a', dir);
+  const f = await c.createNode(top.ino, 'f', file);
+  const sub = await c.createNode(a.ino, 'sub', dir);
+  const x = await c.createNode(a.ino, 'x', file);
+  const before = g.status().commitIndex;
+  await c.exchange(top.ino, 'f', a.ino, 'x');
+  assert.equal(g.status().commitIndex - before, 1);
+  assert.equal((await c.lookup(top.ino, 'f')).ino, x.ino);
+  assert.equal((await c.lookup(a.ino, 'x')).ino, f.ino);
+  assert.deepEqual((await c.getInode(x.ino)).parents, [top.ino]);
+  // A directory trades places with a file: the ".." link moves between the parents.
+  const nTop = (await c.getInode(top.ino)).nlink;
+  const nA = (await c.getInode(a.ino)).nlink;
+  await c.exchange(a.ino, 'sub', top.ino, 'f');
+  assert.equal((await c.getInode(top.ino)).nlink, nTop + 1);
+  assert.equal((await c.getInode(a.ino)).nlink, nA - 1);
+  assert.deepEqual((await c.getInode(sub.ino)).parents, [top.ino]);
+  // A directory cannot be swapped into its own subtree.
+  await assert.rejects(c.exchange(top.ino, 'a', a.ino, 'sub'), code('INVALID_ARGUMENT'));
+  await assert.rejects(c.exchange(top.ino, 'a', top.ino, 'nope'), code('NOT_FOUND'));
+});
