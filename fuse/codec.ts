@@ -41,14 +41,22 @@ export function readCString(buf: Buffer, off: number, end: number): [string, num
   return [buf.toString('utf8', off, nul), nul + 1];
 }
 
-/** Milliseconds (fraction = sub-ms) as [seconds, nanoseconds], seconds floored so nsec is in [0, 1e9). */
+/**
+ * Milliseconds as [seconds, nanoseconds], seconds floored so nsec is in [0, 1e9). The
+ * nanoseconds are rounded to whole microseconds: a double of today's epoch in milliseconds
+ * resolves about 0.24 us, so finer digits would be noise (and the kernel is told at INIT
+ * that our time granularity is 1 us, so it truncates what it sends us the same way).
+ */
 export function msToTimespec(ms: number): [number, number] {
   if (!Number.isFinite(ms)) return [0, 0];
-  const sec = Math.floor(ms / 1000);
-  let nsec = Math.round((ms - sec * 1000) * 1e6);
-  if (nsec >= 1e9) nsec = 999_999_999;
-  if (nsec < 0) nsec = 0;
-  return [sec, nsec];
+  let sec = Math.floor(ms / 1000);
+  let usec = Math.round((ms - sec * 1000) * 1000);
+  if (usec >= 1_000_000) {
+    sec += 1;
+    usec -= 1_000_000;
+  }
+  if (usec < 0) usec = 0;
+  return [sec, usec * 1000];
 }
 
 export function timespecToMs(sec: number, nsec: number): number {

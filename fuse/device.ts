@@ -17,7 +17,7 @@
 // (fs.write), never blocking the loop that must answer first.
 import { closeSync, openSync, write, writeSync, writevSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { ENODEV, ENOENT } from './abi.js';
+import { EIO, ENOENT } from './abi.js';
 import { SLOT_SHIFT, type ReaderData } from './device-reader.js';
 
 export interface DeviceOptions {
@@ -108,7 +108,7 @@ export class FuseDevice {
         this.held++;
         onRequest(slot, v - slot * SLOT_SHIFT);
       });
-      w.on('error', () => this.finish(ENODEV));
+      w.on('error', () => this.finish(EIO)); // a reader crashed: not a clean end of the connection
       this.exits.push(
         new Promise<void>((resolve) =>
           w.on('exit', () => {

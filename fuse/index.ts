@@ -4,9 +4,9 @@
 //   ...
 //   await session.unmount({ lazy: true });
 import { realpathSync } from 'node:fs';
-import { READ_BUFFER_HEADROOM } from './abi.js';
+import { ENODEV, READ_BUFFER_HEADROOM } from './abi.js';
 import { FuseDevice, openFuseDevice } from './device.js';
-import { abortConnection, connectionId, ensureFusectl, kernelMount, kernelUnmount } from './mount.js';
+import { abortConnection, connectionId, ensureFusectl, kernelMount, kernelUnmount, setReadahead } from './mount.js';
 import { FuseServer } from './server.js';
 import type { ConnInfo, FuseFilesystem, FuseLogger, FuseMountOptions, FuseNotifier, FuseSession, FuseSessionStats } from './types.js';
 
@@ -14,6 +14,7 @@ export * from './types.js';
 export { errnoOf } from './server.js';
 
 const MIB = 1024 * 1024;
+const ECONNABORTED = 103;
 /** How long the kernel has to send INIT after mount(2). */
 const INIT_TIMEOUT_MS = 10_000;
 
@@ -81,8 +82,15 @@ export async function mountFuse(mountpoint: string, fs: FuseFilesystem, opts: Fu
   const server = new FuseServer(device, fs, opts, log);
   let closedResolve!: () => void;
   const closed = new Promise<void>((r) => (closedResolve = r));
+  let mountedId: number | undefined;
   device.start(server.onRequest, (errno) => {
     log.info({ mountpoint: mp, errno }, 'fuse: connection closed');
+    if (errno !== ENODEV && errno !== ECONNABORTED && mountedId !== undefined && connectionId(mp) === mountedId) {
+      // The readers died with the connection still up (not an unmount or abort): nobody
+      // would answer the kernel again, so abort it and let callers see ENOTCONN, not hang.
+      log.error({ mountpoint: mp, errno }, 'fuse: the device readers stopped; aborting the connection');
+      abortConnection(mountedId).catch((err: Error) => log.error({ err: err.message }, 'fuse: abort failed'));
+    }
     void (async () => {
       await server.onClosed();
       await device.joined();
@@ -108,7 +116,16 @@ export async function mountFuse(mountpoint: string, fs: FuseFilesystem, opts: Fu
     ]);
     const id = connectionId(mp);
     if (id === undefined) throw new Error(`fuse: ${mp} is not in /proc/self/mountinfo after mounting`);
+    const wantReadahead = opts.maxReadahead ?? MIB;
+    if (wantReadahead > conn.maxReadahead) {
+      try {
+        conn.maxReadahead = setReadahead(id, wantReadahead);
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'fuse: cannot raise the readahead window; the kernel default stays');
+      }
+    }
     await ensureFusectl().catch((err: Error) => log.warn({ err: err.message }, 'fuse: fusectl unavailable; abort() will fail'));
+    mountedId = id;
     log.info({ mountpoint: mp, fsname: opts.fsname, connection: id }, 'fuse: mounted');
     return new Session(mp, server, conn, id, closed);
   } catch (err) {

@@ -26,13 +26,17 @@ const O_TRUNC = 0o1000;
 export function errno(code: string, n: number): Error {
   return Object.assign(new Error(code), { code, errno: n });
 }
-const ENOENT = () => errno('ENOENT', 2);
+// Misses (ENOENT, ENODATA) are hot paths (every `ls -l` asks two xattrs per entry): one
+// shared error each, since building an Error with its stack trace costs more than the request.
+const ENOENT_ERR = errno('ENOENT', 2);
+const ENODATA_ERR = errno('ENODATA', 61);
+const ENOENT = () => ENOENT_ERR;
 const EEXIST = () => errno('EEXIST', 17);
 const ENOTDIR = () => errno('ENOTDIR', 20);
 const EISDIR = () => errno('EISDIR', 21);
 const EINVAL = () => errno('EINVAL', 22);
 const ENOTEMPTY = () => errno('ENOTEMPTY', 39);
-const ENODATA = () => errno('ENODATA', 61);
+const ENODATA = () => ENODATA_ERR;
 const ENXIO = () => errno('ENXIO', 6);
 
 interface DirEntryRec {
@@ -69,7 +73,7 @@ export class MemFs implements FuseFilesystem {
   private nextFh = 1;
   /** Inodes with open handles (unlinked files stay until closed and forgotten). */
   private readonly openCount = new Map<number, number>();
-  readonly counters = { lookups: 0, forgets: 0, reads: 0, getattrs: 0, readdirs: 0, copies: 0 };
+  readonly counters = { lookups: 0, forgets: 0, reads: 0, getattrs: 0, readdirs: 0, copies: 0, largestRead: 0, largestWrite: 0 };
   /** Files opened with FOPEN_DIRECT_IO. */
   readonly directIo = new Set<number>();
   entryTimeoutMs: number;
@@ -359,6 +363,7 @@ export class MemFs implements FuseFilesystem {
 
   async read(ctx: RequestContext, ino: number, _fh: number, offset: number, target: Buffer): Promise<number> {
     this.counters.reads++;
+    this.counters.largestRead = Math.max(this.counters.largestRead, target.length);
     if (this.opts.beforeRead) await this.opts.beforeRead(ctx, ino);
     const n = this.get(ino);
     if (offset >= n.attr.size) return 0;
@@ -367,6 +372,7 @@ export class MemFs implements FuseFilesystem {
   }
 
   async write(_ctx: RequestContext, ino: number, _fh: number, offset: number, data: Buffer): Promise<number> {
+    this.counters.largestWrite = Math.max(this.counters.largestWrite, data.length);
     const n = this.get(ino);
     const end = offset + data.length;
     if (end > n.attr.size) this.resize(n, end);

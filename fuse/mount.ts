@@ -119,3 +119,14 @@ export async function abortConnection(id: number): Promise<void> {
   await ensureFusectl();
   writeFileSync(`${FUSECTL}/${id}/abort`, '1');
 }
+
+/**
+ * Raises the mount's readahead window. The kernel offers at INIT only its bdi default
+ * (128 KiB) and takes the smaller of that and our answer, so a larger window is set on the
+ * mount's bdi (/sys/class/bdi/MAJOR:MINOR/read_ahead_kb) afterwards. Returns the bytes in force.
+ */
+export function setReadahead(id: number, bytes: number): number {
+  const path = `/sys/class/bdi/${Math.floor(id / 1048576)}:${id % 1048576}/read_ahead_kb`;
+  writeFileSync(path, String(Math.floor(bytes / 1024)));
+  return Number(readFileSync(path, 'utf8').trim()) * 1024;
+}

@@ -38,6 +38,8 @@ import type {
 } from './types.js';
 
 const MIB = 1024 * 1024;
+/** Timestamps travel as milliseconds in doubles: microseconds are what they hold exactly (codec.msToTimespec). */
+const TIME_GRAN_NS = 1000;
 
 /** The request context handed to the filesystem. The AbortController is made only if asked for. */
 class Context implements RequestContext {
@@ -456,6 +458,7 @@ export class FuseServer implements FuseNotifier {
         const fh = readU64(buf, 40);
         const offset = readU64(buf, 48);
         const size = buf.readUInt32LE(56);
+        assert(size <= this.maxReplyBody(), `READ of ${size} bytes beyond max_pages`);
         if (!fs.read) throw enosys();
         // One buffer for header and data: the filesystem reads straight into the reply.
         const data = allocReply(u, size);
@@ -543,6 +546,7 @@ export class FuseServer implements FuseNotifier {
         const fh = readU64(buf, 40);
         const offset = readU64(buf, 48);
         const size = buf.readUInt32LE(56);
+        assert(size <= this.maxReplyBody(), `READDIR of ${size} bytes beyond max_pages`);
         const plus = op === Opcode.READDIRPLUS;
         if (!fs.readdir) throw enosys();
         const list = await fs.readdir(ctx, ino, fh, offset, plus);
@@ -616,6 +620,11 @@ export class FuseServer implements FuseNotifier {
     }
   }
 
+  /** The largest reply body the kernel may ask for: max_pages pages (READ, READDIR). */
+  private maxReplyBody(): number {
+    return Math.max(this.conn!.maxPages * abi.PAGE_SIZE, this.conn!.maxWrite);
+  }
+
   // ---- INIT ----------------------------------------------------------------------------
 
   private async init(ctx: Context, buf: Buffer, _len: number): Promise<Reply> {
@@ -651,6 +660,7 @@ export class FuseServer implements FuseNotifier {
     if (plus !== 'off') want |= abi.FUSE_DO_READDIRPLUS;
     if (plus === 'auto') want |= abi.FUSE_READDIRPLUS_AUTO;
     if (opts.writebackCache) want |= abi.FUSE_WRITEBACK_CACHE;
+    if (opts.asyncDio ?? true) want |= abi.FUSE_ASYNC_DIO;
     if (kflags & abi.FUSE_INIT_EXT) want |= abi.FUSE_INIT_EXT;
     const flags = want & kflags;
     const maxBackground = Math.min(opts.maxBackground ?? 64, 0xffff);
@@ -678,7 +688,7 @@ export class FuseServer implements FuseNotifier {
     data.writeUInt16LE(maxBackground, 32);
     data.writeUInt16LE(Math.max(1, Math.floor((maxBackground * 3) / 4)), 34);
     data.writeUInt32LE(maxWrite, 36);
-    data.writeUInt32LE(1, 40); // time_gran: nanoseconds
+    data.writeUInt32LE(TIME_GRAN_NS, 40); // time_gran
     data.writeUInt16LE(conn.maxPages, 44);
     data.writeUInt32LE(Number(flags >> 32n), 48); // flags2
     this.conn = conn;

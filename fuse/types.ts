@@ -20,7 +20,10 @@ export interface RequestContext {
   signal: AbortSignal;
 }
 
-/** struct fuse_attr, with times in milliseconds (fractions carry the nanoseconds). */
+/**
+ * struct fuse_attr, with times in milliseconds (fractions carry the sub-millisecond part,
+ * to the microsecond: the server rounds there and tells the kernel time_gran 1 us).
+ */
 export interface Attr {
   ino: number;
   size: number;
@@ -229,6 +232,14 @@ export interface FuseMountOptions {
   maxReadahead?: number;
   /** FUSE_WRITEBACK_CACHE: the kernel buffers writes (off by default). */
   writebackCache?: boolean;
+  /**
+   * FUSE_ASYNC_DIO (default true): O_DIRECT I/O is sent as background requests, so one
+   * process's asynchronous I/O (libaio, io_uring) has its whole queue depth in flight. The
+   * price: such requests are not interruptible (no FUSE_INTERRUPT; the caller waits until the
+   * filesystem answers or the connection is aborted). Reads of files opened with
+   * `directIo` stay synchronous and interruptible either way.
+   */
+  asyncDio?: boolean;
   /**
    * Requests read from /dev/fuse at once (default 16): the number of read buffers of
    * maxWrite + 4 KiB each. A request gives its buffer back as soon as it is parsed, except

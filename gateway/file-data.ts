@@ -51,6 +51,11 @@ export interface FileData {
   seekHole?(ino: number, offset: number, size: number): Promise<number>;
   /** Bytes held as data, for st_blocks = ceil(bytes / 512): a sparse file counts only what was written. */
   allocatedBytes?(ino: number): Promise<number>;
+  /**
+   * allocatedBytes only when the data path has the inode's slices cached (no metaserver read);
+   * null otherwise. For replies of many entries at once (readdirplus): fall back to the size.
+   */
+  cachedAllocatedBytes?(ino: number): number | null;
   /** `tierfs cache warmup`: the file's blocks into the disk cache. */
   warmup(ino: number, fileSize: number): Promise<WarmupResult>;
   /** `tierfs cache evict`: drop cached blocks of one inode or of all (null); staged ones stay. */

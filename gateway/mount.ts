@@ -159,6 +159,11 @@ export async function startGateway(parts: GatewayParts, opts: GatewayOptions): P
           }
         });
         await step('flush after unmount', flush);
+        if (!connectionEnded) {
+          // Still busy after a lazy unmount: end the connection, or the reader threads stay
+          // blocked on /dev/fuse and the process cannot exit. Open files there get ENOTCONN.
+          await step('abort the kernel connection', () => session.abort());
+        }
         const unflushed = fs.stats().openInodes;
         if (problems.length > 0) log.error({ problems, openInodes: unflushed }, 'some data may not have reached storage');
         await step('close the data path', () => parts.data.close());
@@ -173,7 +178,9 @@ export async function startGateway(parts: GatewayParts, opts: GatewayOptions): P
   };
 
   // Unmounted from outside (umount, or the connection aborted): shut down like `tierfs umount`.
+  let connectionEnded = false;
   void session.closed.then(() => {
+    connectionEnded = true;
     if (stopping) return;
     log.warn({ mountpoint: opts.mountpoint }, 'the kernel connection ended; shutting down');
     if (opts.onUmountRequest) opts.onUmountRequest();

@@ -16,6 +16,30 @@ const O_ACCMODE = 3;
 /** O_DIRECT I/O must be aligned to the logical block size, as on ext4. */
 const DIRECT_ALIGN = 512;
 
+/**
+ * A read blocked on S3 answers EINTR as soon as the caller is interrupted (FUSE_INTERRUPT).
+ * Safe for reads only: the reply buffer is the request's own, so the late read fills memory
+ * nobody reads any more. A write's data is the server's request buffer and must not be given
+ * back while the data path may still copy it.
+ */
+function interruptible<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(posix(E.EINTR, 'interrupted'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(posix(E.EINTR, 'read interrupted by the caller'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
 export class VfsFiles {
   constructor(
     private readonly core: VfsCore,
@@ -91,12 +115,15 @@ export class VfsFiles {
 
   // ---- data ----
 
-  /** READ into the FUSE reply buffer: no buffer of our own, no second copy. */
-  async read(_ctx: RequestContext, ino: number, fh: number, offset: number, target: Buffer): Promise<number> {
-    const h = this.handle(ino, fh);
-    if (!h.readable) throw posix(E.EBADF, 'file not open for reading');
+  /**
+   * READ into the FUSE reply buffer: no buffer of our own, no second copy. (No access-mode
+   * check: the kernel checks the caller's descriptor, and with the writeback cache it reads
+   * through handles opened O_WRONLY to fill partial pages.)
+   */
+  async read(ctx: RequestContext, ino: number, fh: number, offset: number, target: Buffer): Promise<number> {
+    this.handle(ino, fh);
     const size = await this.core.table.currentSize(ino);
-    return this.core.data.readInto(ino, offset, target, size);
+    return interruptible(this.core.data.readInto(ino, offset, target, size), ctx.signal);
   }
 
   async write(_ctx: RequestContext, ino: number, fh: number, offset: number, data: Buffer, _flags: number): Promise<number> {

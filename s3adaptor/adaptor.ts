@@ -675,6 +675,16 @@ export class S3Adaptor {
     return this.extents.allocatedBytes(this.inode(ino));
   }
 
+  /**
+   * allocatedBytes when the inode's slices are cached here (open or recently used), else null:
+   * never a metaserver read, for replies of many entries at once (readdirplus), where the
+   * caller may fall back to the size.
+   */
+  cachedAllocatedBytes(ino: number): number | null {
+    const st = this.inodes.get(ino);
+    return st ? this.extents.cachedAllocatedBytes(st) : null;
+  }
+
   // ---- cache tuning (`tierfs cache warmup|evict|config`) ----
 
   /** Fetches the blocks of the file's first fileSize bytes into the disk cache. */

@@ -130,10 +130,12 @@ export class ChunkCompactor {
     const lo = Math.min(...set.map((s) => s.offset));
     const hi = Math.max(...set.map((s) => s.offset + s.len));
     const segments = resolveRange(lo, hi, newest.map((s) => ({ start: s.offset, end: s.offset + s.len, source: s })));
-    const hasData = segments.some((seg) => seg.source !== null && !seg.source.zero);
-    const merged: Slice = { chunkId: top.chunkId, compaction: top.compaction + 1, offset: lo, len: hi - lo, size: hasData ? hi - lo : 0, zero: !hasData };
-    const newKeys = sliceKeys(fsId, ino, chunkIndex, merged, blockSize, chunkSize);
-    if (hasData) {
+    // Data runs plus the zero gaps between them stay under the threshold (2 * runs + 1 slices);
+    // with automatic compaction off (threshold 0) nothing can loop, so every run is kept.
+    const t = this.deps.threshold;
+    const merged = mergedSlices(segments, lo, hi, top, blockSize, t > 0 ? Math.max(1, Math.floor((t - 1) / 2)) : Infinity);
+    const newKeys = merged.flatMap((m) => sliceKeys(fsId, ino, chunkIndex, m, blockSize, chunkSize));
+    if (merged.some((m) => !m.zero)) {
       const data = Buffer.alloc(hi - lo);
       await Promise.all(
         segments.map(async (seg) => {
@@ -145,19 +147,18 @@ export class ChunkCompactor {
           }
         }),
       );
-      await Promise.all(
-        sliceObjects(merged, blockSize).map((o, i) => store.put(newKeys[i]!, data.subarray(o.chunkStart - lo, o.chunkStart - lo + o.size))),
-      );
+      const puts = merged.flatMap((m) => sliceObjects(m, blockSize).map((o) => ({ key: sliceBlockKey(fsId, ino, chunkIndex, chunkSize / blockSize, m, o.blockIndex), o })));
+      await Promise.all(puts.map(({ key, o }) => store.put(key, data.subarray(o.chunkStart - lo, o.chunkStart - lo + o.size))));
     }
     try {
-      await sliceStore.replaceSlices(ino, chunkIndex, set, [merged]);
+      await sliceStore.replaceSlices(ino, chunkIndex, set, merged);
     } catch (err) {
       if (!(err instanceof TierfsError && err.code === StatusCode.TX_CONFLICT)) throw err;
       this.counts.conflicts++;
       // Someone else changed the chunk. Our objects are garbage unless an identical
       // compaction (same keys) won the race and now references them.
       const now = (await sliceStore.getSlices(ino)).get(chunkIndex) ?? [];
-      const referenced = now.some((s) => !s.ref && s.chunkId === merged.chunkId && s.compaction === merged.compaction);
+      const referenced = now.some((s) => !s.ref && s.chunkId === top.chunkId && s.compaction === top.compaction + 1);
       if (!referenced && newKeys.length > 0) await store.deleteMany(newKeys);
       return 'conflict';
     }
@@ -166,4 +167,36 @@ export class ChunkCompactor {
     await this.deleteObjects(ino, chunkIndex, set);
     return 'compacted';
   }
+}
+
+/**
+ * What a compaction writes for a chunk's resolved segments over [lo, hi): one data slice per
+ * run of data, and zero slices over the gaps, all with the newest chunkId of the set (so
+ * later writes stay newer) and compaction + 1 (so its keys are new). The whole of [lo, hi)
+ * stays covered at that id, as by the single merged slice this replaces, so a slice older
+ * than the set's newest that commits after the swap stays masked just as before; but punched
+ * holes and truncated tails are not written back as zeros (st_blocks, SEEK_HOLE). Runs that
+ * meet in a block become one slice holding the zeros between them (slices sharing an id and
+ * a block would share an object key). More runs than maxSlices become one, from the first
+ * data byte to the last, so a compacted chunk stays under the compaction threshold.
+ */
+export function mergedSlices(segments: Array<{ start: number; end: number; source: Slice | null }>, lo: number, hi: number, top: Slice, blockSize: number, maxSlices: number): Slice[] {
+  let runs: Array<[number, number]> = [];
+  for (const seg of segments) {
+    if (seg.source === null || seg.source.zero) continue;
+    const last = runs[runs.length - 1];
+    if (last && (last[1] >= seg.start || Math.floor((last[1] - 1) / blockSize) >= Math.floor(seg.start / blockSize))) last[1] = seg.end;
+    else runs.push([seg.start, seg.end]);
+  }
+  if (runs.length > maxSlices) runs = [[runs[0]![0], runs[runs.length - 1]![1]]];
+  const out: Slice[] = [];
+  const id = { chunkId: top.chunkId, compaction: top.compaction + 1 };
+  let pos = lo;
+  for (const [s, e] of runs) {
+    if (s > pos) out.push({ ...id, offset: pos, len: s - pos, size: 0, zero: true });
+    out.push({ ...id, offset: s, len: e - s, size: e - s, zero: false });
+    pos = e;
+  }
+  if (hi > pos) out.push({ ...id, offset: pos, len: hi - pos, size: 0, zero: true });
+  return out;
 }

@@ -62,7 +62,21 @@ export class FileExtents {
 
   /** Bytes of data a read would find (references count: both sides of a copy hold the bytes, as reflinks do). */
   async allocatedBytes(st: InodeState): Promise<number> {
-    const { slices, idxs } = await this.chunksWithData(st);
+    for (;;) {
+      await this.reads.loadSlices(st);
+      const bytes = this.cachedAllocatedBytes(st);
+      if (bytes !== null) return bytes; // else invalidated meanwhile: load again
+    }
+  }
+
+  /** allocatedBytes from the cached slices only; null when they are not cached (no metaserver read). */
+  cachedAllocatedBytes(st: InodeState): number | null {
+    const slices = st.slices;
+    if (!slices) return null;
+    const idxs = new Set<number>();
+    for (const [idx, list] of slices) if (list.some((s) => !s.zero)) idxs.add(idx);
+    for (const idx of st.dirty.keys()) idxs.add(idx);
+    for (const p of st.pending) if (p.kind === 'data') for (const idx of p.chunks.keys()) idxs.add(idx);
     let bytes = 0;
     for (const idx of idxs) {
       for (const seg of this.reads.chunkSegments(st, idx, 0, this.chunkSize, slices.get(idx) ?? [])) {

@@ -34,6 +34,14 @@ describe('fuse server: basic operations on a real mount', () => {
     assert.ok(has(1n << 4n), 'EXPORT_SUPPORT');
     assert.ok(!has(1n << 16n), 'no WRITEBACK_CACHE unless asked');
     assert.ok(!has(1n << 20n), 'no POSIX_ACL');
+    assert.equal(c.maxReadahead, 1 << 20, 'readahead raised on the bdi to 1 MiB');
+  });
+
+  test('sequential reads arrive as 1 MiB READs (readahead window and max_pages)', async () => {
+    m.fs.addFile(1, 'seq', Buffer.alloc(16 << 20, 3));
+    const r = await run('sh', ['-c', `cat ${p('seq')} | wc -c`]);
+    assert.equal(r.stdout.trim(), String(16 << 20));
+    assert.equal(m.fs.counters.largestRead, 1 << 20);
   });
 
   test('create, write, read back (small and multi-MiB, crossing max_write)', async () => {
@@ -45,6 +53,9 @@ describe('fuse server: basic operations on a real mount', () => {
     const back = await fsp.readFile(p('big'));
     assert.equal(back.length, big.length);
     assert.equal(createHash('sha256').update(back).digest('hex'), createHash('sha256').update(big).digest('hex'));
+    const dd = await run('dd', ['if=/dev/zero', `of=${p('mib')}`, 'bs=1M', 'count=2', 'status=none']);
+    assert.equal(dd.code, 0, dd.stderr);
+    assert.equal(m.fs.counters.largestWrite, 1 << 20, 'a 1 MiB write(2) arrives as one 1 MiB WRITE');
     const st = await fsp.stat(p('big'));
     assert.equal(st.size, big.length);
     assert.ok(st.isFile());
@@ -97,6 +108,17 @@ describe('fuse server: basic operations on a real mount', () => {
     const t = await fsp.stat(p('attrs'));
     assert.equal(t.atimeMs, 1_000_000_000);
     assert.equal(t.mtimeMs, 2_000_000_500);
+    // Sub-second times: kept to the microsecond, exactly (time_gran 1 us).
+    const ns = await py(
+      `
+import os, sys
+os.utime(sys.argv[1], ns=(1_600_000_000_123_456_789, 1_700_000_000_987_654_321))
+st = os.stat(sys.argv[1])
+print(st.st_atime_ns, st.st_mtime_ns)
+`,
+      p('attrs'),
+    );
+    assert.equal(ns.trim(), '1600000000123456000 1700000000987654000');
     await fsp.truncate(p('attrs'), 3);
     assert.equal((await fsp.stat(p('attrs'))).size, 3);
     assert.equal(await fsp.readFile(p('attrs'), 'utf8'), 'abc');
@@ -222,5 +244,33 @@ print(os.lseek(src, 3, os.SEEK_DATA), os.lseek(src, 3, os.SEEK_HOLE))
 
   test('no server errors so far', () => {
     assert.equal(m.session.stats.errors, 0);
+  });
+});
+
+describe('fuse server: kernel writeback cache (opt-in)', () => {
+  test('writebackCache: negotiated, small writes coalesce into larger WRITEs, data and size correct', async () => {
+    const m = await mountMem({}, { writebackCache: true });
+    try {
+      assert.equal(m.session.conn.writebackCache, true);
+      assert.ok((m.session.conn.flags & (1n << 16n)) !== 0n);
+      const r = await py(
+        `
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)
+for i in range(256):
+    os.write(fd, bytes([i % 251]) * 1024)
+os.fsync(fd)
+os.close(fd)
+print(os.stat(sys.argv[1]).st_size)
+`,
+        join(m.dir, 'wb'),
+      );
+      assert.equal(r.trim(), String(256 * 1024));
+      assert.ok(m.fs.counters.largestWrite > 1024, `writes stayed at ${m.fs.counters.largestWrite} bytes`);
+      const back = await fsp.readFile(join(m.dir, 'wb'));
+      for (let i = 0; i < 256; i++) assert.equal(back[i * 1024], i % 251);
+    } finally {
+      await m.close();
+    }
   });
 });

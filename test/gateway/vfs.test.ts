@@ -314,3 +314,14 @@ test('statfs reports usage and the name limit', async () => {
   assert.equal(s.namelen, 255);
   assert.equal(s.blocks - s.bfree, 3);
 });
+
+test('a read blocked in the data path answers EINTR when the caller is interrupted', async () => {
+  const { vfs, data } = setup();
+  const { ino, fh } = await createFile(vfs, 'slow', 'abc');
+  data.readInto = () => new Promise<number>(() => {}); // storage that never answers
+  const ac = new AbortController();
+  const read = vfs.read({ ...ctx, signal: ac.signal }, ino, fh, 0, Buffer.alloc(3));
+  ac.abort();
+  assert.equal(await errno(read), E.EINTR);
+  await vfs.release(ctx, ino, fh, 0);
+});

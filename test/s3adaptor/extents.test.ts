@@ -150,6 +150,40 @@ test('allocated bytes of a sparse 10 GiB file is 0, then what was written; the d
     assert.equal(await a.allocatedBytes(5), 4096);
     await a.truncate(5, 10 * GiB, 5 * GiB);
     assert.equal(await a.allocatedBytes(5), 0);
+    assert.equal(a.cachedAllocatedBytes(5), 0);
+    const other = adaptor(slices, { chunkSize: 64 * 2 ** 20, blockSize: 4 * 2 ** 20 });
+    await a.write(5, 0, Buffer.alloc(100, 1));
+    await a.flush(5);
+    assert.equal(other.cachedAllocatedBytes(5), null, 'not cached: no answer, and no metaserver read');
+    assert.equal(await other.allocatedBytes(5), 100);
+    assert.equal(other.cachedAllocatedBytes(5), 100);
+    await other.close();
+  } finally {
+    await a.close();
+  }
+});
+
+test('compaction keeps punched holes and truncated tails as holes (no zeros written back)', async () => {
+  const slices = new MemorySliceStore();
+  const a = adaptor(slices, { compactThreshold: 0 });
+  const data = rng(13).bytes(CHUNK);
+  try {
+    await a.write(6, 0, data);
+    await a.flush(6);
+    await a.punchHole(6, BLOCK, 2 * BLOCK, CHUNK); // two whole blocks
+    await a.truncate(6, CHUNK, CHUNK - 1000);
+    await a.truncate(6, CHUNK - 1000, CHUNK);
+    const putsBefore = store.stats().bytesPut;
+    assert.equal(await a.compact(6, 0, true), 'compacted');
+    assert.equal(store.stats().bytesPut - putsBefore, 2 * BLOCK - 1000, 'only the data runs are rewritten');
+    const want = Buffer.from(data);
+    want.fill(0, BLOCK, 3 * BLOCK);
+    want.fill(0, CHUNK - 1000);
+    assert.ok((await a.read(6, 0, CHUNK, CHUNK)).equals(want));
+    assert.equal(await a.allocatedBytes(6), 2 * BLOCK - 1000);
+    assert.equal(await a.seekHole(6, 0, CHUNK), BLOCK);
+    assert.equal(await a.seekData(6, BLOCK, CHUNK), 3 * BLOCK);
+    assert.equal(await a.seekHole(6, 3 * BLOCK, CHUNK), CHUNK - 1000);
   } finally {
     await a.close();
   }

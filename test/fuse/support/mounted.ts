@@ -1,7 +1,7 @@
 // Mounts a MemFs for real on a fresh temp dir, and runs commands against it from child
 // processes (a synchronous syscall from this process would wait on the server that runs in
 // this very process).
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,9 +41,10 @@ export interface RunResult {
 export function run(cmd: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = execFile(cmd, args, { timeout: opts.timeoutMs ?? 60_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
-      if (err && typeof (err as { code?: unknown }).code !== 'number' && !(err as { killed?: boolean }).killed && code === 1 && !stderr) return reject(err);
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+      const code = (err as { code?: unknown } | null)?.code;
+      // A string code (ENOENT...) means the command could not run at all.
+      if (typeof code === 'string') return reject(err);
+      resolve({ code: err ? (typeof code === 'number' ? code : 1) : 0, stdout: String(stdout), stderr: String(stderr) });
     });
     if (opts.input !== undefined) child.stdin!.end(opts.input);
   });
@@ -56,4 +57,3 @@ export async function py(script: string, ...args: string[]): Promise<string> {
   return r.stdout;
 }
 
-export { spawn };

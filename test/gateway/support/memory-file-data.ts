@@ -170,10 +170,10 @@ export class MemoryFileData implements FileData {
   async flushAll(): Promise<void> {}
   async waitUploaded(): Promise<void> {}
 
-  stats(): { kind: string; files: number; bytes: number; writes: number; maxWriteBytes: number; maxReadBytes: number; flushes: number } {
+  stats(): { kind: string; files: number; bytes: number; writes: number; maxWriteBytes: number; maxReadBytes: number; flushes: number; copies: number } {
     let bytes = 0;
     for (const f of this.files.values()) bytes += f.len;
-    return { kind: 'memory', files: this.files.size, bytes, writes: this.writes, maxWriteBytes: this.maxWriteBytes, maxReadBytes: this.maxReadBytes, flushes: this.flushes };
+    return { kind: 'memory', files: this.files.size, bytes, writes: this.writes, maxWriteBytes: this.maxWriteBytes, maxReadBytes: this.maxReadBytes, flushes: this.flushes, copies: this.copies };
   }
 
   async close(): Promise<void> {}
