@@ -242,23 +242,6 @@ export class GroupNode implements RaftGroup {
     rd.messages = later;
   }
 
-  /**
-   * Committed entries that earlier Readies made durable are applied while this Ready's write is
-   * in flight: under load the leader's Ready holds both the entries just committed and the next
-   * proposals, and answering the first should not wait for the fsync of the second. Not when
-   * this Ready's own entries are among them (a follower told the commit index with the entries):
-   * a node never applies beyond what its own log holds durably, so a restart finds the state
-   * machine within its log.
-   */
-  applyBeforePersist(rd: Ready): void {
-    if (rd.committedEntries.length === 0 || rd.snapshot) return;
-    const lastCommitted = rd.committedEntries[rd.committedEntries.length - 1]!.index;
-    if (rd.entries.length > 0 && lastCommitted >= rd.entries[0]!.index) return;
-    this.applyQueue.push(rd.committedEntries);
-    rd.committedEntries = [];
-    this.kickApply();
-  }
-
   /** The Ready's writes are durable: update memory, send, queue applies. */
   afterPersist(rd: Ready): void {
     if (rd.snapshot) this.storage.applySnapshot(rd.snapshot.meta);

@@ -194,10 +194,7 @@ export class RaftHost {
           if (!c) continue;
           if (c.rd.snapshot) await this.installSnapshot(g, c.rd.snapshot.meta, (c.rd.snapshot.data as Buffer[] | undefined) ?? []);
           const mustSync = c.write.entries.length > 0 || c.write.hardStateMustSync || c.write.snapshot !== null;
-          if (mustSync) {
-            g.sendBeforePersist(c.rd, c.write.hardStateMustSync);
-            g.applyBeforePersist(c.rd);
-          }
+          if (mustSync) g.sendBeforePersist(c.rd, c.write.hardStateMustSync);
           (mustSync ? durable : light).push({ g, rd: c.rd });
           writes.push(c.write);
         }
