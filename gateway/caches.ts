@@ -73,8 +73,27 @@ export class DentryCache {
 
 export interface CachedInode {
   inode: Inode;
-  /** xattr names, fetched on demand (the kernel asks for security.capability on every write). */
-  xattrNames?: Set<string>;
+}
+
+/**
+ * xattr names per inode, fetched on demand: `ls -l` asks two xattrs of every entry and the
+ * kernel asks for security.capability before writes; a missing name needs no metaserver call.
+ * Kept apart from the attributes so a GETXATTR costs no GetInode.
+ */
+export class XattrNameCache {
+  private readonly cache: TtlCache<number, Set<string>>;
+  constructor(ttlMs: number, maxEntries = 100_000) {
+    this.cache = new TtlCache(ttlMs, maxEntries);
+  }
+  get(ino: number): Set<string> | undefined {
+    return this.cache.get(ino);
+  }
+  set(ino: number, names: Set<string>): void {
+    this.cache.set(ino, names);
+  }
+  delete(ino: number): void {
+    this.cache.delete(ino);
+  }
 }
 
 export class AttrCache {

@@ -3,12 +3,13 @@
 // state with uncommitted sizes, and which inodes the kernel holds a reference to. Every
 // operation names an inode, so one inode's state is shared by all of its names (hard links).
 import type { Inode, MetaClient } from '../metaserver/meta-client.js';
-import { AttrCache, DentryCache, type CachedInode } from './caches.js';
+import { AttrCache, DentryCache, XattrNameCache, type CachedInode } from './caches.js';
 import { OpenFileTable } from './open-files.js';
 
 export class InodeTable {
   readonly attrs: AttrCache;
   readonly dentries: DentryCache;
+  readonly xattrNames: XattrNameCache;
   readonly open = new OpenFileTable();
   /**
    * Inodes handed to the kernel in an entry reply and not forgotten since. The server does
@@ -22,6 +23,7 @@ export class InodeTable {
   ) {
     this.attrs = new AttrCache(cacheTtlMs);
     this.dentries = new DentryCache(cacheTtlMs);
+    this.xattrNames = new XattrNameCache(cacheTtlMs);
   }
 
   /** Attributes from the cache, else from the metaserver (and cached). */
@@ -33,10 +35,9 @@ export class InodeTable {
     return this.attrs.get(ino) ?? entry;
   }
 
-  /** Records attributes the metaserver just returned (keeps the xattr names already known). */
+  /** Records attributes the metaserver just returned. */
   remember(inode: Inode): void {
-    const prev = this.attrs.get(inode.ino);
-    this.attrs.set(inode.ino, { inode, xattrNames: prev?.xattrNames });
+    this.attrs.set(inode.ino, { inode });
     const open = this.open.inode(inode.ino);
     if (open) open.inode = inode;
   }
@@ -66,6 +67,7 @@ export class InodeTable {
   /** The kernel dropped its last reference: forget what only it needed. */
   forget(ino: number): void {
     this.kernelHeld.delete(ino);
+    this.xattrNames.delete(ino);
     if (!this.open.isOpen(ino)) this.attrs.delete(ino);
   }
 

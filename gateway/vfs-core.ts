@@ -69,24 +69,38 @@ export class VfsCore {
 
   /** struct fuse_attr of an inode as this mount sees it (dirty size/times on top). */
   async attrOf(inode: InodeAttr): Promise<Attr> {
+    return (await this.attrWithBlocks(inode, false)).attr;
+  }
+
+  /**
+   * `bulk`: one of many entries (readdirplus), where st_blocks may not cost a metaserver read
+   * each; `exact` is false when it had to be estimated from the size.
+   */
+  private async attrWithBlocks(inode: InodeAttr, bulk: boolean): Promise<{ attr: Attr; exact: boolean }> {
     const dirty = this.table.open.inode(inode.ino)?.dirty;
     const a = dirty ? { ...inode, size: dirty.size, mtimeMs: dirty.mtimeMs, ctimeMs: dirty.ctimeMs } : inode;
+    const { blocks, exact } = await this.blocksOf(a, bulk);
     return {
-      ino: a.ino, size: a.size, blocks: await this.blocksOf(a), atimeMs: a.atimeMs, mtimeMs: a.mtimeMs, ctimeMs: a.ctimeMs,
-      mode: a.mode, nlink: a.nlink, uid: a.uid, gid: a.gid, rdev: a.rdev, blksize: BLKSIZE,
+      attr: {
+        ino: a.ino, size: a.size, blocks, atimeMs: a.atimeMs, mtimeMs: a.mtimeMs, ctimeMs: a.ctimeMs,
+        mode: a.mode, nlink: a.nlink, uid: a.uid, gid: a.gid, rdev: a.rdev, blksize: BLKSIZE,
+      },
+      exact,
     };
   }
 
   /**
-   * st_blocks from the bytes the data path really holds when it can tell (a sparse file
-   * reports what was written, not its size); else the size rounded up, as before.
+   * st_blocks from the bytes the data path really holds (a sparse file reports what was
+   * written, not its size); the size rounded up when the data path cannot tell.
    */
-  private async blocksOf(a: InodeAttr): Promise<number> {
-    if (a.size === 0) return 0;
-    if (this.data.allocatedBytes && (a.mode & 0o170000) === 0o100000) {
-      return Math.ceil((await this.data.allocatedBytes(a.ino)) / 512);
+  private async blocksOf(a: InodeAttr, bulk: boolean): Promise<{ blocks: number; exact: boolean }> {
+    const bySize = { blocks: Math.ceil(a.size / 512), exact: true };
+    if (a.size === 0 || (a.mode & 0o170000) !== 0o100000 || !this.data.allocatedBytes) return bySize;
+    if (bulk) {
+      const cached = this.data.cachedAllocatedBytes?.(a.ino) ?? null;
+      return cached === null ? { ...bySize, exact: false } : { blocks: Math.ceil(cached / 512), exact: true };
     }
-    return Math.ceil(a.size / 512);
+    return { blocks: Math.ceil((await this.data.allocatedBytes(a.ino)) / 512), exact: true };
   }
 
   async attrOut(inode: InodeAttr): Promise<AttrOut> {
@@ -94,10 +108,11 @@ export class VfsCore {
   }
 
   /** An entry reply: the kernel now holds a reference to the inode until it forgets it. */
-  async entryOut(inode: InodeAttr): Promise<EntryOut> {
-    const attr = await this.attrOf(inode);
+  async entryOut(inode: InodeAttr, bulk = false): Promise<EntryOut> {
+    const { attr, exact } = await this.attrWithBlocks(inode, bulk);
     this.table.hold(inode.ino);
-    return { attr, entryTimeoutMs: this.entryTimeoutMs, attrTimeoutMs: this.attrTimeoutMs };
+    // Estimated st_blocks: the kernel may use the entry but asks for exact attributes at the next stat.
+    return { attr, entryTimeoutMs: this.entryTimeoutMs, attrTimeoutMs: exact ? this.attrTimeoutMs : 0 };
   }
 
   /** Tells the kernel to drop cached attributes (and pages, when `pages`) of an inode. */

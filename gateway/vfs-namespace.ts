@@ -106,8 +106,7 @@ export class VfsNamespace {
     table.dentries.set(parent, name, { ino: inode.ino, type: inode.mode & S_IFMT });
     table.remember(inode);
     // A new node has no xattrs: spares the security.capability lookup the first write triggers.
-    const entry = table.attrs.get(inode.ino);
-    if (entry && created) entry.xattrNames ??= new Set();
+    if (created) table.xattrNames.set(inode.ino, new Set());
     if (result.parent) table.remember(result.parent);
     else table.attrs.delete(parent);
     return { inode, created };
@@ -272,7 +271,7 @@ export class VfsNamespace {
     for (const [i, e] of slice.entries()) {
       const a = attrs.get(e.ino);
       // A name removed since it was listed has no attributes: sent without (not counted).
-      if (a) out[i]!.entry = await this.core.entryOut(a);
+      if (a) out[i]!.entry = await this.core.entryOut(a, true);
     }
   }
 

@@ -12,9 +12,12 @@ export class VfsXattr {
   constructor(private readonly core: VfsCore) {}
 
   private async names(ino: number): Promise<Set<string>> {
-    const entry = await this.core.table.get(ino);
-    if (!entry.xattrNames) entry.xattrNames = new Set(await this.core.meta.listXattr(ino));
-    return entry.xattrNames;
+    const cache = this.core.table.xattrNames;
+    const hit = cache.get(ino);
+    if (hit) return hit;
+    const names = new Set(await this.core.meta.listXattr(ino));
+    cache.set(ino, names);
+    return names;
   }
 
   async getxattr(_ctx: RequestContext, ino: number, name: string): Promise<Buffer> {
@@ -32,12 +35,14 @@ export class VfsXattr {
     if (value.length > XATTR_SIZE_MAX) throw posix(E.E2BIG, `attribute value longer than ${XATTR_SIZE_MAX} bytes`);
     // The server's buffer is reused after we answer; the metaserver client may queue it.
     await this.core.meta.setXattr(ino, name, Buffer.from(value), flags);
+    this.core.table.xattrNames.delete(ino);
     await this.core.table.refresh(ino);
   }
 
   async removexattr(_ctx: RequestContext, ino: number, name: string): Promise<void> {
     this.core.assertWritable();
     await this.core.meta.removeXattr(ino, name);
+    this.core.table.xattrNames.delete(ino);
     await this.core.table.refresh(ino);
   }
 }

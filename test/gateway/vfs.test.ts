@@ -325,3 +325,18 @@ test('a read blocked in the data path answers EINTR when the caller is interrupt
   assert.equal(await errno(read), E.EINTR);
   await vfs.release(ctx, ino, fh, 0);
 });
+
+test('GETXATTR of a missing name (ls -l asks two per entry) costs one listXattr per inode and no GetInode', async () => {
+  const { vfs, meta } = setup();
+  const other = new Vfs(meta, new MemoryFileData(), { attrTimeoutMs: 30_000, entryTimeoutMs: 30_000 });
+  const f = await createFile(vfs, 'f');
+  await vfs.release(ctx, f.ino, f.fh, 0);
+  const [gets, lists] = [meta.calls.get('getInode') ?? 0, meta.calls.get('listXattr') ?? 0];
+  for (const name of ['security.selinux', 'system.posix_acl_access', 'security.selinux']) {
+    assert.equal(await errno(other.getxattr(ctx, f.ino, name)), E.ENODATA);
+  }
+  assert.equal(meta.calls.get('getInode') ?? 0, gets);
+  assert.equal(meta.calls.get('listXattr') ?? 0, lists + 1);
+  await other.setxattr(ctx, f.ino, 'user.k', Buffer.from('v'), 0);
+  assert.equal((await other.getxattr(ctx, f.ino, 'user.k')).toString(), 'v', 'its own change is seen at once');
+});
