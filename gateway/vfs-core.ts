@@ -140,6 +140,11 @@ export class VfsCore {
     }
   }
 
+  /** The mount deletes a released inode's objects itself (so it must see the slices first). */
+  deletesOrphanData(): boolean {
+    return this.opts.deleteOrphanData === true;
+  }
+
   /** Inodes this mount unlinked to nlink 0 and has not released yet. */
   readonly pendingOrphans = new Set<number>();
 

@@ -139,9 +139,18 @@ export class VfsNamespace {
   async unlink(_ctx: RequestContext, parent: number, name: string): Promise<void> {
     this.core.assertWritable();
     const { meta, table } = this.core;
-    const after = await meta.unlink(parent, name);
+    // A file no handle of this mount has open goes to the trash in the unlink's own Raft
+    // entry (one round trip); an open one waits for its last release and the kernel's FORGET.
+    const known = table.dentries.get(parent, name)?.ino;
+    const releaseIno = known !== undefined && !table.open.isOpen(known) && !this.core.deletesOrphanData() ? known : undefined;
+    const after = await meta.unlink(parent, name, releaseIno !== undefined ? { releaseIno } : undefined);
     table.dentries.delete(parent, name);
     table.attrs.delete(parent);
+    if (after.nlink === 0 && after.ino === releaseIno) {
+      table.attrs.delete(after.ino);
+      await this.core.data.invalidate(after.ino);
+      return;
+    }
     table.remember(after);
     if (after.nlink === 0) await this.core.unlinked(after.ino);
   }

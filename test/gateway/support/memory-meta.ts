@@ -4,7 +4,7 @@
 import { StatusCode, TierfsError } from '../../../common/status.js';
 import {
   MAX_NAME_BYTES, ROOT_INO, S_IFDIR, S_IFMT, S_IFREG,
-  type CreateNodeOptions, type Dentry, type FsUsage, type Inode, type InodeAttr, type MetaClient,
+  type CreateNodeOptions, type Dentry, type FsUsage, type Inode, type InodeAttr, type MetaClient, type ReleaseOptions,
   type RenameResult, type SetAttrChanges, type SliceRecord,
 } from '../../../metaserver/meta-client.js';
 
@@ -158,7 +158,7 @@ export class MemoryMetaClient implements MetaClient {
     inode.ctimeMs = now;
   }
 
-  async unlink(parent: number, name: string): Promise<Inode> {
+  async unlink(parent: number, name: string, opts: ReleaseOptions = {}): Promise<Inode> {
     this.count('unlink');
     const entries = this.dir(parent);
     const d = entries.get(name) ?? fail(StatusCode.NOT_FOUND, `${name} not found`);
@@ -168,7 +168,10 @@ export class MemoryMetaClient implements MetaClient {
     entries.delete(name);
     this.dropLink(inode, parent, now);
     this.touchDir(parent, now);
-    return this.copy(inode);
+    const after = this.copy(inode);
+    // As the metaserver's RemoveNode: the named inode goes to the trash in the same step.
+    if (inode.nlink === 0 && opts.releaseIno === inode.ino) this.inodes.delete(inode.ino);
+    return after;
   }
 
   async rmdir(parent: number, name: string): Promise<void> {
