@@ -42,10 +42,22 @@ interface Node {
   match: Node | null; // call -> its return
 }
 
-/** Checks one key's history; returns true if some total order explains every result. */
-export function checkKey(ops: HistoryOp[], initial: State = null, budget = 2_000_000): boolean | 'timeout' {
+type SearchResult = { ok: true } | { ok: false; timeout: boolean; longest: number };
+
+/**
+ * The Wing–Gong search with memoization of (linearized set, state), shared by the per-key
+ * and the whole-state checkers. `tryOp` says whether operation i may take effect in `state`
+ * (its recorded output matches) and the state after; `key` is a canonical string of a state.
+ */
+function search<S>(
+  times: Array<{ call: number; ret: number }>,
+  init: S,
+  tryOp: (state: S, i: number) => { ok: boolean; next: S },
+  key: (state: S) => string,
+  budget: number,
+): SearchResult {
   const events: Array<{ t: number; isCall: boolean; op: number }> = [];
-  ops.forEach((o, i) => {
+  times.forEach((o, i) => {
     events.push({ t: o.call, isCall: true, op: i });
     events.push({ t: o.ret, isCall: false, op: i });
   });
@@ -75,23 +87,25 @@ export function checkKey(ops: HistoryOp[], initial: State = null, budget = 2_000
     n.prev!.next = n;
     if (n.next) n.next.prev = n;
   };
-  const linearized = new Uint8Array(ops.length);
+  const linearized = new Uint8Array(times.length);
   const cache = new Set<string>();
-  const stack: Array<{ node: Node; state: State }> = [];
-  let state: State = initial;
+  const stack: Array<{ node: Node; state: S }> = [];
+  let state = init;
   let entry = head.next;
   let steps = 0;
+  let longest = 0;
   while (head.next !== null) {
-    if (++steps > budget) return 'timeout';
-    if (entry === null) return false;
+    if (++steps > budget) return { ok: false, timeout: true, longest };
+    if (entry === null) return { ok: false, timeout: false, longest };
     if (entry.isCall) {
-      const r = step(state, ops[entry.op]!);
+      const r = tryOp(state, entry.op);
       if (r.ok) {
         linearized[entry.op] = 1;
-        const key = `${Buffer.from(linearized).toString('base64')}|${r.next ?? '\u0001'}`;
-        if (!cache.has(key)) {
-          cache.add(key);
+        const k = `${Buffer.from(linearized).toString('base64')}|${key(r.next)}`;
+        if (!cache.has(k)) {
+          cache.add(k);
           stack.push({ node: entry, state });
+          longest = Math.max(longest, stack.length);
           state = r.next;
           lift(entry);
           entry = head.next;
@@ -103,14 +117,20 @@ export function checkKey(ops: HistoryOp[], initial: State = null, budget = 2_000
     } else {
       // A return with its call not yet linearized: backtrack.
       const top = stack.pop();
-      if (!top) return false;
+      if (!top) return { ok: false, timeout: false, longest };
       state = top.state;
       linearized[top.node.op] = 0;
       unlift(top.node);
       entry = top.node.next;
     }
   }
-  return true;
+  return { ok: true };
+}
+
+/** Checks one key's history; returns true if some total order explains every result. */
+export function checkKey(ops: HistoryOp[], initial: State = null, budget = 2_000_000): boolean | 'timeout' {
+  const r = search(ops, initial, (state, i) => step(state, ops[i]!), (state) => state ?? '\u0001', budget);
+  return r.ok ? true : r.timeout ? 'timeout' : false;
 }
 
 /** Checks a whole history key by key; returns the first key that is not linearizable, or null. */
@@ -151,72 +171,16 @@ export interface ModelOp<O> {
  * histories whose operations touch several keys, like renames). Bounded by `budget` steps.
  */
 export function checkModel<S, O>(ops: Array<ModelOp<O>>, model: Model<S, O>, budget = 2_000_000): { ok: true } | { ok: false; reason: string } {
-  const events: Array<{ t: number; isCall: boolean; op: number }> = [];
-  ops.forEach((o, i) => {
-    events.push({ t: o.call, isCall: true, op: i });
-    events.push({ t: o.ret, isCall: false, op: i });
-  });
-  events.sort((a, b) => a.t - b.t || (a.isCall === b.isCall ? a.op - b.op : a.isCall ? -1 : 1));
-  const head: Node = { op: -1, isCall: false, prev: null, next: null, match: null };
-  let tail = head;
-  const callNode = new Map<number, Node>();
-  for (const e of events) {
-    const n: Node = { op: e.op, isCall: e.isCall, prev: tail, next: null, match: null };
-    tail.next = n;
-    tail = n;
-    if (e.isCall) callNode.set(e.op, n);
-    else callNode.get(e.op)!.match = n;
-  }
-  const lift = (n: Node) => {
-    n.prev!.next = n.next;
-    if (n.next) n.next.prev = n.prev;
-    const m = n.match!;
-    m.prev!.next = m.next;
-    if (m.next) m.next.prev = m.prev;
+  const r = search(ops, model.init, (state, i) => {
+    const h = ops[i]!;
+    const out = model.step(state, h.op);
+    return { ok: h.output === undefined || h.output === out.output, next: out.next };
+  }, (state) => model.key(state), budget);
+  if (r.ok) return { ok: true };
+  return {
+    ok: false,
+    reason: r.timeout
+      ? `checker budget of ${budget} steps exhausted`
+      : `not linearizable (longest linearizable prefix: ${r.longest} of ${ops.length} ops)`,
   };
-  const unlift = (n: Node) => {
-    const m = n.match!;
-    m.prev!.next = m;
-    if (m.next) m.next.prev = m;
-    n.prev!.next = n;
-    if (n.next) n.next.prev = n;
-  };
-  const linearized = new Uint8Array(ops.length);
-  const cache = new Set<string>();
-  const stack: Array<{ node: Node; state: S }> = [];
-  let state = model.init;
-  let entry = head.next;
-  let steps = 0;
-  let longest = 0;
-  while (head.next !== null) {
-    if (++steps > budget) return { ok: false, reason: `checker budget of ${budget} steps exhausted` };
-    if (entry === null) return { ok: false, reason: `not linearizable (longest linearizable prefix: ${longest} of ${ops.length} ops)` };
-    if (entry.isCall) {
-      const h = ops[entry.op]!;
-      const r = model.step(state, h.op);
-      if (h.output === undefined || h.output === r.output) {
-        linearized[entry.op] = 1;
-        const key = `${Buffer.from(linearized).toString('base64')}|${model.key(r.next)}`;
-        if (!cache.has(key)) {
-          cache.add(key);
-          stack.push({ node: entry, state });
-          longest = Math.max(longest, stack.length);
-          state = r.next;
-          lift(entry);
-          entry = head.next;
-          continue;
-        }
-        linearized[entry.op] = 0;
-      }
-      entry = entry.next;
-    } else {
-      const top = stack.pop();
-      if (!top) return { ok: false, reason: `not linearizable (longest linearizable prefix: ${longest} of ${ops.length} ops)` };
-      state = top.state;
-      linearized[top.node.op] = 0;
-      unlift(top.node);
-      entry = top.node.next;
-    }
-  }
-  return { ok: true };
 }
