@@ -15,6 +15,16 @@ const O_TRUNC = 0o1000;
 const O_ACCMODE = 3;
 /** O_DIRECT I/O must be aligned to the logical block size, as on ext4. */
 const DIRECT_ALIGN = 512;
+/**
+ * Largest file: 2^53 - 1 bytes. Offsets reach us as JavaScript numbers, exact only below
+ * 2^53; past that a write would land somewhere else than asked (and its metadata could not
+ * be read back), so it fails with EFBIG as on a filesystem whose limit it passes.
+ */
+export const MAX_FILE_BYTES = Number.MAX_SAFE_INTEGER;
+
+function checkFileRange(offset: number, length: number, what: string): void {
+  if (!(offset + length <= MAX_FILE_BYTES)) throw posix(E.EFBIG, `${what} at ${offset}+${length} passes the largest file size (2^53 - 1 bytes)`);
+}
 
 /**
  * A read blocked on S3 answers EINTR as soon as the caller is interrupted (FUSE_INTERRUPT).
@@ -133,6 +143,7 @@ export class VfsFiles {
     if (h.direct && (offset % DIRECT_ALIGN !== 0 || data.length % DIRECT_ALIGN !== 0)) {
       throw posix(E.EINVAL, `O_DIRECT write at ${offset}+${data.length} is not ${DIRECT_ALIGN}-byte aligned`);
     }
+    checkFileRange(offset, data.length, 'write');
     const { table } = this.core;
     const size = await table.currentSize(ino);
     await this.core.data.write(ino, offset, data);
@@ -186,6 +197,7 @@ export class VfsFiles {
     const inode = (await table.get(ino)).inode;
     if ((inode.mode & S_IFMT) === S_IFDIR) throw posix(E.EISDIR, 'cannot truncate a directory');
     if ((inode.mode & S_IFMT) !== S_IFREG) throw posix(E.EINVAL, 'can only truncate regular files');
+    checkFileRange(size, 0, 'truncate');
     const oldSize = await table.currentSize(ino);
     await data.truncate(ino, oldSize, size);
     const now = Date.now();
@@ -201,6 +213,7 @@ export class VfsFiles {
     const h = this.handle(ino, fh);
     if (!h.writable) throw posix(E.EBADF, 'file not open for writing');
     if (offset < 0 || length <= 0) throw posix(E.EINVAL, `fallocate range ${offset}+${length}`);
+    checkFileRange(offset, length, 'fallocate');
     const known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
     if (mode & ~known) throw posix(E.EOPNOTSUPP, `fallocate mode 0x${mode.toString(16)} is not supported`);
     const keepSize = (mode & FALLOC_FL_KEEP_SIZE) !== 0;
@@ -253,6 +266,7 @@ export class VfsFiles {
     if (!data.copyRange) throw posix(E.EOPNOTSUPP, 'the data path cannot copy by reference');
     const { table } = this.core;
     const srcSize = await table.currentSize(inoIn);
+    checkFileRange(offOut, Math.max(0, Math.min(length, srcSize - offIn)), 'copy_file_range');
     // The data path settles buffered data of both files first (the copy references objects).
     const copied = await data.copyRange(inoIn, offIn, inoOut, offOut, length, srcSize);
     if (copied === 0) return 0;

@@ -91,6 +91,16 @@ describe('VFS through the kernel, 30 s attr/entry caches (memory cluster)', () =
     assert.deepEqual(syscall(`seek(${py(f)}, ${6 * MiB}, ${SEEK_DATA})`), { errno: 'ENXIO' });
   });
 
+  test('offsets past 2^53 - 1 answer EFBIG and leave the file usable (they cannot be held exactly)', () => {
+    const f = p('huge-offset');
+    writeFileSync(f, 'start');
+    assert.deepEqual(syscall(`pwrite(${py(f)}, b'Q', ${2n ** 63n - 2n})`), { errno: 'EFBIG' });
+    assert.deepEqual(syscall(`pwrite(${py(f)}, b'Q', ${2 ** 53})`), { errno: 'EFBIG' });
+    assert.deepEqual(syscall(`fallocate(${py(f)}, 0, ${2 ** 53}, 4096)`), { errno: 'EFBIG' });
+    assert.equal(statSync(f).size, 5);
+    assert.equal(readFileSync(f, 'utf8'), 'start');
+  });
+
   test('O_DIRECT writes must be 512-byte aligned (EINVAL otherwise, as on ext4)', () => {
     const f = p('direct');
     assert.deepEqual(syscall(`direct_write(${py(f)}, 0, 100)`), { errno: 'EINVAL' });

@@ -31,6 +31,10 @@ def direct_write(path, off, length):
     buf = mmap.mmap(-1, max(length, 4096))
     try: return os.pwrite(fd, memoryview(buf)[:length], off)
     finally: os.close(fd)
+def pwrite(path, data, off):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try: return os.pwrite(fd, data, off)
+    finally: os.close(fd)
 try:
     out = eval(sys.argv[1])
 except OSError as e:
