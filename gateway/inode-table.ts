@@ -2,7 +2,7 @@
 // cache behind the kernel's own), the (parent, name) -> inode bindings it has seen, open
 // state with uncommitted sizes, and which inodes the kernel holds a reference to. Every
 // operation names an inode, so one inode's state is shared by all of its names (hard links).
-import type { Inode, MetaClient } from '../metaserver/meta-client.js';
+import type { Inode, InodeAttr, MetaClient } from '../metaserver/meta-client.js';
 import { AttrCache, DentryCache, XattrNameCache, type CachedInode } from './caches.js';
 import { OpenFileTable } from './open-files.js';
 
@@ -38,8 +38,14 @@ export class InodeTable {
   /** Records attributes the metaserver just returned. */
   remember(inode: Inode): void {
     this.attrs.set(inode.ino, { inode });
+    this.rememberXattrNames(inode);
     const open = this.open.inode(inode.ino);
     if (open) open.inode = inode;
+  }
+
+  /** The xattr names that came with attributes: a missing name is then answered locally. */
+  rememberXattrNames(attr: InodeAttr): void {
+    if (attr.xattrNames) this.xattrNames.set(attr.ino, new Set(attr.xattrNames));
   }
 
   /** Drops cached attributes; an open inode's snapshot is refetched (it must stay usable). */

@@ -280,7 +280,9 @@ export class VfsNamespace {
     for (const [i, e] of slice.entries()) {
       const a = attrs.get(e.ino);
       // A name removed since it was listed has no attributes: sent without (not counted).
-      if (a) out[i]!.entry = await this.core.entryOut(a, true);
+      if (!a) continue;
+      table.rememberXattrNames(a);
+      out[i]!.entry = await this.core.entryOut(a, true);
     }
   }
 

@@ -29,6 +29,8 @@ export interface InodeAttr {
   atimeMs: number;
   mtimeMs: number;
   ctimeMs: number;
+  /** Names of the inode's xattrs, when the metaserver sent them with the attributes. */
+  xattrNames?: string[];
 }
 
 /** One write of file data that reached storage (Curve's S3ChunkInfo). Same shape as s3adaptor's Slice. */
