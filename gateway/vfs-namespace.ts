@@ -8,6 +8,7 @@ import {
   ROOT_INO, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
   type Dentry, type Inode, type InodeAttr,
 } from '../metaserver/meta-client.js';
+import { DirPrefetcher } from './dir-prefetch.js';
 import { E, errnoOf, posix } from './errors.js';
 import { VfsCore } from './vfs-core.js';
 
@@ -28,7 +29,11 @@ export class VfsNamespace {
   private readonly dirs = new Map<number, DirHandle>();
   private nextDirFh = 1;
 
-  constructor(private readonly core: VfsCore) {}
+  readonly prefetcher: DirPrefetcher;
+
+  constructor(private readonly core: VfsCore) {
+    this.prefetcher = new DirPrefetcher(core.meta, core.table);
+  }
 
   // ---- lookup ----
 
@@ -38,6 +43,12 @@ export class VfsNamespace {
     const { table } = this.core;
     const cached = table.dentries.get(parent, name);
     if (cached) return cached.ino;
+    const prefetch = this.prefetcher.onMiss(parent);
+    if (prefetch) {
+      await prefetch;
+      const filled = table.dentries.get(parent, name);
+      if (filled) return filled.ino;
+    }
     const d = await this.core.meta.lookup(parent, name);
     this.rememberDentry(d);
     return d.ino;

@@ -111,19 +111,20 @@ export class RemoteMetaClient implements MetaClient {
   }
 
   async batchGetAttr(inos: number[]): Promise<InodeAttr[]> {
+    return (await this.batchGetInodes(inos)).map(({ symlink: _s, parents: _p, ...attr }) => attr);
+  }
+
+  async batchGetInodes(inos: number[]): Promise<Inode[]> {
     const groups = new Map<PartitionRoute, number[]>();
     for (const ino of inos) {
       const r = await this.router.route(ino);
       groups.set(r, [...(groups.get(r) ?? []), ino]);
     }
-    const found = new Map<number, InodeAttr>();
+    const found = new Map<number, Inode>();
     await Promise.all(
       [...groups].map(async ([r, list]) => {
         const res = await this.call<M.BatchGetAttrResponse>(r, 'BatchGetAttr', { inos: list });
-        for (const a of res.attrs) {
-          const { symlink: _s, parents: _p, ...attr } = msgToInode(a);
-          found.set(a.ino, attr);
-        }
+        for (const a of res.attrs) found.set(a.ino, msgToInode(a));
       }),
     );
     return inos.filter((i) => found.has(i)).map((i) => found.get(i)!);

@@ -118,6 +118,8 @@ export interface MetaClient {
   listDentries(parent: number, last: string, count: number): Promise<Dentry[]>;
   getInode(ino: number): Promise<Inode>;
   batchGetAttr(inos: number[]): Promise<InodeAttr[]>;
+  /** batchGetAttr with whole inodes (symlink target, parents); optional. Missing inodes are left out. */
+  batchGetInodes?(inos: number[]): Promise<Inode[]>;
   /** Creates an inode and its dentry under parent (nlink of a new dir is 2; parent's nlink grows for a dir). */
   createNode(parent: number, name: string, opts: CreateNodeOptions): Promise<Inode>;
   /** createNode that also returns the parent directory as changed by it, when known. */

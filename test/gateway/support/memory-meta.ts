@@ -110,6 +110,11 @@ export class MemoryMetaClient implements MetaClient {
     return inos.flatMap((ino) => (this.inodes.has(ino) ? [this.attrOf(this.inodes.get(ino)!)] : []));
   }
 
+  async batchGetInodes(inos: number[]): Promise<Inode[]> {
+    this.count('batchGetInodes');
+    return inos.flatMap((ino) => (this.inodes.has(ino) ? [this.copy(this.inodes.get(ino)!)] : []));
+  }
+
   async createNode(parent: number, name: string, opts: CreateNodeOptions): Promise<Inode> {
     this.count('createNode');
     this.checkName(name);

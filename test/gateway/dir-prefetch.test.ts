@@ -1,0 +1,52 @@
+// Directory prefetch: a scan of lookups that miss in one directory turns into one listing
+// with inodes, after which the lookups are answered from the gateway's caches; names the
+// listing did not hold still reach the metaserver.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { internalContext, Vfs } from '../../gateway/vfs.js';
+import { ROOT_INO, S_IFDIR, S_IFREG } from '../../metaserver/meta-client.js';
+import { MemoryFileData } from './support/memory-file-data.js';
+import { MemoryMetaClient } from './support/memory-meta.js';
+
+const ctx = internalContext(0, 0);
+
+async function directory(files: number): Promise<{ meta: MemoryMetaClient; vfs: Vfs; dir: number }> {
+  const meta = new MemoryMetaClient();
+  const dir = (await meta.createNode(ROOT_INO, 'd', { mode: S_IFDIR | 0o755, uid: 0, gid: 0, exclusive: true })).ino;
+  for (let i = 0; i < files; i++) await meta.createNode(dir, `f${i}`, { mode: S_IFREG | 0o644, uid: 0, gid: 0, exclusive: true });
+  meta.calls.clear();
+  // A fresh mount: nothing of the directory in its caches.
+  const vfs = new Vfs(meta, new MemoryFileData(), { attrTimeoutMs: 30_000, entryTimeoutMs: 30_000 });
+  return { meta, vfs, dir };
+}
+
+test('stat of every file of a directory costs a listing, not a lookup per name', async () => {
+  const { meta, vfs, dir } = await directory(300);
+  for (let i = 0; i < 300; i++) {
+    const e = await vfs.lookup(ctx, dir, `f${i}`);
+    assert.ok('attr' in e, `f${i} found`);
+    assert.equal(e.attr.mode & S_IFREG, S_IFREG);
+  }
+  // The first 15 misses went one by one; the 16th started the prefetch; the rest hit.
+  assert.equal(meta.calls.get('lookup'), 15);
+  assert.equal(meta.calls.get('listDentries'), 1);
+  assert.equal(meta.calls.get('batchGetInodes'), 1);
+});
+
+test('a name missing from the listing (created after it) is still looked up', async () => {
+  const { meta, vfs, dir } = await directory(40);
+  for (let i = 0; i < 40; i++) await vfs.lookup(ctx, dir, `f${i}`);
+  const lookups = meta.calls.get('lookup') ?? 0;
+  await meta.createNode(dir, 'late', { mode: S_IFREG | 0o644, uid: 0, gid: 0, exclusive: true });
+  const e = await vfs.lookup(ctx, dir, 'late');
+  assert.ok('attr' in e && e.attr.ino > 0);
+  assert.equal(meta.calls.get('lookup'), lookups + 1);
+  await assert.rejects(vfs.lookup(ctx, dir, 'never-there'), (err: { errno?: number }) => err.errno === 2);
+});
+
+test('scattered misses in many directories start no prefetch', async () => {
+  const { meta, vfs, dir } = await directory(10);
+  for (let i = 0; i < 10; i++) await vfs.lookup(ctx, dir, `f${i}`);
+  assert.equal(meta.calls.get('listDentries') ?? 0, 0);
+  assert.equal(meta.calls.get('lookup'), 10);
+});
