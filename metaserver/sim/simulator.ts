@@ -8,6 +8,8 @@ import { StatusCode, TierfsError } from '../../common/status.js';
 import { SimCluster, InvariantViolation } from '../../raft/sim/cluster.js';
 import { checkModel, type ModelOp } from '../../raft/sim/linearizability.js';
 import { Prng } from '../../raft/sim/prng.js';
+import { runSimulation } from '../../raft/sim/run.js';
+import { TICK_MS } from '../../raft/sim/simulator.js';
 import { SimWorld } from '../../raft/sim/world.js';
 import type { LogEntryForApply } from '../../raft/runtime/api.js';
 import { CopysetNode } from '../copyset-node.js';
@@ -39,7 +41,6 @@ export interface MetaSimResult {
   digest: string;
 }
 
-const TICK_MS = 10;
 const POOL = 1;
 const COPYSET = 1;
 const PID = 1;
@@ -47,13 +48,7 @@ const DIR = 2; // "d" in the root, made during setup
 const NAMES = ['a', 'b', 'c'];
 
 export async function runMetaSeed(seed: number, opts: MetaSimOptions = {}): Promise<MetaSimResult> {
-  const sim = new MetaSimulation(seed, opts);
-  try {
-    await sim.run();
-    return sim.result(true);
-  } catch (e) {
-    return sim.result(false, e instanceof Error ? `${e.name}: ${e.message}` : String(e));
-  }
+  return runSimulation(new MetaSimulation(seed, opts));
 }
 
 /** Acknowledges every third unlink with the dentry it would remove, but keeps the name. */
@@ -166,11 +161,7 @@ class MetaSimulation {
       throw new InvariantViolation(`clients did not finish (liveness): setup ${setupDone ? 'done' : 'not done'}; ${this.cluster.describe()}`);
     }
     this.faulting = false;
-    this.cluster.heal();
-    if (!(await this.world.run(this.world.now + 400 * TICK_MS, () => this.cluster.converged(), check))) {
-      throw new InvariantViolation(`cluster did not converge after healing: ${this.cluster.describe()}`);
-    }
-    this.cluster.checkConverged();
+    await this.cluster.healAndConverge(TICK_MS);
     const model = namespaceModel({ dentries: new Map([[`${ROOT_INO}/d`, DIR]]), inodes: new Map(), nextIno: DIR + 1 });
     const lin = checkModel(this.history, model);
     if (!lin.ok) throw new InvariantViolation(`metaserver history: ${lin.reason}`);

@@ -336,6 +336,18 @@ export class SimCluster {
     }
   }
 
+  /**
+   * The end of every run: heal, let the members catch up within `ticks` ticks (checking the
+   * invariants after every event), then compare the replicas.
+   */
+  async healAndConverge(tickMs: number, ticks = 400): Promise<void> {
+    this.heal();
+    if (!(await this.world.run(this.world.now + ticks * tickMs, () => this.converged(), () => this.check()))) {
+      throw new InvariantViolation(`cluster did not converge after healing: ${this.describe()}`);
+    }
+    this.checkConverged();
+  }
+
   members(): SimServer[] {
     const leader = this.leader();
     if (!leader) return [];

@@ -5,6 +5,16 @@ export interface SeedResult {
   error?: string;
 }
 
+/** Runs one simulation; an exception (an invariant broken, liveness lost) becomes a failed result. */
+export async function runSimulation<R>(sim: { run(): Promise<void>; result(ok: boolean, error?: string): R }): Promise<R> {
+  try {
+    await sim.run();
+    return sim.result(true);
+  } catch (e) {
+    return sim.result(false, e instanceof Error ? `${e.name}: ${e.message}` : String(e));
+  }
+}
+
 export async function runSeeds<R extends SeedResult>(
   runSeed: (seed: number) => Promise<R>,
   from: number,

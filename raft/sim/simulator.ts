@@ -8,6 +8,7 @@ import { type HistoryOp, type KvOp, checkHistory } from './linearizability.js';
 import { InvariantViolation, SimCluster } from './cluster.js';
 import { SimKvStateMachine, encodeKv, kvDigest } from './kv.js';
 import { Prng } from './prng.js';
+import { runSimulation } from './run.js';
 import { SimWorld } from './world.js';
 
 export interface SimOptions {
@@ -51,13 +52,7 @@ interface Client {
 }
 
 export async function runSeed(seed: number, opts: SimOptions = {}): Promise<SimResult> {
-  const sim = new Simulation(seed, opts);
-  try {
-    await sim.run();
-    return sim.result(true);
-  } catch (e) {
-    return sim.result(false, e instanceof Error ? `${e.name}: ${e.message}` : String(e));
-  }
+  return runSimulation(new Simulation(seed, opts));
 }
 
 /** A state machine that silently loses every third put (to show the checker catches it). */
@@ -135,11 +130,7 @@ class Simulation {
       throw new InvariantViolation(`clients did not finish within ${this.maxTicks} ticks (liveness): ${this.cluster.describe()}`);
     }
     this.faulting = false;
-    this.cluster.heal();
-    if (!(await this.world.run(this.world.now + 400 * TICK_MS, () => this.cluster.converged(), check))) {
-      throw new InvariantViolation(`cluster did not converge after healing: ${this.cluster.describe()}`);
-    }
-    this.cluster.checkConverged();
+    await this.cluster.healAndConverge(TICK_MS);
     const lin = checkHistory(this.history);
     if (!lin.ok) throw new InvariantViolation(`history of key ${lin.key}: ${lin.reason}`);
   }
