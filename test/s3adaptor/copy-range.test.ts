@@ -1,7 +1,7 @@
 // copy_file_range by reference against a real s3rver: the copy moves no byte and makes no S3
 // request, reads equal the source, and no path that deletes objects (trash, shadowed drops,
 // compaction, truncate, fsck's GC) deletes objects the other side still reads.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { StatusCode, TierfsError } from '../../common/status.js';
 import { S3Adaptor, type S3AdaptorOptions } from '../../s3adaptor/adaptor.js';
@@ -12,25 +12,18 @@ import { MemoryChunkIdAllocator, MemorySliceStore } from '../../s3adaptor/memory
 import { listAll, type ObjectStore } from '../../s3adaptor/object-store.js';
 import type { Slice } from '../../s3adaptor/types.js';
 import { inodeObjectKeys } from '../../metaserver/s3-deleter.js';
-import { startS3, type TestS3 } from '../support/s3.js';
-import { storeFor } from './fixture.js';
+import { useS3Store } from './fixture.js';
 import { rng } from './rng.js';
 
 const KiB = 1024;
 const FS = 21;
 const CHUNK = 64 * KiB;
 const BLOCK = 16 * KiB;
-let s3: TestS3;
 let store: ObjectStore;
 const ids = new MemoryChunkIdAllocator();
 
-before(async () => {
-  s3 = await startS3();
-  store = storeFor(s3, { keyPrefix: 'copy/' });
-});
-after(async () => {
-  store.close();
-  await s3.close();
+useS3Store('copy/', (s) => {
+  store = s;
 });
 
 function adaptor(slices: MemorySliceStore, extra: Partial<S3AdaptorOptions> = {}): S3Adaptor {

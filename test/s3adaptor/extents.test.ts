@@ -1,29 +1,22 @@
 // fallocate modes, SEEK_DATA/SEEK_HOLE and allocated bytes (st_blocks) against a real s3rver:
 // buffered, flushing and committed data all count; holes and zero slices do not.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { StatusCode, TierfsError } from '../../common/status.js';
 import { S3Adaptor, type S3AdaptorOptions } from '../../s3adaptor/adaptor.js';
 import { MemoryChunkIdAllocator, MemorySliceStore } from '../../s3adaptor/memory-slice-store.js';
 import type { ObjectStore } from '../../s3adaptor/object-store.js';
-import { startS3, type TestS3 } from '../support/s3.js';
-import { storeFor } from './fixture.js';
+import { useS3Store } from './fixture.js';
 import { rng } from './rng.js';
 
 const KiB = 1024;
 const CHUNK = 64 * KiB;
 const BLOCK = 16 * KiB;
-let s3: TestS3;
 let store: ObjectStore;
 const ids = new MemoryChunkIdAllocator();
 
-before(async () => {
-  s3 = await startS3();
-  store = storeFor(s3, { keyPrefix: 'extents/' });
-});
-after(async () => {
-  store.close();
-  await s3.close();
+useS3Store('extents/', (s) => {
+  store = s;
 });
 
 function adaptor(slices: MemorySliceStore, extra: Partial<S3AdaptorOptions> = {}): S3Adaptor {

@@ -1,6 +1,7 @@
 // Shared setup for data-path tests: an ObjectStore on a real s3rver started by test/support.
 import { createObjectStore, type ObjectStore } from '../../s3adaptor/object-store.js';
-import type { TestS3 } from '../support/s3.js';
+import { after, before } from 'node:test';
+import { startS3, type TestS3 } from '../support/s3.js';
 
 export function storeFor(s3: TestS3, extra: { keyPrefix?: string; maxAttempts?: number; timeoutMs?: number } = {}): ObjectStore {
   return createObjectStore({
@@ -22,4 +23,19 @@ export async function waitFor(what: string, cond: () => boolean | Promise<boolea
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** A test file's own s3rver and store under keyPrefix: started before its tests, closed after. */
+export function useS3Store(keyPrefix: string, onReady: (store: ObjectStore) => void): void {
+  let s3: TestS3 | undefined;
+  let store: ObjectStore | undefined;
+  before(async () => {
+    s3 = await startS3();
+    store = storeFor(s3, { keyPrefix });
+    onReady(store);
+  });
+  after(async () => {
+    store?.close();
+    await s3?.close();
+  });
 }

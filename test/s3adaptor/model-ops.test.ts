@@ -4,15 +4,14 @@
 // for byte, and the data/hole map (SEEK_DATA/SEEK_HOLE, allocated bytes). At the end every
 // file must read back from S3 alone, and fsck must find no object missing — before and after
 // its GC deleted what nothing reads.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { StatusCode, TierfsError } from '../../common/status.js';
 import { S3Adaptor } from '../../s3adaptor/adaptor.js';
 import { fsck, type FsckMeta } from '../../s3adaptor/fsck.js';
 import { MemoryChunkIdAllocator, MemorySliceStore } from '../../s3adaptor/memory-slice-store.js';
 import type { ObjectStore } from '../../s3adaptor/object-store.js';
-import { startS3, type TestS3 } from '../support/s3.js';
-import { storeFor } from './fixture.js';
+import { useS3Store } from './fixture.js';
 import { rng } from './rng.js';
 
 const CHUNK = 64 * 1024;
@@ -21,16 +20,10 @@ const MAX_FILE = 4 * CHUNK + 1000;
 const OPS = 160;
 const FILES = 3;
 
-let s3: TestS3;
 let store: ObjectStore;
 
-before(async () => {
-  s3 = await startS3();
-  store = storeFor(s3, { keyPrefix: 'model-ops/' });
-});
-after(async () => {
-  store.close();
-  await s3.close();
+useS3Store('model-ops/', (s) => {
+  store = s;
 });
 
 /** Bytes plus which of them are data (1) or hole (0). */
