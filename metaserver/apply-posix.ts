@@ -90,13 +90,25 @@ export async function linkNode(ctx: ApplyContext, op: Op<'linkNode'>): Promise<O
   return { code: StatusCode.OK, inode: after };
 }
 
+/**
+ * The checks renameNode and exchangeNodes start with: neither name is held by a cross-partition
+ * rename transaction, and the source name exists (its dentry is returned).
+ */
+async function sourceOfTwoNames(
+  ctx: ApplyContext,
+  op: { pid: number; dstPid: number; srcParent: number; srcName: string; dstParent: number; dstName: string },
+): Promise<DentryRecord> {
+  await ctx.checkUnlocked(op.pid, op.srcParent, op.srcName);
+  await ctx.checkUnlocked(op.dstPid, op.dstParent, op.dstName);
+  const src = await ctx.dentry(op.pid, op.srcParent, op.srcName);
+  if (!src) throw new TierfsError(StatusCode.NOT_FOUND, `${JSON.stringify(op.srcName)} not found in ${op.srcParent}`);
+  return src;
+}
+
 export async function renameNode(ctx: ApplyContext, op: Op<'renameNode'>): Promise<OpResult> {
   const sp = op.pid;
   const dp = op.dstPid;
-  await ctx.checkUnlocked(sp, op.srcParent, op.srcName);
-  await ctx.checkUnlocked(dp, op.dstParent, op.dstName);
-  const src = await ctx.dentry(sp, op.srcParent, op.srcName);
-  if (!src) throw new TierfsError(StatusCode.NOT_FOUND, `${JSON.stringify(op.srcName)} not found in ${op.srcParent}`);
+  const src = await sourceOfTwoNames(ctx, op);
   const srcDir = isDirType(src.type);
   const noChange = { ino: src.ino, type: src.type, movedDone: true, replacedIno: 0, replacedType: 0, replacedNlink: 0, replacedDone: true };
   if (op.srcParent === op.dstParent && op.srcName === op.dstName) return { code: StatusCode.OK, renamed: noChange };
@@ -174,10 +186,7 @@ function swapParent(parents: number[], from: number, to: number): number[] {
 export async function exchangeNodes(ctx: ApplyContext, op: Op<'exchangeNodes'>): Promise<OpResult> {
   const sp = op.pid;
   const dp = op.dstPid;
-  await ctx.checkUnlocked(sp, op.srcParent, op.srcName);
-  await ctx.checkUnlocked(dp, op.dstParent, op.dstName);
-  const a = await ctx.dentry(sp, op.srcParent, op.srcName);
-  if (!a) throw new TierfsError(StatusCode.NOT_FOUND, `${JSON.stringify(op.srcName)} not found in ${op.srcParent}`);
+  const a = await sourceOfTwoNames(ctx, op);
   const b = await ctx.dentry(dp, op.dstParent, op.dstName);
   if (!b) throw new TierfsError(StatusCode.NOT_FOUND, `${JSON.stringify(op.dstName)} not found in ${op.dstParent}`);
   if (a.ino === b.ino) return { code: StatusCode.OK };
