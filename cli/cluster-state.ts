@@ -35,6 +35,7 @@ export function loadState(dataDir: string): ClusterState | null {
 
 export function saveState(dataDir: string, state: ClusterState): void {
   const p = statePath(dataDir);
-  writeFileSync(`${p}.tmp`, JSON.stringify(state, null, 2));
+  // It holds the S3 secret of the embedded or external store: the owner's alone.
+  writeFileSync(`${p}.tmp`, JSON.stringify(state, null, 2), { mode: 0o600 });
   renameSync(`${p}.tmp`, p);
 }

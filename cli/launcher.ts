@@ -46,7 +46,7 @@ function tail(log: string, lines = 15): string {
 
 export async function launchDaemon(name: string, args: string[], log: string, timeoutMs = 60_000, env: NodeJS.ProcessEnv = {}): Promise<Launched> {
   const start = existsSync(log) ? readFileSync(log).length : 0;
-  const fd = openSync(log, 'a');
+  const fd = openSync(log, 'a', 0o600);
   const child = spawn(process.execPath, [cliEntry, ...args], {
     detached: true,
     stdio: ['ignore', fd, fd],

@@ -6,6 +6,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import { StatusCode, TierfsError } from './status.js';
+import { clientKeyInterceptor, clusterAuth, serverAuthInterceptor, serverCredentials, type ClusterAuth } from './cluster-auth.js';
+
+export { clientCredentials } from './cluster-auth.js';
 
 /** Must match the flags in scripts/gen-proto.mjs so generated types describe runtime objects. */
 export const PROTO_OPTIONS: protoLoader.Options = {
@@ -41,7 +44,7 @@ export function loadProto<T>(file: string): T {
 }
 
 /** Channel options: large messages (snapshots, slices) and quick reconnects on loopback. */
-export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+const CHANNEL_SETTINGS: grpc.ChannelOptions = {
   'grpc.max_receive_message_length': 64 * 1024 * 1024,
   'grpc.max_send_message_length': 64 * 1024 * 1024,
   'grpc.initial_reconnect_backoff_ms': 100,
@@ -50,6 +53,12 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.keepalive_timeout_ms': 5_000,
 };
 
+/**
+ * Options of every tierfs client: the channel settings plus the interceptor that sends
+ * this process's cluster key (common/cluster-auth.ts). Pair with `clientCredentials()`.
+ */
+export const CHANNEL_OPTIONS: grpc.ClientOptions = { ...CHANNEL_SETTINGS, interceptors: [clientKeyInterceptor] };
+
 export interface RunningServer {
   readonly server: grpc.Server;
   readonly port: number;
@@ -57,14 +66,20 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/**
+ * Serves `services` on `address`. Every call must carry the cluster key of `auth` (default:
+ * this process's, see `useClusterAuth`), else it is answered UNAUTHENTICATED; with TLS
+ * material the port speaks mutual TLS.
+ */
 export async function startGrpcServer(
   address: string,
   services: Array<[grpc.ServiceDefinition, grpc.UntypedServiceImplementation]>,
+  auth: ClusterAuth = clusterAuth(),
 ): Promise<RunningServer> {
-  const server = new grpc.Server(CHANNEL_OPTIONS);
+  const server = new grpc.Server({ ...CHANNEL_SETTINGS, interceptors: auth.key ? [serverAuthInterceptor(auth.key)] : [] });
   for (const [def, impl] of services) server.addService(def, impl);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(address, serverCredentials(auth), (err, p) => (err ? reject(err) : resolve(p))),
   );
   const host = address.slice(0, address.lastIndexOf(':'));
   return {
@@ -108,6 +123,7 @@ export function grpcErrorToTierfs(err: grpc.ServiceError, what: string): TierfsE
   if (err.code === grpc.status.DEADLINE_EXCEEDED) return new TierfsError(StatusCode.TIMEOUT, `${what}: deadline exceeded`);
   if (err.code === grpc.status.UNAVAILABLE) return new TierfsError(StatusCode.UNAVAILABLE, `${what}: ${err.details || 'unavailable'}`);
   if (err.code === grpc.status.UNIMPLEMENTED) return new TierfsError(StatusCode.NOT_SUPPORTED, `${what}: not implemented`);
+  if (err.code === grpc.status.UNAUTHENTICATED) return new TierfsError(StatusCode.PERMISSION_DENIED, `${what}: refused: ${err.details || 'cluster key missing or wrong'} (check clusterKeyFile / --cluster-key-file)`);
   return new TierfsError(StatusCode.INTERNAL, `${what}: ${err.details || err.message}`);
 }
 

@@ -1,6 +1,6 @@
 // The Health service every daemon serves (proto/common.proto).
 import type * as grpc from '@grpc/grpc-js';
-import { loadProto, handler, CHANNEL_OPTIONS, unary } from './grpc.js';
+import { loadProto, handler, CHANNEL_OPTIONS, clientCredentials, unary } from './grpc.js';
 import type { ProtoGrpcType } from '../proto/gen/common.js';
 import type { PingResponse__Output } from '../proto/gen/tierfs/common/PingResponse.js';
 import { ok } from './status.js';
@@ -16,7 +16,7 @@ export function healthService(role: string): [grpc.ServiceDefinition, grpc.Untyp
 
 export async function ping(address: string, timeoutMs = 2000): Promise<PingResponse__Output> {
   const Ctor = proto().Health;
-  const client = new Ctor(address, (await import('@grpc/grpc-js')).credentials.createInsecure(), CHANNEL_OPTIONS);
+  const client = new Ctor(address, clientCredentials(), CHANNEL_OPTIONS);
   try {
     return await unary(client, 'Ping', {}, timeoutMs);
   } finally {

@@ -2,7 +2,7 @@
 // MDS addresses, follows the leader (NOT_LEADER hints, dead peers skipped) and throws
 // TierfsError on any non-OK status.
 import * as grpc from '@grpc/grpc-js';
-import { CHANNEL_OPTIONS, LeaderFollower, loadProto, unary } from '../common/grpc.js';
+import { CHANNEL_OPTIONS, clientCredentials, LeaderFollower, loadProto, unary } from '../common/grpc.js';
 import { check } from '../common/status.js';
 import type { ProtoGrpcType as MdsProto } from '../proto/gen/mds.js';
 import type { ProtoGrpcType as HeartbeatProto } from '../proto/gen/heartbeat.js';
@@ -58,8 +58,8 @@ export class MdsClient {
       list,
       (address) => {
         const c = {
-          mds: new mdsProto.MdsService(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS),
-          heartbeat: new hbProto.HeartbeatService(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS),
+          mds: new mdsProto.MdsService(address, clientCredentials(), CHANNEL_OPTIONS),
+          heartbeat: new hbProto.HeartbeatService(address, clientCredentials(), CHANNEL_OPTIONS),
         };
         this.made.push(c);
         return c;

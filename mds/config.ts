@@ -1,5 +1,6 @@
 // The MDS daemon's configuration (YAML file, flags, --set), validated by zod.
 import { z, hostPort, metricsSchema } from '../common/config.js';
+import { clusterAuthConfig } from '../common/cluster-auth.js';
 
 const urlList = z.union([
   z.array(z.string().url()),
@@ -73,6 +74,7 @@ export const mdsConfigSchema = z.object({
   deletion: z
     .object({ intervalMs: z.number().int().min(100).default(5000) })
     .prefault({}),
+  ...clusterAuthConfig,
   s3: z
     .object({
       /** CreateFs checks the bucket with HeadBucket; turn off only for offline tests. */

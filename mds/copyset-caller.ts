@@ -2,7 +2,7 @@
 // partitions through the copyset's leader (following NOT_LEADER hints, waiting for a
 // freshly created copyset to elect one).
 import * as grpc from '@grpc/grpc-js';
-import { CHANNEL_OPTIONS, loadProto, sleep, unary } from '../common/grpc.js';
+import { CHANNEL_OPTIONS, clientCredentials, loadProto, sleep, unary } from '../common/grpc.js';
 import { StatusCode, TierfsError } from '../common/status.js';
 import type { ProtoGrpcType } from '../proto/gen/copyset.js';
 import type { CopysetServiceClient } from '../proto/gen/tierfs/copyset/CopysetService.js';
@@ -18,7 +18,7 @@ export class CopysetCaller {
     let c = this.clients.get(address);
     if (!c) {
       const Ctor = loadProto<ProtoGrpcType>('copyset.proto').tierfs.copyset.CopysetService;
-      c = new Ctor(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+      c = new Ctor(address, clientCredentials(), CHANNEL_OPTIONS);
       this.clients.set(address, c);
     }
     return c;

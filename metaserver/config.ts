@@ -1,6 +1,7 @@
 // `tierfs metaserver --config FILE`: the daemon's configuration.
 import { hostname } from 'node:os';
 import { addressList, hostPort, metricsSchema, z } from '../common/config.js';
+import { clusterAuthConfig } from '../common/cluster-auth.js';
 
 export const metaserverConfigSchema = z.object({
   /** Holds the level database of every copyset, the raft logs and the registration token. */
@@ -30,6 +31,7 @@ export const metaserverConfigSchema = z.object({
   /** Delete the objects of trashed inodes from S3 (credentials from the MDS's FsInfo). */
   deleteObjects: z.boolean().default(true),
   metrics: metricsSchema,
+  ...clusterAuthConfig,
 });
 
 export type MetaServerConfig = z.output<typeof metaserverConfigSchema>;

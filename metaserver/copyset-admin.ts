@@ -1,7 +1,7 @@
 // Copyset administration shared by the CopysetService (called by the MDS and the CLI) and
 // the heartbeat loop (changes the MDS sends back): peers, leadership, partitions.
 import * as grpc from '@grpc/grpc-js';
-import { CHANNEL_OPTIONS, loadProto, unary } from '../common/grpc.js';
+import { CHANNEL_OPTIONS, clientCredentials, loadProto, unary } from '../common/grpc.js';
 import { check, StatusCode, TierfsError } from '../common/status.js';
 import type { ProtoGrpcType } from '../proto/gen/copyset.js';
 import type { StatusResponse__Output } from '../proto/gen/tierfs/copyset/StatusResponse.js';
@@ -21,7 +21,7 @@ export function copysetStatus(node: CopysetNode): CopysetStatus {
 /** Asks `address` to create the copyset as a joining member (it is not in `peers`). */
 export async function createCopysetOn(address: string, poolId: number, copysetId: number, peers: string[]): Promise<void> {
   const Ctor = loadProto<ProtoGrpcType>('copyset.proto').tierfs.copyset.CopysetService;
-  const client = new Ctor(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  const client = new Ctor(address, clientCredentials(), CHANNEL_OPTIONS);
   try {
     const res = await unary<object, StatusResponse__Output>(client, 'CreateCopyset', { pool_id: poolId, copyset_id: copysetId, peers }, 10_000);
     check(res.status, `CreateCopyset ${poolId}.${copysetId} on ${address}`);
@@ -33,7 +33,7 @@ export async function createCopysetOn(address: string, poolId: number, copysetId
 /** The members (voters and learners) `address` has for the copyset, or null when it does not hold it or cannot be reached. */
 export async function membersOn(address: string, poolId: number, copysetId: number): Promise<string[] | null> {
   const Ctor = loadProto<ProtoGrpcType>('copyset.proto').tierfs.copyset.CopysetService;
-  const client = new Ctor(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  const client = new Ctor(address, clientCredentials(), CHANNEL_OPTIONS);
   try {
     const res = await unary<object, CopysetStatusResponse__Output>(client, 'GetCopysetStatus', { pool_id: poolId, copyset_id: copysetId }, 1500);
     return res.status?.code === StatusCode.OK && res.copyset ? [...res.copyset.peers, ...res.copyset.learners] : null;

@@ -4,7 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { readFile, statfs, writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CHANNEL_OPTIONS, LeaderFollower, loadProto, unary } from '../common/grpc.js';
+import { CHANNEL_OPTIONS, clientCredentials, LeaderFollower, loadProto, unary } from '../common/grpc.js';
 import type { Logger } from '../common/log.js';
 import { check, StatusCode, TierfsError } from '../common/status.js';
 import type { ProtoGrpcType } from '../proto/gen/heartbeat.js';
@@ -56,7 +56,7 @@ export class MdsHeartbeat {
 
   constructor(private readonly opts: HeartbeatOptions) {
     const Ctor = loadProto<ProtoGrpcType>('heartbeat.proto').tierfs.heartbeat.HeartbeatService;
-    this.mds = new LeaderFollower(opts.mds, (a) => new Ctor(a, grpc.credentials.createInsecure(), CHANNEL_OPTIONS), 20_000);
+    this.mds = new LeaderFollower(opts.mds, (a) => new Ctor(a, clientCredentials(), CHANNEL_OPTIONS), 20_000);
   }
 
   private get tokenFile(): string {

@@ -5,7 +5,7 @@
 // Calls to one server made in the same turn travel as one Batch RPC (rpc-batcher.ts).
 import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
-import { CHANNEL_OPTIONS, loadProto, sleep } from '../common/grpc.js';
+import { CHANNEL_OPTIONS, clientCredentials, loadProto, sleep } from '../common/grpc.js';
 import { RpcBatcher } from './rpc-batcher.js';
 import type { Logger } from '../common/log.js';
 import { silentLogger } from '../common/log.js';
@@ -66,7 +66,7 @@ export class MetaRpc {
     let c = this.clients.get(address);
     if (!c) {
       const Ctor = loadProto<ProtoGrpcType>('metaserver.proto').tierfs.metaserver.MetaServerService;
-      c = new Ctor(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+      c = new Ctor(address, clientCredentials(), CHANNEL_OPTIONS);
       this.clients.set(address, c);
     }
     return c;

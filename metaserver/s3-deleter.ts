@@ -3,7 +3,7 @@
 // s3adaptor's pure key codec, so the writer and the deleter can never drift apart.
 import * as grpc from '@grpc/grpc-js';
 import { S3Client, DeleteObjectsCommand } from '@aws-sdk/client-s3';
-import { CHANNEL_OPTIONS, LeaderFollower, loadProto, unary } from '../common/grpc.js';
+import { CHANNEL_OPTIONS, clientCredentials, LeaderFollower, loadProto, unary } from '../common/grpc.js';
 import { check } from '../common/status.js';
 import type { ProtoGrpcType } from '../proto/gen/mds.js';
 import type { FsResponse__Output } from '../proto/gen/tierfs/mds/FsResponse.js';
@@ -46,7 +46,7 @@ export class S3ObjectDeleter implements ObjectDeleter {
 
   constructor(mdsAddresses: string[]) {
     const Ctor = loadProto<ProtoGrpcType>('mds.proto').tierfs.mds.MdsService;
-    this.mds = new LeaderFollower(mdsAddresses, (a) => new Ctor(a, grpc.credentials.createInsecure(), CHANNEL_OPTIONS));
+    this.mds = new LeaderFollower(mdsAddresses, (a) => new Ctor(a, clientCredentials(), CHANNEL_OPTIONS));
   }
 
   /** The filesystem's bucket, or null when it keeps no data in S3 (nothing to delete). */

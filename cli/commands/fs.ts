@@ -5,6 +5,7 @@ import Table from 'cli-table3';
 import { MdsClient, type FsInfo } from '../../mds/client.js';
 import { StatusCode, TierfsError } from '../../common/status.js';
 import { action } from '../errors.js';
+import { readSecretKeyFile } from '../cluster-auth.js';
 
 const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
 
@@ -63,8 +64,8 @@ export function register(program: Command): void {
     .requiredOption('--mds <addrs>', 'comma-separated MDS addresses')
     .requiredOption('--s3-endpoint <url>', 'S3 endpoint, e.g. http://127.0.0.1:9000')
     .requiredOption('--bucket <name>', 'bucket (must exist)')
-    .requiredOption('--access-key <key>', 'S3 access key')
-    .requiredOption('--secret-key <key>', 'S3 secret key')
+    .option('--access-key <key>', 'S3 access key (default: AWS_ACCESS_KEY_ID)')
+    .option('--secret-key-file <file>', 'file holding the S3 secret key (default: AWS_SECRET_ACCESS_KEY; never on the command line, where ps shows it)')
     .option('--region <region>', 'S3 region', 'us-east-1')
     .option('--block-size <size>', 'object block size (power of two, 64KiB..64MiB)', '4MiB')
     .option('--chunk-size <size>', 'chunk size (multiple of the block size, at most 1GiB)', '64MiB')
@@ -72,10 +73,15 @@ export function register(program: Command): void {
     .option('--partitions <n>', 'initial metadata partitions (default: MDS config)')
     .option('--json', 'print JSON')
     .action(
-      action(async (name: string, o: { mds: string; s3Endpoint: string; bucket: string; accessKey: string; secretKey: string; region: string; blockSize: string; chunkSize: string; keyPrefix: string; partitions?: string; json?: boolean }) => {
+      action(async (name: string, o: { mds: string; s3Endpoint: string; bucket: string; accessKey?: string; secretKeyFile?: string; region: string; blockSize: string; chunkSize: string; keyPrefix: string; partitions?: string; json?: boolean }) => {
+        const accessKey = o.accessKey ?? process.env.AWS_ACCESS_KEY_ID;
+        const secretKey = o.secretKeyFile ? readSecretKeyFile(o.secretKeyFile) : process.env.AWS_SECRET_ACCESS_KEY;
+        if (!accessKey || !secretKey) {
+          throw new TierfsError(StatusCode.INVALID_ARGUMENT, 'S3 credentials: give --access-key (or AWS_ACCESS_KEY_ID) and --secret-key-file (or AWS_SECRET_ACCESS_KEY)');
+        }
         const info = await withMds(o.mds, (client) => client.createFs({
           name, fs_type: 's3',
-          s3: { endpoint: o.s3Endpoint, bucket: o.bucket, access_key: o.accessKey, secret_key: o.secretKey, region: o.region, key_prefix: o.keyPrefix },
+          s3: { endpoint: o.s3Endpoint, bucket: o.bucket, access_key: accessKey, secret_key: secretKey, region: o.region, key_prefix: o.keyPrefix },
           block_size: parseSize(o.blockSize, '--block-size'), chunk_size: parseSize(o.chunkSize, '--chunk-size'),
           partition_count: o.partitions ? Number(o.partitions) : 0,
         }));

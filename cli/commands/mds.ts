@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../common/config.js';
 import { createLogger } from '../../common/log.js';
+import { adoptDaemonClusterAuth } from '../../common/cluster-auth.js';
 import { mdsConfigSchema } from '../../mds/config.js';
 import { announceReady } from '../ready.js';
 import { action } from '../errors.js';
@@ -31,6 +32,7 @@ export function register(program: Command): void {
           sets: opts.set,
         });
         const log = createLogger('mds');
+        adoptDaemonClusterAuth(config, log);
         // Loaded here so other commands do not pay for etcd, level and the S3 SDK at startup.
         const { MdsNode } = await import('../../mds/server.js');
         const node = await MdsNode.start(config, log);

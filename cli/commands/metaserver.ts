@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../common/config.js';
 import { createLogger } from '../../common/log.js';
+import { adoptDaemonClusterAuth } from '../../common/cluster-auth.js';
 import { metaserverConfigSchema } from '../../metaserver/config.js';
 import { startMetaServer } from '../../metaserver/daemon.js';
 import { RaftHost } from '../../raft/index.js';
@@ -25,6 +26,7 @@ export function register(program: Command): void {
           sets: opts.set,
         });
         const logger = createLogger('metaserver');
+        adoptDaemonClusterAuth(cfg, logger);
         const ms = await startMetaServer(cfg, { logger, openRaftHost: (o) => RaftHost.open(o) });
         let stopping = false;
         const stop = () => {

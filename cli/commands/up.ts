@@ -3,7 +3,7 @@
 // etcd), three metaservers, creates the filesystem and mounts it. Logs, configs and pids
 // live under the data dir; `tierfs down` stops everything.
 import type { Command } from 'commander';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { MdsClient } from '../../mds/client.js';
@@ -12,6 +12,8 @@ import { launchDaemon, isAlive } from '../launcher.js';
 import { loadState, saveState, type ClusterState, type ProcessRecord } from '../cluster-state.js';
 import { freeLoopbackPort, ensureUnmounted, waitFor } from '../cluster-ops.js';
 import { action } from '../errors.js';
+import { clusterKeyPath, readSecretKeyFile } from '../cluster-auth.js';
+import { createClusterKey, loadClusterAuth, useClusterAuth } from '../../common/cluster-auth.js';
 
 export interface UpOptions {
   dataDir: string;
@@ -20,7 +22,7 @@ export interface UpOptions {
   s3Endpoint?: string;
   bucket?: string;
   accessKey?: string;
-  secretKey?: string;
+  secretKeyFile?: string;
   region?: string;
   etcd?: string;
   mdsCount: string;
@@ -34,10 +36,10 @@ function s3FromOptions(opts: UpOptions): ClusterState['s3'] | null {
   const endpoint = opts.s3Endpoint ?? process.env.TIERFS_S3_ENDPOINT ?? process.env.AWS_ENDPOINT_URL;
   if (!endpoint) return null;
   const accessKey = opts.accessKey ?? process.env.AWS_ACCESS_KEY_ID;
-  const secretKey = opts.secretKey ?? process.env.AWS_SECRET_ACCESS_KEY;
+  const secretKey = opts.secretKeyFile ? readSecretKeyFile(opts.secretKeyFile) : process.env.AWS_SECRET_ACCESS_KEY;
   const bucket = opts.bucket ?? process.env.TIERFS_S3_BUCKET;
   if (!accessKey || !secretKey || !bucket) {
-    throw new TierfsError(StatusCode.INVALID_ARGUMENT, 'an external S3 needs --bucket, --access-key and --secret-key (or TIERFS_S3_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)');
+    throw new TierfsError(StatusCode.INVALID_ARGUMENT, 'an external S3 needs --bucket, --access-key and --secret-key-file (or TIERFS_S3_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)');
   }
   return { endpoint, bucket, accessKey, secretKey, region: opts.region ?? process.env.AWS_REGION ?? 'us-east-1', embedded: false };
 }
@@ -64,10 +66,22 @@ async function newState(opts: UpOptions, dataDir: string): Promise<ClusterState>
   };
 }
 
+/** The cluster key of this data dir, made on the first `up`; this process uses it from now on. */
+function ensureClusterKey(dataDir: string): string {
+  const file = clusterKeyPath(dataDir);
+  if (!existsSync(file)) createClusterKey(file);
+  useClusterAuth(loadClusterAuth({ clusterKeyFile: file }));
+  return file;
+}
+
 export async function up(opts: UpOptions, say: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<ClusterState> {
   s3FromOptions(opts); // validate before touching the disk
   const dataDir = resolve(opts.dataDir);
-  mkdirSync(join(dataDir, 'logs'), { recursive: true });
+  mkdirSync(join(dataDir, 'logs'), { recursive: true, mode: 0o700 });
+  // The data dir holds the cluster key, the S3 secret (cluster.json) and every daemon's
+  // state: no one else may enter it (also a data dir made by an older tierfs).
+  chmodSync(dataDir, 0o700);
+  const keyFile = ensureClusterKey(dataDir);
   let state = loadState(dataDir);
   if (state && state.processes.some((p) => isAlive(p.pid))) {
     throw new TierfsError(StatusCode.BUSY, `a cluster from ${dataDir} is already running (tierfs status --data-dir ${opts.dataDir}; tierfs down to stop it)`);
@@ -90,7 +104,7 @@ export async function up(opts: UpOptions, say: (line: string) => void = (l) => p
 
   for (const [i, address] of state.mdsAddresses.entries()) {
     const name = `mds${i + 1}`;
-    const args = ['mds', '--listen', address, '--data-dir', join(dataDir, name)];
+    const args = ['mds', '--listen', address, '--data-dir', join(dataDir, name), '--set', `clusterKeyFile=${keyFile}`];
     if (state.etcd.length > 0) args.push('--etcd', state.etcd.join(','));
     const l = await launchDaemon(name, args, log(name));
     record({ name, role: 'mds', pid: l.pid, address, log: l.log });
@@ -102,7 +116,8 @@ export async function up(opts: UpOptions, say: (line: string) => void = (l) => p
     const dir = join(dataDir, name);
     mkdirSync(dir, { recursive: true });
     const configFile = join(dir, 'metaserver.yaml');
-    writeFileSync(configFile, stringify({ dataDir: dir, listen: address, mds: state.mdsAddresses, zone: `zone${i + 1}`, hostName: `host${i + 1}` }));
+    const config = { dataDir: dir, listen: address, mds: state.mdsAddresses, zone: `zone${i + 1}`, hostName: `host${i + 1}`, clusterKeyFile: keyFile };
+    writeFileSync(configFile, stringify(config), { mode: 0o600 });
     const l = await launchDaemon(name, ['metaserver', '--config', configFile], log(name));
     record({ name, role: 'metaserver', pid: l.pid, address, log: l.log });
     say(`${name.padEnd(10)} ${address} (pid ${l.pid})`);
@@ -131,7 +146,7 @@ export async function up(opts: UpOptions, say: (line: string) => void = (l) => p
 
   mkdirSync(state.mountpoint, { recursive: true });
   await ensureUnmounted(state.mountpoint);
-  const mountArgs = ['mount', '--mds', state.mdsAddresses.join(','), '--fs', state.fsName, state.mountpoint, '--cache-dir', join(dataDir, 'cache'), '--cache-size', opts.cacheSize];
+  const mountArgs = ['mount', '--cluster-key-file', keyFile, '--mds', state.mdsAddresses.join(','), '--fs', state.fsName, state.mountpoint, '--cache-dir', join(dataDir, 'cache'), '--cache-size', opts.cacheSize];
   if (opts.writeback) mountArgs.push('--writeback');
   if (opts.allowOther) mountArgs.push('--allow-other');
   const m = await launchDaemon('mount', mountArgs, log('mount'), 90_000);
@@ -149,8 +164,8 @@ export function register(program: Command): void {
     .option('--fs <name>', 'filesystem name', 'default')
     .option('--s3-endpoint <url>', 'external S3 endpoint (e.g. MinIO); default: the embedded S3 server')
     .option('--bucket <name>', 'bucket of the external S3')
-    .option('--access-key <key>', 'access key of the external S3')
-    .option('--secret-key <key>', 'secret key of the external S3')
+    .option('--access-key <key>', 'access key of the external S3 (or AWS_ACCESS_KEY_ID)')
+    .option('--secret-key-file <file>', 'file holding the secret key of the external S3 (or AWS_SECRET_ACCESS_KEY; never on the command line, where ps shows it)')
     .option('--region <region>', 'region of the external S3')
     .option('--etcd <urls>', 'external etcd endpoints: the MDS keeps its state there and elects a leader')
     .option('--mds-count <n>', 'MDS processes (with --etcd)', '1')

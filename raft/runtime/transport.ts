@@ -8,7 +8,7 @@
 // stream a batch is one DATA frame, written as soon as the current turn's messages are
 // collected; TCP and HTTP/2 flow control give the back-pressure.
 import * as grpc from '@grpc/grpc-js';
-import { CHANNEL_OPTIONS, loadProto } from '../../common/grpc.js';
+import { CHANNEL_OPTIONS, clientCredentials, loadProto } from '../../common/grpc.js';
 import { type Logger, silentLogger } from '../../common/log.js';
 import type { RaftTransport, TransportHandlers } from './env.js';
 
@@ -204,7 +204,7 @@ export class GrpcTransport implements RaftTransport {
   private peer(address: string): PeerSender {
     let p = this.peers.get(address);
     if (!p) {
-      const client = new this.Ctor(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+      const client = new this.Ctor(address, clientCredentials(), CHANNEL_OPTIONS);
       p = new PeerSender(address, client, this.self, this.handlers);
       this.peers.set(address, p);
     }

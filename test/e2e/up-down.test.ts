@@ -58,6 +58,6 @@ test('tierfs up mounts a filesystem; data survives tierfs down and up', { timeou
 test('tierfs up refuses a second start from the same data dir and reports bad S3 options', { timeout: 120_000 }, async () => {
   await assert.rejects(
     tierfs(['up', '--s3-endpoint', 'http://127.0.0.1:1', '--data-dir', '/tmp/tierfs-never']),
-    (err: { stderr: string; code: number }) => /--bucket, --access-key and --secret-key/.test(err.stderr) && err.code === 1,
+    (err: { stderr: string; code: number }) => /--bucket, --access-key and --secret-key-file/.test(err.stderr) && err.code === 1,
   );
 });

@@ -178,12 +178,14 @@ test('health and cluster status of a single embedded MDS', async () => {
 });
 
 test('tierfs fs create/list/info/delete against the daemon', async () => {
+  // The secret travels in the environment, never in argv (ps shows argv to every user).
   const run = (...argv: string[]) => {
-    const res = spawnSync(process.execPath, [cliPath, 'fs', ...argv, '--mds', mds.info.address], { encoding: 'utf8' });
+    const env = { ...process.env, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey };
+    const res = spawnSync(process.execPath, [cliPath, 'fs', ...argv, '--mds', mds.info.address], { encoding: 'utf8', env });
     return { code: res.status, out: res.stdout, err: res.stderr };
   };
   const created = run('create', 'clifs', '--s3-endpoint', s3.endpoint, '--bucket', s3.bucket, '--access-key', s3.accessKeyId,
-    '--secret-key', s3.secretAccessKey, '--block-size', '1MiB', '--chunk-size', '16M', '--key-prefix', 'p/', '--json');
+    '--block-size', '1MiB', '--chunk-size', '16M', '--key-prefix', 'p/', '--json');
   assert.equal(created.code, 0, created.err);
   const fs = JSON.parse(created.out) as { name: string; block_size: number; chunk_size: number; s3: { secret_key: string; key_prefix: string } };
   assert.equal(fs.block_size, 1 << 20);
@@ -193,7 +195,7 @@ test('tierfs fs create/list/info/delete against the daemon', async () => {
   const table = run('list');
   assert.equal(table.code, 0);
   assert.match(table.out, /clifs[^\n]*1 MiB[^\n]*16 MiB/);
-  const dup = run('create', 'clifs', '--s3-endpoint', s3.endpoint, '--bucket', s3.bucket, '--access-key', 'k', '--secret-key', 's');
+  const dup = run('create', 'clifs', '--s3-endpoint', s3.endpoint, '--bucket', s3.bucket, '--access-key', 'k');
   assert.equal(dup.code, 1);
   assert.match(dup.err, /EXISTS/);
   assert.equal(run('delete', 'clifs').code, 0);
