@@ -90,16 +90,18 @@ export class VfsCore {
   }
 
   /**
-   * st_blocks from the bytes the data path really holds (a sparse file reports what was
-   * written, not its size); the size rounded up when the data path cannot tell.
+   * st_blocks from the bytes really held (a sparse file reports what was written, not its
+   * size): the data path's count when it has the slices (it includes data not committed yet),
+   * else the metaserver's counter in the inode, else (an inode older than the counter) the
+   * slices read once, or in bulk the size rounded up as an estimate.
    */
   private async blocksOf(a: InodeAttr, bulk: boolean): Promise<{ blocks: number; exact: boolean }> {
     const bySize = { blocks: Math.ceil(a.size / 512), exact: true };
     if (a.size === 0 || (a.mode & 0o170000) !== 0o100000 || !this.data.allocatedBytes) return bySize;
-    if (bulk) {
-      const cached = this.data.cachedAllocatedBytes?.(a.ino) ?? null;
-      return cached === null ? { ...bySize, exact: false } : { blocks: Math.ceil(cached / 512), exact: true };
-    }
+    const cached = this.data.cachedAllocatedBytes?.(a.ino) ?? null;
+    if (cached !== null) return { blocks: Math.ceil(cached / 512), exact: true };
+    if (a.allocatedBytes !== undefined && !this.table.open.inode(a.ino)?.dirty) return { blocks: Math.ceil(a.allocatedBytes / 512), exact: true };
+    if (bulk) return { ...bySize, exact: false };
     return { blocks: Math.ceil((await this.data.allocatedBytes(a.ino)) / 512), exact: true };
   }
 

@@ -4,7 +4,8 @@ import { rangeEnd } from './keys.js';
 import { ApplyContext, isDirType } from './apply-context.js';
 import type { InodeRecord, MetaOp, OpResult, PartitionRecord, TrashRecord } from './records.js';
 import { UpdateMask } from './records.js';
-import { ROOT_INO, S_IFDIR, type SliceRecord } from './meta-client.js';
+import { ROOT_INO, S_IFDIR, S_IFMT, S_IFREG, type SliceRecord } from './meta-client.js';
+import { chunkDataBytes } from './slice-bytes.js';
 
 type Op<K extends MetaOp['op']> = Extract<MetaOp, { op: K }>;
 const OK: OpResult = { code: StatusCode.OK };
@@ -53,6 +54,7 @@ export async function createInode(ctx: ApplyContext, op: Op<'createInode'>): Pro
     ino, mode: op.mode, uid: op.uid, gid: op.gid, size: op.symlink ? Buffer.byteLength(op.symlink) : 0,
     nlink: dir ? 2 : 1, rdev: op.rdev, atimeMs: op.now, mtimeMs: op.now, ctimeMs: op.now,
     symlink: op.symlink, parents: op.parent ? [op.parent] : [], xattrs: {},
+    ...((op.mode & S_IFMT) === S_IFREG ? { allocatedBytes: 0 } : {}),
   };
   ctx.putInode(op.pid, inode, undefined);
   p.inodeCount++;
@@ -131,16 +133,15 @@ const sameSlice = (a: SliceRecord, b: SliceRecord): boolean =>
 
 export async function modifySlices(ctx: ApplyContext, op: Op<'modifySlices'>): Promise<OpResult> {
   const before = await ctx.inode(op.pid, op.ino);
-  let inode: InodeRecord | undefined;
-  if (op.attrs) {
-    if (isDirType(before.mode)) throw new TierfsError(StatusCode.IS_DIR, `inode ${op.ino} is a directory`);
-    inode = { ...before, parents: [...before.parents], size: op.attrs.size, mtimeMs: op.attrs.mtimeMs, ctimeMs: op.attrs.ctimeMs };
-    ctx.putInode(op.pid, inode, before);
-  }
+  if (op.attrs && isDirType(before.mode)) throw new TierfsError(StatusCode.IS_DIR, `inode ${op.ino} is a directory`);
+  // An inode from before the counter existed is counted once from all of its chunks.
+  let allocated = before.allocatedBytes ?? (await allocatedFromAllChunks(ctx, op.pid, op.ino));
   for (const [chunkIndex, added] of op.append) {
     const key = ctx.keys.slices(op.pid, op.ino, chunkIndex);
     const list = (await ctx.tx.getJson<SliceRecord[]>(key)) ?? [];
-    ctx.tx.putJson(key, [...list, ...added]);
+    const after = [...list, ...added];
+    allocated += chunkDataBytes(after) - chunkDataBytes(list);
+    ctx.tx.putJson(key, after);
   }
   if (op.replace) {
     const { chunkIndex, removed, added } = op.replace;
@@ -158,10 +159,22 @@ export async function modifySlices(ctx: ApplyContext, op: Op<'modifySlices'>): P
     const kept = list.filter((s) => !removed.some((r) => sameSlice(s, r)));
     const at = list.slice(0, first).filter((s) => !removed.some((r) => sameSlice(s, r))).length;
     kept.splice(at, 0, ...added);
+    allocated += chunkDataBytes(kept) - chunkDataBytes(list);
     if (kept.length) ctx.tx.putJson(key, kept);
     else ctx.tx.del(key);
   }
-  return inode ? { code: StatusCode.OK, inode } : OK;
+  if (allocated < 0) throw new TierfsError(StatusCode.INTERNAL, `inode ${op.ino}: allocated bytes went negative (${allocated})`);
+  const inode: InodeRecord = { ...before, parents: [...before.parents], allocatedBytes: allocated };
+  if (op.attrs) Object.assign(inode, { size: op.attrs.size, mtimeMs: op.attrs.mtimeMs, ctimeMs: op.attrs.ctimeMs });
+  ctx.putInode(op.pid, inode, before);
+  return op.attrs ? { code: StatusCode.OK, inode } : OK;
+}
+
+async function allocatedFromAllChunks(ctx: ApplyContext, pid: number, ino: number): Promise<number> {
+  const prefix = ctx.keys.slicesPrefix(pid, ino);
+  let bytes = 0;
+  for (const key of await ctx.tx.keys(prefix, rangeEnd(prefix))) bytes += chunkDataBytes((await ctx.tx.getJson<SliceRecord[]>(key)) ?? []);
+  return bytes;
 }
 
 export async function releaseOrphan(ctx: ApplyContext, op: Op<'releaseOrphan'>): Promise<OpResult> {

@@ -12,6 +12,7 @@ export function inodeToMsg(i: InodeRecord): InodeMsg {
     ino: i.ino, mode: i.mode, uid: i.uid, gid: i.gid, size: i.size, nlink: i.nlink, rdev: i.rdev,
     atime_ms: i.atimeMs, mtime_ms: i.mtimeMs, ctime_ms: i.ctimeMs, symlink: i.symlink, parents: i.parents,
     xattr_names: Object.keys(i.xattrs ?? {}), xattr_names_known: true,
+    allocated_bytes: i.allocatedBytes ?? 0, allocated_bytes_known: i.allocatedBytes !== undefined,
   };
 }
 
@@ -20,6 +21,7 @@ export function msgToInode(m: Inode__Output): Inode {
     ino: m.ino, mode: m.mode, uid: m.uid, gid: m.gid, size: m.size, nlink: m.nlink, rdev: m.rdev,
     atimeMs: m.atime_ms, mtimeMs: m.mtime_ms, ctimeMs: m.ctime_ms, symlink: m.symlink, parents: m.parents,
     ...(m.xattr_names_known ? { xattrNames: m.xattr_names } : {}),
+    ...(m.allocated_bytes_known ? { allocatedBytes: m.allocated_bytes } : {}),
   };
 }
 

@@ -31,6 +31,8 @@ export interface InodeAttr {
   ctimeMs: number;
   /** Names of the inode's xattrs, when the metaserver sent them with the attributes. */
   xattrNames?: string[];
+  /** Bytes of data its committed slices hold (st_blocks), when the metaserver keeps the count. */
+  allocatedBytes?: number;
 }
 
 /** One write of file data that reached storage (Curve's S3ChunkInfo). Same shape as s3adaptor's Slice. */

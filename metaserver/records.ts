@@ -33,6 +33,11 @@ export interface InodeRecord {
   parents: number[];
   /** name -> base64 value */
   xattrs: Record<string, string>;
+  /**
+   * Bytes of data its slices hold (st_blocks), kept as slices are applied; absent on inodes
+   * written before it existed until their next slice change (then counted from all chunks).
+   */
+  allocatedBytes?: number;
 }
 
 export interface DentryRecord {

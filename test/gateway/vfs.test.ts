@@ -326,17 +326,48 @@ test('a read blocked in the data path answers EINTR when the caller is interrupt
   await vfs.release(ctx, ino, fh, 0);
 });
 
-test('GETXATTR of a missing name (ls -l asks two per entry) costs one listXattr per inode and no GetInode', async () => {
+test('GETXATTR of a missing name (the kernel asks security.capability before writes) costs one listXattr per inode and no GetInode', async () => {
   const { vfs, meta } = setup();
   const other = new Vfs(meta, new MemoryFileData(), { attrTimeoutMs: 30_000, entryTimeoutMs: 30_000 });
   const f = await createFile(vfs, 'f');
   await vfs.release(ctx, f.ino, f.fh, 0);
   const [gets, lists] = [meta.calls.get('getInode') ?? 0, meta.calls.get('listXattr') ?? 0];
-  for (const name of ['security.selinux', 'system.posix_acl_access', 'security.selinux']) {
+  for (const name of ['security.capability', 'user.missing', 'security.capability']) {
     assert.equal(await errno(other.getxattr(ctx, f.ino, name)), E.ENODATA);
   }
   assert.equal(meta.calls.get('getInode') ?? 0, gets);
   assert.equal(meta.calls.get('listXattr') ?? 0, lists + 1);
   await other.setxattr(ctx, f.ino, 'user.k', Buffer.from('v'), 0);
   assert.equal((await other.getxattr(ctx, f.ino, 'user.k')).toString(), 'v', 'its own change is seen at once');
+});
+
+test("st_blocks comes from the metaserver's allocated-bytes counter when the inode has one (no slice read); else from the slices", async () => {
+  const { vfs, meta } = setup();
+  const f = await createFile(vfs, 'f', 'x'.repeat(10_000));
+  await vfs.release(ctx, f.ino, f.fh, 0);
+  const data = new MemoryFileData();
+  let sliceReads = 0;
+  data.allocatedBytes = async () => (sliceReads++, 1234);
+  const getInode = meta.getInode.bind(meta);
+  let counter: number | undefined = 4096;
+  meta.getInode = async (ino) => ({ ...(await getInode(ino)), ...(counter !== undefined ? { allocatedBytes: counter } : {}) });
+  const other = new Vfs(meta, data, { attrTimeoutMs: 30_000, entryTimeoutMs: 30_000, gatewayCacheMs: 0 });
+  assert.equal((await other.getattr(ctx, f.ino)).attr.blocks, 8, 'from the counter');
+  assert.equal(sliceReads, 0);
+  counter = undefined; // an inode older than the counter
+  assert.equal((await other.getattr(ctx, f.ino)).attr.blocks, Math.ceil(1234 / 512), 'from the slices');
+  assert.equal(sliceReads, 1);
+});
+
+test('POSIX ACLs and SELinux labels are not supported (EOPNOTSUPP, so ls -l asks once per listing, not per entry)', async () => {
+  const { vfs, meta } = setup();
+  const f = await createFile(vfs, 'f');
+  const before = [...meta.calls.values()].reduce((a, b) => a + b, 0);
+  for (const name of ['security.selinux', 'system.posix_acl_access', 'system.posix_acl_default']) {
+    assert.equal(await errno(vfs.getxattr(ctx, f.ino, name)), E.EOPNOTSUPP, name);
+    assert.equal(await errno(vfs.setxattr(ctx, f.ino, name, Buffer.from('x'), 0)), E.EOPNOTSUPP, name);
+    assert.equal(await errno(vfs.removexattr(ctx, f.ino, name)), E.EOPNOTSUPP, name);
+  }
+  assert.equal([...meta.calls.values()].reduce((a, b) => a + b, 0), before, 'answered without the metaserver');
+  await vfs.release(ctx, f.ino, f.fh, 0);
 });
