@@ -24,6 +24,14 @@ import type { RegisterMetaServerResponse__Output } from '../proto/gen/tierfs/hea
 import type { MetaServerHeartbeatRequest } from '../proto/gen/tierfs/heartbeat/MetaServerHeartbeatRequest.js';
 import type { MetaServerHeartbeatResponse__Output } from '../proto/gen/tierfs/heartbeat/MetaServerHeartbeatResponse.js';
 
+import type { VolumeInfo__Output } from '../proto/gen/tierfs/mds/VolumeInfo.js';
+import type { VolumeResponse__Output } from '../proto/gen/tierfs/mds/VolumeResponse.js';
+import type { ListVolumesResponse__Output } from '../proto/gen/tierfs/mds/ListVolumesResponse.js';
+import type { SegmentResponse__Output } from '../proto/gen/tierfs/mds/SegmentResponse.js';
+import type { OpenVolumeResponse__Output } from '../proto/gen/tierfs/mds/OpenVolumeResponse.js';
+import type { ChunkLocation__Output } from '../proto/gen/tierfs/mds/ChunkLocation.js';
+
+export type { VolumeInfo__Output as VolumeInfo, ChunkLocation__Output as ChunkLocation };
 export type { FsInfo__Output as FsInfo, PartitionLocation__Output as PartitionLocation, ClusterStatusResponse__Output as ClusterStatus };
 
 interface Clients {
@@ -135,9 +143,9 @@ export class MdsClient {
     return (await this.mds<ListPartitionsResponse__Output>('CreatePartitions', { fs_id: fsId, count }, 60_000)).partitions;
   }
 
-  async getCopysetLocation(poolId: number, copysetId: number): Promise<{ peers: string[]; leader: string }> {
+  async getCopysetLocation(poolId: number, copysetId: number): Promise<{ peers: string[]; leader: string; epoch: number }> {
     const res = await this.mds<CopysetLocationResponse__Output>('GetCopysetLocation', { pool_id: poolId, copyset_id: copysetId });
-    return { peers: res.peers, leader: res.leader };
+    return { peers: res.peers, leader: res.leader, epoch: res.epoch };
   }
 
   async clusterStatus(): Promise<ClusterStatusResponse__Output> {
@@ -151,6 +159,53 @@ export class MdsClient {
 
   async metaServerHeartbeat(req: MetaServerHeartbeatRequest): Promise<MetaServerHeartbeatResponse__Output> {
     return this.hb<MetaServerHeartbeatResponse__Output>('MetaServerHeartbeat', req);
+  }
+
+  // ---- volumes (issue 13) ----
+
+  async createVolume(name: string, size: number, pool = ''): Promise<VolumeInfo__Output> {
+    return (await this.mds<VolumeResponse__Output>('CreateVolume', { name, size, pool }, 30_000)).volume!;
+  }
+
+  async extendVolume(name: string, size: number): Promise<VolumeInfo__Output> {
+    return (await this.mds<VolumeResponse__Output>('ExtendVolume', { name, size })).volume!;
+  }
+
+  async deleteVolume(name: string): Promise<VolumeInfo__Output> {
+    return (await this.mds<VolumeResponse__Output>('DeleteVolume', { name })).volume!;
+  }
+
+  async recoverVolume(name: string): Promise<VolumeInfo__Output> {
+    return (await this.mds<VolumeResponse__Output>('RecoverVolume', { name })).volume!;
+  }
+
+  async getVolume(name: string): Promise<VolumeInfo__Output> {
+    return (await this.mds<VolumeResponse__Output>('GetVolume', { name })).volume!;
+  }
+
+  async listVolumes(): Promise<VolumeInfo__Output[]> {
+    return (await this.mds<ListVolumesResponse__Output>('ListVolumes', {})).volumes;
+  }
+
+  /** The chunks of a segment; null when it was never written (and `allocate` is false). */
+  async getSegment(volumeId: number, index: number, allocate: boolean): Promise<ChunkLocation__Output[] | null> {
+    const res = await this.follower.call((c) => unary<object, SegmentResponse__Output>(c.mds, 'GetSegment', { volume_id: volumeId, index, allocate }, 30_000));
+    if (res.status?.code === 'NOT_FOUND' && !allocate) return null;
+    check(res.status, 'GetSegment');
+    return res.chunks;
+  }
+
+  async openVolume(name: string, host: string, pid: number, readOnly: boolean): Promise<{ volume: VolumeInfo__Output; sessionId: string; ttlMs: number }> {
+    const res = await this.mds<OpenVolumeResponse__Output>('OpenVolume', { name, host, pid, read_only: readOnly });
+    return { volume: res.volume!, sessionId: res.session_id, ttlMs: res.session_ttl_ms };
+  }
+
+  async refreshVolumeSession(name: string, sessionId: string): Promise<void> {
+    await this.mds<VolumeResponse__Output>('RefreshVolumeSession', { name, session_id: sessionId });
+  }
+
+  async closeVolume(name: string, sessionId: string): Promise<void> {
+    await this.mds<VolumeResponse__Output>('CloseVolume', { name, session_id: sessionId });
   }
 
   close(): void {

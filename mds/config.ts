@@ -75,6 +75,20 @@ export const mdsConfigSchema = z.object({
     .object({ intervalMs: z.number().int().min(100).default(5000) })
     .prefault({}),
   ...clusterAuthConfig,
+  /** Block volumes on chunkservers (issue 13). */
+  volumes: z
+    .object({
+      /** Chunk file size; must match the chunkservers' chunkSize. */
+      chunkSize: z.number().int().min(1 << 20).max(1 << 30).default(16 << 20),
+      /** Space is allocated in segments of segmentSize / chunkSize chunks, on first write. */
+      segmentSize: z.number().int().min(1 << 20).default(1 << 30),
+      /** A deleted volume stays in the recycle bin (recoverable) this long, then its chunks are deleted. */
+      recycleRetentionMs: z.number().int().min(0).default(24 * 3600_000),
+      /** How often the leader looks for volumes to purge and attach sessions that stopped refreshing. */
+      checkIntervalMs: z.number().int().min(50).default(2000),
+    })
+    .prefault({})
+    .refine((v) => v.segmentSize % v.chunkSize === 0, 'volumes.segmentSize must be a multiple of volumes.chunkSize'),
   s3: z
     .object({
       /** CreateFs checks the bucket with HeadBucket; turn off only for offline tests. */

@@ -11,13 +11,19 @@ import { FilesystemManager } from './filesystems.js';
 import { Topology } from './topology.js';
 import { Scheduler } from './scheduler.js';
 import { CopysetCaller } from './copyset-caller.js';
+import { VolumeManager } from './volumes.js';
+import { ChunkClient } from '../chunkserver/chunk-client.js';
+import { copysetKey } from './state.js';
 
 export class LeaderContext {
   readonly chunkIds: BundledIdAllocator;
   readonly topology: Topology;
   readonly filesystems: FilesystemManager;
   readonly scheduler: Scheduler;
+  readonly volumes: VolumeManager;
   private readonly caller = new CopysetCaller();
+  /** Deletes chunks of purged volumes, finding copyset leaders from this leader's view. */
+  private readonly chunks: ChunkClient;
   private readonly timers: NodeJS.Timeout[] = [];
   private stopped = false;
 
@@ -30,16 +36,23 @@ export class LeaderContext {
     this.topology = new Topology(state, config, this.caller, log, (key, address) => this.scheduler.isJoining(key, address));
     this.filesystems = new FilesystemManager(state, config, this.topology, log);
     this.scheduler = new Scheduler(state, this.topology, config, log);
+    this.chunks = new ChunkClient(async (poolId, copysetId) => {
+      const key = copysetKey(poolId, copysetId);
+      return { peers: state.copysets.get(key)?.peers ?? [], leader: state.copysetRuntime.get(key)?.leader ?? '', epoch: state.copysets.get(key)?.epoch ?? 0 };
+    }, { deadlineMs: 10_000 });
+    this.volumes = new VolumeManager(state, config, this.topology, this.chunkIds, { deleteChunk: (c) => this.chunks.delete(c) }, log);
   }
 
   static async start(kv: KvStore, config: MdsConfig, log: Logger): Promise<LeaderContext> {
     const state = await new MdsState(kv).load();
     const ctx = new LeaderContext(state, config, log);
+    await ctx.volumes.load();
     ctx.every(config.sessions.checkIntervalMs, () => ctx.filesystems.expireSessions());
     ctx.every(config.health.checkIntervalMs, async () => ctx.scheduler.checkHealth());
     if (config.scheduler.enabled) ctx.every(config.scheduler.intervalMs, async () => ctx.scheduler.schedule());
     ctx.every(Math.max(1000, config.health.checkIntervalMs), () => ctx.placePending());
     ctx.every(config.deletion.intervalMs, () => ctx.filesystems.collectTrash());
+    ctx.every(config.volumes.checkIntervalMs, () => ctx.volumes.tick());
     log.info({ filesystems: state.filesystems.size, metaservers: state.metaservers.size, copysets: state.copysets.size }, 'leader state loaded');
     return ctx;
   }
@@ -80,5 +93,6 @@ export class LeaderContext {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     this.caller.close();
+    this.chunks.close();
   }
 }

@@ -44,6 +44,8 @@ export interface MetaServerRecord {
   zone: string;
   pool: string;
   token: string;
+  /** Chunkservers register through the same RPCs; their pool is "chunk:<pool>". Absent = metaserver. */
+  kind?: 'chunkserver';
 }
 
 export interface CopysetRecord {
@@ -82,7 +84,7 @@ export interface TrashRecord {
 export const keys = {
   fs: (name: string) => `fs/${name}`,
   fsPrefix: 'fs/',
-  counter: (name: 'fs' | 'partition' | 'metaserver' | 'copyset' | 'chunk' | 'pool') => `ids/${name}`,
+  counter: (name: 'fs' | 'partition' | 'metaserver' | 'copyset' | 'chunk' | 'pool' | 'volume') => `ids/${name}`,
   inodeCursor: (fsId: number) => `ids/inode/${fsId}`,
   metaserver: (id: number) => `ms/${String(id).padStart(8, '0')}`,
   metaserverPrefix: 'ms/',
@@ -94,7 +96,15 @@ export const keys = {
   partitionPrefix: (fsId?: number) => (fsId === undefined ? 'pt/' : `pt/${String(fsId).padStart(8, '0')}/`),
   trash: (fsId: number) => `trash/${String(fsId).padStart(8, '0')}`,
   trashPrefix: 'trash/',
+  volume: (name: string) => `vol/${name}`,
+  volumePrefix: 'vol/',
+  segment: (volumeId: number, index: number) => `seg/${String(volumeId).padStart(8, '0')}/${String(index).padStart(8, '0')}`,
+  segmentPrefix: (volumeId: number) => `seg/${String(volumeId).padStart(8, '0')}/`,
 };
+
+/** The pool name under which chunkservers of `pool` and their copysets are kept. */
+export const chunkPoolName = (pool: string): string => `chunk:${pool || 'default'}`;
+export const isChunkPool = (name: string): boolean => name.startsWith('chunk:');
 
 export function parseRecord<T>(value: string, what: string): T {
   try {

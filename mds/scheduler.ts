@@ -113,8 +113,21 @@ export class Scheduler {
     return this.topology.onlineMetaservers(poolName).filter((m) => !cs.peers.includes(m.address));
   }
 
+  /** Balancing compares servers of one pool: metaservers and chunkservers never trade copysets. */
+  private pools(): string[] {
+    return [...new Set(this.topology.onlineMetaservers().map((m) => m.pool))];
+  }
+
   private balanceCopysets(now: number): void {
-    const online = this.topology.onlineMetaservers();
+    for (const pool of this.pools()) this.balanceCopysetsIn(pool, now);
+  }
+
+  private balanceLeaders(now: number): void {
+    for (const pool of this.pools()) this.balanceLeadersIn(pool, now);
+  }
+
+  private balanceCopysetsIn(pool: string, now: number): void {
+    const online = this.topology.onlineMetaservers(pool);
     if (online.length < 2) return;
     const count = (m: MetaServerRecord) => this.state.copysetsOn(m.address).length;
     const sorted = [...online].sort((a, b) => count(b) - count(a));
@@ -133,8 +146,8 @@ export class Scheduler {
     }
   }
 
-  private balanceLeaders(now: number): void {
-    const online = this.topology.onlineMetaservers();
+  private balanceLeadersIn(pool: string, now: number): void {
+    const online = this.topology.onlineMetaservers(pool);
     if (online.length < 2) return;
     const leads = new Map<string, string[]>();
     for (const m of online) leads.set(m.address, []);

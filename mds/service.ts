@@ -25,6 +25,7 @@ import type { LeaderContext } from './leader.js';
 import type { MdsMemberInfo } from './election.js';
 import type { PartitionRecord } from './records.js';
 import { copysetKey } from './state.js';
+import { volumeRpcs } from './volume-service.js';
 
 export interface MdsNodeView {
   readonly config: MdsConfig;
@@ -121,9 +122,10 @@ export function mdsServices(node: MdsNodeView, registry: Registry, log: Logger):
       const key = copysetKey(req.pool_id, req.copyset_id);
       const cs = ctx.state.copysets.get(key);
       if (!cs) throw new TierfsError(StatusCode.NOT_FOUND, `copyset ${req.pool_id}/${req.copyset_id} does not exist`);
-      return { peers: cs.peers, leader: ctx.state.copysetRuntime.get(key)?.leader ?? '' };
+      return { peers: cs.peers, leader: ctx.state.copysetRuntime.get(key)?.leader ?? '', epoch: cs.epoch };
     }),
     ClusterStatus: gated('ClusterStatus', async (ctx) => clusterStatus(ctx, await node.members())),
+    ...volumeRpcs(gated, node.config),
   };
 
   const hb = loadProto<HeartbeatProto>('heartbeat.proto').tierfs.heartbeat.HeartbeatService;
@@ -152,7 +154,7 @@ function clusterStatus(ctx: LeaderContext, members: MdsMemberInfo[]) {
     return {
       id: m.id, address: m.address, host_name: m.hostName, zone: m.zone, state: rt?.state ?? 'OFFLINE',
       last_heartbeat_ms: rt?.lastHeartbeatMs ?? 0, copyset_count: s.copysetsOn(m.address).length, leader_count: leaders,
-      disk_used_bytes: rt?.diskUsedBytes ?? 0, disk_capacity_bytes: rt?.diskCapacityBytes ?? 0,
+      disk_used_bytes: rt?.diskUsedBytes ?? 0, disk_capacity_bytes: rt?.diskCapacityBytes ?? 0, kind: m.kind ?? 'metaserver',
     };
   });
   const copysets = [...s.copysets.values()].map((c) => {
@@ -161,6 +163,7 @@ function clusterStatus(ctx: LeaderContext, members: MdsMemberInfo[]) {
     return {
       pool_id: c.poolId, copyset_id: c.copysetId, peers: c.peers, leader: s.copysetRuntime.get(copysetKey(c.poolId, c.copysetId))?.leader ?? '',
       epoch: c.epoch, health, partition_count: s.partitionsOnCopyset(c.poolId, c.copysetId),
+      pool: [...s.pools.entries()].find(([, id]) => id === c.poolId)?.[0] ?? '',
     };
   });
   return {
@@ -173,5 +176,6 @@ function clusterStatus(ctx: LeaderContext, members: MdsMemberInfo[]) {
       return { ...info, s3: info.s3 ? { ...info.s3, secret_key: '' } : null };
     }),
     operators: ctx.scheduler.describeAll(),
+    volumes: [...ctx.volumes.volumes.values()].map((v) => ctx.volumes.toInfo(v)),
   };
 }

@@ -11,7 +11,7 @@ import type { MdsConfig } from './config.js';
 import type { CopysetCaller } from './copyset-caller.js';
 import type { PartitionPlacer } from './filesystems.js';
 import { reserveIds } from './ids.js';
-import { keys, type CopysetRecord, type FsRecord, type MetaServerRecord, type PartitionRecord } from './records.js';
+import { chunkPoolName, isChunkPool, keys, type CopysetRecord, type FsRecord, type MetaServerRecord, type PartitionRecord } from './records.js';
 import { copysetKey, type MdsState } from './state.js';
 
 export class Topology implements PartitionPlacer {
@@ -53,13 +53,15 @@ export class Topology implements PartitionPlacer {
     }
     const clash = this.state.metaserverByAddress(req.address);
     if (clash) throw new TierfsError(StatusCode.EXISTS, `a metaserver at ${req.address} is already registered as id ${clash.id}; present its token`);
-    const pool = req.pool || 'default';
+    const chunk = req.kind === 'chunkserver';
+    const pool = chunk ? chunkPoolName(req.pool) : req.pool || 'default';
     await this.poolId(pool);
     const id = await reserveIds(this.state.kv, keys.counter('metaserver'), 1);
     const ms: MetaServerRecord = { v: 1, id, address: req.address, hostName: req.host_name || req.address.split(':')[0]!, zone: req.zone || 'default', pool, token: randomUUID() };
+    if (chunk) ms.kind = 'chunkserver';
     await this.state.saveMetaServer(ms);
     this.markAlive(id);
-    this.log.info({ id, address: ms.address, zone: ms.zone, host: ms.hostName }, 'metaserver registered');
+    this.log.info({ id, address: ms.address, zone: ms.zone, host: ms.hostName, kind: ms.kind ?? 'metaserver' }, 'server registered');
     return ms;
   }
 
@@ -116,6 +118,12 @@ export class Topology implements PartitionPlacer {
       }
     }
     return { ms, changes };
+  }
+
+  /** Whether the copyset belongs to a chunkservers' pool (it holds chunks, never partitions). */
+  isChunkCopyset(cs: CopysetRecord): boolean {
+    for (const [name, id] of this.state.pools) if (id === cs.poolId) return isChunkPool(name);
+    return false;
   }
 
   onlineMetaservers(pool?: string): MetaServerRecord[] {
@@ -212,7 +220,7 @@ export class Topology implements PartitionPlacer {
 
   /** The copyset with the fewest partitions among those with a quorum of online peers. */
   private pickCopyset(): CopysetRecord {
-    const usable = [...this.state.copysets.values()].filter((c) => c.peers.filter((p) => this.state.stateOf(p) !== 'OFFLINE').length * 2 > c.peers.length);
+    const usable = [...this.state.copysets.values()].filter((c) => !this.isChunkCopyset(c) && c.peers.filter((p) => this.state.stateOf(p) !== 'OFFLINE').length * 2 > c.peers.length);
     if (usable.length === 0) throw new TierfsError(StatusCode.UNAVAILABLE, 'no copyset has a quorum of online metaservers');
     usable.sort((a, b) => this.state.partitionsOnCopyset(a.poolId, a.copysetId) - this.state.partitionsOnCopyset(b.poolId, b.copysetId) || a.copysetId - b.copysetId);
     return usable[0]!;

@@ -7,10 +7,28 @@ import type { ProtoGrpcType } from '../proto/gen/copyset.js';
 import type { StatusResponse__Output } from '../proto/gen/tierfs/copyset/StatusResponse.js';
 import type { CopysetStatus } from '../proto/gen/tierfs/copyset/CopysetStatus.js';
 import type { CopysetStatusResponse__Output } from '../proto/gen/tierfs/copyset/CopysetStatusResponse.js';
-import type { CopysetNodeManager } from './copyset-manager.js';
-import type { CopysetNode } from './copyset-node.js';
+import type { ReplicatedGroup } from './raft-types.js';
 
-export function copysetStatus(node: CopysetNode): CopysetStatus {
+/** One copyset replica as the admin functions see it: metaserver and chunkserver copysets alike. */
+export interface HeldCopyset {
+  readonly poolId: number;
+  readonly copysetId: number;
+  readonly name: string;
+  readonly group: ReplicatedGroup;
+}
+
+/** The copysets a server holds (metaserver/copyset-manager.ts, chunkserver/copysets.ts). */
+export interface CopysetHolder {
+  readonly selfAddress: string;
+  create(poolId: number, copysetId: number, peers: string[]): Promise<HeldCopyset>;
+  remove(poolId: number, copysetId: number): Promise<void>;
+  removeIfNotMember(poolId: number, copysetId: number): Promise<boolean>;
+  get(poolId: number, copysetId: number): HeldCopyset;
+  has(poolId: number, copysetId: number): boolean;
+  list(): HeldCopyset[];
+}
+
+export function copysetStatus(node: HeldCopyset): CopysetStatus {
   const st = node.group.status();
   return {
     pool_id: node.poolId, copyset_id: node.copysetId, peers: st.voters, learners: st.learners, leader: st.leader ?? '',
@@ -44,7 +62,7 @@ export async function membersOn(address: string, poolId: number, copysetId: numb
   }
 }
 
-function leaderNode(manager: CopysetNodeManager, poolId: number, copysetId: number): CopysetNode {
+function leaderNode(manager: CopysetHolder, poolId: number, copysetId: number): HeldCopyset {
   const node = manager.get(poolId, copysetId);
   if (!node.group.isLeader()) {
     throw new TierfsError(StatusCode.NOT_LEADER, `not the leader of copyset ${poolId}.${copysetId}`, node.group.leaderAddress() ?? '');
@@ -53,7 +71,7 @@ function leaderNode(manager: CopysetNodeManager, poolId: number, copysetId: numb
 }
 
 /** Adds a member: the new server creates the copyset empty and joins; the leader then adds it. */
-export async function addPeer(manager: CopysetNodeManager, poolId: number, copysetId: number, peer: string): Promise<void> {
+export async function addPeer(manager: CopysetHolder, poolId: number, copysetId: number, peer: string): Promise<void> {
   const node = leaderNode(manager, poolId, copysetId);
   const st = node.group.status();
   if (st.voters.includes(peer)) return;
@@ -61,7 +79,7 @@ export async function addPeer(manager: CopysetNodeManager, poolId: number, copys
   await node.group.addPeer(peer);
 }
 
-export async function removePeer(manager: CopysetNodeManager, poolId: number, copysetId: number, peer: string): Promise<void> {
+export async function removePeer(manager: CopysetHolder, poolId: number, copysetId: number, peer: string): Promise<void> {
   const node = leaderNode(manager, poolId, copysetId);
   const st = node.group.status();
   if (!st.voters.includes(peer) && !st.learners.includes(peer)) return;
@@ -74,12 +92,12 @@ export async function removePeer(manager: CopysetNodeManager, poolId: number, co
   await node.group.removePeer(peer);
 }
 
-export async function changePeer(manager: CopysetNodeManager, poolId: number, copysetId: number, peer: string, oldPeer: string): Promise<void> {
+export async function changePeer(manager: CopysetHolder, poolId: number, copysetId: number, peer: string, oldPeer: string): Promise<void> {
   await addPeer(manager, poolId, copysetId, peer);
   if (oldPeer) await removePeer(manager, poolId, copysetId, oldPeer);
 }
 
-export async function transferLeader(manager: CopysetNodeManager, poolId: number, copysetId: number, peer: string): Promise<void> {
+export async function transferLeader(manager: CopysetHolder, poolId: number, copysetId: number, peer: string): Promise<void> {
   const node = manager.get(poolId, copysetId);
   if (node.group.leaderAddress() === peer) return;
   await leaderNode(manager, poolId, copysetId).group.transferLeader(peer);

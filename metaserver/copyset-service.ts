@@ -8,8 +8,8 @@ import type { CopysetRef__Output } from '../proto/gen/tierfs/copyset/CopysetRef.
 import type { PeerChangeRequest__Output } from '../proto/gen/tierfs/copyset/PeerChangeRequest.js';
 import type { CreatePartitionRequest__Output } from '../proto/gen/tierfs/copyset/CreatePartitionRequest.js';
 import type { DeletePartitionRequest__Output } from '../proto/gen/tierfs/copyset/DeletePartitionRequest.js';
-import type { CopysetNodeManager } from './copyset-manager.js';
-import { addPeer, changePeer, copysetStatus, removePeer, transferLeader } from './copyset-admin.js';
+import { CopysetNode } from './copyset-node.js';
+import { type CopysetHolder, addPeer, changePeer, copysetStatus, removePeer, transferLeader } from './copyset-admin.js';
 
 function respond<T extends object>(fn: () => Promise<T>): Promise<T & { status: ReturnType<typeof ok> }> {
   return fn().then(
@@ -18,7 +18,14 @@ function respond<T extends object>(fn: () => Promise<T>): Promise<T & { status: 
   );
 }
 
-export function copysetService(manager: CopysetNodeManager): [grpc.ServiceDefinition, grpc.UntypedServiceImplementation] {
+/** Also served by chunkservers, whose copysets hold chunks, not partitions. */
+function metaCopyset(manager: CopysetHolder, poolId: number, copysetId: number): CopysetNode {
+  const node = manager.get(poolId, copysetId);
+  if (!(node instanceof CopysetNode)) throw new TierfsError(StatusCode.NOT_SUPPORTED, `copyset ${node.name} holds chunks, not partitions`);
+  return node;
+}
+
+export function copysetService(manager: CopysetHolder): [grpc.ServiceDefinition, grpc.UntypedServiceImplementation] {
   const svc = loadProto<ProtoGrpcType>('copyset.proto').tierfs.copyset.CopysetService.service;
   const impl: grpc.UntypedServiceImplementation = {
     CreateCopyset: handler((req: CreateCopysetRequest__Output) =>
@@ -65,7 +72,7 @@ export function copysetService(manager: CopysetNodeManager): [grpc.ServiceDefini
       respond(async () => {
         const p = req.partition;
         if (!p) throw new TierfsError(StatusCode.INVALID_ARGUMENT, 'no partition given');
-        const node = manager.get(p.pool_id, p.copyset_id);
+        const node = metaCopyset(manager, p.pool_id, p.copyset_id);
         await node.writeOk({
           op: 'createPartition',
           partition: { fsId: p.fs_id, poolId: p.pool_id, copysetId: p.copyset_id, partitionId: p.partition_id, start: p.start, end: p.end },
@@ -76,7 +83,7 @@ export function copysetService(manager: CopysetNodeManager): [grpc.ServiceDefini
     ),
     DeletePartition: handler((req: DeletePartitionRequest__Output) =>
       respond(async () => {
-        await manager.get(req.pool_id, req.copyset_id).writeOk({ op: 'deletePartition', pid: req.partition_id });
+        await metaCopyset(manager, req.pool_id, req.copyset_id).writeOk({ op: 'deletePartition', pid: req.partition_id });
         return {};
       }),
     ),

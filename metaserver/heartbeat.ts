@@ -12,9 +12,8 @@ import type { RegisterMetaServerResponse__Output } from '../proto/gen/tierfs/hea
 import type { MetaServerHeartbeatResponse__Output } from '../proto/gen/tierfs/heartbeat/MetaServerHeartbeatResponse.js';
 import type { CopysetConfigChange__Output } from '../proto/gen/tierfs/heartbeat/CopysetConfigChange.js';
 import type { CopysetReport } from '../proto/gen/tierfs/heartbeat/CopysetReport.js';
-import type { CopysetNodeManager } from './copyset-manager.js';
-import type { CopysetNode } from './copyset-node.js';
-import { addPeer, changePeer, removePeer, transferLeader } from './copyset-admin.js';
+import { CopysetNode } from './copyset-node.js';
+import { type CopysetHolder, type HeldCopyset, addPeer, changePeer, removePeer, transferLeader } from './copyset-admin.js';
 
 export interface HeartbeatOptions {
   mds: string[];
@@ -24,8 +23,10 @@ export interface HeartbeatOptions {
   zone: string;
   pool: string;
   intervalMs: number;
-  manager: CopysetNodeManager;
+  manager: CopysetHolder;
   logger: Logger;
+  /** "chunkserver" registers a chunkserver (its copysets hold chunks); default metaserver. */
+  kind?: 'metaserver' | 'chunkserver';
 }
 
 interface Registration {
@@ -33,12 +34,12 @@ interface Registration {
   token: string;
 }
 
-export function copysetReport(node: CopysetNode): CopysetReport {
+export function copysetReport(node: HeldCopyset): CopysetReport {
   const st = node.group.status();
   return {
     copyset_id: node.copysetId, pool_id: node.poolId, peers: st.voters, learners: st.learners, leader: st.leader ?? '',
     epoch: st.epoch, term: st.term, is_leader: node.group.isLeader(), pending_change: '',
-    partitions: [...node.sm.partitions.values()].map((p) => ({
+    partitions: !(node instanceof CopysetNode) ? [] : [...node.sm.partitions.values()].map((p) => ({
       partition_id: p.partitionId, fs_id: p.fsId, start: p.start, end: p.end, next_id: p.nextId,
       inode_count: p.inodeCount, dentry_count: p.dentryCount, read_only: p.readOnly,
     })),
@@ -73,7 +74,7 @@ export class MdsHeartbeat {
     const o = this.opts;
     const res = await this.mds.call((c) =>
       unary<object, RegisterMetaServerResponse__Output>(c, 'RegisterMetaServer', {
-        host_name: o.hostName, address: o.address, zone: o.zone, pool: o.pool, token: kept?.token ?? '',
+        host_name: o.hostName, address: o.address, zone: o.zone, pool: o.pool, token: kept?.token ?? '', kind: o.kind === 'chunkserver' ? 'chunkserver' : '',
       }),
     );
     check(res.status, 'RegisterMetaServer');

@@ -1,0 +1,35 @@
+// `tierfs chunkserver --config FILE`: run a chunkserver in the foreground.
+import type { Command } from 'commander';
+import { loadConfig } from '../../common/config.js';
+import { createLogger } from '../../common/log.js';
+import { chunkserverConfigSchema } from '../../chunkserver/config.js';
+import { startChunkServer } from '../../chunkserver/daemon.js';
+import { announceReady } from '../ready.js';
+import { action } from '../errors.js';
+
+export function register(program: Command): void {
+  program
+    .command('chunkserver')
+    .description('run a chunkserver (chunk files of block volumes in copysets over Raft)')
+    .option('--config <file>', 'YAML config file')
+    .option('--data-dir <dir>', 'data directory (dataDir)')
+    .option('--listen <host:port>', 'gRPC address, also the raft id (listen)')
+    .option('--mds <addresses>', 'comma-separated MDS addresses (mds)')
+    .option('--set <key=value...>', 'override a config key', [])
+    .action(
+      action(async (opts: { config?: string; dataDir?: string; listen?: string; mds?: string; set: string[] }) => {
+        const cfg = loadConfig(chunkserverConfigSchema, { file: opts.config, flags: { dataDir: opts.dataDir, listen: opts.listen, mds: opts.mds }, sets: opts.set });
+        const logger = createLogger('chunkserver');
+        const cs = await startChunkServer(cfg, logger);
+        let stopping = false;
+        const stop = () => {
+          if (stopping) return;
+          stopping = true;
+          void cs.close().finally(() => process.exit(0));
+        };
+        process.on('SIGTERM', stop);
+        process.on('SIGINT', stop);
+        announceReady({ address: cs.address, metricsPort: cs.metricsPort });
+      }),
+    );
+}
