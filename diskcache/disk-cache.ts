@@ -1,23 +1,26 @@
 // The local disk cache (DESIGN.md §3): `write/` holds staged blocks not yet in S3, `read/`
-// holds cached blocks. A staged block is fsynced, renamed into write/ and hard-linked into
-// read/ at once; an uploader drains write/ oldest first, retrying for as long as S3 is down,
-// and removes the write/ link after upload. File names are the object keys.
-import { mkdir, link, rename, statfs } from 'node:fs/promises';
+// holds cached blocks. File names are the object keys. This class is the facade; the jobs
+// are in their own files:
+//   staging.ts    durable staging of written blocks (write/ + a link in read/)
+//   uploader.ts   drains staged blocks to S3, oldest first, retrying while S3 is down
+//   read-cache.ts read/: lookups (counted once each), admission of fetched blocks, the LRU
+//   capacity.ts   usage against the limits, watermarks, trimming
+//   recovery.ts   what a previous run left on disk
 import { join } from 'node:path';
-import PQueue from 'p-queue';
-import { LRUCache } from 'lru-cache';
 import type { Registry } from 'prom-client';
 import { silentLogger, type Logger } from '../common/log.js';
 import { StatusCode, TierfsError } from '../common/status.js';
-import { FdPool } from './fd-pool.js';
-import { fsyncDir, readExact, readFullyInto, scanDir, unlinkQuiet, writeFileSynced } from './files.js';
+import { Capacity } from './capacity.js';
+import { unlinkQuiet } from './files.js';
+import { checkLimits, type DiskCacheLimits } from './limits.js';
 import { DiskCacheMetrics } from './metrics.js';
+import { ReadCache } from './read-cache.js';
+import { recoverDirs } from './recovery.js';
+import { Staging } from './staging.js';
+import { Uploader, type BlockSink } from './uploader.js';
 
-/** Where uploads go: the ObjectStore of s3adaptor/ fits this shape. */
-export interface BlockSink {
-  /** Must not keep `body` once the promise settles: upload read-back buffers are reused. */
-  put(key: string, body: Buffer): Promise<void>;
-}
+export type { BlockSink } from './uploader.js';
+export type { DiskCacheLimits } from './limits.js';
 
 export interface DiskCacheOptions {
   dir: string;
@@ -71,82 +74,29 @@ export interface DiskCacheStats {
   trimmedBlocks: number;
 }
 
-interface StagedBlock {
-  size: number;
-  stagedAt: number;
-  done: Promise<void>;
-  resolve(): void;
-  reject(err: Error): void;
-  cancelled: boolean;
-  /** The upload attempt in progress, so remove() can wait for it and then delete the object. */
-  running: Promise<unknown> | null;
-}
-
-/** What `tierfs cache config` shows and changes. */
-export interface DiskCacheLimits {
-  capacityBytes: number;
-  maxFiles: number;
-  stageWatermark: number;
-  trimHighWatermark: number;
-  trimLowWatermark: number;
-  uploadConcurrency: number;
-}
-
-function checkLimits(l: DiskCacheLimits): void {
-  const bad = (msg: string) => new TierfsError(StatusCode.INVALID_ARGUMENT, `disk cache: ${msg}`);
-  if (!Number.isSafeInteger(l.capacityBytes) || l.capacityBytes < 1) throw bad(`capacity ${l.capacityBytes} must be a positive number of bytes`);
-  if (!Number.isSafeInteger(l.maxFiles) || l.maxFiles < 1) throw bad(`file cap ${l.maxFiles} must be a positive integer`);
-  if (!Number.isSafeInteger(l.uploadConcurrency) || l.uploadConcurrency < 1 || l.uploadConcurrency > 256) {
-    throw bad(`upload concurrency ${l.uploadConcurrency} must be an integer in 1..256`);
-  }
-  const w = [l.trimLowWatermark, l.trimHighWatermark, l.stageWatermark];
-  if (!w.every((x) => Number.isFinite(x) && x > 0 && x <= 1) || !(l.trimLowWatermark < l.trimHighWatermark && l.trimHighWatermark <= l.stageWatermark)) {
-    throw bad(`watermarks must satisfy 0 < trimLow (${l.trimLowWatermark}) < trimHigh (${l.trimHighWatermark}) <= stage (${l.stageWatermark}) <= 1`);
-  }
-}
-
-const TEMP_PREFIX = '.tmp-';
-
 /** Errors of the cache's own disk that the cache survives by not caching. */
 function isLocalDiskFailure(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | null)?.code;
   return code === 'ENOSPC' || code === 'EDQUOT' || code === 'EIO' || code === 'EROFS';
 }
-const isTemp = (name: string) => name.startsWith(TEMP_PREFIX);
+
+type Settings = DiskCacheLimits & { fsync: boolean; retryBaseMs: number; retryMaxMs: number; checkIntervalMs: number; maxOpenFiles: number };
 
 export class DiskCache {
   readonly writeDir: string;
   readonly readDir: string;
-  private readonly staged = new Map<string, StagedBlock>(); // insertion order = oldest first
-  /** Uploaded (or fetched) blocks in read/, least recently used first; staged ones are never here. */
-  private readonly cached: LRUCache<string, number>;
-  private readonly uploader: PQueue;
-  private readonly fds: FdPool;
-  private readonly readPath = (key: string): string => join(this.readDir, key);
   private readonly log: Logger;
   private readonly metrics: DiskCacheMetrics;
-  private readonly opts: Required<Omit<DiskCacheOptions, 'registry' | 'logger' | 'store'>>;
-  private usedBytes = 0;
-  private files = 0;
-  private diskFreeBytes = Number.MAX_SAFE_INTEGER;
+  private readonly opts: Settings;
+  private readonly staging: Staging;
+  private readonly cache: ReadCache;
+  private readonly capacity: Capacity;
+  private readonly uploader: Uploader;
   private closed = false;
-  private readonly closing = new AbortController();
-  private trimming: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
-  private pendingDirSync: Promise<void> | null = null;
-  private dirSyncChain: Promise<void> = Promise.resolve();
-  private tempSeq = 0;
-  private readonly counts = { uploadedBlocks: 0, uploadedBytes: 0, uploadErrors: 0, hits: 0, misses: 0, trimmedBlocks: 0 };
-  private readonly uploadSamples: Array<{ at: number; bytes: number }> = [];
-  /**
-   * Read-back buffers of finished uploads, reused: a fresh 4 MiB buffer per upload costs page
-   * faults and V8 mark-compacts (external memory). At most uploadConcurrency are kept.
-   */
-  private uploadBuffers: Buffer[] = [];
 
-  private constructor(private readonly store: BlockSink, options: DiskCacheOptions) {
+  private constructor(store: BlockSink, private readonly dir: string, options: DiskCacheOptions) {
     this.opts = {
-      dir: options.dir,
       capacityBytes: options.capacityBytes,
       maxFiles: options.maxFiles ?? 1_000_000,
       uploadConcurrency: options.uploadConcurrency ?? 4,
@@ -160,42 +110,35 @@ export class DiskCache {
       maxOpenFiles: options.maxOpenFiles ?? 256,
     };
     checkLimits(this.opts);
-    this.writeDir = join(options.dir, 'write');
-    this.readDir = join(options.dir, 'read');
+    this.writeDir = join(dir, 'write');
+    this.readDir = join(dir, 'read');
     this.log = options.logger ?? silentLogger;
-    this.uploader = new PQueue({ concurrency: this.opts.uploadConcurrency });
-    this.fds = new FdPool(this.opts.maxOpenFiles);
-    this.cached = new LRUCache<string, number>({ maxSize: Number.MAX_SAFE_INTEGER, sizeCalculation: (size) => Math.max(1, size) });
     this.metrics = new DiskCacheMetrics(options.registry);
+    this.staging = new Staging(this.writeDir, this.readDir, () => this.opts.fsync);
+    this.cache = new ReadCache(this.readDir, this.opts.maxOpenFiles, (key) => this.staging.size(key));
+    this.capacity = new Capacity(dir, this.opts, this.staging, this.cache, this.metrics, this.log);
+    this.uploader = new Uploader(
+      store,
+      this.staging,
+      { concurrency: this.opts.uploadConcurrency, retryBaseMs: this.opts.retryBaseMs, retryMaxMs: this.opts.retryMaxMs },
+      (key) => this.uploadedOne(key),
+      this.metrics,
+      this.log,
+    );
   }
 
   /** Opens (creating) a cache dir and queues every block left in write/ for upload again. */
   static async open(options: DiskCacheOptions): Promise<DiskCache> {
-    const cache = new DiskCache(options.store, options);
+    const cache = new DiskCache(options.store, options.dir, options);
     await cache.recover();
     return cache;
   }
 
   private async recover(): Promise<void> {
-    await mkdir(this.writeDir, { recursive: true });
-    await mkdir(this.readDir, { recursive: true });
-    const staged = (await scanDir(this.writeDir, isTemp)).sort((a, b) => a.mtimeMs - b.mtimeMs);
-    const stagedNames = new Set(staged.map((e) => e.name));
-    const cached = (await scanDir(this.readDir, isTemp)).filter((e) => !stagedNames.has(e.name)).sort((a, b) => a.atimeMs - b.atimeMs);
-    for (const e of cached) {
-      this.cached.set(e.name, e.size);
-      this.usedBytes += e.size;
-      this.files++;
-    }
-    for (const e of staged) {
-      // A crash may fall between rename into write/ and the link into read/.
-      await unlinkQuiet(join(this.readDir, e.name));
-      await link(join(this.writeDir, e.name), join(this.readDir, e.name));
-      this.usedBytes += e.size;
-      this.files++;
-      this.addStaged(e.name, e.size, e.mtimeMs);
-    }
-    await this.sampleDisk();
+    const { staged, cached } = await recoverDirs(this.writeDir, this.readDir);
+    for (const e of cached) this.cache.adopt(e.name, e.size);
+    for (const e of staged) this.uploader.enqueue(e.name, this.staging.add(e.name, e.size, e.mtimeMs));
+    await this.capacity.sample();
     this.timer = setInterval(() => void this.tick(), this.opts.checkIntervalMs);
     this.timer.unref();
     if (staged.length > 0) this.log.info({ blocks: staged.length }, 'disk cache: re-queued staged blocks for upload');
@@ -203,43 +146,26 @@ export class DiskCache {
   }
 
   private async tick(): Promise<void> {
-    await this.sampleDisk().catch(() => {});
-    this.maybeTrim();
+    await this.capacity.sample().catch(() => {});
+    this.capacity.maybeTrim();
     this.refreshGauges();
   }
 
-  private async sampleDisk(): Promise<void> {
-    const st = await statfs(this.opts.dir);
-    this.diskFreeBytes = st.bavail * st.bsize;
-  }
-
-  // ---- usage and watermarks ----
-
-  private usage(extraBytes = 0, extraFiles = 0): { bytes: number; files: number; max: number } {
-    const used = this.usedBytes + extraBytes;
-    const byteLimit = Math.max(1, Math.min(this.opts.capacityBytes, this.usedBytes + this.diskFreeBytes));
-    const bytes = used / byteLimit;
-    const files = (this.files + extraFiles) / this.opts.maxFiles;
-    return { bytes, files, max: Math.max(bytes, files) };
-  }
-
-  /** True when a block of this size may be staged without crossing the stage watermark. */
-  canStage(size: number): boolean {
-    return !this.closed && this.usage(size, 1).max < this.opts.stageWatermark;
-  }
-
-  /**
-   * Until the next free-space sample the disk counts as full: no staging, no read-cache
-   * admission, and trimming starts, which is what frees room on a disk we share.
-   */
-  private diskFull(err: unknown): void {
-    this.diskFreeBytes = 0;
-    this.log.warn({ dir: this.opts.dir, err: (err as Error).message }, 'disk cache: the disk is full or failing; blocks go straight to S3');
-    this.maybeTrim();
+  /** An upload finished: the block leaves staging (write/ link removed) and stays as read cache. */
+  private async uploadedOne(key: string): Promise<void> {
+    await unlinkQuiet(join(this.writeDir, key));
+    const block = this.staging.take(key);
+    if (!block) return; // removed (its object deleted) while the upload finished
+    this.cache.adopt(key, block.size);
     this.refreshGauges();
   }
 
   // ---- staging and upload ----
+
+  /** True when a block of this size may be staged without crossing the stage watermark. */
+  canStage(size: number): boolean {
+    return !this.closed && this.capacity.canStage(size);
+  }
 
   /**
    * Stages a block durably (file fsync, rename, write/ dir fsync) and queues its upload.
@@ -247,167 +173,51 @@ export class DiskCache {
    */
   async stage(key: string, data: Buffer): Promise<boolean> {
     if (this.closed) throw new TierfsError(StatusCode.UNAVAILABLE, 'disk cache is closed');
-    if (!this.canStage(data.length)) {
-      this.maybeTrim();
+    if (!this.capacity.canStage(data.length)) {
+      this.capacity.maybeTrim();
       return false;
     }
-    const tmp = join(this.writeDir, `${TEMP_PREFIX}${process.pid}-${this.tempSeq++}`);
     try {
-      await writeFileSynced(tmp, data, this.opts.fsync);
-      await rename(tmp, join(this.writeDir, key));
-      this.forget(key); // a re-staged key replaces what read/ held
-      await unlinkQuiet(join(this.readDir, key));
-      await link(join(this.writeDir, key), join(this.readDir, key));
+      await this.staging.writeFiles(key, data, () => this.cache.forget(key));
     } catch (err) {
       if (!isLocalDiskFailure(err)) throw err;
       // The disk filled up between free-space samples, or is failing: nothing of this block
       // stays staged, and the caller writes it straight to S3.
-      await unlinkQuiet(tmp).catch(() => {});
-      await unlinkQuiet(join(this.writeDir, key)).catch(() => {});
-      this.diskFull(err);
+      this.capacity.diskFull(err);
+      this.refreshGauges();
       return false;
     }
-    this.usedBytes += data.length;
-    this.files++;
-    this.addStaged(key, data.length, Date.now());
-    if (this.opts.fsync) await this.syncWriteDir();
-    this.maybeTrim();
+    this.uploader.enqueue(key, this.staging.add(key, data.length, Date.now()));
+    if (this.opts.fsync) await this.staging.syncWriteDir();
+    this.capacity.maybeTrim();
     this.refreshGauges();
     return true;
   }
 
   /** Resolves once the block is in S3 (at once for a key that is not staged). */
   uploaded(key: string): Promise<void> {
-    return this.staged.get(key)?.done ?? Promise.resolve();
+    return this.staging.uploaded(key);
   }
 
   isStaged(key: string): boolean {
-    return this.staged.has(key);
-  }
-
-  /** Group commit: callers whose rename happened before a sync started share that sync. */
-  private syncWriteDir(): Promise<void> {
-    if (this.pendingDirSync) return this.pendingDirSync;
-    const p = this.dirSyncChain.then(() => {
-      this.pendingDirSync = null;
-      return fsyncDir(this.writeDir);
-    });
-    this.pendingDirSync = p;
-    this.dirSyncChain = p.catch(() => {});
-    return p;
-  }
-
-  private addStaged(key: string, size: number, stagedAt: number): void {
-    let resolve!: () => void;
-    let reject!: (err: Error) => void;
-    const done = new Promise<void>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    done.catch(() => {}); // waiting is optional; a rejection at close must not crash the process
-    const block: StagedBlock = { size, stagedAt, done, resolve, reject, cancelled: false, running: null };
-    this.staged.set(key, block);
-    void this.uploader.add(() => this.upload(key, block));
-  }
-
-  private async upload(key: string, block: StagedBlock): Promise<void> {
-    for (let attempt = 0; !this.closed && !block.cancelled; attempt++) {
-      const spare = this.uploadBuffers.pop();
-      const target = spare && spare.length >= block.size ? spare : Buffer.allocUnsafe(block.size);
-      try {
-        const data = await readExact(join(this.writeDir, key), block.size, 0, target);
-        if (block.cancelled) break;
-        block.running = this.store.put(key, data);
-        await block.running;
-        if (block.cancelled) break;
-        await unlinkQuiet(join(this.writeDir, key));
-        this.staged.delete(key);
-        this.cached.set(key, block.size); // stays as read cache
-        this.counts.uploadedBlocks++;
-        this.counts.uploadedBytes += block.size;
-        this.metrics.uploaded(block.size);
-        this.uploadSamples.push({ at: Date.now(), bytes: block.size });
-        block.resolve();
-        this.refreshGauges();
-        return;
-      } catch (err) {
-        if (block.cancelled) break;
-        this.counts.uploadErrors++;
-        this.metrics.uploadErrors.inc();
-        const delay = Math.min(this.opts.retryMaxMs, this.opts.retryBaseMs * 2 ** Math.min(attempt, 20));
-        this.log.warn({ key, attempt, delay, err: err instanceof Error ? err.message : String(err) }, 'disk cache: upload failed, will retry');
-        await this.sleep(delay);
-      } finally {
-        // Every read and the put are settled here (a timed-out put's socket is destroyed).
-        if (target.length >= 2 ** 20 && this.uploadBuffers.length < this.opts.uploadConcurrency) this.uploadBuffers.push(target);
-      }
-    }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const signal = this.closing.signal;
-      if (signal.aborted) return resolve();
-      const done = () => {
-        clearTimeout(t);
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      const t = setTimeout(done, ms);
-      signal.addEventListener('abort', done, { once: true });
-    });
+    return this.staging.has(key);
   }
 
   // ---- read cache ----
 
-  /** The block from read/, or null on a miss. Counts hits and misses. */
-  async get(key: string): Promise<Buffer | null> {
-    const size = this.staged.get(key)?.size ?? this.cached.get(key);
-    if (size === undefined) {
-      this.counts.misses++;
-      return null;
-    }
-    try {
-      const data = await readExact(join(this.readDir, key), size);
-      this.counts.hits++;
-      return data;
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'ESHORT') throw err;
-      if (!this.staged.has(key)) this.forget(key); // removed behind our back
-      this.counts.misses++;
-      return null;
-    }
+  /** The block from read/, or null on a miss. Counts a hit or a miss. */
+  get(key: string): Promise<Buffer | null> {
+    return this.cache.get(key);
   }
 
   /** Whether a block of `size` bytes is in the cache (staged or cached); does not touch recency. */
   has(key: string, size: number): boolean {
-    return (this.staged.get(key)?.size ?? this.cached.peek(key)) === size;
+    return this.cache.has(key, size);
   }
 
-  /**
-   * Copies `len` bytes from `offset` of a cached block of `size` bytes into `target` at `at`;
-   * false on a miss. One pread through a kept-open handle: reads served from the disk cache
-   * cost what reading a local file costs, with no block-sized buffer in between.
-   */
-  async readInto(key: string, size: number, offset: number, len: number, target: Buffer, at: number): Promise<boolean> {
-    const known = this.staged.get(key)?.size ?? this.cached.get(key);
-    if (known !== size || offset + len > size) {
-      this.counts.misses++;
-      return false;
-    }
-    try {
-      await this.fds.use(key, this.readPath, (fh) => readFullyInto(fh, target, at, len, offset));
-      this.counts.hits++;
-      return true;
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'ESHORT') throw err;
-      this.fds.drop(key);
-      if (!this.staged.has(key)) this.forget(key); // removed behind our back
-      this.counts.misses++;
-      return false;
-    }
+  /** Copies a range of a cached block into `target`; false on a miss. Counts a hit or a miss. */
+  readInto(key: string, size: number, offset: number, len: number, target: Buffer, at: number): Promise<boolean> {
+    return this.cache.readInto(key, size, offset, len, target, at);
   }
 
   /**
@@ -416,47 +226,33 @@ export class DiskCache {
    */
   async put(key: string, data: Buffer): Promise<boolean> {
     if (this.closed) return false;
-    if (this.staged.has(key) || this.cached.has(key)) return true;
-    if (this.usage(data.length, 1).max >= this.opts.trimHighWatermark) {
-      this.maybeTrim();
-      if (this.usage(data.length, 1).max >= this.opts.stageWatermark) return false;
-    }
-    const tmp = join(this.readDir, `${TEMP_PREFIX}${process.pid}-${this.tempSeq++}`);
+    if (this.staging.has(key) || this.cache.isCached(key)) return true;
+    if (!this.capacity.canAdmit(data.length)) return false;
     try {
-      await writeFileSynced(tmp, data, false);
-      if (this.cached.has(key) || this.staged.has(key)) {
-        await unlinkQuiet(tmp);
-        return true;
-      }
-      await rename(tmp, join(this.readDir, key));
+      await this.cache.insert(key, data);
     } catch (err) {
       if (!isLocalDiskFailure(err)) throw err;
-      await unlinkQuiet(tmp).catch(() => {});
-      this.diskFull(err);
+      this.capacity.diskFull(err);
+      this.refreshGauges();
       return false;
     }
-    this.cached.set(key, data.length);
-    this.usedBytes += data.length;
-    this.files++;
     this.refreshGauges();
     return true;
   }
 
   /** Drops a cached block that is in S3; a staged block is never dropped. The bytes it freed. */
   async evict(key: string): Promise<number> {
-    if (this.staged.has(key)) return 0;
-    const size = this.cached.peek(key);
-    if (size === undefined || !this.forget(key)) return 0;
-    await unlinkQuiet(join(this.readDir, key));
-    this.refreshGauges();
-    return size;
+    if (this.staging.has(key)) return 0;
+    const freed = await this.cache.drop(key);
+    if (freed > 0) this.refreshGauges();
+    return freed;
   }
 
   /** Drops every cached block that is in S3 (staged blocks stay). */
   async evictAll(): Promise<{ blocks: number; bytes: number }> {
     let blocks = 0;
     let bytes = 0;
-    for (const key of [...this.cached.keys()]) {
+    for (const key of this.cache.keys()) {
       const freed = await this.evict(key);
       if (freed > 0) {
         blocks++;
@@ -464,6 +260,24 @@ export class DiskCache {
       }
     }
     return { blocks, bytes };
+  }
+
+  /**
+   * Drops a block whose object is being deleted. A staged block is not uploaded any more;
+   * an upload in flight is waited for, so a delete issued afterwards removes its object.
+   */
+  async remove(key: string): Promise<void> {
+    const block = this.staging.take(key);
+    if (block) {
+      block.cancelled = true;
+      await block.running?.catch(() => {});
+      block.resolve();
+      this.cache.dropHandle(key);
+      await unlinkQuiet(join(this.writeDir, key));
+      await unlinkQuiet(join(this.readDir, key));
+      return;
+    }
+    if (this.cache.forget(key)) await unlinkQuiet(join(this.readDir, key));
   }
 
   // ---- limits, changeable while running ----
@@ -484,117 +298,57 @@ export class DiskCache {
     Object.assign(this.opts, next);
     this.uploader.concurrency = next.uploadConcurrency;
     this.log.info({ limits: next }, 'disk cache limits changed');
-    this.maybeTrim();
+    this.capacity.maybeTrim();
     this.refreshGauges();
     return this.limits();
   }
 
-  /**
-   * Drops a block whose object is being deleted. A staged block is not uploaded any more;
-   * an upload in flight is waited for, so a delete issued afterwards removes its object.
-   */
-  async remove(key: string): Promise<void> {
-    const block = this.staged.get(key);
-    if (block) {
-      block.cancelled = true;
-      this.staged.delete(key);
-      this.usedBytes -= block.size;
-      this.files--;
-      await block.running?.catch(() => {});
-      block.resolve();
-      this.fds.drop(key);
-      await unlinkQuiet(join(this.writeDir, key));
-      await unlinkQuiet(join(this.readDir, key));
-      return;
-    }
-    if (this.forget(key)) await unlinkQuiet(join(this.readDir, key));
-  }
-
-  /** Removes a read-cache entry from the index and the accounting (not the file). */
-  private forget(key: string): boolean {
-    const size = this.cached.get(key);
-    if (size === undefined) return false;
-    this.cached.delete(key);
-    this.fds.drop(key);
-    this.usedBytes -= size;
-    this.files--;
-    return true;
-  }
-
-  // ---- trimming ----
-
-  private maybeTrim(): void {
-    if (this.trimming || this.usage().max < this.opts.trimHighWatermark) return;
-    this.trimming = this.trim().finally(() => {
-      this.trimming = null;
-    });
-  }
-
-  /** Evicts least recently used read blocks down to the low watermark; staged blocks are not in the LRU. */
-  private async trim(): Promise<void> {
-    while (this.usage().max > this.opts.trimLowWatermark) {
-      const key = this.cached.rkeys().next().value;
-      if (key === undefined) break;
-      this.forget(key);
-      await unlinkQuiet(join(this.readDir, key)).catch((err: unknown) => this.log.warn({ key, err: String(err) }, 'disk cache: trim unlink failed'));
-      this.counts.trimmedBlocks++;
-      this.metrics.trimmed.inc();
-    }
-    this.refreshGauges();
-  }
-
   /** Test and admin hook: trim now if above the high watermark; resolves when done. */
   async trimNow(): Promise<void> {
-    this.maybeTrim();
-    await this.trimming;
+    await this.capacity.trimNow();
+    this.refreshGauges();
   }
 
   // ---- stats and lifecycle ----
 
   stats(): DiskCacheStats {
     const now = Date.now();
-    while (this.uploadSamples.length > 0 && now - this.uploadSamples[0]!.at > 10_000) this.uploadSamples.shift();
-    const windowBytes = this.uploadSamples.reduce((s, x) => s + x.bytes, 0);
-    const first = this.staged.values().next().value;
-    let stagedBytes = 0;
-    for (const b of this.staged.values()) stagedBytes += b.size;
-    const u = this.usage();
-    const lookups = this.counts.hits + this.counts.misses;
+    const first = this.staging.oldest();
+    const u = this.capacity.usage();
+    const { hits, misses } = this.cache.counts;
+    const lookups = hits + misses;
     return {
-      stagedBlocks: this.staged.size,
-      stagedBytes,
+      stagedBlocks: this.staging.count,
+      stagedBytes: this.staging.bytes,
       oldestStagedAgeMs: first ? now - first.stagedAt : 0,
-      uploadedBlocks: this.counts.uploadedBlocks,
-      uploadedBytes: this.counts.uploadedBytes,
-      uploadErrors: this.counts.uploadErrors,
-      uploadBytesPerSec: windowBytes / 10,
-      hits: this.counts.hits,
-      misses: this.counts.misses,
-      hitRatio: lookups === 0 ? 0 : this.counts.hits / lookups,
-      usedBytes: this.usedBytes,
-      files: this.files,
+      ...this.uploader.counts,
+      uploadBytesPerSec: this.uploader.bytesPerSec(now),
+      hits,
+      misses,
+      hitRatio: lookups === 0 ? 0 : hits / lookups,
+      usedBytes: this.capacity.usedBytes,
+      files: this.capacity.files,
       capacityBytes: this.opts.capacityBytes,
       maxFiles: this.opts.maxFiles,
-      diskFreeBytes: this.diskFreeBytes,
+      diskFreeBytes: this.capacity.diskFreeBytes,
       bytesUsage: u.bytes,
       filesUsage: u.files,
       usage: u.max,
       stagingPaused: u.max >= this.opts.stageWatermark,
-      trimmedBlocks: this.counts.trimmedBlocks,
+      trimmedBlocks: this.capacity.trimmedBlocks,
     };
   }
 
   private refreshGauges(): void {
-    let stagedBytes = 0;
-    for (const b of this.staged.values()) stagedBytes += b.size;
-    const lookups = this.counts.hits + this.counts.misses;
+    const { hits, misses } = this.cache.counts;
+    const lookups = hits + misses;
     this.metrics.set({
-      stagedBlocks: this.staged.size,
-      stagedBytes,
-      usedBytes: this.usedBytes,
-      files: this.files,
-      usage: this.usage().max,
-      hitRatio: lookups === 0 ? 0 : this.counts.hits / lookups,
+      stagedBlocks: this.staging.count,
+      stagedBytes: this.staging.bytes,
+      usedBytes: this.capacity.usedBytes,
+      files: this.capacity.files,
+      usage: this.capacity.usage().max,
+      hitRatio: lookups === 0 ? 0 : hits / lookups,
     });
   }
 
@@ -604,28 +358,22 @@ export class DiskCache {
   }
 
   resumeUploads(): void {
-    this.uploader.start();
+    this.uploader.resume();
   }
 
   /** Resolves when write/ is empty (every staged block uploaded). */
-  async flush(): Promise<void> {
-    this.uploader.start();
-    while (this.staged.size > 0) {
-      if (this.closed) throw new TierfsError(StatusCode.UNAVAILABLE, 'disk cache closed with blocks still staged');
-      await Promise.allSettled([...this.staged.values()].map((b) => b.done));
-    }
+  flush(): Promise<void> {
+    return this.uploader.drain();
   }
 
   /** Stops uploading (staged blocks stay in write/ for the next open) and releases timers. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.closing.abort();
     if (this.timer) clearInterval(this.timer);
-    this.uploader.clear();
-    await this.uploader.onIdle();
-    await this.trimming;
-    this.fds.clear();
-    for (const block of this.staged.values()) block.reject(new TierfsError(StatusCode.UNAVAILABLE, 'disk cache closed before the block was uploaded'));
+    await this.uploader.close();
+    await this.capacity.idle();
+    this.cache.close();
+    for (const block of this.staging.values()) block.reject(new TierfsError(StatusCode.UNAVAILABLE, 'disk cache closed before the block was uploaded'));
   }
 }

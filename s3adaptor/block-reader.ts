@@ -1,17 +1,28 @@
-// Whole block objects for reads: memory LRU (bounded bytes) -> disk cache -> S3 GET, with
-// single-flight so concurrent readers of one block share one fetch, and fire-and-forget
-// prefetch for readahead. Reads copy into the caller's buffer (the FUSE reply buffer).
-import { LRUCache } from 'lru-cache';
+// Whole block objects for reads through the block caches in order — memory, then the tiers
+// below it (local disk, cache group) — and S3 last. Single-flight: concurrent readers of one
+// block share one fetch. A lookup asks each tier once: a cold block that missed the disk
+// tier is fetched from the tiers below it, never looked up in the disk tier a second time.
+// Fetched blocks are kept in memory and offered to the tiers above the one that served them.
+// Reads copy into the caller's buffer (the FUSE reply buffer).
 import type { Logger } from '../common/log.js';
 import { StatusCode, TierfsError } from '../common/status.js';
-import type { DiskCache } from '../diskcache/index.js';
+import type { BlockCache, MemoryBlockCache } from './block-cache.js';
 import type { ObjectStore } from './object-store.js';
 
 export interface BlockReaderStats {
+  /** Block lookups by readers (reads, compaction): memHits + memMisses. */
+  lookups: number;
   memHits: number;
   memMisses: number;
   memBytes: number;
+  /** Hits of the disk and group tiers (lookups and prefetches). */
   diskHits: number;
+  groupHits: number;
+  /** Lookups that found the block already being fetched and waited for that fetch. */
+  joined: number;
+  /** Lookups that failed (the error went to the reader). */
+  failed: number;
+  /** Whole-block GETs from S3 (reads and prefetches; not warmup). */
   s3Fetches: number;
   prefetches: number;
 }
@@ -21,117 +32,220 @@ export interface BlockReaderStats {
  * the object's deletion (compaction): the reader then refreshes its slices and retries
  * instead of using a short block.
  */
-function checkedSize(key: string, data: Buffer, size: number): Buffer {
+export function checkedSize(key: string, data: Buffer, size: number): Buffer {
   if (data.length !== size) throw new TierfsError(StatusCode.NOT_FOUND, `object ${key} holds ${data.length} bytes, its slice says ${size}`);
   return data;
 }
 
+/** Where a fetch found the block: a tier's index, or S3. */
+type Source = number | 's3';
+
+interface Fetch {
+  data: Buffer;
+  source: Source;
+}
+
 export class BlockReader {
-  private readonly mem: LRUCache<string, Buffer>;
-  private readonly inflight = new Map<string, Promise<Buffer>>();
+  private readonly inflight = new Map<string, Promise<Fetch>>();
   private prefetching = 0;
-  private readonly counts = { memHits: 0, memMisses: 0, diskHits: 0, s3Fetches: 0, prefetches: 0 };
+  /** Lookups that missed memory and are not answered yet. */
+  private active = 0;
+  private readonly counts = { lookups: 0, memHits: 0, memMisses: 0, joined: 0, failed: 0, s3Fetches: 0, prefetches: 0 };
+  /** Hits per tier (index into `tiers`). */
+  private readonly hits: number[];
+  /** How answered lookups that missed memory were served: per tier, and from S3. */
+  private readonly served: { tiers: number[]; s3: number };
 
   constructor(
     private readonly store: ObjectStore,
-    private readonly disk: DiskCache | null,
-    memBytes: number,
+    readonly memory: MemoryBlockCache,
+    /** The tiers below memory, in the order they are asked. */
+    readonly tiers: BlockCache[],
     private readonly maxPrefetch: number,
     private readonly log: Logger,
   ) {
-    this.mem = new LRUCache<string, Buffer>({ maxSize: Math.max(1, memBytes), sizeCalculation: (b) => Math.max(1, b.length) });
+    this.hits = tiers.map(() => 0);
+    this.served = { tiers: tiers.map(() => 0), s3: 0 };
+  }
+
+  tier(name: string): BlockCache | undefined {
+    return this.tiers.find((t) => t.name === name);
   }
 
   /** The whole object; NOT_FOUND when it is gone (compaction replaced it). */
-  get(key: string, size: number): Promise<Buffer> {
-    const hit = this.mem.get(key);
-    if (hit) {
-      this.counts.memHits++;
-      return Promise.resolve(hit);
-    }
-    this.counts.memMisses++;
-    return this.load(key, size);
+  async get(key: string, size: number): Promise<Buffer> {
+    const hit = this.lookup(key, size);
+    if (hit) return hit;
+    return (await this.answer(async () => {
+      const { p, started } = this.load(key, size);
+      const f = await p;
+      return { data: f.data, how: started ? f.source : 'joined' };
+    }))!;
   }
 
   /**
    * Copies `len` bytes from `from` of a block into `target` at `at`. A block in memory is
-   * copied from there; one in the disk cache is read straight from its file (the page cache
-   * makes that as fast as reading a local file, and no block-sized buffer is made or kept);
-   * otherwise the whole block is fetched once, kept in memory and admitted to the disk cache.
+   * copied from there; one held by a tier is read from it (the disk tier preads its file, no
+   * block-sized buffer made or kept); otherwise the whole block is fetched once, kept in
+   * memory and offered to the tiers.
    */
   async readInto(key: string, size: number, from: number, len: number, target: Buffer, at: number): Promise<void> {
-    const hit = this.mem.get(key);
+    const hit = this.lookup(key, size);
     if (hit) {
-      this.counts.memHits++;
       hit.copy(target, at, from, from + len);
       return;
     }
-    if (this.disk && !this.inflight.has(key) && (await this.disk.readInto(key, size, from, len, target, at))) {
-      this.counts.diskHits++;
-      return;
+    await this.answer(async () => {
+      const running = this.inflight.get(key);
+      if (running) {
+        (await running).data.copy(target, at, from, from + len);
+        return { how: 'joined' };
+      }
+      for (let i = 0; i < this.tiers.length; i++) {
+        if (await this.tiers[i]!.readInto(key, size, from, len, target, at)) {
+          this.hits[i]!++;
+          return { how: i };
+        }
+      }
+      // Every tier missed: fetch from below them all (or join a fetch started meanwhile).
+      const { p, started } = this.load(key, size, this.tiers.length);
+      const f = await p;
+      f.data.copy(target, at, from, from + len);
+      return { how: started ? f.source : 'joined' };
+    });
+  }
+
+  /** Counts a lookup; the block when memory has it. */
+  private lookup(key: string, size: number): Buffer | undefined {
+    this.counts.lookups++;
+    const hit = this.memory.peek(key);
+    if (hit && hit.length === size) {
+      this.counts.memHits++;
+      return hit;
     }
     this.counts.memMisses++;
-    (await this.load(key, size)).copy(target, at, from, from + len);
+    return undefined;
+  }
+
+  /** Runs the answer to a lookup that missed memory and records how it was served. */
+  private async answer(fn: () => Promise<{ how: Source | 'joined'; data?: Buffer }>): Promise<Buffer | undefined> {
+    this.active++;
+    let how: Source | 'joined' | 'failed' = 'failed';
+    try {
+      const r = await fn();
+      how = r.how;
+      return r.data;
+    } finally {
+      this.active--;
+      if (how === 'failed') this.counts.failed++;
+      else if (how === 'joined') this.counts.joined++;
+      else if (how === 's3') this.served.s3++;
+      else this.served.tiers[how]!++;
+      this.checkLedger();
+    }
+  }
+
+  /** Every lookup is a memory hit or miss; every miss is answered one way, or still running. */
+  checkLedger(): void {
+    const c = this.counts;
+    const answered = this.served.tiers.reduce((a, b) => a + b, 0) + this.served.s3 + c.joined + c.failed;
+    if (c.lookups !== c.memHits + c.memMisses || c.memMisses !== answered + this.active) {
+      throw new TierfsError(StatusCode.INTERNAL, `invariant broken: block lookups ${c.lookups} = ${c.memHits} memory hits + ${c.memMisses} misses; misses = ${answered} answered + ${this.active} running`);
+    }
   }
 
   /**
    * Starts loading a block into memory unless cached, loading, or too many prefetches run.
-   * Blocks in the disk cache are left alone: reads take them from their files, where the
-   * kernel's own readahead already works ahead of a sequential reader.
+   * Blocks a local tier holds are left alone: reads take them from there (the disk tier's
+   * files get the kernel's own readahead).
    */
   prefetch(key: string, size: number): void {
-    if (this.mem.has(key) || this.inflight.has(key) || this.prefetching >= this.maxPrefetch) return;
-    if (this.disk?.has(key, size)) return;
+    if (this.memory.has(key, size) || this.inflight.has(key) || this.prefetching >= this.maxPrefetch) return;
+    if (this.tiers.some((t) => t.has(key, size) === true)) return;
     this.prefetching++;
     this.counts.prefetches++;
     this.load(key, size)
-      .catch((err: unknown) => this.log.debug({ key, err: String(err) }, 'prefetch failed'))
+      .p.catch((err: unknown) => this.log.debug({ key, err: String(err) }, 'prefetch failed'))
       .finally(() => this.prefetching--);
   }
 
-  private load(key: string, size: number): Promise<Buffer> {
+  /** The running fetch of a block, or a new one asking the tiers from `from` on, then S3. */
+  private load(key: string, size: number, from = 0): { p: Promise<Fetch>; started: boolean } {
     const running = this.inflight.get(key);
-    if (running) return running;
-    const p = this.fetch(key, size).finally(() => this.inflight.delete(key));
+    if (running) return { p: running, started: false };
+    const p = this.fetch(key, size, from).finally(() => this.inflight.delete(key));
     this.inflight.set(key, p);
-    return p;
+    return { p, started: true };
   }
 
-  private async fetch(key: string, size: number): Promise<Buffer> {
-    const local = this.disk ? await this.disk.get(key) : null;
-    if (local && local.length === size) {
-      this.counts.diskHits++;
-      this.mem.set(key, local);
-      return local;
+  private async fetch(key: string, size: number, from: number): Promise<Fetch> {
+    for (let i = from; i < this.tiers.length; i++) {
+      const tier = this.tiers[i]!;
+      if (tier.has(key, size) === false) continue; // known absent: no lookup to count
+      const data = await tier.get(key, size);
+      if (data) {
+        this.hits[i]!++;
+        this.memory.set(key, data);
+        this.offer(key, data, i);
+        return { data, source: i };
+      }
     }
     this.counts.s3Fetches++;
     const data = checkedSize(key, await this.store.get(key), size);
-    this.mem.set(key, data);
-    this.disk?.put(key, data).catch((err: unknown) => this.log.warn({ key, err: String(err) }, 'disk cache admission failed'));
-    return data;
+    this.memory.set(key, data);
+    this.offer(key, data, this.tiers.length);
+    return { data, source: 's3' };
+  }
+
+  /** Offers a fetched block to the tiers above the one that served it (fire and forget). */
+  private offer(key: string, data: Buffer, below: number): void {
+    for (let i = 0; i < below; i++) void this.tiers[i]!.admit(key, data);
   }
 
   /**
-   * Puts a block in the disk cache unless it is there (`tierfs cache warmup`). It does not
-   * go through the memory LRU, so warming a large tree does not push out what readers use.
+   * Puts a block into one tier unless it is there (`tierfs cache warmup`). It does not go
+   * through the memory LRU, so warming a large tree does not push out what readers use.
    */
-  async warm(key: string, size: number): Promise<'cached' | 'fetched' | 'full'> {
-    if (!this.disk) throw new TierfsError(StatusCode.NOT_SUPPORTED, 'this mount has no disk cache to warm (--cache-size 0)');
-    if (this.disk.has(key, size)) return 'cached';
-    const data = this.mem.get(key) ?? checkedSize(key, await this.store.get(key), size);
-    return (await this.disk.put(key, data)) ? 'fetched' : 'full';
+  async warm(key: string, size: number, tierName = 'disk'): Promise<'cached' | 'fetched' | 'full'> {
+    const tier = this.tier(tierName);
+    if (!tier) throw new TierfsError(StatusCode.NOT_SUPPORTED, tierName === 'disk' ? 'this mount has no disk cache to warm (--cache-size 0)' : `this mount has no ${tierName} cache`);
+    if (tier.has(key, size) === true) return 'cached';
+    const data = this.memory.peek(key) ?? checkedSize(key, await this.store.get(key), size);
+    return (await tier.admit(key, data)) ? 'fetched' : 'full';
   }
 
-  drop(key: string): void {
-    this.mem.delete(key);
+  /** The object is being deleted: every tier forgets it. */
+  async remove(key: string): Promise<void> {
+    await this.memory.remove(key);
+    for (const t of this.tiers) await t.remove(key);
   }
 
-  /** Empties the memory cache (reads in flight finish and are not cached twice). */
-  clear(): void {
-    this.mem.clear();
+  /** Drops a block from memory and from the tiers `which` selects; bytes freed below memory. */
+  async evict(key: string, which: (t: BlockCache) => boolean = (t) => t.name !== 'group'): Promise<number> {
+    await this.memory.evict(key);
+    let freed = 0;
+    for (const t of this.tiers) if (which(t)) freed += await t.evict(key);
+    return freed;
+  }
+
+  /** Empties memory and the selected tiers (reads in flight finish and are not cached twice). */
+  async evictAll(which: (t: BlockCache) => boolean = (t) => t.name !== 'group'): Promise<{ blocks: number; bytes: number }> {
+    await this.memory.evictAll();
+    const out = { blocks: 0, bytes: 0 };
+    for (const t of this.tiers) {
+      if (!which(t)) continue;
+      const r = await t.evictAll();
+      out.blocks += r.blocks;
+      out.bytes += r.bytes;
+    }
+    return out;
   }
 
   stats(): BlockReaderStats {
-    return { ...this.counts, memBytes: this.mem.calculatedSize };
+    const hitsOf = (name: string) => {
+      const i = this.tiers.findIndex((t) => t.name === name);
+      return i < 0 ? 0 : this.hits[i]!;
+    };
+    return { ...this.counts, memBytes: this.memory.bytes, diskHits: hitsOf('disk'), groupHits: hitsOf('group') };
   }
 }

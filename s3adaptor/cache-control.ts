@@ -40,7 +40,7 @@ export class CacheControl {
   constructor(private readonly deps: CacheControlDeps) {}
 
   async warmup(st: InodeState, fileSize: number): Promise<WarmupResult> {
-    if (!this.deps.disk) throw new TierfsError(StatusCode.NOT_SUPPORTED, 'this mount has no disk cache to warm (--cache-size 0)');
+    if (!this.deps.blocks.tier('disk')) throw new TierfsError(StatusCode.NOT_SUPPORTED, 'this mount has no disk cache to warm (--cache-size 0)');
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.warmOnce(st, fileSize);
@@ -75,13 +75,12 @@ export class CacheControl {
 
   /** Drops the cached blocks of one inode (every slice's, shadowed ones too). */
   async evict(st: InodeState): Promise<EvictResult> {
-    const { fsId, blockSize, chunkSize, blocks, disk } = this.deps;
+    const { fsId, blockSize, chunkSize, blocks } = this.deps;
     const out: EvictResult = { blocks: 0, bytes: 0 };
     for (const [idx, list] of await this.deps.reads.loadSlices(st)) {
       for (const slice of list) {
         for (const key of sliceKeys(fsId, st.ino, idx, slice, blockSize, chunkSize)) {
-          blocks.drop(key);
-          const freed = (await disk?.evict(key)) ?? 0;
+          const freed = await blocks.evict(key);
           if (freed > 0) {
             out.blocks++;
             out.bytes += freed;
@@ -93,8 +92,7 @@ export class CacheControl {
   }
 
   async evictAll(): Promise<EvictResult> {
-    this.deps.blocks.clear();
-    return (await this.deps.disk?.evictAll()) ?? { blocks: 0, bytes: 0 };
+    return this.deps.blocks.evictAll();
   }
 
   /** The disk cache's limits after applying `changes` (none: just read them); null without a disk cache. */

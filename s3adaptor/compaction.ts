@@ -6,7 +6,6 @@
 import PQueue from 'p-queue';
 import type { Logger } from '../common/log.js';
 import { StatusCode, TierfsError } from '../common/status.js';
-import type { DiskCache } from '../diskcache/index.js';
 import type { BlockReader } from './block-reader.js';
 import { sliceBlockKey } from './keys.js';
 import { newestFirst, objectPieces, resolveRange, shadowedSlices, sliceObjects } from './layout.js';
@@ -20,7 +19,6 @@ export interface CompactorDeps {
   store: ObjectStore;
   sliceStore: SliceStore;
   blocks: BlockReader;
-  disk: DiskCache | null;
   threshold: number;
   logger: Logger;
   /**
@@ -113,8 +111,7 @@ export class ChunkCompactor {
     const { fsId, blockSize, chunkSize, store } = this.deps;
     const keys = slices.flatMap((s) => ownedKeys(fsId, ino, chunkIndex, s, blockSize, chunkSize));
     for (const key of keys) {
-      this.deps.blocks.drop(key);
-      await this.deps.disk?.remove(key);
+      await this.deps.blocks.remove(key);
     }
     await store.deleteMany(keys);
   }

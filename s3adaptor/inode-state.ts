@@ -43,3 +43,44 @@ export class InodeState {
 export function cloneSlices(s: ChunkSlices): ChunkSlices {
   return new Map([...s].map(([idx, list]) => [idx, list.map((x) => ({ ...x }))]));
 }
+
+/** The adaptor's per-inode states, shared by the write path, the read path and the facade. */
+export class InodeTable {
+  private readonly map = new Map<number, InodeState>();
+
+  /** The inode's state, created on first use; marks it used now. */
+  get(ino: number): InodeState {
+    let st = this.map.get(ino);
+    if (!st) {
+      st = new InodeState(ino);
+      this.map.set(ino, st);
+    }
+    st.lastUsed = Date.now();
+    return st;
+  }
+
+  /** The state if there is one (not created, not touched). */
+  peek(ino: number): InodeState | undefined {
+    return this.map.get(ino);
+  }
+
+  delete(ino: number): void {
+    this.map.delete(ino);
+  }
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  keys(): IterableIterator<number> {
+    return this.map.keys();
+  }
+
+  values(): IterableIterator<InodeState> {
+    return this.map.values();
+  }
+
+  entries(): IterableIterator<[number, InodeState]> {
+    return this.map.entries();
+  }
+}

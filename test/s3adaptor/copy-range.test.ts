@@ -12,7 +12,7 @@ import { MemoryChunkIdAllocator, MemorySliceStore } from '../../s3adaptor/memory
 import { listAll, type ObjectStore } from '../../s3adaptor/object-store.js';
 import type { Slice } from '../../s3adaptor/types.js';
 import { inodeObjectKeys } from '../../metaserver/s3-deleter.js';
-import { useS3Store } from './fixture.js';
+import { useMemoryStore } from './fixture.js';
 import { rng } from './rng.js';
 
 const KiB = 1024;
@@ -22,7 +22,7 @@ const BLOCK = 16 * KiB;
 let store: ObjectStore;
 const ids = new MemoryChunkIdAllocator();
 
-useS3Store('copy/', (s) => {
+useMemoryStore((s) => {
   store = s;
 });
 

@@ -6,7 +6,7 @@ import { StatusCode, TierfsError } from '../../common/status.js';
 import { S3Adaptor, type S3AdaptorOptions } from '../../s3adaptor/adaptor.js';
 import { MemoryChunkIdAllocator, MemorySliceStore } from '../../s3adaptor/memory-slice-store.js';
 import type { ObjectStore } from '../../s3adaptor/object-store.js';
-import { useS3Store } from './fixture.js';
+import { useMemoryStore } from './fixture.js';
 import { rng } from './rng.js';
 
 const KiB = 1024;
@@ -15,7 +15,7 @@ const BLOCK = 16 * KiB;
 let store: ObjectStore;
 const ids = new MemoryChunkIdAllocator();
 
-useS3Store('extents/', (s) => {
+useMemoryStore((s) => {
   store = s;
 });
 

@@ -1,5 +1,6 @@
 // Shared setup for data-path tests: an ObjectStore on a real s3rver started by test/support.
 import { createObjectStore, type ObjectStore } from '../../s3adaptor/object-store.js';
+import { MemoryObjectStore } from '../../s3adaptor/memory-object-store.js';
 import { after, before } from 'node:test';
 import { startS3, type TestS3 } from '../support/s3.js';
 
@@ -38,4 +39,12 @@ export function useS3Store(keyPrefix: string, onReady: (store: ObjectStore) => v
     store?.close();
     await s3?.close();
   });
+}
+
+/**
+ * An in-memory store for a test file whose tests are about the data path, not S3 (the S3
+ * contract itself is covered by object-store.test and the tests that stop a real server).
+ */
+export function useMemoryStore(onReady: (store: MemoryObjectStore) => void): void {
+  before(() => onReady(new MemoryObjectStore()));
 }

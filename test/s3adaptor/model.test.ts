@@ -1,5 +1,5 @@
 // Random writes, reads, truncates, flushes and cache drops through the adaptor against a
-// real s3rver, compared byte for byte with an in-memory reference file, over many seeds.
+// in-memory object store, compared byte for byte with an in-memory reference file, over many seeds.
 // Small chunks and blocks (64 KiB / 16 KiB) put most operations across boundaries.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,9 +8,8 @@ import { S3Adaptor } from '../../s3adaptor/adaptor.js';
 import { MemoryChunkIdAllocator, MemorySliceStore } from '../../s3adaptor/memory-slice-store.js';
 import type { ObjectStore } from '../../s3adaptor/object-store.js';
 import { DiskCache } from '../../diskcache/index.js';
-import { startS3, type TestS3 } from '../support/s3.js';
+import { MemoryObjectStore } from '../../s3adaptor/memory-object-store.js';
 import { tempDir } from '../support/tmp.js';
-import { storeFor } from './fixture.js';
 import { rng } from './rng.js';
 
 const CHUNK = 64 * 1024;
@@ -18,17 +17,13 @@ const BLOCK = 16 * 1024;
 const MAX_FILE = 4 * CHUNK + 1000;
 const OPS = 150;
 
-let s3: TestS3;
 let store: ObjectStore;
 const tmp = tempDir('tierfs-model-');
 
-before(async () => {
-  s3 = await startS3();
-  store = storeFor(s3);
+before(() => {
+  store = new MemoryObjectStore();
 });
-after(async () => {
-  store.close();
-  await s3.close();
+after(() => {
   tmp.remove();
 });
 
