@@ -106,6 +106,7 @@ export class GroupNode implements RaftGroup {
       voters: [...r.conf.voters],
       learners: [...r.conf.learners],
       epoch: r.conf.epoch ?? 0,
+      unreachable: this.isLeader() ? [...r.prs.values()].filter((pr) => pr.id !== r.id && !pr.isLearner && !pr.recentActive && !pr.activeLastRound).map((pr) => pr.id) : [],
     };
   }
 
