@@ -69,6 +69,12 @@ export const mdsConfigSchema = z.object({
       operatorTimeoutMs: z.number().int().min(100).default(60_000),
       balanceCopysets: z.boolean().default(true),
       balanceLeaders: z.boolean().default(true),
+      /**
+       * A server is the target of an operator (new peer, new leader) only if it heartbeated
+       * within this long (2.5 heartbeats at the metaserver's default 2 s) and no copyset leader
+       * reports it unreachable; balancing waits while any server is not such a target.
+       */
+      targetFreshMs: z.number().int().min(100).default(5000),
     })
     .prefault({}),
   deletion: z

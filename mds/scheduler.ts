@@ -51,6 +51,11 @@ export class Scheduler {
     }
   }
 
+  /** May `address` receive a replica or leadership now? (MdsState.isHealthyTarget) */
+  private healthy(address: string, now: number): boolean {
+    return this.state.isHealthyTarget(address, this.config.scheduler.targetFreshMs, now);
+  }
+
   private busy(address: string): boolean {
     for (const op of this.operators.values()) if (op.peer === address || op.oldPeer === address) return true;
     return false;
@@ -64,11 +69,14 @@ export class Scheduler {
       || (op.kind === 'TRANSFER_LEADER' && leader === op.peer);
   }
 
-  /** Forgets finished and timed-out operators. */
+  /** Forgets finished and timed-out operators, and those whose target stopped answering. */
   private reapOperators(now: number): void {
     for (const [key, op] of this.operators) {
       if (this.isDone(key, op)) {
         this.log.info({ copyset: key, op: describe(op) }, 'operator finished');
+        this.operators.delete(key);
+      } else if (!this.healthy(op.peer, now)) {
+        this.log.warn({ copyset: key, op: describe(op) }, 'operator dropped: its target missed heartbeats or is reported unreachable');
         this.operators.delete(key);
       } else if (now > op.deadlineMs) {
         this.log.warn({ copyset: key, op: describe(op) }, 'operator timed out');
@@ -94,7 +102,7 @@ export class Scheduler {
       }
       const old = dead[0]!;
       const remaining = cs.peers.filter((p) => p !== old).map((p) => this.state.metaserverByAddress(p)).filter((m): m is MetaServerRecord => !!m);
-      const candidates = this.candidates(cs).filter((m) => !this.busy(m.address));
+      const candidates = this.candidates(cs).filter((m) => !this.busy(m.address) && this.healthy(m.address, now));
       const [target] = this.topology.choosePeers(candidates, 1, remaining);
       if (!target) {
         this.log.warn({ copyset: key, dead: old }, 'no healthy metaserver available to replace a lost replica');
@@ -103,6 +111,9 @@ export class Scheduler {
       this.start(cs, 'CHANGE_PEER', target.address, old, 'recover', now);
     }
     if (recovering || !this.config.scheduler.balanceCopysets && !this.config.scheduler.balanceLeaders) return;
+    // A member of some copyset that missed heartbeats may be dead: moving leaders or replicas
+    // now would only aim at it or load the survivors; wait until it is back or replaced.
+    for (const cs of this.state.copysets.values()) if (!cs.peers.every((p) => this.healthy(p, now))) return;
     if (this.config.scheduler.balanceCopysets) this.balanceCopysets(now);
     if (this.config.scheduler.balanceLeaders) this.balanceLeaders(now);
   }
@@ -127,7 +138,7 @@ export class Scheduler {
   }
 
   private balanceCopysetsIn(pool: string, now: number): void {
-    const online = this.topology.onlineMetaservers(pool);
+    const online = this.topology.onlineMetaservers(pool).filter((m) => this.healthy(m.address, now));
     if (online.length < 2) return;
     const count = (m: MetaServerRecord) => this.state.copysetsOn(m.address).length;
     const sorted = [...online].sort((a, b) => count(b) - count(a));
@@ -137,7 +148,7 @@ export class Scheduler {
     for (const cs of this.state.copysetsOn(most.address)) {
       const key = copysetKey(cs.poolId, cs.copysetId);
       if (this.operators.has(key) || cs.peers.includes(least.address)) continue;
-      if (!cs.peers.every((p) => this.state.stateOf(p) === 'ONLINE')) continue;
+      if (!cs.peers.every((p) => this.healthy(p, now))) continue;
       // Keep replicas in distinct zones: the newcomer's zone must be free among the others.
       const others = cs.peers.filter((p) => p !== most.address).map((p) => this.state.metaserverByAddress(p)?.zone);
       if (others.includes(least.zone) && least.zone !== most.zone) continue;
@@ -147,7 +158,7 @@ export class Scheduler {
   }
 
   private balanceLeadersIn(pool: string, now: number): void {
-    const online = this.topology.onlineMetaservers(pool);
+    const online = this.topology.onlineMetaservers(pool).filter((m) => this.healthy(m.address, now));
     if (online.length < 2) return;
     const leads = new Map<string, string[]>();
     for (const m of online) leads.set(m.address, []);
@@ -159,7 +170,7 @@ export class Scheduler {
       const cs = this.state.copysets.get(key);
       if (!cs || this.operators.has(key)) continue;
       const target = cs.peers
-        .filter((p) => p !== most && this.state.stateOf(p) === 'ONLINE' && !this.busy(p))
+        .filter((p) => p !== most && this.healthy(p, now) && !this.busy(p))
         .sort((a, b) => (leads.get(a)?.length ?? 0) - (leads.get(b)?.length ?? 0))[0];
       if (!target || led.length - (leads.get(target)?.length ?? 0) <= 1) continue;
       this.start(cs, 'TRANSFER_LEADER', target, '', 'balance-leaders', now);

@@ -21,6 +21,10 @@ export interface CopysetRuntime {
   term: number;
   learners: string[];
   pendingChange: string;
+  /** Peers the leader last reported it cannot hear from. */
+  unreachable: string[];
+  /** The term each member's latest heartbeat showed for this copyset. */
+  reportedTerms: Map<string, number>;
 }
 
 export interface PartitionRuntime {
@@ -94,6 +98,25 @@ export class MdsState {
   stateOf(address: string): MetaServerState {
     const ms = this.metaserverByAddress(address);
     return ms ? (this.metaserverRuntime.get(ms.id)?.state ?? 'OFFLINE') : 'OFFLINE';
+  }
+
+  /**
+   * Whether `address` may be the target of an operator (new peer, new leader): ONLINE is not
+   * enough, since a dead server stays ONLINE until `health.unstableAfterMs`. It must also have
+   * heartbeated within `freshMs` and no copyset leader may report it unreachable.
+   */
+  isHealthyTarget(address: string, freshMs: number, now = Date.now()): boolean {
+    const ms = this.metaserverByAddress(address);
+    const rt = ms ? this.metaserverRuntime.get(ms.id) : undefined;
+    if (!rt || rt.state !== 'ONLINE' || now - rt.lastHeartbeatMs > freshMs) return false;
+    for (const cs of this.copysetRuntime.values()) {
+      if (cs.unreachable.includes(address)) return false;
+      // It has not heartbeated since its copyset elected a new leader: a leader killed
+      // (or cut off) is exactly this, for as long as it stays dead.
+      const seen = cs.reportedTerms.get(address);
+      if (seen !== undefined && seen < cs.term) return false;
+    }
+    return true;
   }
 
   partitionsOf(fsId: number): PartitionRecord[] {

@@ -109,8 +109,13 @@ export class Topology implements PartitionPlacer {
       const term = Number(rep.term);
       const csrt = this.state.copysetRuntime.get(key);
       if (!csrt || term > csrt.term || (term === csrt.term && (rep.is_leader || !csrt.leader))) {
-        this.state.copysetRuntime.set(key, { leader: rep.is_leader ? ms.address : rep.leader, term, learners: [...rep.learners], pendingChange: rep.pending_change });
+        this.state.copysetRuntime.set(key, {
+          leader: rep.is_leader ? ms.address : rep.leader, term, learners: [...rep.learners], pendingChange: rep.pending_change,
+          unreachable: rep.is_leader ? [...rep.unreachable_peers] : (csrt?.term === term ? csrt.unreachable : []),
+          reportedTerms: csrt?.reportedTerms ?? new Map(),
+        });
       }
+      this.state.copysetRuntime.get(key)!.reportedTerms.set(ms.address, term);
       if (rep.is_leader) {
         for (const p of rep.partitions) {
           this.state.partitionRuntime.set(p.partition_id, { nextId: Number(p.next_id), readOnly: p.read_only, inodeCount: Number(p.inode_count), dentryCount: Number(p.dentry_count) });

@@ -38,7 +38,7 @@ export function copysetReport(node: HeldCopyset): CopysetReport {
   const st = node.group.status();
   return {
     copyset_id: node.copysetId, pool_id: node.poolId, peers: st.voters, learners: st.learners, leader: st.leader ?? '',
-    epoch: st.epoch, term: st.term, is_leader: node.group.isLeader(), pending_change: '',
+    epoch: st.epoch, term: st.term, is_leader: node.group.isLeader(), pending_change: '', unreachable_peers: st.unreachable ?? [],
     partitions: !(node instanceof CopysetNode) ? [] : [...node.sm.partitions.values()].map((p) => ({
       partition_id: p.partitionId, fs_id: p.fsId, start: p.start, end: p.end, next_id: p.nextId,
       inode_count: p.inodeCount, dentry_count: p.dentryCount, read_only: p.readOnly,

@@ -48,6 +48,8 @@ export class Progress {
   pendingSnapshot = 0;
   /** Heard from since the last check-quorum round. */
   recentActive = false;
+  /** Heard from during the round before (so "silent for a whole round" does not flap at each reset). */
+  activeLastRound = true;
   readonly inflights: Inflights;
 
   constructor(

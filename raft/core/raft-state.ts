@@ -139,6 +139,7 @@ export abstract class RaftState {
       pr.match = pr.id === this.id ? last : 0;
       pr.next = last + 1;
       pr.recentActive = pr.id === this.id;
+      pr.activeLastRound = true; // a new term: give every peer a full round before calling it unreachable
     }
   }
 

@@ -242,7 +242,11 @@ export class Raft extends RaftState {
           this.becomeFollower(this.term, NONE);
           return;
         }
-        for (const pr of this.prs.values()) if (pr.id !== this.id) pr.recentActive = false;
+        for (const pr of this.prs.values()) {
+          if (pr.id === this.id) continue;
+          pr.activeLastRound = pr.recentActive;
+          pr.recentActive = false;
+        }
         return;
       }
     }

@@ -58,6 +58,8 @@ export interface RaftGroupStatus {
   learners: string[];
   /** Number of membership changes applied. */
   epoch: number;
+  /** On the leader: voters it has not heard from in the current check-quorum round (empty elsewhere). */
+  unreachable?: string[];
 }
 
 export interface RaftGroup {

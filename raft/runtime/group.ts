@@ -106,6 +106,7 @@ export class GroupNode implements RaftGroup {
       voters: [...r.conf.voters],
       learners: [...r.conf.learners],
       epoch: r.conf.epoch ?? 0,
+      unreachable: this.isLeader() ? [...r.prs.values()].filter((pr) => pr.id !== r.id && !pr.isLearner && !pr.recentActive && !pr.activeLastRound).map((pr) => pr.id) : [],
     };
   }
 
@@ -164,29 +165,34 @@ export class GroupNode implements RaftGroup {
     await this.changeMembership(ConfChangeType.Remove, address, (c) => !isMember(c, address));
   }
 
+  /**
+   * Moves leadership to `address`. While a transfer is under way the leader takes no
+   * proposals, so it must not last: the core abandons it after one election timeout (as
+   * etcd does) and this then fails at once with TIMEOUT, the leader taking writes again.
+   * It is asked once; asking again would restart the core's timer and stall writes for good.
+   */
   async transferLeader(address: string): Promise<void> {
+    if (this.leaderAddress() === address) return;
+    if (!this.isLeader()) throw notLeader(this.leaderAddress(), `cannot transfer leadership to ${address}: not the leader`);
+    try {
+      this.core.transferLeader(address);
+    } catch (e) {
+      throw e instanceof ProposalDroppedError ? new TierfsError(StatusCode.INVALID_ARGUMENT, e.message) : e;
+    }
+    this.env.wake(this);
     const clock = this.env.clock;
+    // Only a lost election after our step-down can outlast the core's own timeout; cap that too.
     const until = clock.now() + 30_000;
-    let asked = false;
     while (clock.now() < until) {
+      await sleepOn(clock, 20);
       const leader = this.leaderAddress();
       if (leader === address) return;
-      if (this.isLeader()) {
-        try {
-          this.core.transferLeader(address);
-          asked = true;
-          this.env.wake(this);
-        } catch (e) {
-          throw e instanceof ProposalDroppedError ? new TierfsError(StatusCode.INVALID_ARGUMENT, e.message) : e;
-        }
-      } else if (!asked || leader !== null) {
-        // Someone else leads (or we never led): the transfer is not ours to finish.
-        throw notLeader(leader, `cannot transfer leadership to ${address}: not the leader`);
+      if (this.isLeader() && this.core.raft.leadTransferee !== address) {
+        throw new TierfsError(StatusCode.TIMEOUT, `leadership transfer to ${address} abandoned after an election timeout; still leading`);
       }
-      // else: we stepped down for the transfer and do not know the new leader yet
-      await sleepOn(clock, 50);
+      if (!this.isLeader() && leader !== null) throw notLeader(leader, `leadership went to ${leader}, not ${address}`);
     }
-    throw new TierfsError(StatusCode.TIMEOUT, `leadership did not move to ${address} within 30 s`);
+    throw new TierfsError(StatusCode.TIMEOUT, `leadership did not move to ${address}`);
   }
 
   /** Proposes a conf change (retrying while another is pending) and waits until `done(conf)`. */

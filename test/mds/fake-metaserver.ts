@@ -26,15 +26,25 @@ export interface WorldCopyset {
 export class World {
   readonly copysets = new Map<string, WorldCopyset>();
   readonly servers = new Map<string, FakeMetaServer>();
+  /** Servers every copyset leader reports it cannot hear from (a one-way partition). */
+  readonly unreachable = new Set<string>();
 
   /** `last`: the last live peer leads, so a request sent to the first peer must follow a hint. */
   constructor(private readonly pick: 'first' | 'last' = 'first') {}
 
+  private readonly lastLeader = new Map<WorldCopyset, string>();
+
   leaderOf(cs: WorldCopyset): string {
     const alive = (a: string) => this.servers.get(a)?.alive ?? false;
-    if (cs.preferredLeader && cs.peers.includes(cs.preferredLeader) && alive(cs.preferredLeader)) return cs.preferredLeader;
     const live = cs.peers.filter(alive);
-    return (this.pick === 'first' ? live[0] : live[live.length - 1]) ?? '';
+    const leader = cs.preferredLeader && cs.peers.includes(cs.preferredLeader) && alive(cs.preferredLeader)
+      ? cs.preferredLeader
+      : ((this.pick === 'first' ? live[0] : live[live.length - 1]) ?? '');
+    // A leader that died is replaced by an election: a new term, as in Raft.
+    const last = this.lastLeader.get(cs);
+    if (last && leader !== last && !alive(last)) cs.term++;
+    this.lastLeader.set(cs, leader);
+    return leader;
   }
 }
 
@@ -108,6 +118,7 @@ export class FakeMetaServer {
       reports.push({
         copyset_id: cs.copysetId, pool_id: cs.poolId, peers: view.peers, learners: [], leader, epoch: view.epoch, term: cs.term,
         is_leader: isLeader, pending_change: '',
+        unreachable_peers: isLeader ? cs.peers.filter((p) => p !== this.address && this.world.unreachable.has(p)) : [],
         partitions: isLeader ? cs.partitions.map((p) => ({ partition_id: p.partition_id, fs_id: p.fs_id, start: p.start, end: p.end, next_id: p.start + 1, inode_count: 1, dentry_count: 0, read_only: false })) : [],
       });
     }

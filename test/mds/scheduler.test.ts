@@ -17,7 +17,7 @@ async function cluster(sets: Record<string, unknown>, servers: Array<[zone: stri
   const tmp = tempDir('tierfs-mds-sched-');
   const config = mdsConfigSchema.parse({
     listen: '127.0.0.1:0', dataDir: tmp.path,
-    health: { unstableAfterMs: 1500, offlineAfterMs: 2500, checkIntervalMs: 100 },
+    health: { unstableAfterMs: 1500, offlineAfterMs: 2500, checkIntervalMs: 100, ...(sets.health as object) },
     scheduler: { intervalMs: 200, operatorTimeoutMs: 20_000, ...(sets.scheduler as object) },
     copysets: sets.copysets, partitions: { perFs: 3, size: 1000, createTimeoutMs: 10_000 },
     s3: { headBucket: false },
@@ -127,6 +127,59 @@ test('leaders are balanced with TRANSFER_LEADER and copysets are created lazily'
     const more = await c.client.createPartitions((await c.client.getFsInfo('bal')).fs_id, 2);
     assert.equal(more.length, 5);
     assert.equal(new Set(more.map((p) => p.partition!.partition_id)).size, 5);
+  } finally {
+    await c.close();
+  }
+});
+
+/** Every TRANSFER_LEADER any fake received, as "copyset -> peer". */
+const transfers = (fakes: FakeMetaServer[]) => fakes.flatMap((f) => f.received.filter((ch) => ch.type === 'TRANSFER_LEADER').map((ch) => `${ch.copyset_id} -> ${ch.peer}`));
+
+test('no operator targets a dead copyset leader, even while it still counts as ONLINE', async () => {
+  // Issue 14: 3 s after a kill -9 of a copyset leader the MDS, still counting it ONLINE,
+  // moved a leader *to* it (balance-leaders). Here the dead server stays ONLINE for 30 s.
+  const c = await cluster(
+    {
+      copysets: { replicas: 3, total: 3 }, health: { unstableAfterMs: 30_000, offlineAfterMs: 60_000 },
+      scheduler: { balanceCopysets: false, balanceLeaders: true, targetFreshMs: 600 },
+    },
+    [['z1', 'a'], ['z2', 'b'], ['z3', 'c']],
+  );
+  try {
+    await c.client.createFs({ name: 'dead', s3, partition_count: 3 });
+    await waitFor('balanced leaders', async () => {
+      const s = await c.client.clusterStatus();
+      return s.metaservers.every((m) => m.leader_count === 1) && s.operators.length === 0;
+    }, 20_000);
+    const [a] = c.fakes as [FakeMetaServer];
+    const before = transfers(c.fakes).length;
+    a.alive = false; // its copyset's leadership falls to the next live peer, which now leads two
+    await new Promise((r) => setTimeout(r, 3000));
+    const st = await c.client.clusterStatus();
+    assert.equal(st.metaservers.find((m) => m.address === a.address)!.state, 'ONLINE', 'still ONLINE by the health checker');
+    assert.deepEqual(transfers(c.fakes).slice(before).filter((t) => t.endsWith(a.address)), [], 'no leadership sent to the dead server');
+    assert.deepEqual(st.operators, []);
+  } finally {
+    await c.close();
+  }
+});
+
+test('no operator targets a server a copyset leader reports unreachable; balancing resumes when it is heard again', async () => {
+  const c = await cluster(
+    { copysets: { replicas: 3, total: 3 }, scheduler: { balanceCopysets: false, balanceLeaders: true } },
+    [['z1', 'a'], ['z2', 'b'], ['z3', 'c']],
+  );
+  try {
+    const b = c.fakes[1]!;
+    c.world.unreachable.add(b.address); // b heartbeats the MDS, but its copysets' leader cannot reach it
+    await c.client.createFs({ name: 'cut', s3, partition_count: 3 });
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.deepEqual(transfers(c.fakes).filter((t) => t.endsWith(b.address)), [], 'no leadership sent to the unreachable server');
+    c.world.unreachable.clear();
+    await waitFor('balanced leaders once b is reachable', async () => {
+      const s = await c.client.clusterStatus();
+      return s.metaservers.every((m) => m.leader_count === 1) && s.operators.length === 0;
+    }, 20_000);
   } finally {
     await c.close();
   }

@@ -93,3 +93,38 @@ test('three in-process hosts over gRPC replicate, read, change leader, add and r
     dir.remove();
   }
 });
+
+test('a leadership transfer to a dead peer is abandoned after one election timeout and writes go on', async () => {
+  const dir = tempDir('raft-rt-');
+  const addrs = [await freePort(), await freePort(), await freePort()].map((p) => `127.0.0.1:${p}`);
+  const procs: Proc[] = [];
+  try {
+    for (let i = 0; i < 3; i++) {
+      const host = await RaftHost.open({ dataDir: `${dir.path}/n${i}`, selfAddress: addrs[i]!, tickMs: 25, electionTicks: 40 });
+      const server = await startGrpcServer(addrs[i]!, [host.grpcService()]);
+      const sm = await KvStateMachine.open();
+      procs.push({ host, server, sm, group: await host.createGroup('g1', { peers: addrs, stateMachine: sm }) });
+    }
+    const leader = await waitFor('a leader', () => procs.find((p) => p.group.isLeader()));
+    assert.equal(await leader.group.propose(putCommand('k', 'v1')), null);
+    const dead = procs.find((p) => p !== leader)!;
+    const deadAddress = addrs[procs.indexOf(dead)]!;
+    await dead.host.close();
+    await dead.server.close();
+    procs.splice(procs.indexOf(dead), 1);
+    const started = Date.now();
+    await assert.rejects(leader.group.transferLeader(deadAddress), (e: { code?: string }) => e.code === 'TIMEOUT');
+    const waited = Date.now() - started;
+    // One election timeout is 1 s here; before the fix the runtime re-armed the transfer every
+    // 50 ms, so it never timed out in the core and proposals were refused for 30 s.
+    assert.ok(waited < 10_000, `the transfer was given up after ${waited} ms`);
+    assert.ok(leader.group.isLeader(), 'the old leader still leads');
+    assert.equal(await leader.group.propose(putCommand('k', 'v2')), 'v1', 'and takes writes again at once');
+  } finally {
+    for (const p of procs) {
+      await p.host.close();
+      await p.server.close();
+    }
+    dir.remove();
+  }
+});
