@@ -16,6 +16,13 @@ export class InodeTable {
    * the per-lookup counting and tells us once, when the count drops to zero.
    */
   private readonly kernelHeld = new Set<number>();
+  /**
+   * Size and mtime the kernel's page cache of an inode matches: set when an open revalidated
+   * it and when this mount's own writes commit (the kernel already has those pages). Kept
+   * while the kernel holds the inode, not for the short attr cache's second, so an open a
+   * minute later still keeps the pages of an unchanged file (close-to-open).
+   */
+  private readonly pageVersions = new Map<number, { size: number; mtimeMs: number }>();
 
   constructor(
     private readonly meta: MetaClient,
@@ -70,9 +77,21 @@ export class InodeTable {
     this.kernelHeld.add(ino);
   }
 
+  /** The kernel's pages of ino now match this size and mtime. */
+  pagesMatch(ino: number, attrs: { size: number; mtimeMs: number }): void {
+    this.pageVersions.set(ino, { size: attrs.size, mtimeMs: attrs.mtimeMs });
+  }
+
+  /** Whether the kernel's pages of ino (if it has any) still show a file of these attributes. */
+  pagesCurrent(ino: number, attrs: { size: number; mtimeMs: number }): boolean {
+    const v = this.pageVersions.get(ino);
+    return v !== undefined && v.size === attrs.size && v.mtimeMs === attrs.mtimeMs;
+  }
+
   /** The kernel dropped its last reference: forget what only it needed. */
   forget(ino: number): void {
     this.kernelHeld.delete(ino);
+    this.pageVersions.delete(ino);
     this.xattrNames.delete(ino);
     if (!this.open.isOpen(ino)) this.attrs.delete(ino);
   }

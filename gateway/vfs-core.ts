@@ -135,7 +135,10 @@ export class VfsCore {
     if (!state || !dirty) return;
     state.dirty = null;
     try {
-      this.table.remember(await this.meta.setAttr(ino, { size: dirty.size, mtimeMs: dirty.mtimeMs, ctimeMs: dirty.ctimeMs }));
+      const after = await this.meta.setAttr(ino, { size: dirty.size, mtimeMs: dirty.mtimeMs, ctimeMs: dirty.ctimeMs });
+      this.table.remember(after);
+      // The kernel holds the pages of these writes: the next open may keep them.
+      this.table.pagesMatch(ino, after);
     } catch (err) {
       state.dirty ??= dirty;
       throw err;

@@ -72,14 +72,14 @@ export class VfsFiles {
       // Close-to-open: the first open revalidates the attributes with the metaserver; when
       // another mount changed the file, our data caches and the kernel's pages and
       // attributes go, else the kernel keeps its page cache.
-      const before = table.attrs.get(ino)?.inode;
       table.attrs.delete(ino);
       const fresh = await meta.getInode(ino);
       table.remember(fresh);
-      if (!before || before.mtimeMs !== fresh.mtimeMs || before.size !== fresh.size) {
+      if (!table.pagesCurrent(ino, fresh)) {
         keepCache = false;
         await data.invalidate(ino);
         await this.core.invalidateKernel(ino, false);
+        table.pagesMatch(ino, fresh);
       }
     }
     const inode = (await table.get(ino)).inode;
@@ -106,6 +106,7 @@ export class VfsFiles {
     const h = table.open.open(inode.ino, flags, table.open.inode(inode.ino)?.inode ?? inode);
     // Met a file another mount created a moment before: O_TRUNC still applies to it.
     if (!created && flags & O_TRUNC && inode.size > 0) await this.truncate(inode.ino, 0);
+    else if (created) table.pagesMatch(inode.ino, inode);
     return { entry: await this.core.entryOut((await table.get(inode.ino)).inode), open: { fh: h.fh, keepCache: created } };
   }
 
@@ -177,6 +178,7 @@ export class VfsFiles {
         const now = state.dirty;
         if (now && now.size === sent.size && now.mtimeMs === sent.mtimeMs && now.ctimeMs === sent.ctimeMs) state.dirty = null;
         table.remember({ ...state.inode, ...sent });
+        table.pagesMatch(ino, sent);
       }
     } else {
       await data.flush(ino);
@@ -203,7 +205,9 @@ export class VfsFiles {
     const now = Date.now();
     const dirty = table.open.inode(ino)?.dirty;
     if (dirty) Object.assign(dirty, { size, mtimeMs: now, ctimeMs: now });
-    table.remember(await meta.setAttr(ino, { size, mtimeMs: now, ctimeMs: now }));
+    const after = await meta.setAttr(ino, { size, mtimeMs: now, ctimeMs: now });
+    table.remember(after);
+    table.pagesMatch(ino, after); // the kernel cut its pages at the same size
   }
 
   // ---- allocation, holes, copies ----

@@ -168,6 +168,24 @@ test('open keeps the kernel page cache only when size and mtime did not change e
   await vfs.release(ctx, ino, changed.fh, 0);
 });
 
+test('an unchanged file keeps its kernel pages at an open long after the short gateway cache expired, until the kernel forgets it', async () => {
+  const meta = new MemoryMetaClient();
+  const vfs = new Vfs(meta, new MemoryFileData(), { attrTimeoutMs: 30_000, entryTimeoutMs: 30_000, gatewayCacheMs: 1 });
+  const { ino, fh } = await createFile(vfs, 'f', 'abc');
+  await vfs.flush(ctx, ino, fh);
+  await vfs.release(ctx, ino, fh, 0);
+  await new Promise((r) => setTimeout(r, 20)); // the gateway's own attributes are gone
+  for (let i = 0; i < 2; i++) {
+    const again = await vfs.open(ctx, ino, O_RDONLY);
+    assert.equal(again.keepCache, true, `open ${i}`);
+    await vfs.release(ctx, ino, again.fh, 0);
+  }
+  vfs.forget(ino); // the kernel dropped the inode, and its pages with it
+  const fresh = await vfs.open(ctx, ino, O_RDONLY);
+  assert.equal(fresh.keepCache, false);
+  await vfs.release(ctx, ino, fresh.fh, 0);
+});
+
 test('setattr: UTIME_NOW and one time at a time (touch -m / -a)', async () => {
   const { vfs } = setup();
   const { ino, fh } = await createFile(vfs);
