@@ -5,7 +5,7 @@ import { join } from 'node:path';
 
 export interface ProcessRecord {
   name: string;
-  role: 's3' | 'mds' | 'metaserver' | 'mount';
+  role: 's3' | 'mds' | 'metaserver' | 'chunkserver' | 'mount';
   pid: number;
   address?: string;
   log: string;
@@ -18,6 +18,8 @@ export interface ClusterState {
   etcd: string[];
   mdsAddresses: string[];
   metaservers: string[];
+  /** Chunkservers (`tierfs up --chunkservers N`); absent in clusters made before volumes. */
+  chunkservers?: string[];
   fsName: string;
   mountpoint: string;
   processes: ProcessRecord[];

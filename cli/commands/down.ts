@@ -5,8 +5,9 @@ import { loadState, saveState } from '../cluster-state.js';
 import { stopPid, isAlive } from '../launcher.js';
 import { ensureUnmounted } from '../cluster-ops.js';
 import { action } from '../errors.js';
+import { attachRecords, detachVolume } from './volume.js';
 
-const ORDER = ['mount', 'metaserver', 'mds', 's3'] as const;
+const ORDER = ['mount', 'chunkserver', 'metaserver', 'mds', 's3'] as const;
 
 export async function down(dataDirArg: string, say: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<void> {
   const dataDir = resolve(dataDirArg);
@@ -15,6 +16,8 @@ export async function down(dataDirArg: string, say: (line: string) => void = (l)
     say(`nothing to stop: no cluster in ${dataDir}`);
     return;
   }
+  // Attached volumes first: their servers need the chunkservers to flush.
+  for (const rec of attachRecords(dataDir)) await detachVolume(dataDir, rec, say);
   for (const role of ORDER) {
     const procs = state.processes.filter((p) => p.role === role);
     // The mount flushes staged data to S3 before it exits: give it time.

@@ -17,6 +17,7 @@ import { register as simCommand } from './sim.js';
 import { register as statusCommand } from './status.js';
 import { register as umountCommand } from './umount.js';
 import { register as upCommand } from './up.js';
+import { register as volumeCommand } from './volume.js';
 
 export const commands: Array<(program: Command) => void> = [
   s3serverCommand,
@@ -36,4 +37,5 @@ export const commands: Array<(program: Command) => void> = [
   statusCommand,
   umountCommand,
   upCommand,
+  volumeCommand,
 ];

@@ -43,15 +43,19 @@ export function register(program: Command): void {
         const out: string[] = [];
         out.push('MDS');
         out.push(table(['address', 'role', 'pid'], cluster.mds.map((m) => [m.address, m.leader ? 'leader' : 'standby', m.pid || pidOf(m.address)?.pid || ''])));
-        out.push('Metaservers');
-        out.push(
-          table(
-            ['id', 'address', 'zone', 'state', 'copysets', 'leaders', 'pid'],
-            cluster.metaservers.map((m) => [m.id, m.address, m.zone, m.state, m.copyset_count, m.leader_count, pidOf(m.address)?.pid ?? '']),
-          ),
-        );
+        for (const [title, kind] of [['Metaservers', 'metaserver'], ['Chunkservers', 'chunkserver']] as const) {
+          const servers = cluster.metaservers.filter((m) => (m.kind || 'metaserver') === kind);
+          if (kind === 'chunkserver' && servers.length === 0) continue;
+          out.push(title);
+          out.push(
+            table(
+              ['id', 'address', 'zone', 'state', 'copysets', 'leaders', 'pid'],
+              servers.map((m) => [m.id, m.address, m.zone, m.state, m.copyset_count, m.leader_count, pidOf(m.address)?.pid ?? '']),
+            ),
+          );
+        }
         out.push('Copysets');
-        out.push(table(['copyset', 'peers', 'leader', 'health', 'partitions'], cluster.copysets.map((c) => [`${c.pool_id}.${c.copyset_id}`, c.peers.join(' '), c.leader, c.health, c.partition_count])));
+        out.push(table(['copyset', 'pool', 'peers', 'leader', 'health', 'partitions'], cluster.copysets.map((c) => [`${c.pool_id}.${c.copyset_id}`, c.pool, c.peers.join(' '), c.leader, c.health, c.partition_count])));
         out.push('Filesystems');
         out.push(
           table(
@@ -59,6 +63,10 @@ export function register(program: Command): void {
             cluster.filesystems.map((f) => [f.name, f.fs_id, f.status, f.s3?.bucket ?? '', f.mounts.map((m) => `${m.host}:${m.path} (pid ${m.pid})`).join('\n')]),
           ),
         );
+        if (cluster.volumes.length) {
+          out.push('Volumes');
+          out.push(table(['name', 'id', 'status', 'size', 'segments', 'attached'], cluster.volumes.map((v) => [v.name, v.id, v.status, v.size, v.allocated_segments, v.opens.map((o) => `${o.host} (pid ${o.pid})`).join('\n')])));
+        }
         if (cluster.operators.length) out.push(`Operators in flight:\n  ${cluster.operators.join('\n  ')}`);
         const dead = local.filter((p) => !p.alive);
         if (dead.length) out.push(`Not running: ${dead.map((p) => `${p.name} (pid ${p.pid}, log ${p.log})`).join(', ')}`);

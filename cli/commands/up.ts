@@ -27,6 +27,7 @@ export interface UpOptions {
   etcd?: string;
   mdsCount: string;
   metaservers: string;
+  chunkservers: string;
   cacheSize: string;
   writeback?: boolean;
   allowOther?: boolean;
@@ -49,10 +50,12 @@ async function newState(opts: UpOptions, dataDir: string): Promise<ClusterState>
   const etcd = (opts.etcd ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   const mdsCount = etcd.length > 0 ? Math.max(1, Number(opts.mdsCount)) : 1;
   const msCount = Math.max(1, Number(opts.metaservers));
+  const csCount = Math.max(0, Number(opts.chunkservers) || 0);
   const ports: Record<string, number> = {};
   if (!external) ports.s3 = await freeLoopbackPort();
   for (let i = 1; i <= mdsCount; i++) ports[`mds${i}`] = await freeLoopbackPort();
   for (let i = 1; i <= msCount; i++) ports[`metaserver${i}`] = await freeLoopbackPort();
+  for (let i = 1; i <= csCount; i++) ports[`chunkserver${i}`] = await freeLoopbackPort();
   return {
     version: 1,
     ports,
@@ -60,6 +63,7 @@ async function newState(opts: UpOptions, dataDir: string): Promise<ClusterState>
     etcd,
     mdsAddresses: Array.from({ length: mdsCount }, (_, i) => `127.0.0.1:${ports[`mds${i + 1}`]}`),
     metaservers: Array.from({ length: msCount }, (_, i) => `127.0.0.1:${ports[`metaserver${i + 1}`]}`),
+    chunkservers: Array.from({ length: csCount }, (_, i) => `127.0.0.1:${ports[`chunkserver${i + 1}`]}`),
     fsName: opts.fs,
     mountpoint: resolve(opts.mount),
     processes: [],
@@ -123,11 +127,31 @@ export async function up(opts: UpOptions, say: (line: string) => void = (l) => p
     say(`${name.padEnd(10)} ${address} (pid ${l.pid})`);
   }
 
+  // Chunkservers (block volumes): each in its own zone; ports kept like the metaservers'.
+  const csCount = Math.max(0, Number(opts.chunkservers) || 0);
+  const chunkservers = state.chunkservers ?? [];
+  for (let i = chunkservers.length; i < csCount; i++) {
+    state.ports[`chunkserver${i + 1}`] ??= await freeLoopbackPort();
+    chunkservers.push(`127.0.0.1:${state.ports[`chunkserver${i + 1}`]}`);
+  }
+  state.chunkservers = chunkservers;
+  for (const [i, address] of chunkservers.slice(0, csCount).entries()) {
+    const name = `chunkserver${i + 1}`;
+    const dir = join(dataDir, name);
+    mkdirSync(dir, { recursive: true });
+    const configFile = join(dir, 'chunkserver.yaml');
+    writeFileSync(configFile, stringify({ dataDir: dir, listen: address, mds: state.mdsAddresses, zone: `zone${i + 1}`, hostName: `chunkhost${i + 1}`, chunkPool: { target: 4 } }));
+    const l = await launchDaemon(name, ['chunkserver', '--config', configFile], log(name));
+    record({ name, role: 'chunkserver', pid: l.pid, address, log: l.log });
+    say(`${name.padEnd(10)} ${address} (pid ${l.pid})`);
+  }
+
   const mds = new MdsClient(state.mdsAddresses);
   try {
-    await waitFor('metaservers online', 60_000, async () => {
+    await waitFor('metaservers and chunkservers online', 60_000, async () => {
       const st = await mds.clusterStatus();
-      return st.metaservers.filter((m) => m.state === 'ONLINE').length >= state!.metaservers.length;
+      const online = (kind: string) => st.metaservers.filter((m) => m.state === 'ONLINE' && (m.kind || 'metaserver') === kind).length;
+      return online('metaserver') >= state!.metaservers.length && online('chunkserver') >= csCount;
     });
     try {
       await mds.getFsInfo(state.fsName);
@@ -170,6 +194,7 @@ export function register(program: Command): void {
     .option('--etcd <urls>', 'external etcd endpoints: the MDS keeps its state there and elects a leader')
     .option('--mds-count <n>', 'MDS processes (with --etcd)', '1')
     .option('--metaservers <n>', 'metaserver processes', '3')
+    .option('--chunkservers <n>', 'chunkserver processes for block volumes (tierfs volume)', '0')
     .option('--cache-size <MiB>', 'local disk cache size of the mount', '10240')
     .option('--writeback', 'close returns once data is staged on local disk')
     .option('--allow-other', 'let other users use the mount')
