@@ -49,6 +49,21 @@ export class RecordStore {
     return value;
   }
 
+  /** Reads the keys not cached in one getMany and caches them (see apply-prefetch.ts). */
+  async prefetch(keys: Iterable<string>): Promise<void> {
+    const missing = [...new Set(keys)].filter((k) => !this.cache.has(k) && !this.layout.isLock(k));
+    if (missing.length === 0) return;
+    const generation = this.generation;
+    const values = await this.db.getMany(missing);
+    if (generation !== this.generation) return;
+    missing.forEach((key, i) => this.remember(key, values[i] ?? null));
+  }
+
+  /** The cached value of a key: a string, null when known absent, undefined when not cached. */
+  cached(key: string): string | null | undefined {
+    return this.cache.get(key);
+  }
+
   keys(range: { gte: string; lt: string; limit: number }): AsyncIterable<string> {
     return this.db.keys(range);
   }

@@ -12,9 +12,10 @@ import * as inodeOps from './apply-inode.js';
 import * as dentryOps from './apply-dentry.js';
 import * as posixOps from './apply-posix.js';
 import type { LogEntryForApply, StateMachine } from './raft-types.js';
-import type { MetaOp, OpResult, PartitionRecord } from './records.js';
+import type { DentryRecord, MetaOp, OpResult, PartitionRecord } from './records.js';
 import { decodeFrames, encodeFrames } from './snapshot-frames.js';
 import { RecordStore } from './record-store.js';
+import { plannedReads, type PrefetchPlan } from './apply-prefetch.js';
 
 type Handler = (ctx: ApplyContext, op: never) => Promise<OpResult>;
 const HANDLERS: Record<MetaOp['op'], Handler> = {
@@ -102,17 +103,20 @@ export class MetaStateMachine implements StateMachine {
       const batch = new Overlay(this.store);
       const results: unknown[] = [];
       let last = this.applied;
-      for (const entry of entries) {
+      const ops = entries.map((e) => (e.index <= this.applied.index || e.data.length === 0 ? null : (JSON.parse(e.data.toString('utf8')) as MetaOp)));
+      await this.prefetch(ops);
+      for (const [i, entry] of entries.entries()) {
         if (entry.index <= this.applied.index) {
           results.push({ code: StatusCode.OK, message: 'applied before' } satisfies OpResult);
           continue;
         }
         last = { index: entry.index, term: entry.term };
-        if (entry.data.length === 0) {
+        const op = ops[i];
+        if (!op) {
           results.push(null); // a leader's empty entry
           continue;
         }
-        results.push(await this.applyOne(batch, JSON.parse(entry.data.toString('utf8')) as MetaOp));
+        results.push(await this.applyOne(batch, op));
       }
       if (last.index > this.applied.index) {
         batch.putJson(this.keys.applied(), last);
@@ -121,6 +125,27 @@ export class MetaStateMachine implements StateMachine {
       }
       return results;
     });
+  }
+
+  /**
+   * Warms the record cache with what the operations will read: their own keys in one level
+   * read, then the inodes their existing names point to in a second.
+   */
+  private async prefetch(ops: Array<MetaOp | null>): Promise<void> {
+    const plan: PrefetchPlan = { keys: [], names: [] };
+    for (const op of ops) if (op) plannedReads(this.keys, op, plan);
+    await this.store.prefetch(plan.keys);
+    const targets: string[] = [];
+    for (const { pid, key } of plan.names) {
+      const raw = this.store.cached(key);
+      if (!raw) continue;
+      const ino = (JSON.parse(raw) as DentryRecord).ino;
+      const fsId = this.partitions.get(pid)?.fsId;
+      for (const p of this.partitions.values()) {
+        if (p.fsId === fsId && ino >= p.start && ino <= p.end) targets.push(this.keys.inode(p.partitionId, ino));
+      }
+    }
+    await this.store.prefetch(targets);
   }
 
   private async applyOne(batch: Overlay, op: MetaOp): Promise<OpResult> {

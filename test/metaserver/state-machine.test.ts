@@ -273,6 +273,7 @@ test('one-entry operations that need an inode of another copyset change nothing 
   });
 });
 
+<<<<<<< HEAD
 test('the inode counts the bytes its slices hold as they are applied (overwrites, zero slices, swaps); an older inode is counted from all chunks', async () => {
   await withSm(async (sm, db, apply) => {
     await apply(part(1, 1, 100));
@@ -301,4 +302,50 @@ test('the inode counts the bytes its slices hold as they are applied (overwrites
     await apply2({ op: 'modifySlices', pid: 1, ino: 2, append: [[5, [s(5, 0, 7)]]], replace: null });
     assert.equal((await r2.inode(1, 2)).allocatedBytes, 127);
   });
+=======
+test('a batch of entries reads level in one getMany per stage, not a get per record (apply-prefetch)', async () => {
+  const tmp = tempDir('tierfs-sm-');
+  const level = new Level<string, string>(join(tmp.path, 'db'));
+  await level.open();
+  // Counts the state machine's reads, the way it reaches level.
+  const reads = { get: 0, getMany: 0 };
+  const db = new Proxy(level, {
+    get(target, prop) {
+      if (prop === 'get' || prop === 'getMany') reads[prop]++;
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  try {
+    const sm = await new MetaStateMachine(db, 1, 7).load();
+    let index = 0;
+    const entries = (ops: MetaOp[]) => ops.map((op) => ({ index: ++index, term: 1, data: Buffer.from(JSON.stringify(op)) }));
+    await sm.apply(entries([part(1, 1, 10_000)]));
+    const n = 64;
+    const file = { mode: S_IFREG | 0o644, uid: 0, gid: 0, rdev: 0, symlink: '', now: 5 };
+    const creates: MetaOp[] = Array.from({ length: n }, (_, i) => ({ op: 'createNode', pid: 1, inodePid: 1, rid: rid(100 + i), parent: 1, name: `f${i}`, ...file }));
+    reads.get = reads.getMany = 0;
+    const created = (await sm.apply(entries(creates))) as OpResult[];
+    assert.ok(created.every((r) => r.code === 'OK'));
+    assert.deepEqual(reads, { get: 0, getMany: 1 });
+    // Renames read the names, then (second stage) the inodes the names point to.
+    const renames: MetaOp[] = Array.from({ length: n }, (_, i) => ({
+      op: 'renameNode', pid: 1, dstPid: 1, rid: rid(200 + i), srcParent: 1, srcName: `f${i}`, dstParent: 1, dstName: `g${i}`, ancestryChecked: false, releaseIno: 0, now: 6,
+    }));
+    reads.get = reads.getMany = 0;
+    assert.ok(((await sm.apply(entries(renames))) as OpResult[]).every((r) => r.code === 'OK'));
+    assert.ok(reads.get === 0 && reads.getMany <= 2, JSON.stringify(reads));
+    // A cold cache (a restart) is where it counts: every record comes from level.
+    const cold = await new MetaStateMachine(db, 1, 7).load();
+    const unlinks: MetaOp[] = Array.from({ length: n }, (_, i) => ({ op: 'removeNode', pid: 1, rid: rid(300 + i), parent: 1, name: `g${i}`, dir: false, expectIno: 0, releaseIno: 0, now: 7 }));
+    reads.get = reads.getMany = 0;
+    const removed = (await cold.apply(entries(unlinks))) as OpResult[];
+    assert.ok(removed.every((r) => r.code === 'OK'), JSON.stringify(removed[0]));
+    assert.ok(reads.get <= 1 && reads.getMany === 2, JSON.stringify(reads));
+    assert.equal(new MetaReader(cold).partition(1).dentryCount, 0);
+  } finally {
+    await level.close();
+    tmp.remove();
+  }
+>>>>>>> metaperf
 });
