@@ -273,7 +273,6 @@ test('one-entry operations that need an inode of another copyset change nothing 
   });
 });
 
-<<<<<<< HEAD
 test('the inode counts the bytes its slices hold as they are applied (overwrites, zero slices, swaps); an older inode is counted from all chunks', async () => {
   await withSm(async (sm, db, apply) => {
     await apply(part(1, 1, 100));
@@ -302,7 +301,8 @@ test('the inode counts the bytes its slices hold as they are applied (overwrites
     await apply2({ op: 'modifySlices', pid: 1, ino: 2, append: [[5, [s(5, 0, 7)]]], replace: null });
     assert.equal((await r2.inode(1, 2)).allocatedBytes, 127);
   });
-=======
+});
+
 test('a batch of entries reads level in one getMany per stage, not a get per record (apply-prefetch)', async () => {
   const tmp = tempDir('tierfs-sm-');
   const level = new Level<string, string>(join(tmp.path, 'db'));
@@ -347,5 +347,4 @@ test('a batch of entries reads level in one getMany per stage, not a get per rec
     await level.close();
     tmp.remove();
   }
->>>>>>> metaperf
 });
