@@ -12,12 +12,16 @@ class TtlCache<K, V> {
 
   get(key: K, now = Date.now()): V | undefined {
     const e = this.map.get(key);
-    if (!e) return undefined;
-    if (e.expires <= now) {
-      this.map.delete(key);
-      return undefined;
-    }
+    if (!e || e.expires <= now) return undefined;
     return e.value;
+  }
+
+  /**
+   * The value even past its TTL (expired entries stay until evicted by size, overwritten or
+   * deleted): what the gateway serves while no metaserver answers.
+   */
+  stale(key: K): V | undefined {
+    return this.map.get(key)?.value;
   }
 
   set(key: K, value: V): void {
@@ -59,6 +63,9 @@ export class DentryCache {
   }
   get(parent: number, name: string): CachedEntry | undefined {
     return this.cache.get(this.key(parent, name));
+  }
+  stale(parent: number, name: string): CachedEntry | undefined {
+    return this.cache.stale(this.key(parent, name));
   }
   set(parent: number, name: string, entry: CachedEntry): void {
     this.cache.set(this.key(parent, name), entry);
@@ -103,6 +110,9 @@ export class AttrCache {
   }
   get(ino: number): CachedInode | undefined {
     return this.cache.get(ino);
+  }
+  stale(ino: number): CachedInode | undefined {
+    return this.cache.stale(ino);
   }
   set(ino: number, entry: CachedInode): void {
     this.cache.set(ino, entry);

@@ -5,6 +5,12 @@
 import type { Inode, InodeAttr, MetaClient } from '../metaserver/meta-client.js';
 import { AttrCache, DentryCache, XattrNameCache, type CachedInode } from './caches.js';
 import { OpenFileTable } from './open-files.js';
+import { StatusCode, TierfsError } from '../common/status.js';
+
+/** No metaserver answered in time (as opposed to an answer such as NOT_FOUND). */
+export function isMetaOutage(err: unknown): boolean {
+  return err instanceof TierfsError && (err.code === StatusCode.UNAVAILABLE || err.code === StatusCode.TIMEOUT);
+}
 
 export class InodeTable {
   readonly attrs: AttrCache;
@@ -23,6 +29,13 @@ export class InodeTable {
    * minute later still keeps the pages of an unchanged file (close-to-open).
    */
   private readonly pageVersions = new Map<number, { size: number; mtimeMs: number }>();
+  /**
+   * Set when a metadata call found no metaserver answering, cleared by the next answer.
+   * Meanwhile attributes and names this mount has seen are served from the caches past
+   * their TTL (stale rather than EIO, as an NFS client's attribute cache), at once.
+   */
+  metaDown = false;
+  private probing = false;
 
   constructor(
     private readonly meta: MetaClient,
@@ -33,13 +46,40 @@ export class InodeTable {
     this.xattrNames = new XattrNameCache(cacheTtlMs);
   }
 
-  /** Attributes from the cache, else from the metaserver (and cached). */
+  /** Attributes from the cache, else from the metaserver (and cached); during an outage, the last seen. */
   async get(ino: number): Promise<CachedInode> {
     const hit = this.attrs.get(ino);
     if (hit) return hit;
-    const entry: CachedInode = { inode: await this.meta.getInode(ino) };
-    this.remember(entry.inode);
-    return this.attrs.get(ino) ?? entry;
+    const stale = this.attrs.stale(ino);
+    if (this.metaDown && stale) {
+      this.probe(ino);
+      return stale;
+    }
+    let inode: Inode;
+    try {
+      inode = await this.meta.getInode(ino);
+    } catch (err) {
+      if (!isMetaOutage(err)) throw err;
+      this.metaDown = true;
+      if (stale) return stale;
+      throw err;
+    }
+    this.metaDown = false;
+    this.remember(inode);
+    return this.attrs.get(ino) ?? { inode };
+  }
+
+  /** One background call at a time finds out whether the metaservers are back. */
+  private probe(ino: number): void {
+    if (this.probing) return;
+    this.probing = true;
+    this.meta.getInode(ino).then(
+      (inode) => {
+        this.metaDown = false;
+        this.remember(inode);
+      },
+      () => {},
+    ).finally(() => (this.probing = false));
   }
 
   /** Records attributes the metaserver just returned. */

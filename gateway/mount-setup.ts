@@ -20,7 +20,7 @@ export interface ClusterMountOptions {
   cacheSizeBytes: number;
   writeback: boolean;
   logger?: Logger;
-  /** How long metadata calls keep retrying before failing with an errno (default 30 s). */
+  /** How long metadata calls keep retrying before failing with EIO (`tierfs mount --meta-timeout`, 10 s; library default 30 s). */
   metaDeadlineMs?: number;
 }
 

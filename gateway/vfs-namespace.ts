@@ -11,6 +11,7 @@ import {
 import { DirPrefetcher } from './dir-prefetch.js';
 import { E, errnoOf, posix } from './errors.js';
 import { VfsCore } from './vfs-core.js';
+import { isMetaOutage } from './inode-table.js';
 
 /** Set-group-ID bit: a directory with it hands its gid (and, to subdirectories, the bit) down. */
 const S_ISGID = 0o2000;
@@ -49,7 +50,18 @@ export class VfsNamespace {
       const filled = table.dentries.get(parent, name);
       if (filled) return filled.ino;
     }
-    const d = await this.core.meta.lookup(parent, name);
+    const stale = table.dentries.stale(parent, name);
+    if (table.metaDown && stale) return stale.ino;
+    let d: Dentry;
+    try {
+      d = await this.core.meta.lookup(parent, name);
+    } catch (err) {
+      if (!isMetaOutage(err)) throw err;
+      table.metaDown = true;
+      if (stale) return stale.ino; // a name this mount has seen, while no metaserver answers
+      throw err;
+    }
+    table.metaDown = false;
     this.rememberDentry(d);
     return d.ino;
   }

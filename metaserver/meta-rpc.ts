@@ -130,7 +130,9 @@ export class MetaRpc {
         }
         let res: Res | null = null;
         try {
-          res = await this.batcher.call<Res>(address, method, req, this.rpcTimeoutMs);
+          // Never wait on one server past the call's own deadline: that is the caller's bound.
+          const rpcTimeoutMs = Math.max(200, Math.min(this.rpcTimeoutMs, until - Date.now()));
+          res = await this.batcher.call<Res>(address, method, req, rpcTimeoutMs);
         } catch (err) {
           lastErr = err instanceof TierfsError ? err : new TierfsError(StatusCode.UNAVAILABLE, String(err));
           if (!REDIRECT.has(lastErr.code)) throw lastErr;
@@ -155,7 +157,12 @@ export class MetaRpc {
         attempt++;
         this.retries++;
         this.logger.debug({ method, address, code: lastErr.code, attempt }, 'retrying on another metaserver');
-        await sleep(Math.min(30 * attempt, 500));
+        await sleep(Math.min(30 * attempt, 500, Math.max(0, until - Date.now())));
+      }
+      // Out of time with no metaserver answering: EIO for the caller (UNAVAILABLE), also when
+      // the last attempt was an RPC timeout, which would otherwise surface as ETIMEDOUT.
+      if (lastErr.code === StatusCode.TIMEOUT || lastErr.code === StatusCode.NOT_LEADER) {
+        throw new TierfsError(StatusCode.UNAVAILABLE, `${method}: no leader of copyset ${poolId}.${copysetId} answered within ${this.deadlineMs} ms (${lastErr.message})`);
       }
       throw lastErr;
     } finally {

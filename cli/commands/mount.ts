@@ -29,6 +29,7 @@ interface MountOpts {
   logFile?: string;
   flushTimeout: string;
   readAhead: string;
+  metaTimeout: string;
 }
 
 function number(name: string, value: string, min: number): number {
@@ -83,6 +84,7 @@ export function register(program: Command): void {
     .option('--foreground', 'stay in the foreground (default)')
     .option('--daemon', 'detach once the mount is ready')
     .option('--log-file <file>', 'log file of a --daemon mount (default <cache-dir>/gateway.log)')
+    .option('--meta-timeout <s>', 'a metadata call that no metaserver answers fails with EIO after this long (cached attributes are served meanwhile)', '10')
     .option('--flush-timeout <s>', 'at unmount, give up on each flush/deregister step after this long', '60')
     .action(
       action(async (mountpoint: string, opts: MountOpts) => {
@@ -102,6 +104,7 @@ export function register(program: Command): void {
         const readAhead = number('read-ahead', opts.readAhead, 0);
         const entryTimeout = number('entry-timeout', opts.entryTimeout, 0);
         const flushTimeoutMs = number('flush-timeout', opts.flushTimeout, 1) * 1000;
+        const metaDeadlineMs = number('meta-timeout', opts.metaTimeout, 1) * 1000;
         if (opts.daemon) return daemonize(opts.logFile ?? join(cacheDir, 'gateway.log'));
 
         // Loaded here so other subcommands start fast (S3 SDK, gRPC, the FUSE server).
@@ -111,7 +114,7 @@ export function register(program: Command): void {
         const parts = await connectCluster({
           mdsAddrs: opts.mds, fsName: opts.fs, mountpoint: mnt,
           cacheDir: cacheMiB > 0 ? cacheDir : null, cacheSizeBytes: cacheMiB * 2 ** 20,
-          writeback: !!opts.writeback, logger: log,
+          writeback: !!opts.writeback, logger: log, metaDeadlineMs,
         });
         const adminSocket = join(cacheDir, 'admin.sock');
         let exiting = false;
