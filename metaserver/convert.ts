@@ -11,7 +11,7 @@ export function inodeToMsg(i: InodeRecord): InodeMsg {
   return {
     ino: i.ino, mode: i.mode, uid: i.uid, gid: i.gid, size: i.size, nlink: i.nlink, rdev: i.rdev,
     atime_ms: i.atimeMs, mtime_ms: i.mtimeMs, ctime_ms: i.ctimeMs, symlink: i.symlink, parents: i.parents,
-    xattr_names: Object.keys(i.xattrs ?? {}), xattr_names_known: true,
+    xattr_names: Object.keys(i.xattrs ?? {}), xattr_names_known: true, entries_version: i.entriesVersion ?? 0,
   };
 }
 
@@ -20,6 +20,7 @@ export function msgToInode(m: Inode__Output): Inode {
     ino: m.ino, mode: m.mode, uid: m.uid, gid: m.gid, size: m.size, nlink: m.nlink, rdev: m.rdev,
     atimeMs: m.atime_ms, mtimeMs: m.mtime_ms, ctimeMs: m.ctime_ms, symlink: m.symlink, parents: m.parents,
     ...(m.xattr_names_known ? { xattrNames: m.xattr_names } : {}),
+    ...(m.entries_version ? { entriesVersion: m.entries_version } : {}),
   };
 }
 

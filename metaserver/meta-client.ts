@@ -31,6 +31,8 @@ export interface InodeAttr {
   ctimeMs: number;
   /** Names of the inode's xattrs, when the metaserver sent them with the attributes. */
   xattrNames?: string[];
+  /** Directories: how many times their names changed (absent: the metaserver does not count). */
+  entriesVersion?: number;
 }
 
 /** One write of file data that reached storage (Curve's S3ChunkInfo). Same shape as s3adaptor's Slice. */

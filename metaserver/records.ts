@@ -33,6 +33,8 @@ export interface InodeRecord {
   parents: number[];
   /** name -> base64 value */
   xattrs: Record<string, string>;
+  /** Directories: changes of their names so far (absent in records written before it existed). */
+  entriesVersion?: number;
 }
 
 export interface DentryRecord {
