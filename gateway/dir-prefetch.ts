@@ -4,6 +4,7 @@
 // readdirplus would. A name the listing did not have still goes to the metaserver, so a
 // prefetch can only make a lookup faster, never answer it differently than a lookup now would.
 import type { MetaClient } from '../metaserver/meta-client.js';
+import type { CompleteDirs } from './complete-dirs.js';
 import type { InodeTable } from './inode-table.js';
 
 export interface DirPrefetchOptions {
@@ -30,6 +31,8 @@ export class DirPrefetcher {
     private readonly meta: MetaClient,
     private readonly table: InodeTable,
     opts: Partial<DirPrefetchOptions> = {},
+    /** Told of every whole listing, so names the directory lacks are answered locally. */
+    private readonly complete?: CompleteDirs,
   ) {
     this.opts = { ...DEFAULTS, ...opts };
   }
@@ -73,9 +76,20 @@ export class DirPrefetcher {
 
   private async prefetch(parent: number): Promise<void> {
     const batchGetInodes = this.meta.batchGetInodes!.bind(this.meta);
+    // The directory's version before the listing: a change during it leaves a gap the
+    // CompleteDirs chain never closes, so the listing then serves only until it expires.
+    const since = Date.now();
+    // (0 when not sent: a server that does not count never closes the chain, so that is safe.)
+    const version = this.complete ? ((await this.meta.getInode(parent)).entriesVersion ?? 0) : undefined;
+    const names: string[] = [];
     let last = '';
     for (let seen = 0; seen < this.opts.maxEntries; ) {
-      const page = await this.meta.listDentries(parent, last, Math.min(this.opts.pageSize, this.opts.maxEntries - seen));
+      const want = Math.min(this.opts.pageSize, this.opts.maxEntries - seen);
+      const page = await this.meta.listDentries(parent, last, want);
+      for (const d of page) names.push(d.name);
+      if (page.length < want && seen + page.length < this.opts.maxEntries && version !== undefined) {
+        this.complete?.listed(parent, version, names, since);
+      }
       if (page.length === 0) break;
       const inodes = await batchGetInodes(page.map((d) => d.ino));
       const byIno = new Map(inodes.map((i) => [i.ino, i]));

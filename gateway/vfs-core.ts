@@ -39,6 +39,8 @@ export class VfsCore {
   readonly attrTimeoutMs: number;
   readonly entryTimeoutMs: number;
   readonly negativeTimeoutMs: number;
+  /** How long the gateway's own caches trust what they hold. */
+  readonly gatewayCacheMs: number;
   /** Set once the mount is up; null in tests without a kernel. */
   notifier: FuseNotifier | null = null;
   /**
@@ -55,7 +57,8 @@ export class VfsCore {
     this.attrTimeoutMs = opts.attrTimeoutMs ?? DEFAULT_CACHE_TIMEOUT_MS;
     this.entryTimeoutMs = opts.entryTimeoutMs ?? DEFAULT_CACHE_TIMEOUT_MS;
     this.negativeTimeoutMs = opts.negativeTimeoutMs ?? 0;
-    this.table = new InodeTable(meta, opts.gatewayCacheMs ?? Math.min(this.attrTimeoutMs, 1000));
+    this.gatewayCacheMs = opts.gatewayCacheMs ?? Math.min(this.attrTimeoutMs, 1000);
+    this.table = new InodeTable(meta, this.gatewayCacheMs);
     this.log = opts.logger ?? silentLogger;
   }
 

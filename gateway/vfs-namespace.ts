@@ -8,6 +8,7 @@ import {
   ROOT_INO, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
   type Dentry, type Inode, type InodeAttr,
 } from '../metaserver/meta-client.js';
+import { CompleteDirs } from './complete-dirs.js';
 import { DirPrefetcher } from './dir-prefetch.js';
 import { E, errnoOf, posix } from './errors.js';
 import { VfsCore } from './vfs-core.js';
@@ -31,9 +32,12 @@ export class VfsNamespace {
   private nextDirFh = 1;
 
   readonly prefetcher: DirPrefetcher;
+  /** Directories whose every name this mount knows: a name they lack needs no metaserver call. */
+  readonly complete: CompleteDirs;
 
   constructor(private readonly core: VfsCore) {
-    this.prefetcher = new DirPrefetcher(core.meta, core.table);
+    this.complete = new CompleteDirs({ freshMs: core.gatewayCacheMs });
+    this.prefetcher = new DirPrefetcher(core.meta, core.table, {}, this.complete);
   }
 
   // ---- lookup ----
@@ -44,6 +48,7 @@ export class VfsNamespace {
     const { table } = this.core;
     const cached = table.dentries.get(parent, name);
     if (cached) return cached.ino;
+    if (this.complete.absent(parent, name)) throw posix(E.ENOENT, `${JSON.stringify(name)} not found in ${parent}`);
     const prefetch = this.prefetcher.onMiss(parent);
     if (prefetch) {
       await prefetch;
@@ -119,12 +124,23 @@ export class VfsNamespace {
     VfsCore.checkName(name);
     const { meta, table, data } = this.core;
     const opts = { ...(await this.ownerOf(ctx, parent, mode)), ...extra };
-    const result = meta.createNodeWithParent
-      ? await meta.createNodeWithParent(parent, name, opts)
-      : { inode: await meta.createNode(parent, name, opts) };
+    const since = Date.now();
+    let result: { inode: Inode; parent?: Inode; created?: boolean };
+    try {
+      result = meta.createNodeWithParent ? await meta.createNodeWithParent(parent, name, opts) : { inode: await meta.createNode(parent, name, opts) };
+    } catch (err) {
+      if (errnoOf(err) === E.EEXIST) this.complete.existed(parent, name);
+      throw err;
+    }
     const inode = result.inode;
     // Without the flag from the metaserver, a node younger than our request is ours.
     const created = result.created ?? true;
+    if (created) {
+      this.complete.created(parent, name, result.parent, since);
+      if ((inode.mode & S_IFMT) === S_IFDIR) this.complete.made(inode, since);
+    } else {
+      this.complete.existed(parent, name);
+    }
     if (created && (inode.mode & S_IFMT) === S_IFREG) data.markNew?.(inode.ino);
     table.dentries.set(parent, name, { ino: inode.ino, type: inode.mode & S_IFMT });
     table.remember(inode);
@@ -167,6 +183,7 @@ export class VfsNamespace {
     const known = table.dentries.get(parent, name)?.ino;
     const releaseIno = known !== undefined && !table.open.isOpen(known) && !this.core.deletesOrphanData() ? known : undefined;
     const after = await meta.unlink(parent, name, releaseIno !== undefined ? { releaseIno } : undefined);
+    this.complete.removed(parent, name);
     table.dentries.delete(parent, name);
     table.attrs.delete(parent);
     if (after.nlink === 0 && after.ino === releaseIno) {
@@ -183,8 +200,12 @@ export class VfsNamespace {
     const { meta, table } = this.core;
     const cached = table.dentries.get(parent, name);
     await meta.rmdir(parent, name);
+    this.complete.removed(parent, name);
     table.dentries.delete(parent, name);
-    if (cached) table.attrs.delete(cached.ino);
+    if (cached) {
+      table.attrs.delete(cached.ino);
+      this.complete.forget(cached.ino);
+    }
     table.attrs.delete(parent);
   }
 
@@ -193,6 +214,7 @@ export class VfsNamespace {
     VfsCore.checkName(newName);
     const { meta, table } = this.core;
     const inode = await meta.link(ino, newParent, newName);
+    this.complete.addedUnverified(newParent, newName);
     table.dentries.set(newParent, newName, { ino, type: inode.mode & S_IFMT });
     table.remember(inode);
     table.attrs.delete(newParent);
@@ -210,6 +232,9 @@ export class VfsNamespace {
       if (!meta.exchange) throw posix(E.EINVAL, 'this metaserver cannot exchange two names atomically');
       const [a, b] = await Promise.all([this.lookupIno(parent, name), this.lookupIno(newParent, newName)]);
       await meta.exchange(parent, name, newParent, newName);
+      // Both names stay; the directories changed in ways no reply counts for us.
+      this.complete.addedUnverified(parent, name);
+      this.complete.addedUnverified(newParent, newName);
       table.dentries.delete(parent, name);
       table.dentries.delete(newParent, newName);
       for (const ino of [parent, newParent]) table.attrs.delete(ino);
@@ -227,6 +252,8 @@ export class VfsNamespace {
       if (exists) throw posix(E.EEXIST, `${newName} exists (RENAME_NOREPLACE)`);
     }
     const result = await meta.rename(parent, name, newParent, newName);
+    this.complete.removed(parent, name);
+    this.complete.addedUnverified(newParent, newName);
     table.dentries.delete(parent, name);
     table.dentries.delete(newParent, newName);
     table.attrs.delete(parent);

@@ -106,11 +106,11 @@ export class ApplyContext {
     }
   }
 
-  /** Parent directory bookkeeping for a dentry change: times, and nlink for subdirectories. */
+  /** Parent directory bookkeeping for a dentry change: times, nlink for subdirectories, and the count of its name changes. */
   async touchParent(pid: number, parent: number, now: number, nlinkDelta: number): Promise<void> {
     const before = await this.inode(pid, parent);
     if ((before.mode & S_IFMT) !== S_IFDIR) throw new TierfsError(StatusCode.NOT_DIR, `inode ${parent} is not a directory`);
-    const after = { ...before, mtimeMs: now, ctimeMs: now, nlink: Math.max(0, before.nlink + nlinkDelta) };
+    const after = { ...before, mtimeMs: now, ctimeMs: now, nlink: Math.max(0, before.nlink + nlinkDelta), entriesVersion: (before.entriesVersion ?? 0) + 1 };
     this.putInode(pid, after, before);
   }
 

@@ -13,6 +13,7 @@ export function inodeToMsg(i: InodeRecord): InodeMsg {
     atime_ms: i.atimeMs, mtime_ms: i.mtimeMs, ctime_ms: i.ctimeMs, symlink: i.symlink, parents: i.parents,
     xattr_names: Object.keys(i.xattrs ?? {}), xattr_names_known: true,
     allocated_bytes: i.allocatedBytes ?? 0, allocated_bytes_known: i.allocatedBytes !== undefined,
+    entries_version: i.entriesVersion ?? 0,
   };
 }
 
@@ -22,6 +23,7 @@ export function msgToInode(m: Inode__Output): Inode {
     atimeMs: m.atime_ms, mtimeMs: m.mtime_ms, ctimeMs: m.ctime_ms, symlink: m.symlink, parents: m.parents,
     ...(m.xattr_names_known ? { xattrNames: m.xattr_names } : {}),
     ...(m.allocated_bytes_known ? { allocatedBytes: m.allocated_bytes } : {}),
+    ...(m.entries_version ? { entriesVersion: m.entries_version } : {}),
   };
 }
 

@@ -33,6 +33,8 @@ export interface InodeAttr {
   xattrNames?: string[];
   /** Bytes of data its committed slices hold (st_blocks), when the metaserver keeps the count. */
   allocatedBytes?: number;
+  /** Directories: how many times their names changed (absent: the metaserver does not count). */
+  entriesVersion?: number;
 }
 
 /** One write of file data that reached storage (Curve's S3ChunkInfo). Same shape as s3adaptor's Slice. */

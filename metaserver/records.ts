@@ -38,6 +38,8 @@ export interface InodeRecord {
    * written before it existed until their next slice change (then counted from all chunks).
    */
   allocatedBytes?: number;
+  /** Directories: changes of their names so far (absent in records written before it existed). */
+  entriesVersion?: number;
 }
 
 export interface DentryRecord {

@@ -10,13 +10,13 @@ import { MemoryMetaClient } from './support/memory-meta.js';
 
 const ctx = internalContext(0, 0);
 
-async function directory(files: number): Promise<{ meta: MemoryMetaClient; vfs: Vfs; dir: number }> {
+async function directory(files: number, gatewayCacheMs?: number): Promise<{ meta: MemoryMetaClient; vfs: Vfs; dir: number }> {
   const meta = new MemoryMetaClient();
   const dir = (await meta.createNode(ROOT_INO, 'd', { mode: S_IFDIR | 0o755, uid: 0, gid: 0, exclusive: true })).ino;
   for (let i = 0; i < files; i++) await meta.createNode(dir, `f${i}`, { mode: S_IFREG | 0o644, uid: 0, gid: 0, exclusive: true });
   meta.calls.clear();
   // A fresh mount: nothing of the directory in its caches.
-  const vfs = new Vfs(meta, new MemoryFileData(), { attrTimeoutMs: 30_000, entryTimeoutMs: 30_000 });
+  const vfs = new Vfs(meta, new MemoryFileData(), { attrTimeoutMs: 30_000, entryTimeoutMs: 30_000, gatewayCacheMs });
   return { meta, vfs, dir };
 }
 
@@ -33,11 +33,15 @@ test('stat of every file of a directory costs a listing, not a lookup per name',
   assert.equal(meta.calls.get('batchGetInodes'), 1);
 });
 
-test('a name missing from the listing (created after it) is still looked up', async () => {
-  const { meta, vfs, dir } = await directory(40);
+test('a name missing from the listing (created after it) is absent for the cache window, then looked up', async () => {
+  const { meta, vfs, dir } = await directory(40, 100);
   for (let i = 0; i < 40; i++) await vfs.lookup(ctx, dir, `f${i}`);
   const lookups = meta.calls.get('lookup') ?? 0;
   await meta.createNode(dir, 'late', { mode: S_IFREG | 0o644, uid: 0, gid: 0, exclusive: true });
+  // The listing was whole: a name it lacked is answered absent without a call (complete-dirs.ts).
+  await assert.rejects(vfs.lookup(ctx, dir, 'late'), (err: { errno?: number }) => err.errno === 2);
+  assert.equal(meta.calls.get('lookup'), lookups);
+  await new Promise((r) => setTimeout(r, 150));
   const e = await vfs.lookup(ctx, dir, 'late');
   assert.ok('attr' in e && e.attr.ino > 0);
   assert.equal(meta.calls.get('lookup'), lookups + 1);

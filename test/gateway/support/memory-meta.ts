@@ -66,10 +66,12 @@ export class MemoryMetaClient implements MetaClient {
     if (name === '' || name === '.' || name === '..' || name.includes('/')) fail(StatusCode.INVALID_ARGUMENT, `bad name ${JSON.stringify(name)}`);
   }
 
+  /** A change of the directory's names: times, and the count the metaserver keeps (entriesVersion). */
   private touchDir(ino: number, now: number): void {
     const d = this.inode(ino);
     d.mtimeMs = now;
     d.ctimeMs = now;
+    d.entriesVersion = (d.entriesVersion ?? 0) + 1;
   }
 
   private copy(inode: MemInode): Inode {
@@ -138,6 +140,13 @@ export class MemoryMetaClient implements MetaClient {
     entries.set(name, { parent, name, ino, type });
     this.touchDir(parent, now);
     return this.copy(inode);
+  }
+
+  /** As RemoteMetaClient: the parent as the create left it, and whether the node is new. */
+  async createNodeWithParent(parent: number, name: string, opts: CreateNodeOptions): Promise<{ inode: Inode; parent?: Inode; created?: boolean }> {
+    const existed = this.dirs.get(parent)?.has(name) ?? false;
+    const inode = await this.createNode(parent, name, opts);
+    return existed ? { inode, created: false } : { inode, parent: this.copy(this.inode(parent)), created: true };
   }
 
   async link(ino: number, parent: number, name: string): Promise<Inode> {
