@@ -27,6 +27,8 @@ export interface OpenOptions extends ChunkClientOptions {
 export class VolumeClient {
   private readonly segments = new Map<number, Promise<ChunkLocation[] | null>>();
   private readonly inFlight = new Set<Promise<unknown>>();
+  /** Per chunk: aligned writes in flight, and the chain of read-modify-writes (which exclude them). */
+  private readonly chunkWrites = new Map<number, { inflight: Set<Promise<void>>; rmw: Promise<void> | null }>();
   private refreshTimer: NodeJS.Timeout | null = null;
   readonly chunks: ChunkClient;
 
@@ -127,15 +129,52 @@ export class VolumeClient {
     if (this.readOnly) return Promise.reject(new TierfsError(StatusCode.READ_ONLY, `volume "${this.name}" is attached read-only`));
     return this.track(Promise.all(this.pieces(offset, data.length).map(async (p) => {
       const ref = (await this.chunkRef(p, true))!;
-      const src = data.subarray(p.offset - offset, p.offset - offset + p.length);
-      if (p.chunkOffset % BLOCK === 0 && p.length % BLOCK === 0) return this.chunks.write(ref, p.chunkOffset, src);
-      // Not 4 KiB aligned: read the covering blocks, overlay, write them back.
-      const a0 = p.chunkOffset - (p.chunkOffset % BLOCK);
-      const a1 = Math.ceil((p.chunkOffset + p.length) / BLOCK) * BLOCK;
-      const buf = await this.chunks.read(ref, a0, a1 - a0);
-      src.copy(buf, p.chunkOffset - a0);
-      return this.chunks.write(ref, a0, buf);
+      return this.writePiece(ref, p.chunkOffset, data.subarray(p.offset - offset, p.offset - offset + p.length));
     })).then(() => undefined));
+  }
+
+  /**
+   * One piece inside a chunk. Chunkservers take whole 4 KiB blocks; anything else is a
+   * read-modify-write of the covering blocks, which runs alone in its chunk (after the aligned
+   * writes in flight, before the next ones), so two of them never overwrite each other's bytes.
+   */
+  private async writePiece(ref: ChunkRef, chunkOffset: number, src: Buffer): Promise<void> {
+    let st = this.chunkWrites.get(ref.chunkId);
+    if (!st) {
+      st = { inflight: new Set(), rmw: null };
+      this.chunkWrites.set(ref.chunkId, st);
+    }
+    const state = st;
+    const forget = () => {
+      if (state.inflight.size === 0 && state.rmw === null) this.chunkWrites.delete(ref.chunkId);
+    };
+    if (chunkOffset % BLOCK === 0 && src.length % BLOCK === 0) {
+      while (state.rmw) await state.rmw;
+      const w = this.chunks.write(ref, chunkOffset, src);
+      state.inflight.add(w);
+      try {
+        await w;
+      } finally {
+        state.inflight.delete(w);
+        forget();
+      }
+      return;
+    }
+    const run = (state.rmw ?? Promise.resolve()).then(async () => {
+      await Promise.allSettled([...state.inflight]);
+      const a0 = chunkOffset - (chunkOffset % BLOCK);
+      const a1 = Math.ceil((chunkOffset + src.length) / BLOCK) * BLOCK;
+      const buf = await this.chunks.read(ref, a0, a1 - a0);
+      src.copy(buf, chunkOffset - a0);
+      await this.chunks.write(ref, a0, buf);
+    });
+    const settled = run.catch(() => undefined);
+    state.rmw = settled;
+    void settled.then(() => {
+      if (state.rmw === settled) state.rmw = null;
+      forget();
+    });
+    return run;
   }
 
   /** Zeroes a range: whole chunks are deleted (their files go back to the pool), edges written with zeros. */

@@ -136,7 +136,7 @@ async function attach(name: string, o: Where & { readOnly?: boolean }): Promise<
   const file = join(mountpoint, 'volume');
   let device: string;
   try {
-    device = execFileSync('losetup', ['--direct-io=on', ...(o.readOnly ? ['--read-only'] : []), '--show', '-f', file], { encoding: 'utf8' }).trim();
+    device = execFileSync('losetup', ['--direct-io=on', '--sector-size', '4096', ...(o.readOnly ? ['--read-only'] : []), '--show', '-f', file], { encoding: 'utf8' }).trim();
   } catch (err) {
     await stopPid(pid);
     throw new TierfsError(StatusCode.UNAVAILABLE, `losetup of ${file} failed: ${String((err as { stderr?: string }).stderr ?? err)}`);
