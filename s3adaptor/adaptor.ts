@@ -43,8 +43,14 @@ export interface S3AdaptorOptions {
   flushAgeMs?: number;
   /** close/flush return once blocks are staged and slices committed (default false: wait for S3). */
   writeback?: boolean;
-  /** Blocks prefetched ahead of sequential reads (default 4). */
+  /**
+   * The largest readahead window of a sequential reader, in blocks (default 16): the window
+   * starts at two blocks and doubles while the stream goes on, bounded by half the memory
+   * read cache. 0 disables readahead.
+   */
   readaheadBlocks?: number;
+  /** Files up to this size are prefetched whole at their first read (default 2 blocks). */
+  smallFileBytes?: number;
   /** Compact a chunk holding more slices than this (default 20; 0 disables). */
   compactThreshold?: number;
   /** Block objects written at once per flush (default 8). */
@@ -116,10 +122,28 @@ export class S3Adaptor {
     const memBudgetBytes = opts.memBudgetBytes ?? 512 * 2 ** 20;
     const run = opts.flushRunBytes ?? opts.chunkSize / 4;
     this.chunkIds = new ChunkIdBatch(opts.chunkIds, opts.chunkIdBatch ?? 1000);
-    const readahead = opts.readaheadBlocks ?? 4;
+    const readahead = opts.readaheadBlocks ?? 16;
+    const readCacheBytes = opts.readCacheBytes ?? 256 * 2 ** 20;
+    // Prefetched blocks wait in the memory tier for their reader: at most half of it.
+    const readaheadMaxBytes = Math.max(this.bs, Math.floor(readCacheBytes / 2));
     const tiers: BlockCache[] = [...(this.disk ? [new DiskBlockCache(this.disk, log)] : []), ...(opts.extraTiers ?? [])];
-    this.blocks = new BlockReader(this.store, new MemoryBlockCache(opts.readCacheBytes ?? 256 * 2 ** 20), tiers, Math.max(1, readahead * 2), log);
-    this.reads = new ReadPath({ fsId: this.fsId, chunkSize: this.cs, blockSize: this.bs, readaheadBlocks: readahead, sliceStore: this.sliceStore, blocks: this.blocks });
+    this.blocks = new BlockReader(
+      this.store,
+      new MemoryBlockCache(readCacheBytes),
+      tiers,
+      { maxPrefetch: Math.max(1, Math.min(2 * readahead, Math.floor(readaheadMaxBytes / this.bs))) },
+      log,
+    );
+    this.reads = new ReadPath({
+      fsId: this.fsId,
+      chunkSize: this.cs,
+      blockSize: this.bs,
+      readaheadBlocks: readahead,
+      readaheadMaxBytes,
+      smallFileBytes: opts.smallFileBytes ?? 2 * this.bs,
+      sliceStore: this.sliceStore,
+      blocks: this.blocks,
+    });
     this.extents = new FileExtents(this.cs, this.reads);
     this.cacheControl = new CacheControl({ fsId: this.fsId, chunkSize: this.cs, blockSize: this.bs, reads: this.reads, blocks: this.blocks, disk: this.disk, concurrency: 8 });
     this.compactor = new ChunkCompactor({

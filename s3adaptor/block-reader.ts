@@ -24,7 +24,23 @@ export interface BlockReaderStats {
   failed: number;
   /** Whole-block GETs from S3 (reads and prefetches; not warmup). */
   s3Fetches: number;
+  /** Ranged GETs: small random reads of uncached blocks (the block is not fetched whole). */
+  rangedGets: number;
   prefetches: number;
+  /** Prefetches running now, and blocks fetched but not yet admitted to the tiers. */
+  prefetching: number;
+  admitting: number;
+}
+
+export interface BlockReaderOptions {
+  /** Prefetches in flight at most (bounded by memory by the caller). */
+  maxPrefetch: number;
+  /** A random read of at most this fraction of an uncached block uses a ranged GET (default 1/4). */
+  rangedMaxFraction?: number;
+  /** ... of a block of at least this size (default 256 KiB). */
+  rangedMinBlock?: number;
+  /** Tier admissions written at once (default 2); more wait, and are dropped past a backlog. */
+  admitConcurrency?: number;
 }
 
 /**
@@ -37,8 +53,11 @@ export function checkedSize(key: string, data: Buffer, size: number): Buffer {
   return data;
 }
 
+/** Fetched blocks waiting to be written to the tiers; more are not cached (the reader has them anyway). */
+const ADMISSION_BACKLOG_BYTES = 128 * 2 ** 20;
+
 /** Where a fetch found the block: a tier's index, or S3. */
-type Source = number | 's3';
+type Source = number | 's3' | 'ranged';
 
 interface Fetch {
   data: Buffer;
@@ -50,22 +69,35 @@ export class BlockReader {
   private prefetching = 0;
   /** Lookups that missed memory and are not answered yet. */
   private active = 0;
-  private readonly counts = { lookups: 0, memHits: 0, memMisses: 0, joined: 0, failed: 0, s3Fetches: 0, prefetches: 0 };
+  private readonly counts = { lookups: 0, memHits: 0, memMisses: 0, joined: 0, failed: 0, s3Fetches: 0, rangedGets: 0, prefetches: 0 };
+  /** Blocks read with a ranged GET lately: a second random read of one fetches it whole. */
+  private readonly rangedRecently = new Set<string>();
+  private readonly admissions: Array<{ bytes: number; run: () => Promise<unknown> }> = [];
+  private admissionBytes = 0;
+  private admitting = 0;
+  private readonly maxPrefetch: number;
+  private readonly rangedMaxFraction: number;
+  private readonly rangedMinBlock: number;
+  private readonly admitConcurrency: number;
   /** Hits per tier (index into `tiers`). */
   private readonly hits: number[];
   /** How answered lookups that missed memory were served: per tier, and from S3. */
-  private readonly served: { tiers: number[]; s3: number };
+  private readonly served: { tiers: number[]; s3: number; ranged: number };
 
   constructor(
     private readonly store: ObjectStore,
     readonly memory: MemoryBlockCache,
     /** The tiers below memory, in the order they are asked. */
     readonly tiers: BlockCache[],
-    private readonly maxPrefetch: number,
+    opts: BlockReaderOptions,
     private readonly log: Logger,
   ) {
     this.hits = tiers.map(() => 0);
-    this.served = { tiers: tiers.map(() => 0), s3: 0 };
+    this.served = { tiers: tiers.map(() => 0), s3: 0, ranged: 0 };
+    this.maxPrefetch = Math.max(1, opts.maxPrefetch);
+    this.rangedMaxFraction = opts.rangedMaxFraction ?? 0.25;
+    this.rangedMinBlock = opts.rangedMinBlock ?? 256 * 1024;
+    this.admitConcurrency = opts.admitConcurrency ?? 2;
   }
 
   tier(name: string): BlockCache | undefined {
@@ -89,7 +121,7 @@ export class BlockReader {
    * block-sized buffer made or kept); otherwise the whole block is fetched once, kept in
    * memory and offered to the tiers.
    */
-  async readInto(key: string, size: number, from: number, len: number, target: Buffer, at: number): Promise<void> {
+  async readInto(key: string, size: number, from: number, len: number, target: Buffer, at: number, random = false): Promise<void> {
     const hit = this.lookup(key, size);
     if (hit) {
       hit.copy(target, at, from, from + len);
@@ -107,12 +139,29 @@ export class BlockReader {
           return { how: i };
         }
       }
+      if (random && !this.inflight.has(key) && this.rangedFits(key, size, len)) {
+        // A small piece of a big uncached block, read at random: GET just the piece.
+        this.counts.rangedGets++;
+        const piece = await this.store.get(key, from, len);
+        if (piece.length !== len) throw new TierfsError(StatusCode.NOT_FOUND, `object ${key}: ranged read of ${len} bytes at ${from} got ${piece.length}`);
+        piece.copy(target, at);
+        return { how: 'ranged' };
+      }
       // Every tier missed: fetch from below them all (or join a fetch started meanwhile).
       const { p, started } = this.load(key, size, this.tiers.length);
       const f = await p;
       f.data.copy(target, at, from, from + len);
       return { how: started ? f.source : 'joined' };
     });
+  }
+
+  /** Whether a random read of `len` bytes of this uncached block should be a ranged GET (the second in a while is not). */
+  private rangedFits(key: string, size: number, len: number): boolean {
+    if (size < this.rangedMinBlock || len > size * this.rangedMaxFraction) return false;
+    if (this.rangedRecently.delete(key)) return false; // read at random twice: worth the whole block
+    this.rangedRecently.add(key);
+    if (this.rangedRecently.size > 4096) this.rangedRecently.delete(this.rangedRecently.values().next().value!);
+    return true;
   }
 
   /** Counts a lookup; the block when memory has it. */
@@ -140,6 +189,7 @@ export class BlockReader {
       if (how === 'failed') this.counts.failed++;
       else if (how === 'joined') this.counts.joined++;
       else if (how === 's3') this.served.s3++;
+      else if (how === 'ranged') this.served.ranged++;
       else this.served.tiers[how]!++;
       this.checkLedger();
     }
@@ -148,7 +198,7 @@ export class BlockReader {
   /** Every lookup is a memory hit or miss; every miss is answered one way, or still running. */
   checkLedger(): void {
     const c = this.counts;
-    const answered = this.served.tiers.reduce((a, b) => a + b, 0) + this.served.s3 + c.joined + c.failed;
+    const answered = this.served.tiers.reduce((a, b) => a + b, 0) + this.served.s3 + this.served.ranged + c.joined + c.failed;
     if (c.lookups !== c.memHits + c.memMisses || c.memMisses !== answered + this.active) {
       throw new TierfsError(StatusCode.INTERNAL, `invariant broken: block lookups ${c.lookups} = ${c.memHits} memory hits + ${c.memMisses} misses; misses = ${answered} answered + ${this.active} running`);
     }
@@ -159,14 +209,16 @@ export class BlockReader {
    * Blocks a local tier holds are left alone: reads take them from there (the disk tier's
    * files get the kernel's own readahead).
    */
-  prefetch(key: string, size: number): void {
-    if (this.memory.has(key, size) || this.inflight.has(key) || this.prefetching >= this.maxPrefetch) return;
-    if (this.tiers.some((t) => t.has(key, size) === true)) return;
+  prefetch(key: string, size: number): boolean {
+    if (this.memory.has(key, size) || this.inflight.has(key)) return true;
+    if (this.tiers.some((t) => t.has(key, size) === true)) return true;
+    if (this.prefetching >= this.maxPrefetch) return false;
     this.prefetching++;
     this.counts.prefetches++;
     this.load(key, size)
       .p.catch((err: unknown) => this.log.debug({ key, err: String(err) }, 'prefetch failed'))
       .finally(() => this.prefetching--);
+    return true;
   }
 
   /** The running fetch of a block, or a new one asking the tiers from `from` on, then S3. */
@@ -197,9 +249,39 @@ export class BlockReader {
     return { data, source: 's3' };
   }
 
-  /** Offers a fetched block to the tiers above the one that served it (fire and forget). */
+  /**
+   * Offers a fetched block to the tiers above the one that served it, after it has been
+   * handed to its readers (never before: a reader never waits for a cache write), a few at
+   * a time. Past a backlog of a memory's worth of blocks, offers are dropped, not queued.
+   */
   private offer(key: string, data: Buffer, below: number): void {
-    for (let i = 0; i < below; i++) void this.tiers[i]!.admit(key, data);
+    for (let i = 0; i < below; i++) {
+      const tier = this.tiers[i]!;
+      if (this.admissionBytes + data.length > ADMISSION_BACKLOG_BYTES) return;
+      this.admissionBytes += data.length;
+      this.admissions.push({ bytes: data.length, run: () => tier.admit(key, data) });
+    }
+    setImmediate(() => this.pumpAdmissions());
+  }
+
+  private pumpAdmissions(): void {
+    while (this.admitting < this.admitConcurrency && this.admissions.length > 0) {
+      const job = this.admissions.shift()!;
+      this.admitting++;
+      void job
+        .run()
+        .catch(() => {})
+        .finally(() => {
+          this.admissionBytes -= job.bytes;
+          this.admitting--;
+          this.pumpAdmissions();
+        });
+    }
+  }
+
+  /** Resolves when every queued tier admission is written (tests, warmup). */
+  async admitted(): Promise<void> {
+    while (this.admitting > 0 || this.admissions.length > 0) await new Promise((r) => setTimeout(r, 5));
   }
 
   /**
@@ -246,6 +328,13 @@ export class BlockReader {
       const i = this.tiers.findIndex((t) => t.name === name);
       return i < 0 ? 0 : this.hits[i]!;
     };
-    return { ...this.counts, memBytes: this.memory.bytes, diskHits: hitsOf('disk'), groupHits: hitsOf('group') };
+    return {
+      ...this.counts,
+      memBytes: this.memory.bytes,
+      diskHits: hitsOf('disk'),
+      groupHits: hitsOf('group'),
+      prefetching: this.prefetching,
+      admitting: this.admitting + this.admissions.length,
+    };
   }
 }

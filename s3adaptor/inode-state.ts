@@ -16,6 +16,10 @@ export class InodeState {
   error: Error | null = null;
   lastReadEnd = 0;
   readaheadUntil = 0;
+  /** Readahead window of the sequential stream (bytes): grows while the stream continues, 0 after a jump. */
+  readaheadWindow = 0;
+  /** Reads served so far (the first read of a small file prefetches all of it). */
+  reads = 0;
   lastUsed = Date.now();
 
   constructor(readonly ino: number) {}

@@ -18,7 +18,12 @@ export interface ReadPathDeps {
   fsId: number;
   chunkSize: number;
   blockSize: number;
+  /** The largest readahead window, in blocks (0: no readahead). */
   readaheadBlocks: number;
+  /** The largest readahead window in bytes (memory bound: what the memory tier can hold for readers). */
+  readaheadMaxBytes: number;
+  /** A file up to this size is prefetched whole at its first read. */
+  smallFileBytes: number;
   sliceStore: SliceStore;
   blocks: BlockReader;
 }
@@ -112,6 +117,9 @@ export class ReadPath {
 
   private async readOnce(st: InodeState, start: number, end: number, target: Buffer, fileSize: number): Promise<void> {
     const slices = await this.loadSlices(st);
+    // A read that does not continue the previous one (random access) reads small pieces of
+    // uncached blocks with ranged GETs instead of fetching whole blocks.
+    const random = st.reads > 0 && Math.abs(start - st.lastReadEnd) > 2 * this.bs;
     // From here to the fetches everything is synchronous: buffered bytes are copied as they are now.
     const fetches: Array<Promise<void>> = [];
     for (let idx = Math.floor(start / this.cs); idx * this.cs < end; idx++) {
@@ -128,7 +136,7 @@ export class ReadPath {
         } else {
           for (const p of objectPieces(src.slice, seg.start, seg.end, this.bs)) {
             const key = sliceBlockKey(this.deps.fsId, st.ino, idx, this.bpc, src.slice, p.blockIndex);
-            fetches.push(this.deps.blocks.readInto(key, p.objectSize, p.from, p.len, target, base + p.chunkPos - start));
+            fetches.push(this.deps.blocks.readInto(key, p.objectSize, p.from, p.len, target, base + p.chunkPos - start, random));
           }
         }
       }
@@ -161,17 +169,44 @@ export class ReadPath {
     return [...out].map(([key, size]) => ({ key, size }));
   }
 
-  /** When the read continues the previous one, prefetches the next readaheadBlocks blocks. */
+  /**
+   * Readahead. A read that continues the previous one grows the stream's window (two blocks,
+   * then doubling up to readaheadBlocks, within the memory bound) and prefetches up to the
+   * window past the read; a jump resets it. The first read of a small file prefetches all of
+   * it. Prefetch stops at the first block the BlockReader has no room for, and the next read
+   * carries on from there, so no block of the window is skipped.
+   */
   private readAhead(st: InodeState, slices: ChunkSlices, start: number, end: number, fileSize: number): void {
-    const sequential = start <= st.lastReadEnd && end > st.lastReadEnd;
-    st.lastReadEnd = end;
+    const first = st.reads++ === 0;
+    // Reads of one stream may arrive a little out of order (the kernel sends several at once).
+    const near = Math.abs(start - st.lastReadEnd) <= 2 * this.bs;
+    const sequential = near && end > st.lastReadEnd;
+    if (!near || end > st.lastReadEnd) st.lastReadEnd = end;
+    if (near && !sequential) return; // an earlier piece of the stream, arriving late
+    if (this.deps.readaheadBlocks <= 0) return;
+    const maxWindow = Math.max(this.bs, Math.min(this.deps.readaheadBlocks * this.bs, this.deps.readaheadMaxBytes));
+    if (first && fileSize <= Math.min(this.deps.smallFileBytes, maxWindow)) {
+      st.readaheadWindow = maxWindow;
+      st.readaheadUntil = end;
+      this.prefetchRange(st, slices, end, fileSize);
+      return;
+    }
     if (!sequential) {
+      st.readaheadWindow = 0;
       st.readaheadUntil = end;
       return;
     }
     const from = Math.max(end, st.readaheadUntil);
-    const until = Math.min(fileSize, end + this.deps.readaheadBlocks * this.bs);
-    if (this.deps.readaheadBlocks <= 0 || until <= from || (until - from < this.bs && until < fileSize)) return; // a block at a time
+    let until = Math.min(fileSize, end + Math.max(2 * this.bs, st.readaheadWindow));
+    if (until <= from || (until - from < this.bs && until < fileSize)) return; // a block at a time
+    // The stream crossed into another block: it earns a window twice as large.
+    st.readaheadWindow = Math.min(maxWindow, Math.max(2 * this.bs, st.readaheadWindow * 2));
+    until = Math.min(fileSize, end + st.readaheadWindow);
+    this.prefetchRange(st, slices, from, until);
+  }
+
+  /** Prefetches the committed blocks of [from, until); readaheadUntil ends where it stopped. */
+  private prefetchRange(st: InodeState, slices: ChunkSlices, from: number, until: number): void {
     st.readaheadUntil = until;
     for (let idx = Math.floor(from / this.cs); idx * this.cs < until; idx++) {
       const base = idx * this.cs;
@@ -181,7 +216,10 @@ export class ReadPath {
         if (seg.source?.kind !== 'slice') continue;
         const slice = seg.source.slice;
         for (const p of objectPieces(slice, seg.start, seg.end, this.bs)) {
-          this.deps.blocks.prefetch(sliceBlockKey(this.deps.fsId, st.ino, idx, this.bpc, slice, p.blockIndex), p.objectSize);
+          if (!this.deps.blocks.prefetch(sliceBlockKey(this.deps.fsId, st.ino, idx, this.bpc, slice, p.blockIndex), p.objectSize)) {
+            st.readaheadUntil = Math.max(from, base + p.chunkPos); // no room now: resume here on the next read
+            return;
+          }
         }
       }
     }
