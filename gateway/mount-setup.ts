@@ -7,6 +7,7 @@ import { silentLogger, type Logger } from '../common/log.js';
 import { DiskCache } from '../diskcache/index.js';
 import { MdsClient, type FsInfo } from '../mds/client.js';
 import { RemoteMetaClient } from '../metaserver/client.js';
+import { QuotaClient } from '../metaserver/quota-client.js';
 import { S3Adaptor, createObjectStore } from '../s3adaptor/index.js';
 import { sliceStoreOf } from './file-data.js';
 import type { GatewayParts } from './mount.js';
@@ -82,6 +83,7 @@ export async function connectCluster(opts: ClusterMountOptions): Promise<Cluster
     sessionId,
     meta,
     data,
+    quotas: new QuotaClient(meta),
     describe: () => ({ fs: fs.name, fsId: fs.fs_id, sessionId, lastSessionRefreshMs: Date.now() - lastRefreshOk }),
     // startGateway calls these after the adaptor and the metadata client are closed.
     closeExtra: async () => {

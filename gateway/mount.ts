@@ -12,6 +12,8 @@ import { CacheAdmin } from './cache-admin.js';
 import type { FileData } from './file-data.js';
 import { setReadAhead } from './readahead.js';
 import { Vfs, type VfsOptions } from './vfs.js';
+import { QuotaVfs } from './vfs-quota.js';
+import type { QuotaStore } from './quota-tracker.js';
 
 export interface GatewayParts {
   meta: MetaClient;
@@ -22,6 +24,8 @@ export interface GatewayParts {
   deregister?: () => Promise<void>;
   /** Extra fields for `cache stats` (e.g. the MDS session). */
   describe?: () => Record<string, unknown>;
+  /** The filesystem's directory quotas: given, the mount enforces them (vfs-quota.ts). */
+  quotas?: QuotaStore;
 }
 
 /** How the kernel mount is set up (the VFS's cache timeouts are in GatewayOptions.fs). */
@@ -95,7 +99,8 @@ export async function startGateway(parts: GatewayParts, opts: GatewayOptions): P
   const log = opts.logger ?? silentLogger;
   const stepMs = opts.shutdownStepTimeoutMs ?? 30_000;
   const fuseOpts = opts.fuse ?? {};
-  const fs = new Vfs(parts.meta, parts.data, { logger: log, ...opts.fs });
+  const fs = parts.quotas ? new QuotaVfs(parts.meta, parts.data, { logger: log, ...opts.fs }, parts.quotas) : new Vfs(parts.meta, parts.data, { logger: log, ...opts.fs });
+  if (fs instanceof QuotaVfs) await fs.quota.start();
   const session = await mountFuse(opts.mountpoint, fs, {
     fsname: fuseOpts.fsname ?? 'tierfs',
     subtype: 'tierfs',

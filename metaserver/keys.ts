@@ -12,6 +12,7 @@
 //   c{pool}{copyset}/{partition}/d/{parent}/{name} DentryRecord
 //   c{pool}{copyset}/{partition}/l/{parent}/{name} txId holding the name
 //   c{pool}{copyset}/{partition}/t/{ino}           TrashRecord (deletion queue)
+//   c{pool}{copyset}/{partition}/q/{ino}           QuotaRecord (root partition only; quota.ts)
 
 const hex8 = (n: number): string => n.toString(16).padStart(8, '0');
 const hex16 = (n: number): string => n.toString(16).padStart(16, '0');

@@ -3,6 +3,7 @@
 // proposing, so every replica applies the same values.
 import type { SliceRecord } from './meta-client.js';
 import type { StatusCode } from '../common/status.js';
+import type { QuotaOp, QuotaRecord } from './quota.js';
 
 export interface PartitionRecord {
   fsId: number;
@@ -157,7 +158,8 @@ export type MetaOp =
   | {
       op: 'exchangeNodes'; pid: number; dstPid: number; rid?: RequestIdent; srcParent: number; srcName: string;
       dstParent: number; dstName: string; ancestryChecked: boolean; now: number;
-    };
+    }
+  | QuotaOp;
 
 /** The result of applying one operation; recorded per request id for retries. */
 export interface OpResult {
@@ -175,4 +177,6 @@ export interface OpResult {
   };
   /** releaseOrphan or removeNode: the inode went to the trash. */
   released?: boolean;
+  /** Quota operations: the quota records after the change (quota.ts). */
+  quotas?: QuotaRecord[];
 }

@@ -13,6 +13,7 @@ import type { OpResult } from './records.js';
 import { inodeToMsg, msgToSlice, ridFromMsg, sliceToMsg, txFromMsg } from './convert.js';
 import { MAX_NAME_BYTES } from './meta-client.js';
 import { MAX_BATCH_ITEMS } from './rpc-batcher.js';
+import { quotaHandlers } from './quota-service.js';
 
 /** Runs fn and puts its outcome into a response's status; a TierfsError becomes its code. */
 function respond<Res extends { status?: unknown }>(fn: () => Promise<Omit<Res, 'status'>>): Promise<Res> {
@@ -289,6 +290,7 @@ export function metaServerService(copysets: CopysetNodeManager, registry?: Regis
       }),
     ),
   };
+  Object.assign(impl, quotaHandlers(nodeOf));
   const served = registry ? instrument(impl, registry) : impl;
   served.Batch = batchHandler(svc, served);
   return [svc, served];

@@ -11,6 +11,7 @@ import { ApplyContext } from './apply-context.js';
 import * as inodeOps from './apply-inode.js';
 import * as dentryOps from './apply-dentry.js';
 import * as posixOps from './apply-posix.js';
+import { QUOTA_HANDLERS } from './quota.js';
 import type { LogEntryForApply, StateMachine } from './raft-types.js';
 import type { DentryRecord, MetaOp, OpResult, PartitionRecord } from './records.js';
 import { decodeFrames, encodeFrames } from './snapshot-frames.js';
@@ -41,6 +42,7 @@ const HANDLERS: Record<MetaOp['op'], Handler> = {
   linkNode: posixOps.linkNode,
   renameNode: posixOps.renameNode,
   exchangeNodes: posixOps.exchangeNodes,
+  ...QUOTA_HANDLERS,
 };
 
 /**

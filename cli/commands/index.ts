@@ -13,6 +13,7 @@ import { register as fsckCommand } from './fsck.js';
 import { register as mdsCommand } from './mds.js';
 import { register as metaserverCommand } from './metaserver.js';
 import { register as mountCommand } from './mount.js';
+import { register as quotaCommand } from './quota.js';
 import { register as simCommand } from './sim.js';
 import { register as statusCommand } from './status.js';
 import { register as umountCommand } from './umount.js';
@@ -33,6 +34,7 @@ export const commands: Array<(program: Command) => void> = [
   mdsCommand,
   metaserverCommand,
   mountCommand,
+  quotaCommand,
   simCommand,
   statusCommand,
   umountCommand,
