@@ -1,6 +1,7 @@
 // `tierfs chunkserver --config FILE`: the daemon's configuration.
 import { hostname } from 'node:os';
 import { addressList, hostPort, metricsSchema, z } from '../common/config.js';
+import { clusterAuthConfig } from '../common/cluster-auth.js';
 
 export const chunkserverConfigSchema = z.object({
   /** Chunk files, the chunk-file pool, raft logs and the registration token. */
@@ -28,6 +29,7 @@ export const chunkserverConfigSchema = z.object({
     })
     .prefault({}),
   metrics: metricsSchema,
+  ...clusterAuthConfig,
 });
 
 export type ChunkServerConfig = z.output<typeof chunkserverConfigSchema>;

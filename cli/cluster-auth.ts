@@ -21,6 +21,13 @@ interface GlobalAuthOptions {
   tlsCa?: string;
 }
 
+let keyFileInUse: string | undefined;
+
+/** The cluster key file this command found (for the processes it starts), if any. */
+export function clusterKeyFileInUse(): string | undefined {
+  return keyFileInUse;
+}
+
 export function addGlobalAuthOptions(program: Command): void {
   program
     .option('--cluster-key-file <file>', 'file holding the cluster key (default: TIERFS_CLUSTER_KEY_FILE, else cluster.key in --data-dir)')
@@ -38,6 +45,7 @@ export function addGlobalAuthOptions(program: Command): void {
     if ((cert || key || ca) && !(cert && key && ca)) throw new TierfsError(StatusCode.INVALID_ARGUMENT, 'TLS needs all three of --tls-cert, --tls-key and --tls-ca');
     const tls: TlsFiles | undefined = cert && key && ca ? { cert, key, ca } : undefined;
     useClusterAuth(loadClusterAuth({ clusterKeyFile: keyFile, tls }));
+    keyFileInUse = keyFile;
   });
 }
 

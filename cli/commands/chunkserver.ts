@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../common/config.js';
 import { createLogger } from '../../common/log.js';
+import { adoptDaemonClusterAuth } from '../../common/cluster-auth.js';
 import { chunkserverConfigSchema } from '../../chunkserver/config.js';
 import { startChunkServer } from '../../chunkserver/daemon.js';
 import { announceReady } from '../ready.js';
@@ -20,6 +21,7 @@ export function register(program: Command): void {
       action(async (opts: { config?: string; dataDir?: string; listen?: string; mds?: string; set: string[] }) => {
         const cfg = loadConfig(chunkserverConfigSchema, { file: opts.config, flags: { dataDir: opts.dataDir, listen: opts.listen, mds: opts.mds }, sets: opts.set });
         const logger = createLogger('chunkserver');
+        adoptDaemonClusterAuth(cfg, logger);
         const cs = await startChunkServer(cfg, logger);
         let stopping = false;
         const stop = () => {

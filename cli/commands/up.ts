@@ -140,7 +140,7 @@ export async function up(opts: UpOptions, say: (line: string) => void = (l) => p
     const dir = join(dataDir, name);
     mkdirSync(dir, { recursive: true });
     const configFile = join(dir, 'chunkserver.yaml');
-    writeFileSync(configFile, stringify({ dataDir: dir, listen: address, mds: state.mdsAddresses, zone: `zone${i + 1}`, hostName: `chunkhost${i + 1}`, chunkPool: { target: 4 } }));
+    writeFileSync(configFile, stringify({ dataDir: dir, listen: address, mds: state.mdsAddresses, zone: `zone${i + 1}`, hostName: `chunkhost${i + 1}`, chunkPool: { target: 4 }, clusterKeyFile: keyFile }), { mode: 0o600 });
     const l = await launchDaemon(name, ['chunkserver', '--config', configFile], log(name));
     record({ name, role: 'chunkserver', pid: l.pid, address, log: l.log });
     say(`${name.padEnd(10)} ${address} (pid ${l.pid})`);

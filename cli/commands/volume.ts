@@ -13,6 +13,7 @@ import { loadState } from '../cluster-state.js';
 import { isAlive, launchDaemon, stopPid } from '../launcher.js';
 import { ensureUnmounted } from '../cluster-ops.js';
 import { action } from '../errors.js';
+import { clusterKeyFileInUse } from '../cluster-auth.js';
 import { parseSize } from './fs.js';
 import { announceReady } from '../ready.js';
 
@@ -124,6 +125,9 @@ async function attach(name: string, o: Where & { readOnly?: boolean }): Promise<
   const log = join(dir, `${name}.log`);
   const args = ['volume', 'serve', name, '--mds', mdsAddresses(o).join(','), '--mountpoint', mountpoint];
   if (o.readOnly) args.push('--read-only');
+  // The block client is a process of its own: it needs the key this command found.
+  const keyFile = clusterKeyFileInUse();
+  if (keyFile) args.push('--cluster-key-file', resolve(keyFile));
   let pid: number;
   try {
     pid = (await launchDaemon(`volume ${name}`, args, log, 60_000)).pid;
