@@ -11,10 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import { loadProto, unary } from '../../common/grpc.js';
 import { TierfsError } from '../../common/status.js';
 import { tempDir } from '../support/tmp.js';
-import { cliPath, spawnDaemon } from '../support/process.js';
-import { makePki } from '../support/pki.js';
-import { freePort } from '../support/ports.js';
-import { createClusterKey } from '../../common/cluster-auth.js';
+import { cliPath } from '../support/process.js';
 import { ensureUnmounted } from '../../cli/cluster-ops.js';
 import type { ClusterState } from '../../cli/cluster-state.js';
 
@@ -112,26 +109,6 @@ test('tierfs up: every service refuses callers without the key; the data dir is 
   } finally {
     await tierfs(['down', '--data-dir', dataDir]).catch(() => {});
     await ensureUnmounted(mnt).catch(() => {});
-    tmp.remove();
-  }
-});
-
-test('an MDS daemon with tls.* in its config: the CLI gets in with the CA\'s certificate and the key, not without the certificate', { timeout: 120_000 }, async () => {
-  const tmp = tempDir('tierfs-trust-tls-');
-  const pki = makePki(tmp.path);
-  const keyFile = join(tmp.path, 'cluster.key');
-  createClusterKey(keyFile);
-  const address = `127.0.0.1:${await freePort()}`;
-  const mds = await spawnDaemon(['mds', '--listen', address, '--data-dir', join(tmp.path, 'mds'),
-    '--set', `clusterKeyFile=${keyFile}`, '--set', `tls.cert=${pki['server.pem']}`, '--set', `tls.key=${pki['server.key']}`, '--set', `tls.ca=${pki['ca.pem']}`]);
-  try {
-    const tls = ['--tls-cert', pki['client.pem']!, '--tls-key', pki['client.key']!, '--tls-ca', pki['ca.pem']!];
-    const ok = await tierfs(['status', '--mds', address, '--cluster-key-file', keyFile, ...tls, '--json'], tmp.path);
-    assert.match(ok.stdout, /"leader":true/);
-    await assert.rejects(tierfs(['status', '--mds', address, '--cluster-key-file', keyFile, '--json'], tmp.path), (err: { stderr: string }) => /UNAVAILABLE|TIMEOUT/.test(err.stderr), 'plaintext is refused');
-    await assert.rejects(tierfs(['status', '--mds', address, ...tls, '--json'], tmp.path), (err: { stderr: string }) => /PERMISSION_DENIED/.test(err.stderr), 'TLS without the key is refused');
-  } finally {
-    await mds.stop();
     tmp.remove();
   }
 });
