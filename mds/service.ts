@@ -1,5 +1,6 @@
 // The gRPC face of the MDS: MdsService and HeartbeatService. Only the leader serves;
 // a standby answers every RPC with NOT_LEADER and the leader's address as the hint.
+import type { FsInfo } from '../proto/gen/tierfs/mds/FsInfo.js';
 import type * as grpc from '@grpc/grpc-js';
 import { Counter, type Registry } from 'prom-client';
 import { handler, loadProto } from '../common/grpc.js';
@@ -36,6 +37,14 @@ export interface MdsNodeView {
 }
 
 type Service = [grpc.ServiceDefinition, grpc.UntypedServiceImplementation];
+
+/**
+ * Least privilege: only GetFsInfo and MountFs (what a mount, fsck and the metaservers'
+ * deleter call) carry the S3 secret; the creator already has it, listings need none.
+ */
+function withoutSecret(info: FsInfo): FsInfo {
+  return { ...info, s3: info.s3 ? { ...info.s3, secret_key: '' } : null };
+}
 
 export function mdsServices(node: MdsNodeView, registry: Registry, log: Logger): Service[] {
   const rpcs = new Counter({ name: 'tierfs_mds_rpc_total', help: 'MDS RPCs by method and status', labelNames: ['method', 'code'], registers: [registry] });
@@ -77,14 +86,14 @@ export function mdsServices(node: MdsNodeView, registry: Registry, log: Logger):
 
   const mds = loadProto<MdsProto>('mds.proto').tierfs.mds.MdsService;
   const mdsImpl: grpc.UntypedServiceImplementation = {
-    CreateFs: gated('CreateFs', async (ctx, req: CreateFsRequest__Output) => ({ fs: ctx.filesystems.toInfo(await ctx.filesystems.create(req)) })),
+    CreateFs: gated('CreateFs', async (ctx, req: CreateFsRequest__Output) => ({ fs: withoutSecret(ctx.filesystems.toInfo(await ctx.filesystems.create(req))) })),
     DeleteFs: gated('DeleteFs', async (ctx, req: FsNameRequest__Output) => {
       await ctx.filesystems.delete(req.name);
       return {};
     }),
     GetFsInfo: gated('GetFsInfo', async (ctx, req: GetFsInfoRequest__Output) => ({ fs: ctx.filesystems.toInfo(ctx.filesystems.get(req.name || req.fs_id)) })),
     ListFs: gated('ListFs', async (ctx) => ({
-      filesystems: [...ctx.state.filesystems.values()].sort((a, b) => a.fsId - b.fsId).map((fs) => ctx.filesystems.toInfo(fs)),
+      filesystems: [...ctx.state.filesystems.values()].sort((a, b) => a.fsId - b.fsId).map((fs) => withoutSecret(ctx.filesystems.toInfo(fs))),
     })),
     MountFs: gated('MountFs', async (ctx, req: MountFsRequest__Output) => {
       const m = req.mount ?? { host: '', path: '', pid: 0 };
@@ -171,10 +180,7 @@ function clusterStatus(ctx: LeaderContext, members: MdsMemberInfo[]) {
     metaservers,
     copysets,
     // Status is for people and tools: no secrets (GetFsInfo carries them for mounts).
-    filesystems: [...s.filesystems.values()].map((fs) => {
-      const info = ctx.filesystems.toInfo(fs);
-      return { ...info, s3: info.s3 ? { ...info.s3, secret_key: '' } : null };
-    }),
+    filesystems: [...s.filesystems.values()].map((fs) => withoutSecret(ctx.filesystems.toInfo(fs))),
     operators: ctx.scheduler.describeAll(),
     volumes: [...ctx.volumes.volumes.values()].map((v) => ctx.volumes.toInfo(v)),
   };

@@ -23,6 +23,9 @@ interface Location {
   next: number;
 }
 
+/** How long a server that did not answer is tried only when no other peer is left. */
+const SUSPECT_MS = 5000;
+
 /** Statuses worth retrying on another peer or later: leadership moving, a peer down. */
 const REDIRECT = new Set<string>([StatusCode.NOT_LEADER, StatusCode.UNAVAILABLE, StatusCode.TIMEOUT]);
 
@@ -42,6 +45,13 @@ export class MetaRpc {
   private readonly inFlight = new Set<number>();
   private readonly clients = new Map<string, grpc.Client>();
   private readonly locations = new Map<string, Location>();
+  /**
+   * Servers whose last call failed in transport (down, cut off, timed out) -> until when to
+   * avoid them. Without this a call to a partitioned leader times out, and the next attempt
+   * (the next peer in line, or a follower's hint naming the old leader before the election
+   * ends) goes back to it: two RPC timeouts spend the whole --meta-timeout.
+   */
+  private readonly suspects = new Map<string, number>();
   private readonly logger: Logger;
   private readonly deadlineMs: number;
   private readonly rpcTimeoutMs: number;
@@ -122,7 +132,8 @@ export class MetaRpc {
           continue;
         }
         refresh = false;
-        const address = loc.leader || loc.peers[loc.next % Math.max(1, loc.peers.length)];
+        if (loc.leader && this.suspect(loc.leader)) loc.leader = '';
+        const address = loc.leader || this.nextPeer(loc);
         if (!address) {
           refresh = true;
           await sleep(Math.min(100 * ++attempt, 1000));
@@ -136,7 +147,9 @@ export class MetaRpc {
         } catch (err) {
           lastErr = err instanceof TierfsError ? err : new TierfsError(StatusCode.UNAVAILABLE, String(err));
           if (!REDIRECT.has(lastErr.code)) throw lastErr;
+          this.suspects.set(address, Date.now() + SUSPECT_MS);
         }
+        if (res) this.suspects.delete(address);
         const status = res?.status;
         const copysetMissing = status?.code === StatusCode.NOT_FOUND && status.message.includes('is not on this metaserver');
         if (res && status && !REDIRECT.has(status.code) && !copysetMissing) {
@@ -146,7 +159,7 @@ export class MetaRpc {
         if (status) lastErr = new TierfsError(status.code as StatusCode, `${method}: ${status.message}`, status.leader_hint);
         // Move on: to the hinted leader, else to the next peer; after a full round ask the MDS.
         const hint = status?.code === StatusCode.NOT_LEADER ? status.leader_hint : '';
-        if (hint && hint !== address) {
+        if (hint && hint !== address && !this.suspect(hint)) {
           loc.leader = hint;
           if (!loc.peers.includes(hint)) loc.peers.push(hint);
         } else {
@@ -168,6 +181,27 @@ export class MetaRpc {
     } finally {
       this.done(req.rid as { seq?: number } | undefined);
     }
+  }
+
+  private suspect(address: string): boolean {
+    const until = this.suspects.get(address);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.suspects.delete(address);
+    return false;
+  }
+
+  /** The next peer in line that is not suspect (or simply the next one, when all are). */
+  private nextPeer(loc: Location): string | undefined {
+    const n = Math.max(1, loc.peers.length);
+    for (let i = 0; i < loc.peers.length; i++) {
+      const candidate = loc.peers[(loc.next + i) % n]!;
+      if (!this.suspect(candidate)) {
+        loc.next += i;
+        return candidate;
+      }
+    }
+    return loc.peers[loc.next % n];
   }
 
   close(): void {

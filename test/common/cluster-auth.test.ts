@@ -3,8 +3,8 @@
 // refuses plaintext clients and certificates of another CA.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { statSync, writeFileSync, chmodSync } from 'node:fs';
+import { makePki } from '../support/pki.js';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
@@ -88,22 +88,6 @@ test('cluster key files: created 0600, refused when others may read them; keys c
     tmp.remove();
   }
 });
-
-/** A CA and two leaf certificates for 127.0.0.1, plus a stranger's CA and leaf (openssl). */
-function makePki(dir: string): Record<string, string> {
-  const sh = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  const ext = join(dir, 'san.ext');
-  writeFileSync(ext, 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  for (const ca of ['ca', 'evil-ca']) {
-    sh('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', `/CN=${ca}`, '-keyout', `${ca}.key`, '-out', `${ca}.pem`);
-  }
-  for (const [leaf, ca] of [['server', 'ca'], ['client', 'ca'], ['evil', 'evil-ca']] as const) {
-    sh('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${leaf}`, '-keyout', `${leaf}.key`, '-out', `${leaf}.csr`);
-    sh('x509', '-req', '-in', `${leaf}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-days', '2', '-extfile', ext, '-out', `${leaf}.pem`);
-    chmodSync(join(dir, `${leaf}.key`), 0o600);
-  }
-  return Object.fromEntries(['ca', 'evil-ca', 'server', 'client', 'evil'].flatMap((n) => [[`${n}.pem`, join(dir, `${n}.pem`)], [`${n}.key`, join(dir, `${n}.key`)]]));
-}
 
 test('with TLS: a client of the cluster CA gets in; plaintext and another CA\'s certificate do not', async () => {
   const tmp = tempDir('tierfs-tls-');

@@ -6,9 +6,9 @@
 // leader catches up. Prints the longest stall.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { tempDir } from '../support/tmp.js';
@@ -16,13 +16,15 @@ import { cliPath, repoRoot, spawnDaemon, spawnProcess, type Spawned } from '../s
 import { startS3, type TestS3 } from '../support/s3.js';
 import { freePort } from '../support/ports.js';
 import { NetnsLab, netnsAvailable } from '../support/netns.js';
+import { waitFor } from '../support/wait.js';
+import { WriteStream } from '../support/write-stream.js';
 import { ensureUnmounted } from '../../cli/cluster-ops.js';
 import { createClusterKey, loadClusterAuth, useClusterAuth, OPEN_AUTH } from '../../common/cluster-auth.js';
 import { CHANNEL_OPTIONS, clientCredentials, loadProto, unary } from '../../common/grpc.js';
 import { MdsClient } from '../../mds/client.js';
 import type { ProtoGrpcType } from '../../proto/gen/copyset.js';
 
-const line = (i: number) => `entry ${i} ${'p'.repeat(200)}\n`;
+const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface CopysetStatus {
@@ -31,21 +33,6 @@ interface CopysetStatus {
   term: number;
   commit_index: number;
   applied_index: number;
-}
-
-async function until<T>(what: string, ms: number, fn: () => Promise<T | null | undefined | false>): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown = null;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    await sleep(200);
-  }
-  throw new Error(`timed out: ${what}${last ? ` (${String(last)})` : ''}`);
 }
 
 test('a copyset leader cut off by a network partition: the majority goes on, the writer stalls seconds, nothing acknowledged is lost, the old leader catches up', { timeout: 400_000, skip: !netnsAvailable() && 'needs root and iproute2 (ip netns)' }, async () => {
@@ -75,64 +62,53 @@ test('a copyset leader cut off by a network partition: the majority goes on, the
       procs.push(await spawnProcess(cmd, args, { logFile: join(dir, 'metaserver.log'), cwd: repoRoot }));
     }
     mds = new MdsClient([mdsAddress]);
-    await until('3 metaservers online', 60_000, async () => (await mds!.clusterStatus()).metaservers.filter((m) => m.state === 'ONLINE').length === 3);
+    await waitFor('3 metaservers online', async () => (await mds!.clusterStatus()).metaservers.filter((m) => m.state === 'ONLINE').length === 3, 60_000);
     const fs = await mds.createFs({ name: 'part', fs_type: 's3', s3: { endpoint: s3.endpoint, bucket: s3.bucket, access_key: s3.accessKeyId, secret_key: s3.secretAccessKey, region: 'us-east-1', key_prefix: '' } });
     mount = await spawnDaemon(['mount', '--mds', mdsAddress, '--fs', 'part', mnt, '--cache-dir', join(tmp.path, 'cache'), '--cache-size', '256', '--cluster-key-file', keyFile], { logFile: join(tmp.path, 'mount.log'), readyTimeoutMs: 90_000 });
 
     // Files made in the root live in the root's partition: its copyset's leader is cut off.
-    const root = await until('root partition leader', 30_000, async () => (await mds!.listPartitions(fs.fs_id)).find((p) => Number(p.partition!.start) === 1 && p.leader));
+    const root = await waitFor('root partition leader', async () => (await mds!.listPartitions(fs.fs_id)).find((p) => Number(p.partition!.start) === 1 && p.leader));
     const { pool_id: poolId, copyset_id: copysetId } = root.partition!;
-    const statusIn = (i: number): CopysetStatus => {
+    // Asynchronous: the writer runs in this process, and a blocked event loop would count as its stall.
+    const statusIn = async (i: number): Promise<CopysetStatus> => {
       const [cmd, args] = lab.exec(i, process.execPath, [join(repoRoot, 'dist', 'test', 'support', 'copyset-probe.js'), addresses[i]!, String(poolId), String(copysetId), keyFile]);
-      return JSON.parse(execFileSync(cmd, args, { cwd: repoRoot, stdio: 'pipe' }).toString()) as CopysetStatus;
+      return JSON.parse((await run(cmd, args, { cwd: repoRoot })).stdout) as CopysetStatus;
     };
 
-    const done: number[] = [];
-    let stop = false;
-    const writer = (async () => {
-      for (let i = 0; !stop; i++) {
-        const fh = await open(join(mnt, `p${i}`), 'w');
-        await fh.write(line(i));
-        await fh.sync();
-        await fh.close();
-        done.push(Date.now());
-      }
-    })();
+    const writer = new WriteStream(mnt, 'p');
     await sleep(3000);
     // Whoever leads right now (the MDS may have balanced leaders meanwhile) is cut off.
-    const victim = lab.hosts.findIndex((_, i) => statusIn(i).is_leader);
+    const leading = await Promise.all(lab.hosts.map(async (_, i) => (await statusIn(i)).is_leader));
+    const victim = leading.indexOf(true);
     assert.ok(victim >= 0, 'one of the namespaces leads the root copyset');
     const oldLeader = addresses[victim]!;
     lab.cut(victim);
     const cutAt = Date.now();
-    const newLeader = await until('the majority elects a leader', 30_000, async () => {
-      for (const i of [0, 1, 2].filter((j) => j !== victim)) if (statusIn(i).is_leader) return addresses[i]!;
+    const newLeader = await waitFor('the majority elects a leader', async () => {
+      for (const i of [0, 1, 2].filter((j) => j !== victim)) if ((await statusIn(i)).is_leader) return addresses[i]!;
       return null;
     });
     const electedMs = Date.now() - cutAt;
     assert.notEqual(newLeader, oldLeader);
-    const stepDown = await until('the cut-off leader steps down', 30_000, async () => (statusIn(victim).is_leader ? null : Date.now() - cutAt));
+    const stepDown = await waitFor('the cut-off leader steps down', async () => ((await statusIn(victim)).is_leader ? null : Date.now() - cutAt));
     await sleep(Math.max(0, 15_000 - (Date.now() - cutAt)));
-    const writtenWhileCut = done.filter((t) => t > cutAt).length;
+    const writtenWhileCut = writer.acknowledgedSince(cutAt);
 
     lab.heal(victim);
     const healedAt = Date.now();
     await sleep(3000);
-    stop = true;
-    await writer; // an error seen by the writer fails the test here
-    let longest = 0;
-    for (let i = 1; i < done.length; i++) longest = Math.max(longest, done[i]! - done[i - 1]!);
+    await writer.stop(); // an error seen by the writer fails the test here
+    const longest = writer.longestStall(cutAt);
     const Ctor = loadProto<ProtoGrpcType>('copyset.proto').tierfs.copyset.CopysetService;
     const leaderClient = new Ctor(newLeader, clientCredentials(), CHANNEL_OPTIONS);
     const target = (await unary<object, { copyset: CopysetStatus }>(leaderClient, 'GetCopysetStatus', { pool_id: poolId, copyset_id: copysetId })).copyset.commit_index;
     leaderClient.close();
-    const caughtUpMs = await until('the old leader catches up', 60_000, async () => (Number(statusIn(victim).applied_index) >= Number(target) ? Date.now() - healedAt : null));
+    const caughtUpMs = await waitFor('the old leader catches up', async () => (Number((await statusIn(victim)).applied_index) >= Number(target) ? Date.now() - healedAt : null), 60_000);
     process.stdout.write(`partition drill: new leader after ${electedMs} ms, old leader stepped down after ${stepDown} ms, longest writer stall ${longest} ms, ${writtenWhileCut} files acknowledged while cut, old leader caught up ${caughtUpMs} ms after healing\n`);
     assert.ok(writtenWhileCut > 0, 'writes went on while the leader was cut off');
     assert.ok(longest <= 10_000, `longest stall ${longest} ms (bound 10 s)`);
-    let lost = 0;
-    for (let i = 0; i < done.length; i++) if ((await readFile(join(mnt, `p${i}`), 'utf8').catch(() => '')) !== line(i)) lost++;
-    process.stdout.write(`partition drill: ${lost} of ${done.length} acknowledged files lost\n`);
+    const lost = await writer.lost();
+    process.stdout.write(`partition drill: ${lost} of ${writer.done.length} acknowledged files lost\n`);
     assert.equal(lost, 0);
   } finally {
     useClusterAuth(OPEN_AUTH);

@@ -13,6 +13,14 @@ import { waitFor } from './helpers.js';
 
 const s3 = { endpoint: 'http://127.0.0.1:9', bucket: 'tierfs-test', access_key: 'a', secret_key: 'b', region: '', key_prefix: '' };
 
+/** Waits until every server leads exactly one copyset and no operator is in flight. */
+async function balancedLeaders(client: MdsClient): Promise<void> {
+  await waitFor('balanced leaders', async () => {
+    const s = await client.clusterStatus();
+    return s.metaservers.every((m) => m.leader_count === 1) && s.operators.length === 0;
+  }, 20_000);
+}
+
 async function cluster(sets: Record<string, unknown>, servers: Array<[zone: string, host: string]>, leaderPick: 'first' | 'last' = 'first') {
   const tmp = tempDir('tierfs-mds-sched-');
   const config = mdsConfigSchema.parse({
@@ -117,10 +125,7 @@ test('leaders are balanced with TRANSFER_LEADER and copysets are created lazily'
     assert.deepEqual(st.copysets.map((cs) => cs.partition_count), [1, 1, 1], 'partitions spread over the least-loaded copysets');
     // The fake elects the first peer of each copyset; whatever that gives, the scheduler
     // must end with every server leading exactly one copyset.
-    await waitFor('balanced leaders', async () => {
-      const s = await c.client.clusterStatus();
-      return s.metaservers.every((m) => m.leader_count === 1) && s.operators.length === 0;
-    }, 20_000);
+    await balancedLeaders(c.client);
     // Every copyset starts with peers [a, b, c] in that order, so a led all three at first.
     const transfers = c.fakes[0]!.received.filter((ch) => ch.type === 'TRANSFER_LEADER');
     assert.equal(new Set(transfers.map((ch) => ch.copyset_id)).size, 2);
@@ -147,10 +152,7 @@ test('no operator targets a dead copyset leader, even while it still counts as O
   );
   try {
     await c.client.createFs({ name: 'dead', s3, partition_count: 3 });
-    await waitFor('balanced leaders', async () => {
-      const s = await c.client.clusterStatus();
-      return s.metaservers.every((m) => m.leader_count === 1) && s.operators.length === 0;
-    }, 20_000);
+    await balancedLeaders(c.client);
     const [a] = c.fakes as [FakeMetaServer];
     const before = transfers(c.fakes).length;
     a.alive = false; // its copyset's leadership falls to the next live peer, which now leads two
@@ -176,10 +178,7 @@ test('no operator targets a server a copyset leader reports unreachable; balanci
     await new Promise((r) => setTimeout(r, 3000));
     assert.deepEqual(transfers(c.fakes).filter((t) => t.endsWith(b.address)), [], 'no leadership sent to the unreachable server');
     c.world.unreachable.clear();
-    await waitFor('balanced leaders once b is reachable', async () => {
-      const s = await c.client.clusterStatus();
-      return s.metaservers.every((m) => m.leader_count === 1) && s.operators.length === 0;
-    }, 20_000);
+    await balancedLeaders(c.client);
   } finally {
     await c.close();
   }
