@@ -20,14 +20,15 @@ class TtlCache<K, V> {
     return e.value;
   }
 
-  set(key: K, value: V): void {
-    if (this.ttlMs <= 0) return;
+  /** `ttlMs` other than the cache's: entries fetched ahead of their use (a directory prefetch). */
+  set(key: K, value: V, ttlMs = this.ttlMs): void {
+    if (this.ttlMs <= 0 || ttlMs <= 0) return;
     this.map.delete(key);
     if (this.map.size >= this.maxEntries) {
       const oldest = this.map.keys().next();
       if (!oldest.done) this.map.delete(oldest.value);
     }
-    this.map.set(key, { value, expires: Date.now() + this.ttlMs });
+    this.map.set(key, { value, expires: Date.now() + ttlMs });
   }
 
   delete(key: K): void {
@@ -60,8 +61,8 @@ export class DentryCache {
   get(parent: number, name: string): CachedEntry | undefined {
     return this.cache.get(this.key(parent, name));
   }
-  set(parent: number, name: string, entry: CachedEntry): void {
-    this.cache.set(this.key(parent, name), entry);
+  set(parent: number, name: string, entry: CachedEntry, ttlMs?: number): void {
+    this.cache.set(this.key(parent, name), entry, ttlMs);
   }
   delete(parent: number, name: string): void {
     this.cache.delete(this.key(parent, name));
@@ -104,8 +105,8 @@ export class AttrCache {
   get(ino: number): CachedInode | undefined {
     return this.cache.get(ino);
   }
-  set(ino: number, entry: CachedInode): void {
-    this.cache.set(ino, entry);
+  set(ino: number, entry: CachedInode, ttlMs?: number): void {
+    this.cache.set(ino, entry, ttlMs);
   }
   delete(ino: number): void {
     this.cache.delete(ino);

@@ -32,7 +32,8 @@ export class VfsNamespace {
   readonly prefetcher: DirPrefetcher;
 
   constructor(private readonly core: VfsCore) {
-    this.prefetcher = new DirPrefetcher(core.meta, core.table);
+    // Prefetched entries wait for their lookup up to 10 s, never longer than the kernel may cache them.
+    this.prefetcher = new DirPrefetcher(core.meta, core.table, { ttlMs: Math.min(10_000, core.attrTimeoutMs, core.entryTimeoutMs) });
   }
 
   // ---- lookup ----
