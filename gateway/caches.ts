@@ -99,7 +99,10 @@ export class XattrNameCache {
 
 export class AttrCache {
   private readonly cache: TtlCache<number, CachedInode>;
-  constructor(ttlMs: number, maxEntries = 100_000) {
+  constructor(
+    readonly ttlMs: number,
+    maxEntries = 100_000,
+  ) {
     this.cache = new TtlCache(ttlMs, maxEntries);
   }
   get(ino: number): CachedInode | undefined {

@@ -68,3 +68,21 @@ test('a slow scan still finds prefetched names after the 1 s gateway cache; a di
   assert.ok(all.slice(20).every((n) => table.dentries.get(dir, n)), 'the second prefetch continued where the first stopped');
   assert.equal((meta.calls.get('listDentries') ?? 0) - listed, 2, 'two pages: the rest, not the whole directory again');
 });
+
+test('READDIRPLUS of a large directory reads attributes once per listing page, not once per reply buffer', async () => {
+  const { meta, vfs, dir } = await directory(600);
+  const { fh } = await vfs.opendir(ctx, dir, 0);
+  let offset = 0;
+  let withAttrs = 0;
+  for (;;) {
+    const page = await vfs.readdir(ctx, dir, fh, offset, true);
+    if (page.length === 0) break;
+    withAttrs += page.filter((e) => e.entry).length;
+    offset = page[page.length - 1]!.offset;
+  }
+  await vfs.releasedir(ctx, dir, fh);
+  assert.equal(withAttrs, 600, 'every entry but . and .. carries its attributes');
+  assert.equal(meta.calls.get('listDentries'), 1);
+  const attrCalls = (meta.calls.get('batchGetAttr') ?? 0) + (meta.calls.get('batchGetInodes') ?? 0);
+  assert.equal(attrCalls, 1, 'one attribute read for the 1,024-name page (the replies hold 256 each)');
+});
