@@ -7,11 +7,13 @@ import { realpathSync } from 'node:fs';
 import { ENODEV, READ_BUFFER_HEADROOM } from './abi.js';
 import { FuseDevice, openFuseDevice } from './device.js';
 import { abortConnection, connectionId, ensureFusectl, kernelMount, kernelUnmount, setReadahead } from './mount.js';
+import { takeInheritedDevice } from './fusermount.js';
 import { FuseServer } from './server.js';
 import type { ConnInfo, FuseFilesystem, FuseLogger, FuseMountOptions, FuseNotifier, FuseSession, FuseSessionStats } from './types.js';
 
 export * from './types.js';
 export { errnoOf } from './server.js';
+export { fusermountCommand, fusermountOptions } from './fusermount.js';
 
 const MIB = 1024 * 1024;
 const ECONNABORTED = 103;
@@ -66,14 +68,17 @@ class Session implements FuseSession {
 
 /**
  * Mounts fs at mountpoint and serves it until the connection ends. Resolves once the kernel
- * and the server have agreed on INIT. Needs root (see README: unprivileged mounts).
+ * and the server have agreed on INIT. Needs root, or a process started through
+ * fusermountCommand() (see README: unprivileged mounts).
  */
 export async function mountFuse(mountpoint: string, fs: FuseFilesystem, opts: FuseMountOptions): Promise<FuseSession> {
   const log = opts.logger ?? silent;
-  const mp = realpathSync(mountpoint);
+  // Started through fusermount3 (fuse/fusermount.ts): the connection is mounted already.
+  const inherited = takeInheritedDevice(mountpoint);
+  const mp = inherited?.mountpoint ?? realpathSync(mountpoint);
   const maxWrite = opts.maxWrite ?? MIB;
   if (!(maxWrite >= 4096 && maxWrite <= MIB)) throw new Error(`fuse: maxWrite ${maxWrite} must be within 4 KiB..1 MiB`);
-  const fd = openFuseDevice();
+  const fd = inherited?.fd ?? openFuseDevice();
   const device = new FuseDevice(fd, {
     slotSize: maxWrite + READ_BUFFER_HEADROOM,
     slotCount: opts.concurrency ?? 16,
@@ -99,7 +104,7 @@ export async function mountFuse(mountpoint: string, fs: FuseFilesystem, opts: Fu
     })();
   });
   try {
-    await kernelMount(fd, mp, opts);
+    if (inherited === undefined) await kernelMount(fd, mp, opts);
   } catch (err) {
     device.requestStop();
     await device.joined();

@@ -84,7 +84,7 @@ export class MemFs implements FuseFilesystem {
     this.attrTimeoutMs = opts.attrTimeoutMs ?? 1000;
     const now = Date.now();
     this.inodes.set(1, {
-      attr: { ino: 1, size: 4096, blocks: 8, atimeMs: now, mtimeMs: now, ctimeMs: now, mode: S_IFDIR | 0o755, nlink: 2, uid: 0, gid: 0, rdev: 0, blksize: 4096 },
+      attr: { ino: 1, size: 4096, blocks: 8, atimeMs: now, mtimeMs: now, ctimeMs: now, mode: S_IFDIR | 0o755, nlink: 2, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, rdev: 0, blksize: 4096 },
       data: Buffer.alloc(0),
       xattrs: new Map(),
       children: new Map(),

@@ -9,6 +9,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { EBUSY, EPERM } from './abi.js';
+import { fusermountUnmount } from './fusermount.js';
 
 export interface KernelMountOptions {
   fsname: string;
@@ -60,8 +61,8 @@ export async function kernelMount(fd: number, mountpoint: string, opts: KernelMo
     throw fsError(
       EPERM,
       'EPERM',
-      'fuse mount: mounting needs root (unprivileged mounts through fusermount3 are not supported: ' +
-        'receiving its descriptor needs SCM_RIGHTS, which Node cannot do without native code)',
+      'fuse mount: mounting needs root; as another user, start the program through fusermount3 ' +
+        '(fusermountCommand() in fuse/fusermount.ts; `tierfs mount` does this by itself)',
     );
   }
   checkOptionValue('subtype', opts.subtype);
@@ -73,12 +74,17 @@ export async function kernelMount(fd: number, mountpoint: string, opts: KernelMo
   if (r.code !== 0) throw fsError(EPERM, 'EMOUNT', `fuse mount: mount ${args.join(' ')} failed (exit ${r.code}): ${r.stderr}`);
 }
 
-/** umount(8); lazy = `umount -l`. Rejects with EBUSY when the mount is busy and not lazy. */
+/**
+ * umount(8), or `fusermount3 -u` when not root; lazy = `umount -l` / `fusermount3 -uz`.
+ * Rejects with EBUSY when the mount is busy and not lazy.
+ */
 export async function kernelUnmount(mountpoint: string, lazy: boolean): Promise<void> {
-  const r = await run('umount', lazy ? ['-l', mountpoint] : [mountpoint]);
+  const r = process.getuid?.() === 0
+    ? await run('umount', lazy ? ['-l', mountpoint] : [mountpoint])
+    : await fusermountUnmount(mountpoint, lazy);
   if (r.code === 0) return;
   if (/busy/i.test(r.stderr)) throw fsError(EBUSY, 'EBUSY', `fuse unmount: ${mountpoint} is busy: ${r.stderr}`);
-  if (/not mounted|no mount point/i.test(r.stderr)) return;
+  if (/not mounted|no mount point|not found in/i.test(r.stderr)) return;
   throw fsError(EPERM, 'EUMOUNT', `fuse unmount: umount ${mountpoint} failed (exit ${r.code}): ${r.stderr}`);
 }
 

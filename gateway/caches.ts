@@ -24,14 +24,15 @@ class TtlCache<K, V> {
     return this.map.get(key)?.value;
   }
 
-  set(key: K, value: V): void {
-    if (this.ttlMs <= 0) return;
+  /** `ttlMs` other than the cache's: entries fetched ahead of their use (a directory prefetch). */
+  set(key: K, value: V, ttlMs = this.ttlMs): void {
+    if (this.ttlMs <= 0 || ttlMs <= 0) return;
     this.map.delete(key);
     if (this.map.size >= this.maxEntries) {
       const oldest = this.map.keys().next();
       if (!oldest.done) this.map.delete(oldest.value);
     }
-    this.map.set(key, { value, expires: Date.now() + this.ttlMs });
+    this.map.set(key, { value, expires: Date.now() + ttlMs });
   }
 
   delete(key: K): void {
@@ -67,8 +68,8 @@ export class DentryCache {
   stale(parent: number, name: string): CachedEntry | undefined {
     return this.cache.stale(this.key(parent, name));
   }
-  set(parent: number, name: string, entry: CachedEntry): void {
-    this.cache.set(this.key(parent, name), entry);
+  set(parent: number, name: string, entry: CachedEntry, ttlMs?: number): void {
+    this.cache.set(this.key(parent, name), entry, ttlMs);
   }
   delete(parent: number, name: string): void {
     this.cache.delete(this.key(parent, name));
@@ -105,7 +106,10 @@ export class XattrNameCache {
 
 export class AttrCache {
   private readonly cache: TtlCache<number, CachedInode>;
-  constructor(ttlMs: number, maxEntries = 100_000) {
+  constructor(
+    readonly ttlMs: number,
+    maxEntries = 100_000,
+  ) {
     this.cache = new TtlCache(ttlMs, maxEntries);
   }
   get(ino: number): CachedInode | undefined {
@@ -114,8 +118,8 @@ export class AttrCache {
   stale(ino: number): CachedInode | undefined {
     return this.cache.stale(ino);
   }
-  set(ino: number, entry: CachedInode): void {
-    this.cache.set(ino, entry);
+  set(ino: number, entry: CachedInode, ttlMs?: number): void {
+    this.cache.set(ino, entry, ttlMs);
   }
   delete(ino: number): void {
     this.cache.delete(ino);

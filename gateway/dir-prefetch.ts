@@ -14,9 +14,15 @@ export interface DirPrefetchOptions {
   /** The most entries one prefetch reads (a huge directory is prefetched in part). */
   maxEntries: number;
   pageSize: number;
+  /**
+   * How long prefetched names and attributes stay in the gateway's caches. Longer than the
+   * 1 s of looked-up ones: they wait for a scan to reach them, which on a loaded machine
+   * takes more than a second for thousands of names (then the whole listing was wasted).
+   */
+  ttlMs: number;
 }
 
-const DEFAULTS: DirPrefetchOptions = { threshold: 16, windowMs: 1000, maxEntries: 8192, pageSize: 1024 };
+const DEFAULTS: DirPrefetchOptions = { threshold: 16, windowMs: 1000, maxEntries: 8192, pageSize: 1024, ttlMs: 10_000 };
 /** Directories whose misses are being counted at once (bounded: a wide tree walk has many). */
 const MAX_TRACKED = 1024;
 
@@ -24,6 +30,8 @@ export class DirPrefetcher {
   private readonly misses = new Map<number, { count: number; since: number }>();
   private readonly running = new Map<number, Promise<void>>();
   private readonly finished = new Map<number, number>();
+  /** Where the next prefetch of a directory continues, when the last one stopped at maxEntries. */
+  private readonly resumeAfter = new Map<number, string>();
   private readonly opts: DirPrefetchOptions;
   prefetches = 0;
 
@@ -79,17 +87,23 @@ export class DirPrefetcher {
     // The directory's version before the listing: a change during it leaves a gap the
     // CompleteDirs chain never closes, so the listing then serves only until it expires.
     const since = Date.now();
-    // (0 when not sent: a server that does not count never closes the chain, so that is safe.)
-    const version = this.complete ? ((await this.meta.getInode(parent)).entriesVersion ?? 0) : undefined;
+    let last = this.resumeAfter.get(parent) ?? '';
+    this.resumeAfter.delete(parent);
+    // Only a listing from the first name can show the directory complete. (0 when not sent:
+    // a server that does not count never closes the chain, so that is safe.)
+    const version = this.complete && last === '' ? ((await this.meta.getInode(parent)).entriesVersion ?? 0) : undefined;
     const names: string[] = [];
-    let last = '';
-    for (let seen = 0; seen < this.opts.maxEntries; ) {
+    for (let seen = 0; ; ) {
+      if (seen >= this.opts.maxEntries) {
+        // A huge directory: the scan's next misses continue the listing, not start it over.
+        if (this.resumeAfter.size >= MAX_TRACKED) this.resumeAfter.clear();
+        this.resumeAfter.set(parent, last);
+        break;
+      }
       const want = Math.min(this.opts.pageSize, this.opts.maxEntries - seen);
       const page = await this.meta.listDentries(parent, last, want);
       for (const d of page) names.push(d.name);
-      if (page.length < want && seen + page.length < this.opts.maxEntries && version !== undefined) {
-        this.complete?.listed(parent, version, names, since);
-      }
+      if (page.length < want && version !== undefined) this.complete?.listed(parent, version, names, since);
       if (page.length === 0) break;
       const inodes = await batchGetInodes(page.map((d) => d.ino));
       const byIno = new Map(inodes.map((i) => [i.ino, i]));
@@ -97,8 +111,8 @@ export class DirPrefetcher {
         const inode = byIno.get(d.ino);
         // Removed between the listing and the attributes: leave it to a real lookup.
         if (!inode) continue;
-        this.table.dentries.set(parent, d.name, { ino: d.ino, type: d.type });
-        if (!this.table.open.isOpen(d.ino)) this.table.remember(inode);
+        this.table.dentries.set(parent, d.name, { ino: d.ino, type: d.type }, this.opts.ttlMs);
+        if (!this.table.open.isOpen(d.ino)) this.table.remember(inode, this.opts.ttlMs);
       }
       seen += page.length;
       if (page.length < this.opts.pageSize) break;

@@ -82,9 +82,9 @@ export class InodeTable {
     ).finally(() => (this.probing = false));
   }
 
-  /** Records attributes the metaserver just returned. */
-  remember(inode: Inode): void {
-    this.attrs.set(inode.ino, { inode });
+  /** Records attributes the metaserver just returned (`ttlMs`: kept longer, see DirPrefetcher). */
+  remember(inode: Inode, ttlMs?: number): void {
+    this.attrs.set(inode.ino, { inode }, ttlMs);
     this.rememberXattrNames(inode);
     const open = this.open.inode(inode.ino);
     if (open) open.inode = inode;

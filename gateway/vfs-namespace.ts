@@ -22,7 +22,7 @@ const READDIR_BATCH = 256;
 interface DirHandle {
   ino: number;
   /** Entries listed so far, "." and ".." first; cookie of entry i is i + 1. */
-  entries: Array<{ name: string; ino: number; type: number; inode?: Inode }>;
+  entries: Array<{ name: string; ino: number; type: number; inode?: InodeAttr; fetchedMs?: number }>;
   /** Name to continue the metaserver listing after; null once the listing is complete. */
   next: string | null;
 }
@@ -37,7 +37,8 @@ export class VfsNamespace {
 
   constructor(private readonly core: VfsCore) {
     this.complete = new CompleteDirs({ freshMs: core.gatewayCacheMs });
-    this.prefetcher = new DirPrefetcher(core.meta, core.table, {}, this.complete);
+    // Prefetched entries wait for their lookup up to 10 s, never longer than the kernel may cache them.
+    this.prefetcher = new DirPrefetcher(core.meta, core.table, { ttlMs: Math.min(10_000, core.attrTimeoutMs, core.entryTimeoutMs) }, this.complete);
   }
 
   // ---- lookup ----
@@ -303,8 +304,11 @@ export class VfsNamespace {
     const page = this.core.opts.dirPageSize ?? 1024;
     while (h.next !== null && h.entries.length < offset + READDIR_BATCH) {
       const batch = await this.core.meta.listDentries(ino, h.next, page);
+      // READDIRPLUS: the attributes of the whole page in one call, not one per reply buffer.
+      const attrs = plus && batch.length > 0 ? new Map((await this.core.meta.batchGetAttr(batch.map((d) => d.ino))).map((a) => [a.ino, a])) : null;
+      const fetchedMs = Date.now();
       for (const d of batch) {
-        h.entries.push({ name: d.name, ino: d.ino, type: d.type, inode: d.inode });
+        h.entries.push({ name: d.name, ino: d.ino, type: d.type, inode: d.inode ?? attrs?.get(d.ino), fetchedMs });
         this.core.table.dentries.set(ino, d.name, { ino: d.ino, type: d.type });
       }
       h.next = batch.length < page ? null : batch[batch.length - 1]!.name;
@@ -320,9 +324,12 @@ export class VfsNamespace {
     const { table, meta } = this.core;
     const attrs = new Map<number, InodeAttr>();
     const missing: number[] = [];
+    const now = Date.now();
     for (const e of slice) {
       if (e.name === '.' || e.name === '..') continue;
-      const hit = e.inode ?? table.attrs.get(e.ino)?.inode;
+      // Attributes read with the listing serve as long as the gateway's own cache would keep them.
+      const listed = e.inode && now - (e.fetchedMs ?? 0) <= table.attrs.ttlMs ? e.inode : undefined;
+      const hit = listed ?? table.attrs.get(e.ino)?.inode;
       if (hit) attrs.set(e.ino, hit);
       else missing.push(e.ino);
     }

@@ -1,13 +1,14 @@
 // `tierfs mount --mds ADDRS --fs NAME MOUNTPOINT`: mounts a filesystem through FUSE, in the
 // foreground (default; prints the TIERFS_READY line when usable) or as a daemon.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, openSync, statSync } from 'node:fs';
+import { mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { createLogger } from '../../common/log.js';
 import { StatusCode, TierfsError } from '../../common/status.js';
+import type { KernelMountOptions } from '../../fuse/mount.js';
 import type { RunningGateway } from '../../gateway/mount.js';
 import { canonicalMountpoint, removeMountRecord, writeMountRecord } from '../../gateway/mount-registry.js';
 import { action } from '../errors.js';
@@ -65,6 +66,26 @@ async function daemonize(logFile: string): Promise<void> {
   child.unref();
 }
 
+/**
+ * Not root: fusermount3 mounts, and this same command runs again with the descriptor
+ * inherited (fuse/fusermount.ts). This process stays as its parent: it passes signals on,
+ * exits with its code, and unmounts lazily if the server died without unmounting.
+ */
+async function relaunchThroughFusermount(mnt: string, mountOpts: KernelMountOptions): Promise<void> {
+  const { fusermountCommand } = await import('../../fuse/index.js');
+  const { command, args } = fusermountCommand(mnt, mountOpts, [process.execPath, ...process.execArgv, ...process.argv.slice(1)]);
+  const child = spawn(command, args, { stdio: 'inherit' });
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));
+  const code = await new Promise<number>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0)));
+  });
+  if (readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === mnt)) {
+    spawnSync('fusermount3', ['-uz', '--', mnt], { stdio: 'ignore' });
+  }
+  process.exit(code);
+}
+
 export function register(program: Command): void {
   program
     .command('mount')
@@ -89,13 +110,16 @@ export function register(program: Command): void {
     .action(
       action(async (mountpoint: string, opts: MountOpts) => {
         if (opts.foreground && opts.daemon) throw new TierfsError(StatusCode.INVALID_ARGUMENT, '--foreground and --daemon exclude each other');
+        // Relaunched through fusermount3 (below): mounted already, and a stat of the
+        // mountpoint would wait for this very process to serve it.
+        const mountedByFusermount = process.env.FUSE_DEVICE_FD !== undefined;
         let st;
         try {
-          st = statSync(mountpoint);
+          st = mountedByFusermount ? null : statSync(mountpoint);
         } catch {
           throw new TierfsError(StatusCode.NOT_FOUND, `mountpoint ${mountpoint} does not exist`);
         }
-        if (!st.isDirectory()) throw new TierfsError(StatusCode.NOT_DIR, `mountpoint ${mountpoint} is not a directory`);
+        if (st && !st.isDirectory()) throw new TierfsError(StatusCode.NOT_DIR, `mountpoint ${mountpoint} is not a directory`);
         const mnt = canonicalMountpoint(mountpoint);
         const cacheDir = opts.cacheDir ?? defaultCacheDir(opts.fs, mnt);
         mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
@@ -106,6 +130,9 @@ export function register(program: Command): void {
         const flushTimeoutMs = number('flush-timeout', opts.flushTimeout, 1) * 1000;
         const metaDeadlineMs = number('meta-timeout', opts.metaTimeout, 1) * 1000;
         if (opts.daemon) return daemonize(opts.logFile ?? join(cacheDir, 'gateway.log'));
+        if ((process.getuid?.() ?? 0) !== 0 && !mountedByFusermount) {
+          return relaunchThroughFusermount(mnt, { fsname: `tierfs:${opts.fs}`, subtype: 'tierfs', allowOther: !!opts.allowOther, readOnly: !!opts.readOnly });
+        }
 
         // Loaded here so other subcommands start fast (S3 SDK, gRPC, the FUSE server).
         const { connectCluster } = await import('../../gateway/mount-setup.js');

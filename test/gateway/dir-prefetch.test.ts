@@ -54,3 +54,39 @@ test('scattered misses in many directories start no prefetch', async () => {
   assert.equal(meta.calls.get('listDentries') ?? 0, 0);
   assert.equal(meta.calls.get('lookup'), 10);
 });
+
+test('a slow scan still finds prefetched names after the 1 s gateway cache; a directory past maxEntries is continued, not listed again', async () => {
+  const { meta, dir } = await directory(40);
+  const { DirPrefetcher } = await import('../../gateway/dir-prefetch.js');
+  const { InodeTable } = await import('../../gateway/inode-table.js');
+  const table = new InodeTable(meta, 5); // looked-up entries live 5 ms
+  const pf = new DirPrefetcher(meta, table, { threshold: 1, windowMs: 10, maxEntries: 20, pageSize: 10, ttlMs: 60_000 });
+  await pf.onMiss(dir);
+  await new Promise((r) => setTimeout(r, 20)); // longer than the table's own TTL
+  const names = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => `f${from + i}`).sort();
+  const all = names(0, 40);
+  assert.ok(all.slice(0, 20).every((n) => table.dentries.get(dir, n)), 'the first 20 names (byte order) are still cached');
+  assert.ok(all.slice(20).every((n) => !table.dentries.get(dir, n)), 'past maxEntries: not yet');
+  const listed = meta.calls.get('listDentries') ?? 0;
+  await pf.onMiss(dir); // the scan reaches a name past the first listing (its window has passed)
+  assert.ok(all.slice(20).every((n) => table.dentries.get(dir, n)), 'the second prefetch continued where the first stopped');
+  assert.equal((meta.calls.get('listDentries') ?? 0) - listed, 2, 'two pages: the rest, not the whole directory again');
+});
+
+test('READDIRPLUS of a large directory reads attributes once per listing page, not once per reply buffer', async () => {
+  const { meta, vfs, dir } = await directory(600);
+  const { fh } = await vfs.opendir(ctx, dir, 0);
+  let offset = 0;
+  let withAttrs = 0;
+  for (;;) {
+    const page = await vfs.readdir(ctx, dir, fh, offset, true);
+    if (page.length === 0) break;
+    withAttrs += page.filter((e) => e.entry).length;
+    offset = page[page.length - 1]!.offset;
+  }
+  await vfs.releasedir(ctx, dir, fh);
+  assert.equal(withAttrs, 600, 'every entry but . and .. carries its attributes');
+  assert.equal(meta.calls.get('listDentries'), 1);
+  const attrCalls = (meta.calls.get('batchGetAttr') ?? 0) + (meta.calls.get('batchGetInodes') ?? 0);
+  assert.equal(attrCalls, 1, 'one attribute read for the 1,024-name page (the replies hold 256 each)');
+});
