@@ -67,7 +67,9 @@ export class CopysetNode {
     if (!this.group.isLeader()) throw this.notLeader();
     let result: unknown;
     try {
-      result = await this.group.propose(Buffer.from(JSON.stringify(op)));
+      const proposed = this.group.propose(Buffer.from(JSON.stringify(op)));
+      this.sm.warm(op);
+      result = await proposed;
     } catch (err) {
       if (err instanceof TierfsError) throw err;
       throw new TierfsError(StatusCode.UNAVAILABLE, `copyset ${this.name}: propose failed: ${err instanceof Error ? err.message : String(err)}`);

@@ -6,7 +6,13 @@
 // Rename locks are few and all kept in memory, so "is this name locked" never reads level.
 //
 // Only the state machine writes these keys (one copyset, one prefix), so the cache cannot go
-// stale; a value read from level while a batch commits is not cached (generation check).
+// stale. A value read from level is cached only if no batch wrote the key while it was being
+// read and no reset happened meanwhile.
+//
+// A batch is visible at once and written to level behind the batches before it: the apply
+// that made it answers without waiting for level's thread pool (the write is not synced
+// anyway; the Raft log is what makes an entry durable, and a crash replays it from there).
+// Until written, its values are served from `unwritten`; range scans wait for `settled()`.
 import type { MetaDb } from './overlay.js';
 import type { CopysetKeys } from './keys.js';
 import { rangeEnd } from './keys.js';
@@ -20,7 +26,18 @@ export class RecordStore {
   private readonly cache = new Map<string, string | null>();
   /** Every rename lock of the copyset: key -> txId. */
   private readonly locks = new Map<string, string>();
+  /** Bumped by reset: a read overlapping one caches nothing. */
   private generation = 0;
+  /** Keys being read from level (how many reads), and whether a batch wrote one meanwhile. */
+  private readonly reading = new Map<string, { reads: number; written: boolean }>();
+  /** Keys of batches handed to level and not yet written: the newest value, and how many such batches hold the key. */
+  private readonly unwritten = new Map<string, { value: string | null; batches: number }>();
+  /** The level writes, one after another in batch order. */
+  private writing: Promise<void> = Promise.resolve();
+  /** A failed level write: every later call fails (the state machine stops; the Raft log replays). */
+  private failed: Error | null = null;
+  /** Called once, when a level write fails. */
+  onFailure: ((err: Error) => void) | null = null;
 
   constructor(
     readonly db: MetaDb,
@@ -30,6 +47,7 @@ export class RecordStore {
 
   /** Forgets everything and reloads the locks of the given partitions (at open and after a restore). */
   async reset(partitionIds: Iterable<number>): Promise<void> {
+    await this.settled();
     this.generation++;
     this.cache.clear();
     this.locks.clear();
@@ -40,23 +58,39 @@ export class RecordStore {
   }
 
   async get(key: string): Promise<string | undefined> {
+    this.check();
     if (this.layout.isLock(key)) return this.locks.get(key);
+    const pending = this.unwritten.get(key);
+    if (pending) return pending.value ?? undefined;
     const hit = this.cache.get(key);
     if (hit !== undefined) return hit ?? undefined;
     const generation = this.generation;
-    const value = await this.db.get(key);
-    if (generation === this.generation) this.remember(key, value ?? null);
+    this.startRead(key);
+    let value: string | undefined;
+    let read = false;
+    try {
+      value = await this.db.get(key);
+      read = true;
+    } finally {
+      if (this.endRead(key) && read && generation === this.generation) this.remember(key, value ?? null);
+    }
     return value;
   }
 
   /** Reads the keys not cached in one getMany and caches them (see apply-prefetch.ts). */
   async prefetch(keys: Iterable<string>): Promise<void> {
-    const missing = [...new Set(keys)].filter((k) => !this.cache.has(k) && !this.layout.isLock(k));
+    const missing = [...new Set(keys)].filter((k) => !this.cache.has(k) && !this.unwritten.has(k) && !this.layout.isLock(k));
     if (missing.length === 0) return;
     const generation = this.generation;
-    const values = await this.db.getMany(missing);
-    if (generation !== this.generation) return;
-    missing.forEach((key, i) => this.remember(key, values[i] ?? null));
+    for (const key of missing) this.startRead(key);
+    let values: Array<string | undefined> = [];
+    try {
+      values = await this.db.getMany(missing);
+    } finally {
+      missing.forEach((key, i) => {
+        if (this.endRead(key) && generation === this.generation && i < values.length) this.remember(key, values[i] ?? null);
+      });
+    }
   }
 
   /** The cached value of a key: a string, null when known absent, undefined when not cached. */
@@ -64,17 +98,34 @@ export class RecordStore {
     return this.cache.get(key);
   }
 
-  keys(range: { gte: string; lt: string; limit: number }): AsyncIterable<string> {
-    return this.db.keys(range);
+  async *keys(range: { gte: string; lt: string; limit: number }): AsyncIterable<string> {
+    await this.settled();
+    yield* this.db.keys(range);
   }
 
-  /** Writes atomically, then updates what is cached. */
+  /** Every batch so far is in level (range scans of level need this). */
+  async settled(): Promise<void> {
+    await this.writing;
+    this.check();
+  }
+
+  /**
+   * Makes the batch visible (cache, locks, `unwritten`) and queues its atomic level write
+   * behind the earlier ones; resolves before level has it.
+   */
   async batch(ops: WriteOp[]): Promise<void> {
-    this.generation++;
-    await this.db.batch(ops);
-    this.generation++;
+    this.check();
     for (const op of ops) {
       const value = op.type === 'put' ? op.value : null;
+      const pending = this.unwritten.get(op.key);
+      if (pending) {
+        pending.value = value;
+        pending.batches++;
+      } else {
+        this.unwritten.set(op.key, { value, batches: 1 });
+      }
+      const read = this.reading.get(op.key);
+      if (read) read.written = true;
       if (this.layout.isLock(op.key)) {
         if (value === null) this.locks.delete(op.key);
         else this.locks.set(op.key, value);
@@ -82,6 +133,37 @@ export class RecordStore {
         this.remember(op.key, value);
       }
     }
+    this.writing = this.writing.then(async () => {
+      if (this.failed) return;
+      try {
+        await this.db.batch(ops);
+      } catch (err) {
+        this.failed = err instanceof Error ? err : new Error(String(err));
+        this.onFailure?.(this.failed);
+        return;
+      }
+      for (const op of ops) {
+        const pending = this.unwritten.get(op.key)!;
+        if (--pending.batches === 0) this.unwritten.delete(op.key);
+      }
+    });
+  }
+
+  private check(): void {
+    if (this.failed) throw new Error(`metadata write to level failed: ${this.failed.message}`);
+  }
+
+  private startRead(key: string): void {
+    const r = this.reading.get(key);
+    if (r) r.reads++;
+    else this.reading.set(key, { reads: 1, written: false });
+  }
+
+  /** Whether the value just read may be cached: no batch wrote the key during the read. */
+  private endRead(key: string): boolean {
+    const r = this.reading.get(key)!;
+    if (--r.reads === 0) this.reading.delete(key);
+    return !r.written;
   }
 
   private remember(key: string, value: string | null): void {

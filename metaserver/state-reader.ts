@@ -60,6 +60,7 @@ export class MetaReader {
     const prefix = this.sm.keys.dentryPrefix(pid, parent);
     const out: Dentry[] = [];
     const range = last ? { gt: prefix + last, lt: rangeEnd(prefix) } : { gte: prefix, lt: rangeEnd(prefix) };
+    await this.sm.store.settled(); // range scans read level: every applied batch must be in it
     for await (const [key, value] of this.sm.db.iterator({ ...range, limit: count > 0 ? count : -1 })) {
       const d = JSON.parse(value) as DentryRecord;
       out.push({ parent, name: key.slice(prefix.length), ino: d.ino, type: d.type });
@@ -71,6 +72,7 @@ export class MetaReader {
     await this.inode(pid, ino);
     const prefix = this.sm.keys.slicesPrefix(pid, ino);
     const out = new Map<number, SliceRecord[]>();
+    await this.sm.store.settled();
     for await (const [key, value] of this.sm.db.iterator({ gte: prefix, lt: rangeEnd(prefix) })) {
       out.set(parseHex(key.slice(prefix.length)), JSON.parse(value) as SliceRecord[]);
     }
@@ -79,6 +81,7 @@ export class MetaReader {
 
   async trash(limit: number): Promise<Array<{ pid: number; record: TrashRecord }>> {
     const out: Array<{ pid: number; record: TrashRecord }> = [];
+    await this.sm.store.settled();
     for (const pid of this.sm.partitions.keys()) {
       const prefix = this.sm.keys.trashPrefix(pid);
       for await (const value of this.sm.db.values({ gte: prefix, lt: rangeEnd(prefix), limit: limit - out.length })) {
@@ -93,6 +96,7 @@ export class MetaReader {
   async preparedTxs(): Promise<TxStateRecord[]> {
     const prefix = this.sm.keys.txPrefix();
     const out: TxStateRecord[] = [];
+    await this.sm.store.settled();
     for await (const [key, value] of this.sm.db.iterator({ gte: prefix, lt: rangeEnd(prefix) })) {
       if (!key.endsWith('/dst')) continue;
       const rec = JSON.parse(value) as TxStateRecord;

@@ -23,6 +23,11 @@ export interface StateMachine {
    * apply and restore write synchronously.
    */
   flush?(): Promise<void>;
+  /**
+   * Registers what to do when a write the state machine made after answering fails: the
+   * group stops, as when apply itself fails (a restart replays from the log).
+   */
+  onFailure?(cb: (err: Error) => void): void;
 }
 
 export interface RaftHostOptions {

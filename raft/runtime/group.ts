@@ -71,6 +71,10 @@ export class GroupNode implements RaftGroup {
       }
     }
     this.appliedConf = conf;
+    sm.onFailure?.((err) => {
+      env.logger.error({ group: id, err: String(err) }, 'state machine write failed; group stopped');
+      this.stop();
+    });
     this.core = new RawNode({
       id: env.self,
       storage,

@@ -207,6 +207,7 @@ export class SimCluster {
       snapshot: () => sm.snapshot(),
       restore: (i, t, c) => sm.restore(i, t, c),
       flush: sm.flush ? () => sm.flush!() : undefined,
+      onFailure: sm.onFailure ? (cb) => sm.onFailure!(cb) : undefined,
     };
   }
 
@@ -344,6 +345,15 @@ export class SimCluster {
     this.heal();
     if (!(await this.world.run(this.world.now + ticks * tickMs, () => this.converged(), () => this.check()))) {
       throw new InvariantViolation(`cluster did not converge after healing: ${this.describe()}`);
+    }
+    // A state machine may write its disk after answering (the metaserver's RecordStore does):
+    // compare the disks once every member's writes are done.
+    let flushed = false;
+    void Promise.all(this.members().map((s) => s.group!.sm.flush?.()))
+      .catch(() => undefined)
+      .finally(() => (flushed = true));
+    if (!(await this.world.run(this.world.now + ticks * tickMs, () => flushed, () => this.check()))) {
+      throw new InvariantViolation(`state machines did not finish their writes after converging: ${this.describe()}`);
     }
     this.checkConverged();
   }

@@ -16,7 +16,12 @@ async function withSm(fn: (sm: MetaStateMachine, db: Level<string, string>, appl
   await db.open();
   const sm = await new MetaStateMachine(db, 1, 7).load();
   let index = 0;
-  const apply = async (op: MetaOp) => (await sm.apply([{ index: ++index, term: 1, data: Buffer.from(JSON.stringify(op)) }]))[0] as OpResult;
+  // Settled: the tests read level itself, which an apply's batch reaches after it answered.
+  const apply = async (op: MetaOp) => {
+    const res = (await sm.apply([{ index: ++index, term: 1, data: Buffer.from(JSON.stringify(op)) }]))[0] as OpResult;
+    await sm.store.settled();
+    return res;
+  };
   try {
     await fn(sm, db, apply);
   } finally {
@@ -336,6 +341,7 @@ test('a batch of entries reads level in one getMany per stage, not a get per rec
     assert.ok(((await sm.apply(entries(renames))) as OpResult[]).every((r) => r.code === 'OK'));
     assert.ok(reads.get === 0 && reads.getMany <= 2, JSON.stringify(reads));
     // A cold cache (a restart) is where it counts: every record comes from level.
+    await sm.store.settled();
     const cold = await new MetaStateMachine(db, 1, 7).load();
     const unlinks: MetaOp[] = Array.from({ length: n }, (_, i) => ({ op: 'removeNode', pid: 1, rid: rid(300 + i), parent: 1, name: `g${i}`, dir: false, expectIno: 0, releaseIno: 0, now: 7 }));
     reads.get = reads.getMany = 0;
