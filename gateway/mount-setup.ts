@@ -22,6 +22,8 @@ export interface ClusterMountOptions {
   logger?: Logger;
   /** How long metadata calls keep retrying before failing with an errno (default 30 s). */
   metaDeadlineMs?: number;
+  /** How long S3 may take before close/fsync stage locally or answer EIO, and uncached reads answer EIO (default 30 s). */
+  s3TimeoutMs?: number;
 }
 
 export interface ClusterParts extends GatewayParts {
@@ -63,6 +65,7 @@ export async function connectCluster(opts: ClusterMountOptions): Promise<Cluster
     chunkIds: { allocate: (count) => mds.allocateChunkIds(fs.fs_id, count) },
     diskCache,
     writeback: opts.writeback,
+    s3TimeoutMs: opts.s3TimeoutMs,
     logger: log,
   });
 

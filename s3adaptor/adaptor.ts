@@ -63,6 +63,12 @@ export interface S3AdaptorOptions {
   flushRunBytes?: number;
   /** Chunk ids asked of the allocator at once (default 1000). */
   chunkIdBatch?: number;
+  /**
+   * How long S3 may take (default 30 s): a flush that S3 has not taken by then stages its
+   * blocks on the local disk (success) or fails with EIO; a read of uncached data fails with
+   * EIO. `--s3-timeout` of `tierfs mount`.
+   */
+  s3TimeoutMs?: number;
   registry?: Registry;
   logger?: Logger;
 }
@@ -76,6 +82,8 @@ export interface S3AdaptorStats {
   flushes: number;
   flushedBytes: number;
   directPuts: number;
+  /** Blocks S3 did not take within the S3 timeout, staged on the local disk instead (uploaded when S3 is back). */
+  outageStagedBlocks: number;
   compactions: number;
   compactionConflicts: number;
   /** Slices dropped because newer ones cover every byte of them (rewrites, truncates). */
@@ -123,6 +131,7 @@ export class S3Adaptor {
     const run = opts.flushRunBytes ?? opts.chunkSize / 4;
     this.chunkIds = new ChunkIdBatch(opts.chunkIds, opts.chunkIdBatch ?? 1000);
     const readahead = opts.readaheadBlocks ?? 16;
+    const s3TimeoutMs = opts.s3TimeoutMs ?? 30_000;
     const readCacheBytes = opts.readCacheBytes ?? 256 * 2 ** 20;
     // Prefetched blocks wait in the memory tier for their reader: at most half of it.
     const readaheadMaxBytes = Math.max(this.bs, Math.floor(readCacheBytes / 2));
@@ -131,7 +140,7 @@ export class S3Adaptor {
       this.store,
       new MemoryBlockCache(readCacheBytes),
       tiers,
-      { maxPrefetch: Math.max(1, Math.min(2 * readahead, Math.floor(readaheadMaxBytes / this.bs))) },
+      { maxPrefetch: Math.max(1, Math.min(2 * readahead, Math.floor(readaheadMaxBytes / this.bs))), s3TimeoutMs },
       log,
     );
     this.reads = new ReadPath({
@@ -178,6 +187,7 @@ export class S3Adaptor {
       compactThreshold: opts.compactThreshold ?? 20,
       blockWriteConcurrency: opts.blockWriteConcurrency ?? 8,
       flushRunBytes: Math.min(opts.chunkSize, Math.max(1, Math.ceil(run / opts.blockSize)) * opts.blockSize),
+      s3TimeoutMs,
       isClosed: () => this.closed,
       registry: opts.registry,
       log,
@@ -444,6 +454,7 @@ export class S3Adaptor {
       inodes: this.inodes.size,
       ...this.writes.counts,
       directPuts: this.writes.directPuts,
+      outageStagedBlocks: this.writes.outageStaged,
       ...this.counts,
       compactions: this.compactor.counts.compactions,
       compactionConflicts: this.compactor.counts.conflicts,

@@ -37,6 +37,7 @@ export interface WritePathDeps {
   compactThreshold: number;
   blockWriteConcurrency: number;
   flushRunBytes: number;
+  s3TimeoutMs: number;
   isClosed(): boolean;
   registry?: Registry;
   log: Logger;
@@ -79,14 +80,20 @@ export class WritePath {
       store: deps.store,
       disk: deps.disk,
       writeback: deps.writeback,
+      s3TimeoutMs: deps.s3TimeoutMs,
       log: deps.log,
       isClosed: deps.isClosed,
       directPuts: counter(deps.registry, 'tierfs_s3adaptor_direct_puts_total', 'blocks put straight to S3 (no writeback, or the disk cache full or absent)'),
+      outageStaged: counter(deps.registry, 'tierfs_s3adaptor_outage_staged_blocks_total', 'blocks S3 did not take within the S3 timeout, staged on the local disk instead'),
     });
   }
 
   get directPuts(): number {
     return this.blocks.directPuts;
+  }
+
+  get outageStaged(): number {
+    return this.blocks.outageStaged;
   }
 
   // ---- write buffer and memory budget ----
@@ -233,6 +240,7 @@ export class WritePath {
   }
 
   private async commitData(st: InodeState, entry: PendingData, idsP: Promise<number[]>, attrs?: FileAttrs): Promise<void> {
+    const deadline = this.blocks.deadline();
     try {
       const ids = await idsP;
       let k = 0;
@@ -245,7 +253,7 @@ export class WritePath {
           list.push(slice);
           for (const obj of sliceObjects(slice, this.bs)) {
             const key = sliceBlockKey(this.deps.fsId, st.ino, idx, this.bpc, slice, obj.blockIndex);
-            writes.push(() => this.blocks.store(st, entry, key, chunk.view(obj.chunkStart, obj.chunkStart + obj.size)));
+            writes.push(() => this.blocks.store(st, entry, key, chunk.view(obj.chunkStart, obj.chunkStart + obj.size), deadline));
           }
         }
         added.set(idx, list);

@@ -29,6 +29,7 @@ interface MountOpts {
   logFile?: string;
   flushTimeout: string;
   readAhead: string;
+  s3Timeout: string;
 }
 
 function number(name: string, value: string, min: number): number {
@@ -84,6 +85,7 @@ export function register(program: Command): void {
     .option('--daemon', 'detach once the mount is ready')
     .option('--log-file <file>', 'log file of a --daemon mount (default <cache-dir>/gateway.log)')
     .option('--flush-timeout <s>', 'at unmount, give up on each flush/deregister step after this long', '60')
+    .option('--s3-timeout <s>', 'how long S3 may take: close/fsync then stage on the cache disk (success) or answer EIO; uncached reads answer EIO', '30')
     .action(
       action(async (mountpoint: string, opts: MountOpts) => {
         if (opts.foreground && opts.daemon) throw new TierfsError(StatusCode.INVALID_ARGUMENT, '--foreground and --daemon exclude each other');
@@ -102,6 +104,7 @@ export function register(program: Command): void {
         const readAhead = number('read-ahead', opts.readAhead, 0);
         const entryTimeout = number('entry-timeout', opts.entryTimeout, 0);
         const flushTimeoutMs = number('flush-timeout', opts.flushTimeout, 1) * 1000;
+        const s3TimeoutMs = number('s3-timeout', opts.s3Timeout, 1) * 1000;
         if (opts.daemon) return daemonize(opts.logFile ?? join(cacheDir, 'gateway.log'));
 
         // Loaded here so other subcommands start fast (S3 SDK, gRPC, the FUSE server).
@@ -111,7 +114,7 @@ export function register(program: Command): void {
         const parts = await connectCluster({
           mdsAddrs: opts.mds, fsName: opts.fs, mountpoint: mnt,
           cacheDir: cacheMiB > 0 ? cacheDir : null, cacheSizeBytes: cacheMiB * 2 ** 20,
-          writeback: !!opts.writeback, logger: log,
+          writeback: !!opts.writeback, logger: log, s3TimeoutMs,
         });
         const adminSocket = join(cacheDir, 'admin.sock');
         let exiting = false;
