@@ -3,5 +3,6 @@
 import type { z } from 'zod';
 import { metaserverConfigSchema } from '../metaserver/config.js';
 import { mdsConfigSchema } from '../mds/config.js';
+import { cachenodeConfigSchema } from '../cachenode/config.js';
 
-export const daemonConfigs: Record<string, z.ZodType> = { mds: mdsConfigSchema, metaserver: metaserverConfigSchema };
+export const daemonConfigs: Record<string, z.ZodType> = { mds: mdsConfigSchema, metaserver: metaserverConfigSchema, cachenode: cachenodeConfigSchema };

@@ -15,6 +15,7 @@ import type { Counter } from 'prom-client';
 import type { Logger } from '../common/log.js';
 import { StatusCode, TierfsError } from '../common/status.js';
 import type { DiskCache } from '../diskcache/index.js';
+import type { BlockCache } from './block-cache.js';
 import type { InodeState } from './inode-state.js';
 import type { ObjectStore } from './object-store.js';
 import type { PendingData } from './write-buffer.js';
@@ -25,6 +26,8 @@ export interface BlockWriterDeps {
   writeback: boolean;
   /** A flush's time budget for S3 (close and fsync return within about this). */
   s3TimeoutMs: number;
+  /** --cache-group-write: a block put to S3 is handed (a copy) to the cache group too. */
+  groupWrite: BlockCache | null;
   log: Logger;
   isClosed(): boolean;
   directPuts: Counter;
@@ -72,6 +75,7 @@ export class BlockWriter {
         if (disk && !writeback) {
           entry.holds.push(disk.put(key, body).catch((err: unknown) => log.debug({ key, err: String(err) }, 'could not cache a written block')));
         }
+        if (this.deps.groupWrite) void this.deps.groupWrite.admit(key, Buffer.from(body)); // the page is reused after the flush
         return;
       } catch (err) {
         if (this.deps.isClosed()) throw err;

@@ -7,6 +7,7 @@ import type { Logger } from '../common/log.js';
 import { StatusCode, TierfsError } from '../common/status.js';
 import type { DiskCache } from '../diskcache/index.js';
 import { counter, gauge } from '../diskcache/metrics-util.js';
+import type { BlockCache } from './block-cache.js';
 import { BlockWriter } from './block-writer.js';
 import type { ChunkIdBatch } from './chunk-ids.js';
 import type { ChunkCompactor } from './compaction.js';
@@ -38,6 +39,8 @@ export interface WritePathDeps {
   blockWriteConcurrency: number;
   flushRunBytes: number;
   s3TimeoutMs: number;
+  /** --cache-group-write: blocks put to S3 are also handed to the cache group. */
+  groupWrite: BlockCache | null;
   isClosed(): boolean;
   registry?: Registry;
   log: Logger;
@@ -81,6 +84,7 @@ export class WritePath {
       disk: deps.disk,
       writeback: deps.writeback,
       s3TimeoutMs: deps.s3TimeoutMs,
+      groupWrite: deps.groupWrite,
       log: deps.log,
       isClosed: deps.isClosed,
       directPuts: counter(deps.registry, 'tierfs_s3adaptor_direct_puts_total', 'blocks put straight to S3 (no writeback, or the disk cache full or absent)'),

@@ -6,6 +6,7 @@ import { register as benchCommand } from './bench.js';
 import { register as benchS3AdaptorCommand } from './bench-s3adaptor.js';
 import { register as benchSuiteCommand } from './bench-suite.js';
 import { register as cacheCommand } from './cache.js';
+import { register as cachenodeCommand } from './cachenode.js';
 import { register as downCommand } from './down.js';
 import { register as fsCommand } from './fs.js';
 import { register as fsckCommand } from './fsck.js';
@@ -24,6 +25,7 @@ export const commands: Array<(program: Command) => void> = [
   benchS3AdaptorCommand,
   benchSuiteCommand,
   cacheCommand,
+  cachenodeCommand,
   downCommand,
   fsCommand,
   fsckCommand,

@@ -30,6 +30,8 @@ interface MountOpts {
   flushTimeout: string;
   readAhead: string;
   s3Timeout: string;
+  cacheGroup: boolean;
+  cacheGroupWrite?: boolean;
 }
 
 function number(name: string, value: string, min: number): number {
@@ -85,6 +87,8 @@ export function register(program: Command): void {
     .option('--daemon', 'detach once the mount is ready')
     .option('--log-file <file>', 'log file of a --daemon mount (default <cache-dir>/gateway.log)')
     .option('--flush-timeout <s>', 'at unmount, give up on each flush/deregister step after this long', '60')
+    .option('--no-cache-group', 'do not read through the cache group (cache nodes)')
+    .option('--cache-group-write', 'also hand the blocks this mount writes to S3 to the cache group')
     .option('--s3-timeout <s>', 'how long S3 may take: close/fsync then stage on the cache disk (success) or answer EIO; uncached reads answer EIO', '30')
     .action(
       action(async (mountpoint: string, opts: MountOpts) => {
@@ -115,6 +119,7 @@ export function register(program: Command): void {
           mdsAddrs: opts.mds, fsName: opts.fs, mountpoint: mnt,
           cacheDir: cacheMiB > 0 ? cacheDir : null, cacheSizeBytes: cacheMiB * 2 ** 20,
           writeback: !!opts.writeback, logger: log, s3TimeoutMs,
+          cacheGroup: opts.cacheGroup !== false, cacheGroupWrite: !!opts.cacheGroupWrite,
         });
         const adminSocket = join(cacheDir, 'admin.sock');
         let exiting = false;
