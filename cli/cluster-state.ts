@@ -5,7 +5,7 @@ import { join } from 'node:path';
 
 export interface ProcessRecord {
   name: string;
-  role: 's3' | 'mds' | 'metaserver' | 'mount';
+  role: 's3' | 'mds' | 'metaserver' | 'cachenode' | 'mount';
   pid: number;
   address?: string;
   log: string;
@@ -18,6 +18,8 @@ export interface ClusterState {
   etcd: string[];
   mdsAddresses: string[];
   metaservers: string[];
+  /** Cache nodes (tierfs up --cache-nodes N); absent in clusters started before they existed. */
+  cacheNodes?: string[];
   fsName: string;
   mountpoint: string;
   processes: ProcessRecord[];

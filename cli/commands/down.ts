@@ -6,7 +6,7 @@ import { stopPid, isAlive } from '../launcher.js';
 import { ensureUnmounted } from '../cluster-ops.js';
 import { action } from '../errors.js';
 
-const ORDER = ['mount', 'metaserver', 'mds', 's3'] as const;
+const ORDER = ['mount', 'cachenode', 'metaserver', 'mds', 's3'] as const;
 
 export async function down(dataDirArg: string, say: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<void> {
   const dataDir = resolve(dataDirArg);

@@ -18,7 +18,7 @@ function table(head: string[], rows: Array<Array<string | number>>): string {
 export function register(program: Command): void {
   program
     .command('status')
-    .description('show the cluster: MDS, metaservers, copysets, filesystems, mounts')
+    .description('show the cluster: MDS, metaservers, copysets, filesystems, mounts, cache nodes')
     .option('--data-dir <dir>', 'the data dir of a cluster started by tierfs up', '.tierfs')
     .option('--mds <addrs>', 'MDS addresses (instead of --data-dir)')
     .option('--json', 'one JSON document for scripts')
@@ -59,6 +59,17 @@ export function register(program: Command): void {
             cluster.filesystems.map((f) => [f.name, f.fs_id, f.status, f.s3?.bucket ?? '', f.mounts.map((m) => `${m.host}:${m.path} (pid ${m.pid})`).join('\n')]),
           ),
         );
+        const cacheNodes = cluster.cache_nodes ?? [];
+        if (cacheNodes.length > 0) {
+          const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
+          out.push('Cache nodes');
+          out.push(
+            table(
+              ['id', 'address', 'state', 'used / capacity', 'blocks', 'hit ratio', 'pid'],
+              cacheNodes.map((n) => [n.id, n.address, n.state, `${mib(Number(n.used_bytes))} / ${mib(Number(n.capacity_bytes))}`, Number(n.blocks), `${(n.hit_ratio * 100).toFixed(1)} %`, pidOf(n.address)?.pid ?? '']),
+            ),
+          );
+        }
         if (cluster.operators.length) out.push(`Operators in flight:\n  ${cluster.operators.join('\n  ')}`);
         const dead = local.filter((p) => !p.alive);
         if (dead.length) out.push(`Not running: ${dead.map((p) => `${p.name} (pid ${p.pid}, log ${p.log})`).join(', ')}`);
