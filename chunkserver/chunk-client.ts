@@ -5,6 +5,7 @@
 // Used by the block client and by the MDS (the recycle bin's chunk deletes).
 import * as grpc from '@grpc/grpc-js';
 import { CHANNEL_OPTIONS, loadProto, sleep, unary } from '../common/grpc.js';
+import { clientCredentials } from '../common/cluster-auth.js';
 import { StatusCode, TierfsError } from '../common/status.js';
 import type { ProtoGrpcType } from '../proto/gen/chunk.js';
 import type { ChunkServiceClient } from '../proto/gen/tierfs/chunk/ChunkService.js';
@@ -56,7 +57,7 @@ export class ChunkClient {
     let c = this.clients.get(address);
     if (!c) {
       const Ctor = loadProto<ProtoGrpcType>('chunk.proto').tierfs.chunk.ChunkService;
-      c = new Ctor(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+      c = new Ctor(address, clientCredentials(), CHANNEL_OPTIONS);
       this.clients.set(address, c);
     }
     return c;

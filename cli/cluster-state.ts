@@ -5,7 +5,7 @@ import { join } from 'node:path';
 
 export interface ProcessRecord {
   name: string;
-  role: 's3' | 'mds' | 'metaserver' | 'chunkserver' | 'mount';
+  role: 's3' | 'mds' | 'metaserver' | 'chunkserver' | 'cachenode' | 'mount';
   pid: number;
   address?: string;
   log: string;
@@ -20,6 +20,8 @@ export interface ClusterState {
   metaservers: string[];
   /** Chunkservers (`tierfs up --chunkservers N`); absent in clusters made before volumes. */
   chunkservers?: string[];
+  /** Cache nodes (tierfs up --cache-nodes N); absent in clusters started before they existed. */
+  cacheNodes?: string[];
   fsName: string;
   mountpoint: string;
   processes: ProcessRecord[];

@@ -50,10 +50,14 @@ export class Capacity {
     return this.usage(size, 1).max < this.limits.stageWatermark;
   }
 
-  /** Whether a fetched block may be admitted (trimming first when above the high watermark). */
-  canAdmit(size: number): boolean {
+  /**
+   * Whether a fetched block may be admitted. One that would cross the high watermark starts a
+   * trim and waits for it (else a cache just under the watermark would refuse every block and
+   * never trim), then must fit under the stage watermark.
+   */
+  async admit(size: number): Promise<boolean> {
     if (this.usage(size, 1).max < this.limits.trimHighWatermark) return true;
-    this.maybeTrim();
+    await this.trimNow(size);
     return this.usage(size, 1).max < this.limits.stageWatermark;
   }
 
@@ -76,8 +80,9 @@ export class Capacity {
     this.maybeTrim();
   }
 
-  maybeTrim(): void {
-    if (this.trimming || this.usage().max < this.limits.trimHighWatermark) return;
+  /** Starts a trim when usage (plus `extraBytes` about to be added) is at the high watermark. */
+  maybeTrim(extraBytes = 0): void {
+    if (this.trimming || this.usage(extraBytes, extraBytes > 0 ? 1 : 0).max < this.limits.trimHighWatermark) return;
     this.trimming = this.trim().finally(() => {
       this.trimming = null;
     });
@@ -99,9 +104,9 @@ export class Capacity {
     await unlinkQuiet(this.cache.path(key)).catch((err: unknown) => this.log.warn({ key, err: String(err) }, 'disk cache: trim unlink failed'));
   }
 
-  /** Trims now if above the high watermark; resolves when done. */
-  async trimNow(): Promise<void> {
-    this.maybeTrim();
+  /** Trims now if above the high watermark (counting `extraBytes` about to be added); resolves when done. */
+  async trimNow(extraBytes = 0): Promise<void> {
+    this.maybeTrim(extraBytes);
     await this.trimming;
   }
 

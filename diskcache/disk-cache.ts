@@ -174,7 +174,7 @@ export class DiskCache {
   async stage(key: string, data: Buffer): Promise<boolean> {
     if (this.closed) throw new TierfsError(StatusCode.UNAVAILABLE, 'disk cache is closed');
     if (!this.capacity.canStage(data.length)) {
-      this.capacity.maybeTrim();
+      this.capacity.maybeTrim(data.length);
       return false;
     }
     try {
@@ -215,6 +215,11 @@ export class DiskCache {
     return this.cache.has(key, size);
   }
 
+  /** Whether a block of any size is held under `key` (staged or cached); does not touch recency. */
+  hasKey(key: string): boolean {
+    return this.staging.has(key) || this.cache.isCached(key);
+  }
+
   /** Copies a range of a cached block into `target`; false on a miss. Counts a hit or a miss. */
   readInto(key: string, size: number, offset: number, len: number, target: Buffer, at: number): Promise<boolean> {
     return this.cache.readInto(key, size, offset, len, target, at);
@@ -227,7 +232,7 @@ export class DiskCache {
   async put(key: string, data: Buffer): Promise<boolean> {
     if (this.closed) return false;
     if (this.staging.has(key) || this.cache.isCached(key)) return true;
-    if (!this.capacity.canAdmit(data.length)) return false;
+    if (!(await this.capacity.admit(data.length))) return false;
     try {
       await this.cache.insert(key, data);
     } catch (err) {

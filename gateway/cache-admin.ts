@@ -10,8 +10,8 @@ import type { Vfs } from './vfs.js';
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 
-const pathsArgs = z.object({ paths: z.array(z.string().min(1)).max(10_000) }).strict();
-const evictArgs = z.object({ paths: z.array(z.string().min(1)).max(10_000).optional() }).strict();
+const pathsArgs = z.object({ paths: z.array(z.string().min(1)).max(10_000), group: z.boolean().optional() }).strict();
+const evictArgs = z.object({ paths: z.array(z.string().min(1)).max(10_000).optional(), group: z.boolean().optional() }).strict();
 const configArgs = z
   .object({
     capacityBytes: z.number().int().positive(),
@@ -69,14 +69,17 @@ export class CacheAdmin {
   }
 
   warmup(args: unknown) {
-    const { paths } = parse(pathsArgs, args, 'warmup');
-    return this.eachFile(paths, (ino, size) => this.data.warmup(ino, size));
+    const { paths, group } = parse(pathsArgs, args, 'warmup');
+    return this.eachFile(paths, (ino, size) => (group ? this.data.warmup(ino, size, { group }) : this.data.warmup(ino, size)));
   }
 
   async evict(args: unknown) {
-    const { paths } = parse(evictArgs, args, 'evict');
-    if (paths === undefined) return { all: await this.data.evict(null) };
-    return this.eachFile(paths, (ino) => this.data.evict(ino));
+    const { paths, group } = parse(evictArgs, args, 'evict');
+    if (paths === undefined) {
+      if (group) throw new TierfsError(StatusCode.INVALID_ARGUMENT, 'evict --group: name the files to drop from the cache group');
+      return { all: await this.data.evict(null) };
+    }
+    return this.eachFile(paths, (ino) => (group ? this.data.evict(ino, { group }) : this.data.evict(ino)));
   }
 
   config(args: unknown) {

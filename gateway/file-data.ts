@@ -56,10 +56,10 @@ export interface FileData {
    * null otherwise. For replies of many entries at once (readdirplus): fall back to the size.
    */
   cachedAllocatedBytes?(ino: number): number | null;
-  /** `tierfs cache warmup`: the file's blocks into the disk cache. */
-  warmup(ino: number, fileSize: number): Promise<WarmupResult>;
-  /** `tierfs cache evict`: drop cached blocks of one inode or of all (null); staged ones stay. */
-  evict(ino: number | null): Promise<EvictResult>;
+  /** `tierfs cache warmup`: the file's blocks into the disk cache (`{ group: true }`: into the cache group). */
+  warmup(ino: number, fileSize: number, target?: { group?: boolean }): Promise<WarmupResult>;
+  /** `tierfs cache evict`: drop cached blocks of one inode or of all (null); staged ones stay (`{ group: true }`: at the cache nodes). */
+  evict(ino: number | null, target?: { group?: boolean }): Promise<EvictResult>;
   /** `tierfs cache config`: the disk cache limits, changed first when `changes` has any; null without a disk cache. */
   cacheLimits(changes?: Partial<DiskCacheLimits>): DiskCacheLimits | null;
   /** Counters for `tierfs cache stats` (S3Adaptor: write buffer, disk cache, S3). */

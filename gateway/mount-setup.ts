@@ -9,6 +9,7 @@ import { MdsClient, type FsInfo } from '../mds/client.js';
 import { RemoteMetaClient } from '../metaserver/client.js';
 import { QuotaClient } from '../metaserver/quota-client.js';
 import { S3Adaptor, createObjectStore } from '../s3adaptor/index.js';
+import { GroupBlockCache } from '../s3adaptor/cache-group.js';
 import { sliceStoreOf } from './file-data.js';
 import type { GatewayParts } from './mount.js';
 
@@ -23,6 +24,12 @@ export interface ClusterMountOptions {
   logger?: Logger;
   /** How long metadata calls keep retrying before failing with EIO (`tierfs mount --meta-timeout`, 10 s; library default 30 s). */
   metaDeadlineMs?: number;
+  /** How long S3 may take before close/fsync stage locally or answer EIO, and uncached reads answer EIO (default 30 s). */
+  s3TimeoutMs?: number;
+  /** Read through the cache group (cache nodes registered with the MDS; default true). */
+  cacheGroup?: boolean;
+  /** Also hand blocks this mount writes to S3 to the cache group. */
+  cacheGroupWrite?: boolean;
 }
 
 export interface ClusterParts extends GatewayParts {
@@ -54,6 +61,8 @@ export async function connectCluster(opts: ClusterMountOptions): Promise<Cluster
   const diskCache = opts.cacheDir
     ? await DiskCache.open({ dir: join(opts.cacheDir, 'blocks'), capacityBytes: opts.cacheSizeBytes, store: objectStore, logger: log })
     : null;
+  const group = opts.cacheGroup === false ? null : new GroupBlockCache({ membership: () => mds.listCacheNodes(), logger: log });
+  await group?.start();
   const meta = new RemoteMetaClient({ fsId: fs.fs_id, mds, logger: log, deadlineMs: opts.metaDeadlineMs });
   const data = new S3Adaptor({
     fsId: fs.fs_id,
@@ -64,6 +73,9 @@ export async function connectCluster(opts: ClusterMountOptions): Promise<Cluster
     chunkIds: { allocate: (count) => mds.allocateChunkIds(fs.fs_id, count) },
     diskCache,
     writeback: opts.writeback,
+    s3TimeoutMs: opts.s3TimeoutMs,
+    cacheGroup: group,
+    cacheGroupWrite: opts.cacheGroupWrite,
     logger: log,
   });
 
@@ -87,6 +99,7 @@ export async function connectCluster(opts: ClusterMountOptions): Promise<Cluster
     describe: () => ({ fs: fs.name, fsId: fs.fs_id, sessionId, lastSessionRefreshMs: Date.now() - lastRefreshOk }),
     // startGateway calls these after the adaptor and the metadata client are closed.
     closeExtra: async () => {
+      group?.close();
       await diskCache?.close();
     },
     deregister: async () => {

@@ -23,6 +23,10 @@ import type { RegisterMetaServerRequest } from '../proto/gen/tierfs/heartbeat/Re
 import type { RegisterMetaServerResponse__Output } from '../proto/gen/tierfs/heartbeat/RegisterMetaServerResponse.js';
 import type { MetaServerHeartbeatRequest } from '../proto/gen/tierfs/heartbeat/MetaServerHeartbeatRequest.js';
 import type { MetaServerHeartbeatResponse__Output } from '../proto/gen/tierfs/heartbeat/MetaServerHeartbeatResponse.js';
+import type { CacheNodeHeartbeatRequest } from '../proto/gen/tierfs/heartbeat/CacheNodeHeartbeatRequest.js';
+import type { CacheNodeHeartbeatResponse__Output } from '../proto/gen/tierfs/heartbeat/CacheNodeHeartbeatResponse.js';
+import type { ListCacheNodesResponse__Output } from '../proto/gen/tierfs/mds/ListCacheNodesResponse.js';
+import type { CacheNodeInfo__Output } from '../proto/gen/tierfs/mds/CacheNodeInfo.js';
 
 import type { VolumeInfo__Output } from '../proto/gen/tierfs/mds/VolumeInfo.js';
 import type { VolumeResponse__Output } from '../proto/gen/tierfs/mds/VolumeResponse.js';
@@ -31,7 +35,7 @@ import type { SegmentResponse__Output } from '../proto/gen/tierfs/mds/SegmentRes
 import type { OpenVolumeResponse__Output } from '../proto/gen/tierfs/mds/OpenVolumeResponse.js';
 import type { ChunkLocation__Output } from '../proto/gen/tierfs/mds/ChunkLocation.js';
 
-export type { VolumeInfo__Output as VolumeInfo, ChunkLocation__Output as ChunkLocation };
+export type { VolumeInfo__Output as VolumeInfo, ChunkLocation__Output as ChunkLocation, CacheNodeInfo__Output as CacheNodeInfo };
 export type { FsInfo__Output as FsInfo, PartitionLocation__Output as PartitionLocation, ClusterStatusResponse__Output as ClusterStatus };
 
 interface Clients {
@@ -146,6 +150,18 @@ export class MdsClient {
   async getCopysetLocation(poolId: number, copysetId: number): Promise<{ peers: string[]; leader: string; epoch: number }> {
     const res = await this.mds<CopysetLocationResponse__Output>('GetCopysetLocation', { pool_id: poolId, copyset_id: copysetId });
     return { peers: res.peers, leader: res.leader, epoch: res.epoch };
+  }
+
+  /** The cache group's members (ONLINE cache nodes) and its membership epoch. */
+  async listCacheNodes(): Promise<ListCacheNodesResponse__Output> {
+    return this.mds<ListCacheNodesResponse__Output>('ListCacheNodes', {});
+  }
+
+  /** A cache node's heartbeat (the first registers it). */
+  async cacheNodeHeartbeat(req: CacheNodeHeartbeatRequest): Promise<CacheNodeHeartbeatResponse__Output> {
+    const res = await this.follower.call((c) => unary<CacheNodeHeartbeatRequest, CacheNodeHeartbeatResponse__Output>(c.heartbeat, 'CacheNodeHeartbeat', req, this.rpcTimeoutMs));
+    check(res.status, 'CacheNodeHeartbeat');
+    return res;
   }
 
   async clusterStatus(): Promise<ClusterStatusResponse__Output> {

@@ -27,6 +27,8 @@ import type { MdsMemberInfo } from './election.js';
 import type { PartitionRecord } from './records.js';
 import { copysetKey } from './state.js';
 import { volumeRpcs } from './volume-service.js';
+import { CacheGroupRegistry } from './cache-group.js';
+import type { CacheNodeHeartbeatRequest__Output } from '../proto/gen/tierfs/heartbeat/CacheNodeHeartbeatRequest.js';
 
 export interface MdsNodeView {
   readonly config: MdsConfig;
@@ -47,6 +49,7 @@ function withoutSecret(info: FsInfo): FsInfo {
 }
 
 export function mdsServices(node: MdsNodeView, registry: Registry, log: Logger): Service[] {
+  const cacheGroup = new CacheGroupRegistry();
   const rpcs = new Counter({ name: 'tierfs_mds_rpc_total', help: 'MDS RPCs by method and status', labelNames: ['method', 'code'], registers: [registry] });
 
   /** Wraps a leader-only RPC: NOT_LEADER on standbys, errors become statuses. */
@@ -133,7 +136,8 @@ export function mdsServices(node: MdsNodeView, registry: Registry, log: Logger):
       if (!cs) throw new TierfsError(StatusCode.NOT_FOUND, `copyset ${req.pool_id}/${req.copyset_id} does not exist`);
       return { peers: cs.peers, leader: ctx.state.copysetRuntime.get(key)?.leader ?? '', epoch: cs.epoch };
     }),
-    ClusterStatus: gated('ClusterStatus', async (ctx) => clusterStatus(ctx, await node.members())),
+    ClusterStatus: gated('ClusterStatus', async (ctx) => ({ ...clusterStatus(ctx, await node.members()), cache_nodes: cacheGroup.all() })),
+    ListCacheNodes: gated('ListCacheNodes', async () => cacheGroup.members()),
     ...volumeRpcs(gated, node.config),
   };
 
@@ -146,6 +150,10 @@ export function mdsServices(node: MdsNodeView, registry: Registry, log: Logger):
     MetaServerHeartbeat: gated('MetaServerHeartbeat', async (ctx, req: MetaServerHeartbeatRequest__Output) => {
       const { ms, changes } = await ctx.topology.heartbeat(req);
       return { changes: [...changes, ...ctx.scheduler.changesFor(ms.address)] };
+    }),
+    CacheNodeHeartbeat: gated('CacheNodeHeartbeat', async (_ctx, req: CacheNodeHeartbeatRequest__Output) => {
+      const { nodeId, intervalMs } = cacheGroup.heartbeat(req);
+      return { node_id: nodeId, interval_ms: intervalMs };
     }),
   };
   return [

@@ -19,7 +19,8 @@ import { InodeTable, type InodeState } from './inode-state.js';
 import { ReadPath } from './read-path.js';
 import { planCopy } from './copy-range.js';
 import { FileExtents } from './extents.js';
-import { CacheControl, type EvictResult, type WarmupResult } from './cache-control.js';
+import { CacheControl, type CacheTarget, type EvictResult, type WarmupResult } from './cache-control.js';
+import type { CacheGroupStats, GroupBlockCache } from './cache-group.js';
 import type { DiskCacheLimits } from '../diskcache/index.js';
 import type { ObjectStore, ObjectStoreStats } from './object-store.js';
 import type { ChunkIdAllocator, ChunkSlices, FileAttrs, Slice, SliceStore } from './types.js';
@@ -33,8 +34,10 @@ export interface S3AdaptorOptions {
   sliceStore: SliceStore;
   chunkIds: ChunkIdAllocator;
   diskCache?: DiskCache | null;
-  /** Block caches read after memory and the disk cache, before S3 (the cache group). */
-  extraTiers?: BlockCache[];
+  /** The cache group (cache nodes), read after memory and the disk cache, before S3. */
+  cacheGroup?: GroupBlockCache | null;
+  /** Also hand blocks this mount writes to S3 to the cache group (`--cache-group-write`). */
+  cacheGroupWrite?: boolean;
   /** Write buffer budget (default 512 MiB); writers wait when it is used up. */
   memBudgetBytes?: number;
   /** Memory read cache (default 256 MiB). */
@@ -63,6 +66,12 @@ export interface S3AdaptorOptions {
   flushRunBytes?: number;
   /** Chunk ids asked of the allocator at once (default 1000). */
   chunkIdBatch?: number;
+  /**
+   * How long S3 may take (default 30 s): a flush that S3 has not taken by then stages its
+   * blocks on the local disk (success) or fails with EIO; a read of uncached data fails with
+   * EIO. `--s3-timeout` of `tierfs mount`.
+   */
+  s3TimeoutMs?: number;
   registry?: Registry;
   logger?: Logger;
 }
@@ -76,6 +85,8 @@ export interface S3AdaptorStats {
   flushes: number;
   flushedBytes: number;
   directPuts: number;
+  /** Blocks S3 did not take within the S3 timeout, staged on the local disk instead (uploaded when S3 is back). */
+  outageStagedBlocks: number;
   compactions: number;
   compactionConflicts: number;
   /** Slices dropped because newer ones cover every byte of them (rewrites, truncates). */
@@ -85,6 +96,7 @@ export interface S3AdaptorStats {
   copiedBytes: number;
   read: BlockReaderStats;
   disk: DiskCacheStats | null;
+  group: CacheGroupStats | null;
   s3: ObjectStoreStats;
 }
 
@@ -95,6 +107,7 @@ export class S3Adaptor {
   private readonly store: ObjectStore;
   private readonly sliceStore: SliceStore;
   private readonly disk: DiskCache | null;
+  private readonly group: GroupBlockCache | null;
   private readonly chunkIds: ChunkIdBatch;
   private readonly blocks: BlockReader;
   private readonly compactor: ChunkCompactor;
@@ -117,21 +130,23 @@ export class S3Adaptor {
     this.store = opts.objectStore;
     this.sliceStore = opts.sliceStore;
     this.disk = opts.diskCache ?? null;
+    this.group = opts.cacheGroup ?? null;
     const log = opts.logger ?? silentLogger;
     const flushAgeMs = opts.flushAgeMs ?? 5_000;
     const memBudgetBytes = opts.memBudgetBytes ?? 512 * 2 ** 20;
     const run = opts.flushRunBytes ?? opts.chunkSize / 4;
     this.chunkIds = new ChunkIdBatch(opts.chunkIds, opts.chunkIdBatch ?? 1000);
     const readahead = opts.readaheadBlocks ?? 16;
+    const s3TimeoutMs = opts.s3TimeoutMs ?? 30_000;
     const readCacheBytes = opts.readCacheBytes ?? 256 * 2 ** 20;
     // Prefetched blocks wait in the memory tier for their reader: at most half of it.
     const readaheadMaxBytes = Math.max(this.bs, Math.floor(readCacheBytes / 2));
-    const tiers: BlockCache[] = [...(this.disk ? [new DiskBlockCache(this.disk, log)] : []), ...(opts.extraTiers ?? [])];
+    const tiers: BlockCache[] = [...(this.disk ? [new DiskBlockCache(this.disk, log)] : []), ...(this.group ? [this.group] : [])];
     this.blocks = new BlockReader(
       this.store,
       new MemoryBlockCache(readCacheBytes),
       tiers,
-      { maxPrefetch: Math.max(1, Math.min(2 * readahead, Math.floor(readaheadMaxBytes / this.bs))) },
+      { maxPrefetch: Math.max(1, Math.min(2 * readahead, Math.floor(readaheadMaxBytes / this.bs))), s3TimeoutMs },
       log,
     );
     this.reads = new ReadPath({
@@ -145,7 +160,17 @@ export class S3Adaptor {
       blocks: this.blocks,
     });
     this.extents = new FileExtents(this.cs, this.reads);
-    this.cacheControl = new CacheControl({ fsId: this.fsId, chunkSize: this.cs, blockSize: this.bs, reads: this.reads, blocks: this.blocks, disk: this.disk, concurrency: 8 });
+    this.cacheControl = new CacheControl({
+      fsId: this.fsId,
+      chunkSize: this.cs,
+      blockSize: this.bs,
+      reads: this.reads,
+      blocks: this.blocks,
+      disk: this.disk,
+      group: this.group,
+      store: this.store,
+      concurrency: 8,
+    });
     this.compactor = new ChunkCompactor({
       fsId: this.fsId,
       blockSize: this.bs,
@@ -178,6 +203,8 @@ export class S3Adaptor {
       compactThreshold: opts.compactThreshold ?? 20,
       blockWriteConcurrency: opts.blockWriteConcurrency ?? 8,
       flushRunBytes: Math.min(opts.chunkSize, Math.max(1, Math.ceil(run / opts.blockSize)) * opts.blockSize),
+      s3TimeoutMs,
+      groupWrite: opts.cacheGroupWrite && this.group ? this.group : null,
       isClosed: () => this.closed,
       registry: opts.registry,
       log,
@@ -385,16 +412,16 @@ export class S3Adaptor {
 
   // ---- cache tuning (`tierfs cache warmup|evict|config`) ----
 
-  /** Fetches the blocks of the file's first fileSize bytes into the disk cache. */
-  warmup(ino: number, fileSize: number): Promise<WarmupResult> {
+  /** Fetches the blocks of the file's first fileSize bytes into the disk cache (or the cache group). */
+  warmup(ino: number, fileSize: number, target: CacheTarget = {}): Promise<WarmupResult> {
     this.checkOpen();
-    return this.cacheControl.warmup(this.inode(ino), fileSize);
+    return this.cacheControl.warmup(this.inode(ino), fileSize, target);
   }
 
-  /** Drops cached blocks of one inode, or of all (null); staged blocks stay. */
-  evict(ino: number | null): Promise<EvictResult> {
+  /** Drops cached blocks of one inode, or of all (null); staged blocks stay. --group: at the cache nodes. */
+  evict(ino: number | null, target: CacheTarget = {}): Promise<EvictResult> {
     this.checkOpen();
-    return ino === null ? this.cacheControl.evictAll() : this.cacheControl.evict(this.inode(ino));
+    return ino === null ? this.cacheControl.evictAll() : this.cacheControl.evict(this.inode(ino), target);
   }
 
   /** Reads, or changes then reads, the disk cache limits; null without a disk cache. */
@@ -444,12 +471,14 @@ export class S3Adaptor {
       inodes: this.inodes.size,
       ...this.writes.counts,
       directPuts: this.writes.directPuts,
+      outageStagedBlocks: this.writes.outageStaged,
       ...this.counts,
       compactions: this.compactor.counts.compactions,
       compactionConflicts: this.compactor.counts.conflicts,
       droppedShadowedSlices: this.compactor.counts.droppedSlices,
       read: this.blocks.stats(),
       disk: this.disk?.stats() ?? null,
+      group: this.group?.stats() ?? null,
       s3: this.store.stats(),
     };
   }

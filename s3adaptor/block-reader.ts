@@ -41,6 +41,8 @@ export interface BlockReaderOptions {
   rangedMinBlock?: number;
   /** Tier admissions written at once (default 2); more wait, and are dropped past a backlog. */
   admitConcurrency?: number;
+  /** A GET from S3 that has not answered by then fails with UNAVAILABLE (EIO) (default 30 s). */
+  s3TimeoutMs?: number;
 }
 
 /**
@@ -79,6 +81,7 @@ export class BlockReader {
   private readonly rangedMaxFraction: number;
   private readonly rangedMinBlock: number;
   private readonly admitConcurrency: number;
+  private readonly s3TimeoutMs: number;
   /** Hits per tier (index into `tiers`). */
   private readonly hits: number[];
   /** How answered lookups that missed memory were served: per tier, and from S3. */
@@ -98,6 +101,7 @@ export class BlockReader {
     this.rangedMaxFraction = opts.rangedMaxFraction ?? 0.25;
     this.rangedMinBlock = opts.rangedMinBlock ?? 256 * 1024;
     this.admitConcurrency = opts.admitConcurrency ?? 2;
+    this.s3TimeoutMs = opts.s3TimeoutMs ?? 30_000;
   }
 
   tier(name: string): BlockCache | undefined {
@@ -142,7 +146,7 @@ export class BlockReader {
       if (random && !this.inflight.has(key) && this.rangedFits(key, size, len)) {
         // A small piece of a big uncached block, read at random: GET just the piece.
         this.counts.rangedGets++;
-        const piece = await this.store.get(key, from, len);
+        const piece = await this.store.get(key, from, len, { deadlineMs: this.s3TimeoutMs });
         if (piece.length !== len) throw new TierfsError(StatusCode.NOT_FOUND, `object ${key}: ranged read of ${len} bytes at ${from} got ${piece.length}`);
         piece.copy(target, at);
         return { how: 'ranged' };
@@ -243,7 +247,7 @@ export class BlockReader {
       }
     }
     this.counts.s3Fetches++;
-    const data = checkedSize(key, await this.store.get(key), size);
+    const data = checkedSize(key, await this.store.get(key, undefined, undefined, { deadlineMs: this.s3TimeoutMs }), size);
     this.memory.set(key, data);
     this.offer(key, data, this.tiers.length);
     return { data, source: 's3' };

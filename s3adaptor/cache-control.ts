@@ -4,7 +4,9 @@
 import PQueue from 'p-queue';
 import { StatusCode, TierfsError } from '../common/status.js';
 import type { DiskCache, DiskCacheLimits } from '../diskcache/index.js';
-import type { BlockReader } from './block-reader.js';
+import { checkedSize, type BlockReader } from './block-reader.js';
+import type { GroupBlockCache } from './cache-group.js';
+import type { ObjectStore } from './object-store.js';
 import { sliceKeys } from './compaction.js';
 import type { InodeState } from './inode-state.js';
 import type { ReadPath } from './read-path.js';
@@ -32,14 +34,22 @@ export interface CacheControlDeps {
   reads: ReadPath;
   blocks: BlockReader;
   disk: DiskCache | null;
+  group: GroupBlockCache | null;
+  store: ObjectStore;
   /** Warmup fetches in flight at once. */
   concurrency: number;
+}
+
+/** Where `tierfs cache warmup|evict` act: this mount's disk cache, or the cache group (--group). */
+export interface CacheTarget {
+  group?: boolean;
 }
 
 export class CacheControl {
   constructor(private readonly deps: CacheControlDeps) {}
 
-  async warmup(st: InodeState, fileSize: number): Promise<WarmupResult> {
+  async warmup(st: InodeState, fileSize: number, target: CacheTarget = {}): Promise<WarmupResult> {
+    if (target.group) return this.retrying(st, () => this.warmGroup(st, fileSize));
     if (!this.deps.blocks.tier('disk')) throw new TierfsError(StatusCode.NOT_SUPPORTED, 'this mount has no disk cache to warm (--cache-size 0)');
     for (let attempt = 0; ; attempt++) {
       try {
@@ -50,6 +60,47 @@ export class CacheControl {
         st.invalidate();
       }
     }
+  }
+
+  private async retrying(st: InodeState, fn: () => Promise<WarmupResult>): Promise<WarmupResult> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (!(err instanceof TierfsError && err.code === StatusCode.NOT_FOUND) || attempt >= 3) throw err;
+        st.invalidate();
+      }
+    }
+  }
+
+  /**
+   * Fills the cache group with the file's visible blocks: blocks their nodes hold already are
+   * skipped; the others are read (memory, disk cache, else S3) and handed to their nodes.
+   */
+  private async warmGroup(st: InodeState, fileSize: number): Promise<WarmupResult> {
+    const group = this.deps.group;
+    if (!group || group.members.length === 0) throw new TierfsError(StatusCode.NOT_SUPPORTED, 'no cache group: no cache node is registered with the MDS');
+    const objects = await this.deps.reads.visibleObjects(st, fileSize);
+    const held = await group.holds(objects.map((o) => o.key));
+    const result: WarmupResult = { blocks: objects.length, bytes: 0, fetchedBlocks: 0, fetchedBytes: 0, skippedFull: 0 };
+    const queue = new PQueue({ concurrency: this.deps.concurrency });
+    await Promise.all(
+      objects.map(({ key, size }) =>
+        queue.add(async () => {
+          result.bytes += size;
+          if (held.has(key)) return;
+          const data = this.deps.blocks.memory.peek(key) ?? (await this.deps.disk?.get(key)) ?? checkedSize(key, await this.deps.store.get(key), size);
+          if (data.length !== size) throw new TierfsError(StatusCode.NOT_FOUND, `block ${key}: ${data.length} bytes, its slice says ${size}`);
+          if (await group.admit(key, data)) {
+            result.fetchedBlocks++;
+            result.fetchedBytes += size;
+          } else {
+            result.skippedFull++;
+          }
+        }),
+      ),
+    );
+    return result;
   }
 
   private async warmOnce(st: InodeState, fileSize: number): Promise<WarmupResult> {
@@ -73,9 +124,15 @@ export class CacheControl {
     return result;
   }
 
-  /** Drops the cached blocks of one inode (every slice's, shadowed ones too). */
-  async evict(st: InodeState): Promise<EvictResult> {
+  /** Drops the cached blocks of one inode (every slice's, shadowed ones too); --group: at the cache nodes. */
+  async evict(st: InodeState, target: CacheTarget = {}): Promise<EvictResult> {
     const { fsId, blockSize, chunkSize, blocks } = this.deps;
+    if (target.group) {
+      if (!this.deps.group) throw new TierfsError(StatusCode.NOT_SUPPORTED, 'no cache group on this mount');
+      const keys: string[] = [];
+      for (const [idx, list] of await this.deps.reads.loadSlices(st)) for (const slice of list) keys.push(...sliceKeys(fsId, st.ino, idx, slice, blockSize, chunkSize));
+      return this.deps.group.evictKeys(keys);
+    }
     const out: EvictResult = { blocks: 0, bytes: 0 };
     for (const [idx, list] of await this.deps.reads.loadSlices(st)) {
       for (const slice of list) {

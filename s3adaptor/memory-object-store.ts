@@ -3,7 +3,7 @@
 // key-ordered listing with markers — and counters in the same shape. `down` makes every
 // request fail as an unreachable S3 would (UNAVAILABLE), for fault tests without a server.
 import { StatusCode, TierfsError } from '../common/status.js';
-import type { ListPage, ObjectInfo, ObjectStore, ObjectStoreStats } from './object-store.js';
+import type { ListPage, ObjectInfo, ObjectStore, ObjectStoreStats, RequestOptions } from './object-store.js';
 
 export class MemoryObjectStore implements ObjectStore {
   private readonly objects = new Map<string, { data: Buffer; at: number }>();
@@ -16,11 +16,19 @@ export class MemoryObjectStore implements ObjectStore {
   /** Calls per operation, for tests that count requests. */
   readonly ops = { put: 0, get: 0, rangedGet: 0, head: 0, delete: 0, list: 0 };
 
-  private async request<T>(fn: () => T): Promise<T> {
+  /** While true requests hang (an S3 server that stopped answering) until it turns false or their deadline. */
+  stalled = false;
+
+  private async request<T>(fn: () => T, opts: RequestOptions = {}): Promise<T> {
     this.counts.requests++;
     this.inFlight++;
+    const deadline = opts.deadlineMs !== undefined ? Date.now() + opts.deadlineMs : Infinity;
     try {
       if (this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs));
+      while (this.stalled) {
+        if (Date.now() >= deadline) throw new TierfsError(StatusCode.UNAVAILABLE, `memory object store: no answer within ${opts.deadlineMs} ms`);
+        await new Promise((r) => setTimeout(r, Math.min(10, Math.max(1, deadline - Date.now()))));
+      }
       if (this.down) {
         this.counts.errors++;
         throw new TierfsError(StatusCode.UNAVAILABLE, 'memory object store is down');
@@ -31,16 +39,16 @@ export class MemoryObjectStore implements ObjectStore {
     }
   }
 
-  put(key: string, body: Buffer): Promise<void> {
+  put(key: string, body: Buffer, opts?: RequestOptions): Promise<void> {
     this.ops.put++;
     const copy = Buffer.from(body); // the caller may reuse its buffer once this settles
     return this.request(() => {
       this.objects.set(key, { data: copy, at: Date.now() });
       this.counts.bytesPut += copy.length;
-    });
+    }, opts);
   }
 
-  get(key: string, offset?: number, length?: number): Promise<Buffer> {
+  get(key: string, offset?: number, length?: number, opts?: RequestOptions): Promise<Buffer> {
     if (length === 0) return Promise.resolve(Buffer.alloc(0));
     if (offset !== undefined) this.ops.rangedGet++;
     else this.ops.get++;
@@ -52,7 +60,7 @@ export class MemoryObjectStore implements ObjectStore {
       const out = Buffer.from(o.data.subarray(start, end));
       this.counts.bytesGot += out.length;
       return out;
-    });
+    }, opts);
   }
 
   head(key: string): Promise<ObjectInfo | null> {

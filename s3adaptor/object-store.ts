@@ -48,11 +48,20 @@ export interface ObjectStoreStats {
   bytesGot: number;
 }
 
+/** Per-request options. */
+export interface RequestOptions {
+  /**
+   * The request (queueing, every attempt and the waits between them) fails with UNAVAILABLE
+   * (EIO) once this many ms have passed; an attempt in flight then is aborted.
+   */
+  deadlineMs?: number;
+}
+
 export interface ObjectStore {
   /** Must not keep `body` once the promise settles: callers reuse the memory (page pools). */
-  put(key: string, body: Buffer): Promise<void>;
+  put(key: string, body: Buffer, opts?: RequestOptions): Promise<void>;
   /** Whole object, or `length` bytes from `offset` (inclusive HTTP range). NOT_FOUND when missing. */
-  get(key: string, offset?: number, length?: number): Promise<Buffer>;
+  get(key: string, offset?: number, length?: number, opts?: RequestOptions): Promise<Buffer>;
   head(key: string): Promise<ObjectInfo | null>;
   /** Deleting a missing key succeeds (idempotent). */
   delete(key: string): Promise<void>;
@@ -213,12 +222,18 @@ export class S3ObjectStore implements ObjectStore {
     return this.prefix + k;
   }
 
-  /** Runs one request through the concurrency queue, retrying transient failures with backoff. */
-  private async run<T>(op: Op, what: string, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    return this.queue.add(async () => {
+  /**
+   * Runs one request through the concurrency queue, retrying transient failures with backoff.
+   * With a deadline, the whole of it (queue wait included) ends by then: UNAVAILABLE (EIO).
+   */
+  private async run<T>(op: Op, what: string, attempt: (signal: AbortSignal) => Promise<T>, deadlineMs?: number): Promise<T> {
+    const deadline = deadlineMs !== undefined ? Date.now() + Math.max(0, deadlineMs) : Infinity;
+    const late = () => new TierfsError(StatusCode.UNAVAILABLE, `S3 ${op} ${what} at ${this.opts.endpoint}/${this.opts.bucket}: no answer within ${deadlineMs} ms`);
+    const task = this.queue.add(async () => {
       for (let n = 1; ; n++) {
+        if (Date.now() >= deadline) throw late();
         const ctl = new AbortController();
-        const timer = setTimeout(() => ctl.abort(), this.timeoutMs);
+        const timer = setTimeout(() => ctl.abort(), Math.min(this.timeoutMs, deadline - Date.now()));
         const end = this.seconds.startTimer({ op });
         this.counts.requests++;
         try {
@@ -228,6 +243,7 @@ export class S3ObjectStore implements ObjectStore {
           this.counts.errors++;
           this.errorsTotal.inc({ op });
           const msg = ctl.signal.aborted ? `timed out after ${this.timeoutMs} ms` : err instanceof Error ? err.message || err.name : String(err);
+          if (Date.now() >= deadline) throw late();
           if (n >= this.maxAttempts || !isRetryable(err)) {
             const code = ctl.signal.aborted ? StatusCode.TIMEOUT : StatusCode.UNAVAILABLE;
             throw new TierfsError(code, `S3 ${op} ${what} at ${this.opts.endpoint}/${this.opts.bucket} failed after ${n} attempt(s): ${msg}`);
@@ -235,19 +251,36 @@ export class S3ObjectStore implements ObjectStore {
           this.counts.retries++;
           const delay = Math.min(this.retryMaxMs, this.retryBaseMs * 2 ** (n - 1)) * (0.5 + Math.random() / 2);
           this.log.debug({ op, key: what, attempt: n, delay, err: msg }, 'S3 request failed, retrying');
-          await sleep(delay);
+          await sleep(Math.min(delay, Math.max(0, deadline - Date.now())));
         } finally {
           clearTimeout(timer);
           end();
         }
       }
     });
+    if (deadline === Infinity) return task;
+    // The queue may hold the request past its deadline: answer the caller then; the queued
+    // task finds its deadline passed when it starts and sends nothing.
+    task.catch(() => {});
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(late()), Math.max(0, deadline - Date.now()) + 5);
+    });
+    try {
+      return await Promise.race([task, expired]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
-  async put(key: string, body: Buffer): Promise<void> {
+  async put(key: string, body: Buffer, opts: RequestOptions = {}): Promise<void> {
     if (body.length >= this.multipartThreshold && body.length > this.partSize) return this.putInParts(key, body);
-    await this.run('put', key, (abortSignal) =>
-      this.client.send(unsignedPayload(new PutObjectCommand({ Bucket: this.opts.bucket, Key: this.key(key), Body: body, ContentLength: body.length })), { abortSignal }),
+    await this.run(
+      'put',
+      key,
+      (abortSignal) =>
+        this.client.send(unsignedPayload(new PutObjectCommand({ Bucket: this.opts.bucket, Key: this.key(key), Body: body, ContentLength: body.length })), { abortSignal }),
+      opts.deadlineMs,
     );
     this.counts.bytesPut += body.length;
     this.bytesTotal.inc({ op: 'put' }, body.length);
@@ -297,13 +330,18 @@ export class S3ObjectStore implements ObjectStore {
     this.bytesTotal.inc({ op: 'put' }, body.length);
   }
 
-  async get(key: string, offset?: number, length?: number): Promise<Buffer> {
+  async get(key: string, offset?: number, length?: number, opts: RequestOptions = {}): Promise<Buffer> {
     if (length === 0) return Buffer.alloc(0);
     const range = offset !== undefined ? `bytes=${offset}-${length !== undefined ? offset + length - 1 : ''}` : undefined;
-    const data = await this.run('get', key, async (abortSignal) => {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.opts.bucket, Key: this.key(key), Range: range }), { abortSignal });
-      return readBody(res.Body as Readable, res.ContentLength);
-    });
+    const data = await this.run(
+      'get',
+      key,
+      async (abortSignal) => {
+        const res = await this.client.send(new GetObjectCommand({ Bucket: this.opts.bucket, Key: this.key(key), Range: range }), { abortSignal });
+        return readBody(res.Body as Readable, res.ContentLength);
+      },
+      opts.deadlineMs,
+    );
     this.counts.bytesGot += data.length;
     this.bytesTotal.inc({ op: 'get' }, data.length);
     return data;

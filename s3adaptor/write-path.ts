@@ -7,6 +7,7 @@ import type { Logger } from '../common/log.js';
 import { StatusCode, TierfsError } from '../common/status.js';
 import type { DiskCache } from '../diskcache/index.js';
 import { counter, gauge } from '../diskcache/metrics-util.js';
+import type { BlockCache } from './block-cache.js';
 import { BlockWriter } from './block-writer.js';
 import type { ChunkIdBatch } from './chunk-ids.js';
 import type { ChunkCompactor } from './compaction.js';
@@ -37,6 +38,9 @@ export interface WritePathDeps {
   compactThreshold: number;
   blockWriteConcurrency: number;
   flushRunBytes: number;
+  s3TimeoutMs: number;
+  /** --cache-group-write: blocks put to S3 are also handed to the cache group. */
+  groupWrite: BlockCache | null;
   isClosed(): boolean;
   registry?: Registry;
   log: Logger;
@@ -79,14 +83,21 @@ export class WritePath {
       store: deps.store,
       disk: deps.disk,
       writeback: deps.writeback,
+      s3TimeoutMs: deps.s3TimeoutMs,
+      groupWrite: deps.groupWrite,
       log: deps.log,
       isClosed: deps.isClosed,
       directPuts: counter(deps.registry, 'tierfs_s3adaptor_direct_puts_total', 'blocks put straight to S3 (no writeback, or the disk cache full or absent)'),
+      outageStaged: counter(deps.registry, 'tierfs_s3adaptor_outage_staged_blocks_total', 'blocks S3 did not take within the S3 timeout, staged on the local disk instead'),
     });
   }
 
   get directPuts(): number {
     return this.blocks.directPuts;
+  }
+
+  get outageStaged(): number {
+    return this.blocks.outageStaged;
   }
 
   // ---- write buffer and memory budget ----
@@ -233,6 +244,7 @@ export class WritePath {
   }
 
   private async commitData(st: InodeState, entry: PendingData, idsP: Promise<number[]>, attrs?: FileAttrs): Promise<void> {
+    const deadline = this.blocks.deadline();
     try {
       const ids = await idsP;
       let k = 0;
@@ -245,7 +257,7 @@ export class WritePath {
           list.push(slice);
           for (const obj of sliceObjects(slice, this.bs)) {
             const key = sliceBlockKey(this.deps.fsId, st.ino, idx, this.bpc, slice, obj.blockIndex);
-            writes.push(() => this.blocks.store(st, entry, key, chunk.view(obj.chunkStart, obj.chunkStart + obj.size)));
+            writes.push(() => this.blocks.store(st, entry, key, chunk.view(obj.chunkStart, obj.chunkStart + obj.size), deadline));
           }
         }
         added.set(idx, list);

@@ -54,7 +54,7 @@ interface PathResult {
 const BATCH = 8;
 
 /** Sends the files in batches, showing bytes done on stderr; sums the results. */
-async function perFile(socket: string, cmd: 'warmup' | 'evict', files: WalkedFile[], progress: boolean) {
+async function perFile(socket: string, cmd: 'warmup' | 'evict', files: WalkedFile[], progress: boolean, group = false) {
   const total = files.reduce((s, f) => s + f.size, 0);
   const bar = progress && process.stderr.isTTY ? new SingleBar({ format: `${cmd} [{bar}] {percentage}% | {value}/{total} MiB | {files} files`, stream: process.stderr }, Presets.shades_classic) : null;
   bar?.start(Math.ceil(total / 2 ** 20), 0, { files: 0 });
@@ -63,7 +63,7 @@ async function perFile(socket: string, cmd: 'warmup' | 'evict', files: WalkedFil
   let doneBytes = 0;
   for (let i = 0; i < files.length; i += BATCH) {
     const batch = files.slice(i, i + BATCH);
-    const answer = (await adminRequest(socket, cmd, 3_600_000, { paths: batch.map((f) => f.path) })) as PathResult[];
+    const answer = (await adminRequest(socket, cmd, 3_600_000, { paths: batch.map((f) => f.path), ...(group ? { group } : {}) })) as PathResult[];
     for (const r of answer) {
       if (r.error !== undefined || !r.result) {
         sum.errors++;
@@ -132,23 +132,54 @@ export function register(program: Command): void {
   );
   common(cache.command('warmup').description('fetch the blocks of files (directories: everything under them) into the disk cache').argument('<paths...>', 'files or directories on the mount'))
     .option('--no-progress', 'no progress bar')
+    .option('--group', 'fill the cache group (cache nodes) instead of this mount\'s disk cache')
     .action(
-      action(async (paths: string[], opts: { mount?: string; adminSocket?: string; json?: boolean; progress: boolean }) => {
+      action(async (paths: string[], opts: { mount?: string; adminSocket?: string; json?: boolean; progress: boolean; group?: boolean }) => {
         const socket = socketOf(opts);
-        report(await perFile(socket, 'warmup', await regularFilesUnder(paths), opts.progress && !opts.json), opts.json);
+        report(await perFile(socket, 'warmup', await regularFilesUnder(paths), opts.progress && !opts.json, !!opts.group), opts.json);
       }),
     );
   common(cache.command('evict').description('drop cached blocks of files (or of everything, without paths); blocks not yet in S3 stay').argument('[paths...]', 'files or directories on the mount'))
     .option('--no-progress', 'no progress bar')
+    .option('--group', 'drop the files\' blocks from the cache group (cache nodes) instead')
     .action(
-      action(async (paths: string[], opts: { mount?: string; adminSocket?: string; json?: boolean; progress: boolean }) => {
+      action(async (paths: string[], opts: { mount?: string; adminSocket?: string; json?: boolean; progress: boolean; group?: boolean }) => {
         const socket = socketOf(opts);
         if (paths.length === 0) {
           const { all } = (await adminRequest(socket, 'evict', 600_000, {})) as { all: { blocks: number; bytes: number } };
           report({ sum: all, errors: [] }, opts.json);
           return;
         }
-        report(await perFile(socket, 'evict', await regularFilesUnder(paths), opts.progress && !opts.json), opts.json);
+        report(await perFile(socket, 'evict', await regularFilesUnder(paths), opts.progress && !opts.json, !!opts.group), opts.json);
+      }),
+    );
+  cache
+    .command('group')
+    .description('the cache group (cache nodes)')
+    .command('status')
+    .description('members of the cache group: state, usage, hit ratio')
+    .requiredOption('--mds <addrs>', 'MDS addresses, host:port[,host:port...]')
+    .option('--json', 'print JSON')
+    .action(
+      action(async (opts: { mds: string; json?: boolean }) => {
+        const { MdsClient } = await import('../../mds/client.js');
+        const mds = new MdsClient(opts.mds, { deadlineMs: 10_000 });
+        try {
+          const nodes = (await mds.clusterStatus()).cache_nodes ?? [];
+          if (opts.json) {
+            process.stdout.write(JSON.stringify({ nodes }) + '\n');
+            return;
+          }
+          const table = new Table({ head: ['id', 'address', 'state', 'used', 'capacity', 'usage', 'blocks', 'hit ratio', 'corrupt'] });
+          for (const n of nodes) {
+            const used = Number(n.used_bytes);
+            const cap = Number(n.capacity_bytes);
+            table.push([n.id, n.address, n.state, formatStat('bytes', used), formatStat('bytes', cap), formatStat('usage', cap > 0 ? used / cap : 0), Number(n.blocks), formatStat('ratio', n.hit_ratio), Number(n.corrupt_blocks)]);
+          }
+          process.stdout.write(nodes.length === 0 ? 'no cache nodes registered\n' : table.toString() + '\n');
+        } finally {
+          mds.close();
+        }
       }),
     );
   common(cache.command('config').description('show the disk cache limits, or change them on the running mount'))

@@ -7,7 +7,7 @@ import { ensureUnmounted } from '../cluster-ops.js';
 import { action } from '../errors.js';
 import { attachRecords, detachVolume } from './volume.js';
 
-const ORDER = ['mount', 'chunkserver', 'metaserver', 'mds', 's3'] as const;
+const ORDER = ['mount', 'cachenode', 'chunkserver', 'metaserver', 'mds', 's3'] as const;
 
 export async function down(dataDirArg: string, say: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<void> {
   const dataDir = resolve(dataDirArg);

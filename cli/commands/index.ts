@@ -7,6 +7,7 @@ import { register as benchS3AdaptorCommand } from './bench-s3adaptor.js';
 import { register as benchSuiteCommand } from './bench-suite.js';
 import { register as cacheCommand } from './cache.js';
 import { register as chunkserverCommand } from './chunkserver.js';
+import { register as cachenodeCommand } from './cachenode.js';
 import { register as downCommand } from './down.js';
 import { register as fsCommand } from './fs.js';
 import { register as fsckCommand } from './fsck.js';
@@ -28,6 +29,7 @@ export const commands: Array<(program: Command) => void> = [
   benchSuiteCommand,
   cacheCommand,
   chunkserverCommand,
+  cachenodeCommand,
   downCommand,
   fsCommand,
   fsckCommand,

@@ -31,6 +31,9 @@ interface MountOpts {
   flushTimeout: string;
   readAhead: string;
   metaTimeout: string;
+  s3Timeout: string;
+  cacheGroup: boolean;
+  cacheGroupWrite?: boolean;
 }
 
 function number(name: string, value: string, min: number): number {
@@ -107,6 +110,9 @@ export function register(program: Command): void {
     .option('--log-file <file>', 'log file of a --daemon mount (default <cache-dir>/gateway.log)')
     .option('--meta-timeout <s>', 'a metadata call that no metaserver answers fails with EIO after this long (cached attributes are served meanwhile)', '10')
     .option('--flush-timeout <s>', 'at unmount, give up on each flush/deregister step after this long', '60')
+    .option('--no-cache-group', 'do not read through the cache group (cache nodes)')
+    .option('--cache-group-write', 'also hand the blocks this mount writes to S3 to the cache group')
+    .option('--s3-timeout <s>', 'how long S3 may take: close/fsync then stage on the cache disk (success) or answer EIO; uncached reads answer EIO', '30')
     .action(
       action(async (mountpoint: string, opts: MountOpts) => {
         if (opts.foreground && opts.daemon) throw new TierfsError(StatusCode.INVALID_ARGUMENT, '--foreground and --daemon exclude each other');
@@ -129,6 +135,7 @@ export function register(program: Command): void {
         const entryTimeout = number('entry-timeout', opts.entryTimeout, 0);
         const flushTimeoutMs = number('flush-timeout', opts.flushTimeout, 1) * 1000;
         const metaDeadlineMs = number('meta-timeout', opts.metaTimeout, 1) * 1000;
+        const s3TimeoutMs = number('s3-timeout', opts.s3Timeout, 1) * 1000;
         if (opts.daemon) return daemonize(opts.logFile ?? join(cacheDir, 'gateway.log'));
         if ((process.getuid?.() ?? 0) !== 0 && !mountedByFusermount) {
           return relaunchThroughFusermount(mnt, { fsname: `tierfs:${opts.fs}`, subtype: 'tierfs', allowOther: !!opts.allowOther, readOnly: !!opts.readOnly });
@@ -141,7 +148,8 @@ export function register(program: Command): void {
         const parts = await connectCluster({
           mdsAddrs: opts.mds, fsName: opts.fs, mountpoint: mnt,
           cacheDir: cacheMiB > 0 ? cacheDir : null, cacheSizeBytes: cacheMiB * 2 ** 20,
-          writeback: !!opts.writeback, logger: log, metaDeadlineMs,
+          writeback: !!opts.writeback, logger: log, metaDeadlineMs, s3TimeoutMs,
+          cacheGroup: opts.cacheGroup !== false, cacheGroupWrite: !!opts.cacheGroupWrite,
         });
         const adminSocket = join(cacheDir, 'admin.sock');
         let exiting = false;

@@ -18,7 +18,7 @@ function table(head: string[], rows: Array<Array<string | number>>): string {
 export function register(program: Command): void {
   program
     .command('status')
-    .description('show the cluster: MDS, metaservers, copysets, filesystems, mounts')
+    .description('show the cluster: MDS, metaservers, copysets, filesystems, mounts, cache nodes')
     .option('--data-dir <dir>', 'the data dir of a cluster started by tierfs up', '.tierfs')
     .option('--mds <addrs>', 'MDS addresses (instead of --data-dir)')
     .option('--json', 'one JSON document for scripts')
@@ -66,6 +66,17 @@ export function register(program: Command): void {
         if (cluster.volumes.length) {
           out.push('Volumes');
           out.push(table(['name', 'id', 'status', 'size', 'segments', 'attached'], cluster.volumes.map((v) => [v.name, v.id, v.status, v.size, v.allocated_segments, v.opens.map((o) => `${o.host} (pid ${o.pid})`).join('\n')])));
+        }
+        const cacheNodes = cluster.cache_nodes ?? [];
+        if (cacheNodes.length > 0) {
+          const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
+          out.push('Cache nodes');
+          out.push(
+            table(
+              ['id', 'address', 'state', 'used / capacity', 'blocks', 'hit ratio', 'pid'],
+              cacheNodes.map((n) => [n.id, n.address, n.state, `${mib(Number(n.used_bytes))} / ${mib(Number(n.capacity_bytes))}`, Number(n.blocks), `${(n.hit_ratio * 100).toFixed(1)} %`, pidOf(n.address)?.pid ?? '']),
+            ),
+          );
         }
         if (cluster.operators.length) out.push(`Operators in flight:\n  ${cluster.operators.join('\n  ')}`);
         const dead = local.filter((p) => !p.alive);

@@ -28,6 +28,7 @@ export interface UpOptions {
   mdsCount: string;
   metaservers: string;
   chunkservers: string;
+  cacheNodes: string;
   cacheSize: string;
   writeback?: boolean;
   allowOther?: boolean;
@@ -56,6 +57,8 @@ async function newState(opts: UpOptions, dataDir: string): Promise<ClusterState>
   for (let i = 1; i <= mdsCount; i++) ports[`mds${i}`] = await freeLoopbackPort();
   for (let i = 1; i <= msCount; i++) ports[`metaserver${i}`] = await freeLoopbackPort();
   for (let i = 1; i <= csCount; i++) ports[`chunkserver${i}`] = await freeLoopbackPort();
+  const cnCount = Math.max(0, Number(opts.cacheNodes ?? 0));
+  for (let i = 1; i <= cnCount; i++) ports[`cachenode${i}`] = await freeLoopbackPort();
   return {
     version: 1,
     ports,
@@ -64,6 +67,7 @@ async function newState(opts: UpOptions, dataDir: string): Promise<ClusterState>
     mdsAddresses: Array.from({ length: mdsCount }, (_, i) => `127.0.0.1:${ports[`mds${i + 1}`]}`),
     metaservers: Array.from({ length: msCount }, (_, i) => `127.0.0.1:${ports[`metaserver${i + 1}`]}`),
     chunkservers: Array.from({ length: csCount }, (_, i) => `127.0.0.1:${ports[`chunkserver${i + 1}`]}`),
+    cacheNodes: Array.from({ length: cnCount }, (_, i) => `127.0.0.1:${ports[`cachenode${i + 1}`]}`),
     fsName: opts.fs,
     mountpoint: resolve(opts.mount),
     processes: [],
@@ -146,6 +150,22 @@ export async function up(opts: UpOptions, say: (line: string) => void = (l) => p
     say(`${name.padEnd(10)} ${address} (pid ${l.pid})`);
   }
 
+  // Cache nodes: asked for now, or kept from the cluster's first start (their ports stay).
+  const wantNodes = Math.max(0, Number(opts.cacheNodes ?? 0));
+  const nodes = state.cacheNodes ?? [];
+  for (let i = nodes.length; i < wantNodes; i++) nodes.push(`127.0.0.1:${await freeLoopbackPort()}`);
+  state.cacheNodes = nodes;
+  for (const [i, address] of nodes.entries()) {
+    const name = `cachenode${i + 1}`;
+    const dir = join(dataDir, name);
+    mkdirSync(dir, { recursive: true });
+    const configFile = join(dir, 'cachenode.yaml');
+    writeFileSync(configFile, stringify({ dataDir: dir, listen: address, mds: state.mdsAddresses.join(','), clusterKeyFile: keyFile }), { mode: 0o600 });
+    const l = await launchDaemon(name, ['cachenode', '--config', configFile], log(name));
+    record({ name, role: 'cachenode', pid: l.pid, address, log: l.log });
+    say(`${name.padEnd(10)} ${address} (pid ${l.pid})`);
+  }
+
   const mds = new MdsClient(state.mdsAddresses);
   try {
     await waitFor('metaservers and chunkservers online', 60_000, async () => {
@@ -195,6 +215,7 @@ export function register(program: Command): void {
     .option('--mds-count <n>', 'MDS processes (with --etcd)', '1')
     .option('--metaservers <n>', 'metaserver processes', '3')
     .option('--chunkservers <n>', 'chunkserver processes for block volumes (tierfs volume)', '0')
+    .option('--cache-nodes <n>', 'cache nodes (tierfs cachenode): a cache group every mount reads through', '0')
     .option('--cache-size <MiB>', 'local disk cache size of the mount', '10240')
     .option('--writeback', 'close returns once data is staged on local disk')
     .option('--allow-other', 'let other users use the mount')

@@ -1,0 +1,334 @@
+// The cache group tier: block objects kept by dedicated cache nodes (tierfs cachenode) for
+// every mount of the cluster. Blocks are placed by consistent hashing over the members the
+// MDS publishes (adding or losing a node moves only its share); a mount asks the block's node
+// after its own disk cache and before S3, and hands it the blocks it had to fetch from S3
+// (asynchronously, through the BlockReader's admissions). What a node serves is checked
+// against the block's length and CRC-32; a damaged block is counted, dropped at the node and
+// read from S3. A dead or slow node costs at most `timeoutMs` per block and is then skipped
+// for a while: never an error.
+import { createHash } from 'node:crypto';
+import { crc32 } from 'node:zlib';
+import * as grpc from '@grpc/grpc-js';
+import { CHANNEL_OPTIONS, loadProto, unary } from '../common/grpc.js';
+import { clientCredentials } from '../common/cluster-auth.js';
+import { silentLogger, type Logger } from '../common/log.js';
+import type { ProtoGrpcType as CacheNodeProto } from '../proto/gen/cachenode.js';
+import type { CacheNodeServiceClient } from '../proto/gen/tierfs/cachenode/CacheNodeService.js';
+import type { GetBlockResponse__Output } from '../proto/gen/tierfs/cachenode/GetBlockResponse.js';
+import type { PutBlockResponse__Output } from '../proto/gen/tierfs/cachenode/PutBlockResponse.js';
+import type { HasBlocksResponse__Output } from '../proto/gen/tierfs/cachenode/HasBlocksResponse.js';
+import type { EvictBlocksResponse__Output } from '../proto/gen/tierfs/cachenode/EvictBlocksResponse.js';
+import type { StatsResponse__Output } from '../proto/gen/tierfs/cachenode/StatsResponse.js';
+import type { BlockCache } from './block-cache.js';
+
+function point(s: string): number {
+  return createHash('md5').update(s).digest().readUInt32BE(0);
+}
+
+/** Consistent hashing: each member owns `vnodes` points of a 32-bit ring; a key goes to the next point clockwise. */
+export class HashRing {
+  private readonly points: Array<{ at: number; member: string }>;
+
+  constructor(
+    readonly members: readonly string[],
+    vnodes = 128,
+  ) {
+    this.points = members.flatMap((m) => Array.from({ length: vnodes }, (_, i) => ({ at: point(`${m}#${i}`), member: m })));
+    this.points.sort((a, b) => a.at - b.at || (a.member < b.member ? -1 : 1));
+  }
+
+  nodeFor(key: string): string | null {
+    if (this.points.length === 0) return null;
+    const h = point(key);
+    let lo = 0;
+    let hi = this.points.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.points[mid]!.at < h) lo = mid + 1;
+      else hi = mid;
+    }
+    return this.points[lo % this.points.length]!.member;
+  }
+}
+
+/** The calls a mount makes to one cache node. */
+export class CacheNodeClient {
+  private readonly client: CacheNodeServiceClient;
+
+  constructor(readonly address: string) {
+    const Svc = loadProto<CacheNodeProto>('cachenode.proto').tierfs.cachenode.CacheNodeService;
+    this.client = new Svc(address, clientCredentials(), CHANNEL_OPTIONS);
+  }
+
+  get(key: string, size: number, timeoutMs: number): Promise<GetBlockResponse__Output> {
+    return unary(this.client, 'GetBlock', { key, size }, timeoutMs);
+  }
+
+  put(key: string, data: Buffer, timeoutMs: number): Promise<PutBlockResponse__Output> {
+    return unary(this.client, 'PutBlock', { key, data, crc32: crc32(data) }, timeoutMs);
+  }
+
+  has(keys: string[], timeoutMs: number): Promise<HasBlocksResponse__Output> {
+    return unary(this.client, 'HasBlocks', { keys }, timeoutMs);
+  }
+
+  evict(keys: string[], timeoutMs: number): Promise<EvictBlocksResponse__Output> {
+    return unary(this.client, 'EvictBlocks', { keys }, timeoutMs);
+  }
+
+  stats(timeoutMs: number): Promise<StatsResponse__Output> {
+    return unary(this.client, 'Stats', {}, timeoutMs);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+export interface CacheGroupMembership {
+  nodes: Array<{ address: string }>;
+  epoch: number;
+}
+
+export interface CacheGroupOptions {
+  /** Where the members come from (the MDS's ListCacheNodes). */
+  membership: () => Promise<CacheGroupMembership>;
+  /** How often the membership is refreshed (default 2 s). */
+  refreshMs?: number;
+  /** A GetBlock not answered within this long falls through to S3 (default 1.5 s). */
+  timeoutMs?: number;
+  /** Handing a block to its node (default 10 s; asynchronous, nobody waits). */
+  putTimeoutMs?: number;
+  /** A node that failed or timed out is skipped this long (default 5 s). */
+  suspendMs?: number;
+  logger?: Logger;
+}
+
+export interface CacheGroupStats {
+  members: number;
+  epoch: number;
+  hits: number;
+  misses: number;
+  /** Blocks a node served whose length or CRC was wrong: dropped there, read from S3. */
+  corrupt: number;
+  /** Calls that failed or timed out (the node is then skipped for a while). */
+  nodeErrors: number;
+  /** Lookups skipped because the block's node was suspended. */
+  skipped: number;
+  handedBlocks: number;
+  handedBytes: number;
+}
+
+export class GroupBlockCache implements BlockCache {
+  readonly name = 'group';
+  private ring = new HashRing([]);
+  private epoch = 0;
+  private readonly clients = new Map<string, CacheNodeClient>();
+  private readonly suspendedUntil = new Map<string, number>();
+  private timer: NodeJS.Timeout | null = null;
+  private readonly log: Logger;
+  private readonly timeoutMs: number;
+  private readonly putTimeoutMs: number;
+  private readonly suspendMs: number;
+  readonly counts = { hits: 0, misses: 0, corrupt: 0, nodeErrors: 0, skipped: 0, handedBlocks: 0, handedBytes: 0 };
+
+  constructor(private readonly opts: CacheGroupOptions) {
+    this.log = opts.logger ?? silentLogger;
+    this.timeoutMs = opts.timeoutMs ?? 1_500;
+    this.putTimeoutMs = opts.putTimeoutMs ?? 10_000;
+    this.suspendMs = opts.suspendMs ?? 5_000;
+  }
+
+  /** Loads the membership once, then keeps it fresh in the background. */
+  async start(): Promise<void> {
+    await this.refresh();
+    const loop = () => {
+      this.timer = setTimeout(() => void this.refresh().finally(loop), this.opts.refreshMs ?? 2_000);
+      this.timer.unref();
+    };
+    loop();
+  }
+
+  async refresh(): Promise<void> {
+    try {
+      const m = await this.opts.membership();
+      if (m.epoch === this.epoch && this.ring.members.length === m.nodes.length) return;
+      this.setMembers(m.nodes.map((n) => n.address), m.epoch);
+    } catch (err) {
+      this.log.debug({ err: String(err) }, 'cache group: membership refresh failed; keeping the last one');
+    }
+  }
+
+  /** Replaces the members (tests, and refresh). */
+  setMembers(addresses: string[], epoch = this.epoch + 1): void {
+    const sorted = [...new Set(addresses)].sort();
+    if (sorted.join(',') !== this.ring.members.join(',')) this.log.info({ members: sorted, epoch }, 'cache group membership');
+    this.ring = new HashRing(sorted);
+    this.epoch = epoch;
+    for (const [addr, c] of this.clients) {
+      if (!sorted.includes(addr)) {
+        c.close();
+        this.clients.delete(addr);
+      }
+    }
+  }
+
+  get members(): readonly string[] {
+    return this.ring.members;
+  }
+
+  nodeFor(key: string): string | null {
+    return this.ring.nodeFor(key);
+  }
+
+  private client(address: string): CacheNodeClient {
+    let c = this.clients.get(address);
+    if (!c) {
+      c = new CacheNodeClient(address);
+      this.clients.set(address, c);
+    }
+    return c;
+  }
+
+  /** The block's node unless it is suspended. */
+  private usable(key: string): string | null {
+    const node = this.ring.nodeFor(key);
+    if (!node) return null;
+    const until = this.suspendedUntil.get(node);
+    if (until !== undefined) {
+      if (Date.now() < until) return null;
+      this.suspendedUntil.delete(node);
+    }
+    return node;
+  }
+
+  private failed(node: string, what: string, err: unknown): void {
+    this.counts.nodeErrors++;
+    this.suspendedUntil.set(node, Date.now() + this.suspendMs);
+    this.log.warn({ node, err: String(err) }, `cache group: ${what} failed; node skipped for ${this.suspendMs} ms`);
+  }
+
+  has(key: string): boolean | null {
+    return this.usable(key) === null ? false : null;
+  }
+
+  async get(key: string, size: number): Promise<Buffer | null> {
+    const node = this.usable(key);
+    if (!node) {
+      if (this.ring.members.length > 0) this.counts.skipped++;
+      return null;
+    }
+    let res: GetBlockResponse__Output;
+    try {
+      res = await this.client(node).get(key, size, this.timeoutMs);
+    } catch (err) {
+      this.failed(node, 'GetBlock', err);
+      return null;
+    }
+    if (!res.found) {
+      this.counts.misses++;
+      return null;
+    }
+    const data = res.data;
+    if (data.length !== size || crc32(data) !== res.crc32) {
+      this.counts.corrupt++;
+      this.log.warn({ node, key, size, got: data.length }, 'cache group: a node served a damaged block; dropped there, reading S3');
+      this.client(node)
+        .evict([key], this.putTimeoutMs)
+        .catch(() => {});
+      return null;
+    }
+    this.counts.hits++;
+    return data;
+  }
+
+  async readInto(key: string, size: number, from: number, len: number, target: Buffer, at: number): Promise<boolean> {
+    const data = await this.get(key, size);
+    if (!data) return false;
+    data.copy(target, at, from, from + len);
+    return true;
+  }
+
+  async admit(key: string, data: Buffer): Promise<boolean> {
+    const node = this.usable(key);
+    if (!node) return false;
+    try {
+      const res = await this.client(node).put(key, data, this.putTimeoutMs);
+      if (res.stored) {
+        this.counts.handedBlocks++;
+        this.counts.handedBytes += data.length;
+      }
+      return res.stored;
+    } catch (err) {
+      this.failed(node, 'PutBlock', err);
+      return false;
+    }
+  }
+
+  /** Which of these blocks their nodes hold (warmup skips those). */
+  async holds(keys: string[]): Promise<Set<string>> {
+    const byNode = new Map<string, string[]>();
+    for (const k of keys) {
+      const n = this.usable(k);
+      if (n) byNode.set(n, [...(byNode.get(n) ?? []), k]);
+    }
+    const out = new Set<string>();
+    await Promise.all(
+      [...byNode].map(async ([node, ks]) => {
+        try {
+          const res = await this.client(node).has(ks, this.putTimeoutMs);
+          ks.forEach((k, i) => res.present[i] && out.add(k));
+        } catch (err) {
+          this.failed(node, 'HasBlocks', err);
+        }
+      }),
+    );
+    return out;
+  }
+
+  /** Drops blocks at their nodes (`tierfs cache evict --group`); the bytes freed. */
+  async evictKeys(keys: string[]): Promise<{ blocks: number; bytes: number }> {
+    const byNode = new Map<string, string[]>();
+    for (const k of keys) {
+      const n = this.ring.nodeFor(k);
+      if (n) byNode.set(n, [...(byNode.get(n) ?? []), k]);
+    }
+    const out = { blocks: 0, bytes: 0 };
+    await Promise.all(
+      [...byNode].map(async ([node, ks]) => {
+        try {
+          const res = await this.client(node).evict(ks, this.putTimeoutMs);
+          out.blocks += Number(res.blocks);
+          out.bytes += Number(res.bytes);
+        } catch (err) {
+          this.failed(node, 'EvictBlocks', err);
+        }
+      }),
+    );
+    return out;
+  }
+
+  async evict(key: string): Promise<number> {
+    return (await this.evictKeys([key])).bytes;
+  }
+
+  /** The object is being deleted: its group copy is dropped in the background (LRU would age it out anyway). */
+  async remove(key: string): Promise<void> {
+    if (this.ring.members.length > 0) void this.evictKeys([key]);
+  }
+
+  /** Group-wide eviction is `tierfs cache evict PATH --group`; a mount's evict-all leaves the group alone. */
+  async evictAll(): Promise<{ blocks: number; bytes: number }> {
+    return { blocks: 0, bytes: 0 };
+  }
+
+  stats(): CacheGroupStats {
+    return { members: this.ring.members.length, epoch: this.epoch, ...this.counts };
+  }
+
+  close(): void {
+    if (this.timer) clearTimeout(this.timer);
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+}

@@ -1,0 +1,98 @@
+// The mount's side of the cache group against fake cache nodes (in-process gRPC): a node
+// that serves damaged bytes is caught by the mount's own length + CRC check, and a node that
+// does not answer costs one short timeout, then is skipped — never an error.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { crc32 } from 'node:zlib';
+import { handler, loadProto, startGrpcServer, type RunningServer } from '../../common/grpc.js';
+import { ok } from '../../common/status.js';
+import type { ProtoGrpcType as CacheNodeProto } from '../../proto/gen/cachenode.js';
+import { S3Adaptor } from '../../s3adaptor/adaptor.js';
+import { GroupBlockCache } from '../../s3adaptor/cache-group.js';
+import { MemoryChunkIdAllocator, MemorySliceStore } from '../../s3adaptor/memory-slice-store.js';
+import { MemoryObjectStore } from '../../s3adaptor/memory-object-store.js';
+
+const BLOCK = 64 * 1024;
+
+async function fakeNode(getBlock: (key: string, size: number) => Promise<{ found: boolean; data?: Buffer; crc32?: number }>): Promise<RunningServer> {
+  const def = loadProto<CacheNodeProto>('cachenode.proto').tierfs.cachenode.CacheNodeService.service;
+  const evicted: string[] = [];
+  return startGrpcServer('127.0.0.1:0', [
+    [
+      def,
+      {
+        GetBlock: handler(async (req: { key: string; size: number }) => ({ ...(await getBlock(req.key, Number(req.size))), status: ok() })),
+        PutBlock: handler(async () => ({ stored: true, status: ok() })),
+        HasBlocks: handler(async (req: { keys: string[] }) => ({ present: req.keys.map(() => false), status: ok() })),
+        EvictBlocks: handler(async (req: { keys: string[] }) => {
+          evicted.push(...req.keys);
+          return { blocks: req.keys.length, bytes: 0, status: ok() };
+        }),
+        Stats: handler(async () => ({ status: ok() })),
+      },
+    ],
+  ]);
+}
+
+async function setup() {
+  const store = new MemoryObjectStore();
+  const slices = new MemorySliceStore();
+  const ids = new MemoryChunkIdAllocator();
+  const base = { fsId: 2, chunkSize: 4 * BLOCK, blockSize: BLOCK, objectStore: store, sliceStore: slices, chunkIds: ids };
+  const w = new S3Adaptor(base);
+  const data = Buffer.alloc(3 * BLOCK);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 5) & 0xff;
+  await w.write(1, 0, data);
+  await w.flush(1);
+  await w.close();
+  return { base, data, store };
+}
+
+test('a node serving damaged bytes is caught by the mount (length + CRC): counted, dropped, read from S3', async () => {
+  const { base, data } = await setup();
+  const node = await fakeNode(async (_key, size) => {
+    const bad = Buffer.alloc(size, 0x41);
+    return { found: true, data: bad, crc32: crc32(Buffer.alloc(size, 0x42)) };
+  });
+  const g = new GroupBlockCache({ membership: async () => ({ nodes: [{ address: node.address }], epoch: 1 }) });
+  await g.start();
+  const a = new S3Adaptor({ ...base, cacheGroup: g, readaheadBlocks: 0 });
+  try {
+    assert.ok((await a.read(1, 0, data.length, data.length)).equals(data));
+    assert.equal(g.stats().corrupt, 3);
+    assert.equal(a.stats().read.s3Fetches, 3);
+    a.checkInvariants();
+  } finally {
+    await a.close();
+    g.close();
+    await node.close();
+  }
+});
+
+test('a node that does not answer costs one short timeout, then is skipped; reads never fail', async () => {
+  const { base, data } = await setup();
+  const node = await fakeNode(() => new Promise(() => {})); // never answers
+  const g = new GroupBlockCache({ membership: async () => ({ nodes: [{ address: node.address }], epoch: 1 }), timeoutMs: 300, suspendMs: 60_000 });
+  await g.start();
+  const a = new S3Adaptor({ ...base, cacheGroup: g, readaheadBlocks: 0 });
+  try {
+    const t0 = Date.now();
+    assert.ok((await a.read(1, 0, data.length, data.length)).equals(data));
+    const ms = Date.now() - t0;
+    assert.ok(ms < 1_500, `one timeout, not one per block (${ms} ms)`);
+    // The three blocks were asked for at once: their timeouts ran side by side.
+    const errors = g.stats().nodeErrors;
+    assert.ok(errors >= 1 && errors <= 3, `${errors} node errors`);
+    a.invalidate(1);
+    await a.evict(1);
+    const t1 = Date.now();
+    assert.ok((await a.read(1, 0, data.length, data.length)).equals(data));
+    assert.ok(Date.now() - t1 < 250, 'the suspended node is skipped: no second timeout');
+    assert.equal(g.stats().nodeErrors, errors);
+    assert.ok(g.stats().skipped >= 3);
+  } finally {
+    await a.close();
+    g.close();
+    await node.close().catch(() => {});
+  }
+});
