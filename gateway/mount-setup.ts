@@ -23,6 +23,8 @@ export interface ClusterMountOptions {
   logger?: Logger;
   /** How long metadata calls keep retrying before failing with an errno (default 30 s). */
   metaDeadlineMs?: number;
+  /** How often the mount purges expired recycle-bin entries (default 60 s). */
+  trashSweepMs?: number;
 }
 
 export interface ClusterParts extends GatewayParts {
@@ -84,6 +86,7 @@ export async function connectCluster(opts: ClusterMountOptions): Promise<Cluster
     meta,
     data,
     quotas: new QuotaClient(meta),
+    trash: { days: fs.trash_days ?? 0, ...(opts.trashSweepMs ? { sweepMs: opts.trashSweepMs } : {}) },
     describe: () => ({ fs: fs.name, fsId: fs.fs_id, sessionId, lastSessionRefreshMs: Date.now() - lastRefreshOk }),
     // startGateway calls these after the adaptor and the metadata client are closed.
     closeExtra: async () => {

@@ -13,6 +13,7 @@ import type { FileData } from './file-data.js';
 import { setReadAhead } from './readahead.js';
 import { Vfs, type VfsOptions } from './vfs.js';
 import { QuotaVfs } from './vfs-quota.js';
+import { TrashVfs, type TrashOptions } from './vfs-trash.js';
 import type { QuotaStore } from './quota-tracker.js';
 
 export interface GatewayParts {
@@ -26,6 +27,8 @@ export interface GatewayParts {
   describe?: () => Record<string, unknown>;
   /** The filesystem's directory quotas: given, the mount enforces them (vfs-quota.ts). */
   quotas?: QuotaStore;
+  /** The recycle bin (vfs-trash.ts; needs `quotas`): days > 0 turns it on. */
+  trash?: TrashOptions;
 }
 
 /** How the kernel mount is set up (the VFS's cache timeouts are in GatewayOptions.fs). */
@@ -99,8 +102,12 @@ export async function startGateway(parts: GatewayParts, opts: GatewayOptions): P
   const log = opts.logger ?? silentLogger;
   const stepMs = opts.shutdownStepTimeoutMs ?? 30_000;
   const fuseOpts = opts.fuse ?? {};
-  const fs = parts.quotas ? new QuotaVfs(parts.meta, parts.data, { logger: log, ...opts.fs }, parts.quotas) : new Vfs(parts.meta, parts.data, { logger: log, ...opts.fs });
+  const vfsOpts = { logger: log, ...opts.fs };
+  const fs = !parts.quotas ? new Vfs(parts.meta, parts.data, vfsOpts)
+    : parts.trash && parts.trash.days > 0 ? new TrashVfs(parts.meta, parts.data, vfsOpts, parts.quotas, parts.trash)
+      : new QuotaVfs(parts.meta, parts.data, vfsOpts, parts.quotas);
   if (fs instanceof QuotaVfs) await fs.quota.start();
+  if (fs instanceof TrashVfs) fs.startSweeper();
   const session = await mountFuse(opts.mountpoint, fs, {
     fsname: fuseOpts.fsname ?? 'tierfs',
     subtype: 'tierfs',

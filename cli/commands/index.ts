@@ -15,6 +15,7 @@ import { register as mountCommand } from './mount.js';
 import { register as quotaCommand } from './quota.js';
 import { register as simCommand } from './sim.js';
 import { register as statusCommand } from './status.js';
+import { register as trashCommand } from './trash.js';
 import { register as umountCommand } from './umount.js';
 import { register as upCommand } from './up.js';
 
@@ -34,6 +35,7 @@ export const commands: Array<(program: Command) => void> = [
   quotaCommand,
   simCommand,
   statusCommand,
+  trashCommand,
   umountCommand,
   upCommand,
 ];

@@ -28,6 +28,7 @@ interface MountOpts {
   daemon?: boolean;
   logFile?: string;
   flushTimeout: string;
+  trashSweep: string;
   readAhead: string;
 }
 
@@ -84,6 +85,7 @@ export function register(program: Command): void {
     .option('--daemon', 'detach once the mount is ready')
     .option('--log-file <file>', 'log file of a --daemon mount (default <cache-dir>/gateway.log)')
     .option('--flush-timeout <s>', 'at unmount, give up on each flush/deregister step after this long', '60')
+    .option('--trash-sweep <s>', 'how often this mount purges expired recycle-bin entries, in seconds', '60')
     .action(
       action(async (mountpoint: string, opts: MountOpts) => {
         if (opts.foreground && opts.daemon) throw new TierfsError(StatusCode.INVALID_ARGUMENT, '--foreground and --daemon exclude each other');
@@ -111,7 +113,7 @@ export function register(program: Command): void {
         const parts = await connectCluster({
           mdsAddrs: opts.mds, fsName: opts.fs, mountpoint: mnt,
           cacheDir: cacheMiB > 0 ? cacheDir : null, cacheSizeBytes: cacheMiB * 2 ** 20,
-          writeback: !!opts.writeback, logger: log,
+          writeback: !!opts.writeback, logger: log, trashSweepMs: number('trash-sweep', opts.trashSweep, 0.1) * 1000,
         });
         const adminSocket = join(cacheDir, 'admin.sock');
         let exiting = false;

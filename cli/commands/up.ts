@@ -122,6 +122,7 @@ export async function up(opts: UpOptions, say: (line: string) => void = (l) => p
         name: state.fsName,
         fs_type: 's3',
         s3: { endpoint: state.s3.endpoint, bucket: state.s3.bucket, access_key: state.s3.accessKey, secret_key: state.s3.secretKey, region: state.s3.region, key_prefix: '' },
+        trash_days: 1,
       });
       say(`filesystem ${state.fsName} created`);
     }
