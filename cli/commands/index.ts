@@ -7,8 +7,10 @@ import { register as benchS3AdaptorCommand } from './bench-s3adaptor.js';
 import { register as benchSuiteCommand } from './bench-suite.js';
 import { register as cacheCommand } from './cache.js';
 import { register as downCommand } from './down.js';
+import { register as dumpCommand } from './dump.js';
 import { register as fsCommand } from './fs.js';
 import { register as fsckCommand } from './fsck.js';
+import { register as loadCommand } from './load.js';
 import { register as mdsCommand } from './mds.js';
 import { register as metaserverCommand } from './metaserver.js';
 import { register as mountCommand } from './mount.js';
@@ -27,8 +29,10 @@ export const commands: Array<(program: Command) => void> = [
   benchSuiteCommand,
   cacheCommand,
   downCommand,
+  dumpCommand,
   fsCommand,
   fsckCommand,
+  loadCommand,
   mdsCommand,
   metaserverCommand,
   mountCommand,
