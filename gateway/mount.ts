@@ -13,6 +13,7 @@ import type { FileData } from './file-data.js';
 import { setReadAhead } from './readahead.js';
 import { Vfs, type VfsOptions } from './vfs.js';
 import { QuotaVfs } from './vfs-quota.js';
+import { OpStats, timed } from './op-stats.js';
 import { TrashVfs, type TrashOptions } from './vfs-trash.js';
 import type { QuotaStore } from './quota-tracker.js';
 
@@ -103,12 +104,16 @@ export async function startGateway(parts: GatewayParts, opts: GatewayOptions): P
   const stepMs = opts.shutdownStepTimeoutMs ?? 30_000;
   const fuseOpts = opts.fuse ?? {};
   const vfsOpts = { logger: log, ...opts.fs };
-  const fs = !parts.quotas ? new Vfs(parts.meta, parts.data, vfsOpts)
-    : parts.trash && parts.trash.days > 0 ? new TrashVfs(parts.meta, parts.data, vfsOpts, parts.quotas, parts.trash)
-      : new QuotaVfs(parts.meta, parts.data, vfsOpts, parts.quotas);
+  // Calls into the metadata service and from the kernel, counted and timed for `tierfs stats`.
+  const metaOps = new OpStats();
+  const fuseOps = new OpStats();
+  const meta = timed(parts.meta, metaOps, new Set(['close']));
+  const fs = !parts.quotas ? new Vfs(meta, parts.data, vfsOpts)
+    : parts.trash && parts.trash.days > 0 ? new TrashVfs(meta, parts.data, vfsOpts, parts.quotas, parts.trash)
+      : new QuotaVfs(meta, parts.data, vfsOpts, parts.quotas);
   if (fs instanceof QuotaVfs) await fs.quota.start();
   if (fs instanceof TrashVfs) fs.startSweeper();
-  const session = await mountFuse(opts.mountpoint, fs, {
+  const session = await mountFuse(opts.mountpoint, timed(fs, fuseOps, new Set(['attachKernel', 'stats', 'flushAll', 'resolvePath'])), {
     fsname: fuseOpts.fsname ?? 'tierfs',
     subtype: 'tierfs',
     allowOther: fuseOpts.allowOther ?? false,
@@ -131,6 +136,7 @@ export async function startGateway(parts: GatewayParts, opts: GatewayOptions): P
     gateway: fs.stats(),
     fuse: { ...session.stats, conn: { ...session.conn, flags: `0x${session.conn.flags.toString(16)}` } },
     data: await parts.data.stats(),
+    ops: { fuse: fuseOps.snapshot(), meta: metaOps.snapshot() },
     ...(parts.describe?.() ?? {}),
   });
   const flush = async (): Promise<void> => {
