@@ -1,5 +1,5 @@
 // The Prometheus endpoint every daemon serves (prom-client), bound to 127.0.0.1 by default.
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 
@@ -16,8 +16,16 @@ export function createRegistry(component: string, defaults = true): Registry {
   return registry;
 }
 
-export async function startMetricsServer(registry: Registry, host = '127.0.0.1', port = 0): Promise<MetricsServer> {
+/** Extra pages a daemon serves beside /metrics (the MDS status page), by path. */
+export type HttpRoutes = Map<string, (req: IncomingMessage, res: ServerResponse) => void>;
+
+export async function startMetricsServer(registry: Registry, host = '127.0.0.1', port = 0, routes: HttpRoutes = new Map()): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
+    const route = routes.get((req.url ?? '').split('?')[0]!);
+    if (route) {
+      route(req, res);
+      return;
+    }
     if (req.url !== '/metrics') {
       res.writeHead(404).end('not found\n');
       return;

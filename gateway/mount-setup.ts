@@ -30,6 +30,8 @@ export interface ClusterMountOptions {
   cacheGroup?: boolean;
   /** Also hand blocks this mount writes to S3 to the cache group. */
   cacheGroupWrite?: boolean;
+  /** How often the mount purges expired recycle-bin entries (default 60 s). */
+  trashSweepMs?: number;
 }
 
 export interface ClusterParts extends GatewayParts {
@@ -96,6 +98,7 @@ export async function connectCluster(opts: ClusterMountOptions): Promise<Cluster
     meta,
     data,
     quotas: new QuotaClient(meta),
+    trash: { days: fs.trash_days ?? 0, ...(opts.trashSweepMs ? { sweepMs: opts.trashSweepMs } : {}) },
     describe: () => ({ fs: fs.name, fsId: fs.fs_id, sessionId, lastSessionRefreshMs: Date.now() - lastRefreshOk }),
     // startGateway calls these after the adaptor and the metadata client are closed.
     closeExtra: async () => {

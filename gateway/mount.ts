@@ -13,6 +13,8 @@ import type { FileData } from './file-data.js';
 import { setReadAhead } from './readahead.js';
 import { Vfs, type VfsOptions } from './vfs.js';
 import { QuotaVfs } from './vfs-quota.js';
+import { OpStats, timed } from './op-stats.js';
+import { TrashVfs, type TrashOptions } from './vfs-trash.js';
 import type { QuotaStore } from './quota-tracker.js';
 
 export interface GatewayParts {
@@ -26,6 +28,8 @@ export interface GatewayParts {
   describe?: () => Record<string, unknown>;
   /** The filesystem's directory quotas: given, the mount enforces them (vfs-quota.ts). */
   quotas?: QuotaStore;
+  /** The recycle bin (vfs-trash.ts; needs `quotas`): days > 0 turns it on. */
+  trash?: TrashOptions;
 }
 
 /** How the kernel mount is set up (the VFS's cache timeouts are in GatewayOptions.fs). */
@@ -99,9 +103,17 @@ export async function startGateway(parts: GatewayParts, opts: GatewayOptions): P
   const log = opts.logger ?? silentLogger;
   const stepMs = opts.shutdownStepTimeoutMs ?? 30_000;
   const fuseOpts = opts.fuse ?? {};
-  const fs = parts.quotas ? new QuotaVfs(parts.meta, parts.data, { logger: log, ...opts.fs }, parts.quotas) : new Vfs(parts.meta, parts.data, { logger: log, ...opts.fs });
+  const vfsOpts = { logger: log, ...opts.fs };
+  // Calls into the metadata service and from the kernel, counted and timed for `tierfs stats`.
+  const metaOps = new OpStats();
+  const fuseOps = new OpStats();
+  const meta = timed(parts.meta, metaOps, new Set(['close']));
+  const fs = !parts.quotas ? new Vfs(meta, parts.data, vfsOpts)
+    : parts.trash && parts.trash.days > 0 ? new TrashVfs(meta, parts.data, vfsOpts, parts.quotas, parts.trash)
+      : new QuotaVfs(meta, parts.data, vfsOpts, parts.quotas);
   if (fs instanceof QuotaVfs) await fs.quota.start();
-  const session = await mountFuse(opts.mountpoint, fs, {
+  if (fs instanceof TrashVfs) fs.startSweeper();
+  const session = await mountFuse(opts.mountpoint, timed(fs, fuseOps, new Set(['attachKernel', 'stats', 'flushAll', 'resolvePath'])), {
     fsname: fuseOpts.fsname ?? 'tierfs',
     subtype: 'tierfs',
     allowOther: fuseOpts.allowOther ?? false,
@@ -124,6 +136,7 @@ export async function startGateway(parts: GatewayParts, opts: GatewayOptions): P
     gateway: fs.stats(),
     fuse: { ...session.stats, conn: { ...session.conn, flags: `0x${session.conn.flags.toString(16)}` } },
     data: await parts.data.stats(),
+    ops: { fuse: fuseOps.snapshot(), meta: metaOps.snapshot() },
     ...(parts.describe?.() ?? {}),
   });
   const flush = async (): Promise<void> => {

@@ -30,7 +30,7 @@ export interface PartitionPlacer {
 const bad = (message: string, code: StatusCode = StatusCode.INVALID_ARGUMENT) => new TierfsError(code, message);
 
 /** Checks a CreateFs request without touching the store; returns the normalized record fields. */
-export function validateCreateFs(req: CreateFsRequest__Output): { s3: S3Record; blockSize: number; chunkSize: number } {
+export function validateCreateFs(req: CreateFsRequest__Output): { s3: S3Record; blockSize: number; chunkSize: number; trashDays: number } {
   const name = req.name ?? '';
   if (name.length === 0) throw bad('filesystem name is empty');
   if (name.length > 63) throw bad(`filesystem name "${name.slice(0, 20)}..." is ${name.length} characters; at most 63`, StatusCode.NAME_TOO_LONG);
@@ -57,7 +57,10 @@ export function validateCreateFs(req: CreateFsRequest__Output): { s3: S3Record; 
   const chunkSize = Number(req.chunk_size) || Math.max(DEFAULT_CHUNK_SIZE, blockSize);
   if (chunkSize > GiB) throw bad(`chunk size ${chunkSize} exceeds 1 GiB`);
   if (chunkSize % blockSize !== 0) throw bad(`chunk size ${chunkSize} is not a multiple of the block size ${blockSize}`);
+  const trashDays = Number(req.trash_days) || 0;
+  if (!(trashDays >= 0 && trashDays <= 3650)) throw bad(`trash days ${req.trash_days} out of range 0..3650`);
   return {
+    trashDays,
     s3: { endpoint: s3.endpoint, bucket: s3.bucket, accessKey: s3.access_key, secretKey: s3.secret_key, region: s3.region || 'us-east-1', keyPrefix: s3.key_prefix ?? '' },
     blockSize,
     chunkSize,
@@ -97,7 +100,7 @@ export class FilesystemManager {
       const rec: FsRecord = {
         v: 1, fsId, name: req.name, fsType: 's3', s3: v.s3, blockSize: v.blockSize, chunkSize: v.chunkSize,
         capacity: Number(req.capacity) || 0, status: 'NEW', partitionsWanted: req.partition_count || this.config.partitions.perFs,
-        createdMs: Date.now(), usedBytes: 0, inodeDelta: 0, mounts: [],
+        createdMs: Date.now(), usedBytes: 0, inodeDelta: 0, mounts: [], trashDays: v.trashDays,
       };
       await this.state.saveFs(rec);
       this.log.info({ fs: rec.name, fsId }, 'filesystem created');
@@ -213,6 +216,7 @@ export class FilesystemManager {
       used_bytes: fs.usedBytes,
       inode_count: this.placer.inodeCount(fs.fsId) ?? Math.max(0, fs.inodeDelta),
       created_ms: fs.createdMs,
+      trash_days: fs.trashDays ?? 0,
     };
   }
 }

@@ -34,6 +34,8 @@ export interface FsRecord {
   /** Inode count from mounts' deltas; partition reports override it when present. */
   inodeDelta: number;
   mounts: MountRecord[];
+  /** Days a deleted file stays in the recycle bin (/.trash); absent or 0 = off. */
+  trashDays?: number;
 }
 
 export interface MetaServerRecord {

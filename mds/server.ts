@@ -8,6 +8,7 @@ import { Gauge, type Registry } from 'prom-client';
 import { startGrpcServer, type RunningServer } from '../common/grpc.js';
 import { healthService } from '../common/health.js';
 import { createRegistry, startMetricsServer, type MetricsServer } from '../common/metrics.js';
+import { statusRoutes } from './status-page.js';
 import { silentLogger, type Logger } from '../common/log.js';
 import type { MdsConfig } from './config.js';
 import { EtcdKv, LevelKv, type KvStore } from './kv.js';
@@ -57,7 +58,7 @@ export class MdsNode implements MdsNodeView {
     }
     this.registerClusterGauges(registry);
     this.grpc = await startGrpcServer(c.listen, [...mdsServices(this, registry, this.log), healthService('mds')]);
-    this.metrics = await startMetricsServer(registry, c.metrics.host, c.metrics.port);
+    this.metrics = await startMetricsServer(registry, c.metrics.host, c.metrics.port, statusRoutes(this));
     this.leadership = this.etcd
       ? new EtcdLeadership(this.etcd, c.etcd.prefix, this.address, c.etcd.sessionTtlS, this.log)
       : new SoleLeadership(this.address);

@@ -162,7 +162,7 @@ export function mdsServices(node: MdsNodeView, registry: Registry, log: Logger):
   ];
 }
 
-function clusterStatus(ctx: LeaderContext, members: MdsMemberInfo[]) {
+export function clusterStatus(ctx: LeaderContext, members: MdsMemberInfo[]) {
   const s = ctx.state;
   const metaservers = [...s.metaservers.values()].map((m) => {
     const rt = s.metaserverRuntime.get(m.id);

@@ -31,7 +31,7 @@ export function sliceToMsg(s: SliceRecord): Slice {
   const r = s.ref;
   return {
     chunk_id: s.chunkId, compaction: s.compaction, offset: s.offset, len: s.len, size: s.size, zero: s.zero, shared: !!s.shared,
-    ...(r ? { ref: { ino: r.ino, chunk_index: r.chunkIndex, chunk_id: r.chunkId, compaction: r.compaction, offset: r.offset, len: r.len, pos: r.pos } } : {}),
+    ...(r ? { ref: { ino: r.ino, chunk_index: r.chunkIndex, chunk_id: r.chunkId, compaction: r.compaction, offset: r.offset, len: r.len, pos: r.pos, fs_id: r.fsId ?? 0 } } : {}),
   };
 }
 
@@ -40,7 +40,7 @@ export function msgToSlice(m: Slice__Output): SliceRecord {
   const out: SliceRecord = { chunkId: m.chunk_id, compaction: m.compaction, offset: m.offset, len: m.len, size: m.size, zero: m.zero };
   if (m.shared) out.shared = true;
   const r = m.ref;
-  if (r) out.ref = { ino: r.ino, chunkIndex: r.chunk_index, chunkId: r.chunk_id, compaction: r.compaction, offset: r.offset, len: r.len, pos: r.pos };
+  if (r) out.ref = { ino: r.ino, chunkIndex: r.chunk_index, chunkId: r.chunk_id, compaction: r.compaction, offset: r.offset, len: r.len, pos: r.pos, ...(r.fs_id ? { fsId: r.fs_id } : {}) };
   return out;
 }
 

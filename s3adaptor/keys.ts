@@ -47,10 +47,10 @@ export function sliceBlockKey(
   ino: number,
   chunkIndex: number,
   blocksPerChunk: number,
-  slice: { chunkId: number; compaction: number; ref?: { ino: number; chunkIndex: number; chunkId: number; compaction: number } },
+  slice: { chunkId: number; compaction: number; ref?: { ino: number; chunkIndex: number; chunkId: number; compaction: number; fsId?: number } },
   blockInChunk: number,
 ): string {
   const r = slice.ref;
-  if (r) return blockKey(fsId, r.ino, r.chunkId, r.chunkIndex * blocksPerChunk + blockInChunk, r.compaction);
+  if (r) return blockKey(r.fsId || fsId, r.ino, r.chunkId, r.chunkIndex * blocksPerChunk + blockInChunk, r.compaction);
   return blockKey(fsId, ino, slice.chunkId, chunkIndex * blocksPerChunk + blockInChunk, slice.compaction);
 }

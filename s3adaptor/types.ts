@@ -40,6 +40,8 @@ export interface SliceRef {
   len: number;
   /** Chunk offset (in the owner's chunk) that this slice's `offset` reads. */
   pos: number;
+  /** The owner's filesystem when it is not this one (a tree loaded by `tierfs load` shares the dumped fs's objects). */
+  fsId?: number;
 }
 
 /** Size and times a close commits together with the file's last slices. */

@@ -49,7 +49,7 @@ function printFs(fs: FsInfo): void {
     { id: String(fs.fs_id) }, { name: fs.name }, { type: fs.fs_type }, { status: fs.status },
     { endpoint: fs.s3?.endpoint ?? '' }, { bucket: fs.s3?.bucket ?? '' }, { 'key prefix': fs.s3?.key_prefix ?? '' },
     { 'block size': human(fs.block_size) }, { 'chunk size': human(fs.chunk_size) },
-    { used: human(fs.used_bytes) }, { inodes: String(fs.inode_count) },
+    { used: human(fs.used_bytes) }, { inodes: String(fs.inode_count) }, { 'trash days': fs.trash_days ? String(fs.trash_days) : 'off' },
     { created: fs.created_ms ? new Date(fs.created_ms).toISOString() : '' },
     { mounts: fs.mounts.map((m) => `${m.host}:${m.path} (pid ${m.pid})`).join('\n') || '-' },
   );
@@ -71,19 +71,22 @@ export function register(program: Command): void {
     .option('--chunk-size <size>', 'chunk size (multiple of the block size, at most 1GiB)', '64MiB')
     .option('--key-prefix <prefix>', 'prefix of every object key', '')
     .option('--partitions <n>', 'initial metadata partitions (default: MDS config)')
+    .option('--trash-days <days>', 'days a deleted file stays in the recycle bin /.trash (0 = off)', '1')
     .option('--json', 'print JSON')
     .action(
-      action(async (name: string, o: { mds: string; s3Endpoint: string; bucket: string; accessKey?: string; secretKeyFile?: string; region: string; blockSize: string; chunkSize: string; keyPrefix: string; partitions?: string; json?: boolean }) => {
+      action(async (name: string, o: { mds: string; s3Endpoint: string; bucket: string; accessKey?: string; secretKeyFile?: string; region: string; blockSize: string; chunkSize: string; keyPrefix: string; partitions?: string; trashDays: string; json?: boolean }) => {
         const accessKey = o.accessKey ?? process.env.AWS_ACCESS_KEY_ID;
         const secretKey = o.secretKeyFile ? readSecretKeyFile(o.secretKeyFile) : process.env.AWS_SECRET_ACCESS_KEY;
         if (!accessKey || !secretKey) {
           throw new TierfsError(StatusCode.INVALID_ARGUMENT, 'S3 credentials: give --access-key (or AWS_ACCESS_KEY_ID) and --secret-key-file (or AWS_SECRET_ACCESS_KEY)');
         }
+        const trashDays = Number(o.trashDays);
+        if (!Number.isFinite(trashDays) || trashDays < 0) throw new TierfsError(StatusCode.INVALID_ARGUMENT, `--trash-days "${o.trashDays}": expected a number of days >= 0`);
         const info = await withMds(o.mds, (client) => client.createFs({
           name, fs_type: 's3',
           s3: { endpoint: o.s3Endpoint, bucket: o.bucket, access_key: accessKey, secret_key: secretKey, region: o.region, key_prefix: o.keyPrefix },
           block_size: parseSize(o.blockSize, '--block-size'), chunk_size: parseSize(o.chunkSize, '--chunk-size'),
-          partition_count: o.partitions ? Number(o.partitions) : 0,
+          partition_count: o.partitions ? Number(o.partitions) : 0, trash_days: trashDays,
         }));
         if (o.json) process.stdout.write(`${JSON.stringify(redacted(info))}\n`);
         else printFs(info);

@@ -29,6 +29,7 @@ interface MountOpts {
   daemon?: boolean;
   logFile?: string;
   flushTimeout: string;
+  trashSweep: string;
   readAhead: string;
   metaTimeout: string;
   s3Timeout: string;
@@ -113,6 +114,7 @@ export function register(program: Command): void {
     .option('--no-cache-group', 'do not read through the cache group (cache nodes)')
     .option('--cache-group-write', 'also hand the blocks this mount writes to S3 to the cache group')
     .option('--s3-timeout <s>', 'how long S3 may take: close/fsync then stage on the cache disk (success) or answer EIO; uncached reads answer EIO', '30')
+    .option('--trash-sweep <s>', 'how often this mount purges expired recycle-bin entries, in seconds', '60')
     .action(
       action(async (mountpoint: string, opts: MountOpts) => {
         if (opts.foreground && opts.daemon) throw new TierfsError(StatusCode.INVALID_ARGUMENT, '--foreground and --daemon exclude each other');
@@ -150,6 +152,7 @@ export function register(program: Command): void {
           cacheDir: cacheMiB > 0 ? cacheDir : null, cacheSizeBytes: cacheMiB * 2 ** 20,
           writeback: !!opts.writeback, logger: log, metaDeadlineMs, s3TimeoutMs,
           cacheGroup: opts.cacheGroup !== false, cacheGroupWrite: !!opts.cacheGroupWrite,
+          trashSweepMs: number('trash-sweep', opts.trashSweep, 0.1) * 1000,
         });
         const adminSocket = join(cacheDir, 'admin.sock');
         let exiting = false;

@@ -32,6 +32,7 @@ export interface UpOptions {
   cacheSize: string;
   writeback?: boolean;
   allowOther?: boolean;
+  monitoring?: boolean;
 }
 
 function s3FromOptions(opts: UpOptions): ClusterState['s3'] | null {
@@ -103,6 +104,11 @@ export async function up(opts: UpOptions, say: (line: string) => void = (l) => p
     saveState(dataDir, state!);
   };
   const log = (name: string) => join(dataDir, 'logs', `${name}.log`);
+  // Fixed HTTP (metrics, status page) ports, so a scrape config and `tierfs dashboard` find them.
+  for (const name of [...state.mdsAddresses.map((_, i) => `mds${i + 1}`), ...state.metaservers.map((_, i) => `metaserver${i + 1}`)]) {
+    state.ports[`${name}-http`] ??= await freeLoopbackPort();
+  }
+  saveState(dataDir, state);
 
   if (state.s3.embedded) {
     const l = await launchDaemon('s3', ['s3server', '--dir', join(dataDir, 's3'), '--port', String(state.ports.s3), '--bucket', state.s3.bucket], log('s3'));
@@ -112,7 +118,7 @@ export async function up(opts: UpOptions, say: (line: string) => void = (l) => p
 
   for (const [i, address] of state.mdsAddresses.entries()) {
     const name = `mds${i + 1}`;
-    const args = ['mds', '--listen', address, '--data-dir', join(dataDir, name), '--set', `clusterKeyFile=${keyFile}`];
+    const args = ['mds', '--listen', address, '--data-dir', join(dataDir, name), '--set', `clusterKeyFile=${keyFile}`, '--set', `metrics.port=${state.ports[`${name}-http`]}`];
     if (state.etcd.length > 0) args.push('--etcd', state.etcd.join(','));
     const l = await launchDaemon(name, args, log(name));
     record({ name, role: 'mds', pid: l.pid, address, log: l.log });
@@ -124,7 +130,7 @@ export async function up(opts: UpOptions, say: (line: string) => void = (l) => p
     const dir = join(dataDir, name);
     mkdirSync(dir, { recursive: true });
     const configFile = join(dir, 'metaserver.yaml');
-    const config = { dataDir: dir, listen: address, mds: state.mdsAddresses, zone: `zone${i + 1}`, hostName: `host${i + 1}`, clusterKeyFile: keyFile };
+    const config = { dataDir: dir, listen: address, mds: state.mdsAddresses, zone: `zone${i + 1}`, hostName: `host${i + 1}`, clusterKeyFile: keyFile, metrics: { port: state.ports[`${name}-http`] } };
     writeFileSync(configFile, stringify(config), { mode: 0o600 });
     const l = await launchDaemon(name, ['metaserver', '--config', configFile], log(name));
     record({ name, role: 'metaserver', pid: l.pid, address, log: l.log });
@@ -181,6 +187,7 @@ export async function up(opts: UpOptions, say: (line: string) => void = (l) => p
         name: state.fsName,
         fs_type: 's3',
         s3: { endpoint: state.s3.endpoint, bucket: state.s3.bucket, access_key: state.s3.accessKey, secret_key: state.s3.secretKey, region: state.s3.region, key_prefix: '' },
+        trash_days: 1,
       });
       say(`filesystem ${state.fsName} created`);
     }
@@ -196,7 +203,24 @@ export async function up(opts: UpOptions, say: (line: string) => void = (l) => p
   const m = await launchDaemon('mount', mountArgs, log('mount'), 90_000);
   record({ name: 'mount', role: 'mount', pid: m.pid, log: m.log });
   say(`mounted    ${state.fsName} at ${state.mountpoint} (pid ${m.pid})`);
+  if (opts.monitoring) say(`prometheus ${writeScrapeConfig(dataDir, state)} (Grafana dashboard: monitoring/grafana-dashboard.json)`);
   return state;
+}
+
+/** A Prometheus scrape config for the daemons of this cluster; returns its path. */
+export function writeScrapeConfig(dataDir: string, state: ClusterState): string {
+  const targets = (role: string, count: number) => Array.from({ length: count }, (_, i) => `127.0.0.1:${state.ports[`${role}${i + 1}-http`]}`);
+  const config = {
+    global: { scrape_interval: '10s' },
+    scrape_configs: [
+      { job_name: 'tierfs-mds', static_configs: [{ targets: targets('mds', state.mdsAddresses.length) }] },
+      { job_name: 'tierfs-metaserver', static_configs: [{ targets: targets('metaserver', state.metaservers.length) }] },
+    ],
+  };
+  mkdirSync(join(dataDir, 'monitoring'), { recursive: true });
+  const file = join(dataDir, 'monitoring', 'prometheus.yml');
+  writeFileSync(file, stringify(config));
+  return file;
 }
 
 export function register(program: Command): void {
@@ -219,6 +243,7 @@ export function register(program: Command): void {
     .option('--cache-size <MiB>', 'local disk cache size of the mount', '10240')
     .option('--writeback', 'close returns once data is staged on local disk')
     .option('--allow-other', 'let other users use the mount')
+    .option('--monitoring', 'write a Prometheus scrape config of the daemons to <data-dir>/monitoring/prometheus.yml')
     .action(
       action(async (opts: UpOptions) => {
         await up(opts);

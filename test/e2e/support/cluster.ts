@@ -62,6 +62,8 @@ export interface MountOptions {
   /** Kernel + gateway attr/entry cache timeout in seconds. */
   cacheTimeoutSec?: number;
   extraArgs?: string[];
+  /** Another filesystem of the cluster than the one it was started with. */
+  fs?: string;
 }
 
 export interface TestCluster {
@@ -122,7 +124,7 @@ export async function startCluster(fsName: string): Promise<TestCluster> {
       const cacheDir = opts.cacheDir ?? join(tmp.path, `${opts.name}-cache`);
       mkdirSync(mountpoint, { recursive: true });
       const t = String(opts.cacheTimeoutSec ?? 1);
-      const args = ['mount', '--mds', mds!.info.address, '--fs', fsName, mountpoint, '--cache-dir', cacheDir, '--cache-size', '512',
+      const args = ['mount', '--mds', mds!.info.address, '--fs', opts.fs ?? fsName, mountpoint, '--cache-dir', cacheDir, '--cache-size', '512',
         '--attr-timeout', t, '--entry-timeout', t, ...(opts.writeback ? ['--writeback'] : []), ...(opts.extraArgs ?? [])];
       const proc = await spawnDaemon<{ mountpoint: string; pid: number; adminSocket: string }>(args, {
         logFile: join(tmp.path, `${opts.name}.log`), env: { TIERFS_RUN_DIR: join(tmp.path, 'run') }, readyTimeoutMs: 60_000,
