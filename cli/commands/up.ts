@@ -28,6 +28,8 @@ export interface UpOptions {
   chunkservers: string;
   cacheSize: string;
   writeback?: boolean;
+  /** Start the daemons only: no filesystem is created or mounted (e.g. a cluster for volumes). */
+  skipMount?: boolean;
   allowOther?: boolean;
 }
 
@@ -138,6 +140,7 @@ export async function up(opts: UpOptions, say: (line: string) => void = (l) => p
       const online = (kind: string) => st.metaservers.filter((m) => m.state === 'ONLINE' && (m.kind || 'metaserver') === kind).length;
       return online('metaserver') >= state!.metaservers.length && online('chunkserver') >= csCount;
     });
+    if (opts.skipMount) return state;
     try {
       await mds.getFsInfo(state.fsName);
     } catch (err) {
@@ -179,6 +182,7 @@ export function register(program: Command): void {
     .option('--etcd <urls>', 'external etcd endpoints: the MDS keeps its state there and elects a leader')
     .option('--mds-count <n>', 'MDS processes (with --etcd)', '1')
     .option('--metaservers <n>', 'metaserver processes', '3')
+    .option('--skip-mount', 'start the daemons only: no filesystem is created or mounted')
     .option('--chunkservers <n>', 'chunkserver processes for block volumes (tierfs volume)', '0')
     .option('--cache-size <MiB>', 'local disk cache size of the mount', '10240')
     .option('--writeback', 'close returns once data is staged on local disk')
