@@ -216,6 +216,25 @@ export function register(program: Command): void {
       if (!rec) throw new TierfsError(StatusCode.NOT_FOUND, `no attached volume or device "${what}" in ${attachDir(o.dataDir)}`);
       await detachVolume(o.dataDir, rec, (l) => process.stdout.write(o.json ? `${JSON.stringify({ detached: rec.name, device: rec.device })}\n` : `${l}\n`));
     }));
+  where(vol.command('nbd').description('serve a volume over NBD on a unix socket in the foreground (for nbd-client -unix SOCKET /dev/nbdN)').argument('<name>')
+    .requiredOption('--socket <path>', 'unix socket to listen on').option('--read-only', 'attach read-only'))
+    .action(action(async (name: string, o: Where & { socket: string; readOnly?: boolean }) => {
+      const { VolumeClient } = await import('../../blockclient/volume-client.js');
+      const { startNbdServer } = await import('../../blockclient/nbd-server.js');
+      const mds = new MdsClient(mdsAddresses(o));
+      const volume = await VolumeClient.open(mds, name, { readOnly: o.readOnly });
+      const server = await startNbdServer(resolve(o.socket), volume, name);
+      const stop = async () => {
+        await server.close();
+        await volume.close();
+        mds.close();
+        process.exit(0);
+      };
+      process.on('SIGTERM', () => void stop());
+      process.on('SIGINT', () => void stop());
+      process.stdout.write(`serving volume ${name} over NBD on ${server.path} (export "${name}")\n`);
+      announceReady({ volume: name, socket: server.path });
+    }));
   vol.command('serve', { hidden: true }).description('serve an attached volume (started by attach)').argument('<name>')
     .requiredOption('--mds <addrs>', 'MDS addresses').requiredOption('--mountpoint <dir>', 'where the one-file FUSE mount goes')
     .option('--read-only', 'read-only')
