@@ -16,7 +16,7 @@ export function parseSize(text: string, what: string): number {
   return Number(m[1]) * unit;
 }
 
-function human(bytes: number): string {
+export function human(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let v = bytes;
   let i = 0;

@@ -13,7 +13,7 @@ import { loadState } from '../cluster-state.js';
 import { isAlive, launchDaemon, stopPid } from '../launcher.js';
 import { ensureUnmounted } from '../cluster-ops.js';
 import { action } from '../errors.js';
-import { parseSize } from './fs.js';
+import { human, parseSize } from './fs.js';
 import { announceReady } from '../ready.js';
 
 interface Where {
@@ -47,16 +47,6 @@ async function withMds<T>(o: Where, fn: (c: MdsClient) => Promise<T>): Promise<T
   }
 }
 
-function human(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = bytes;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${Number.isInteger(v) ? v : v.toFixed(1)} ${units[i]}`;
-}
 
 function printVolume(v: VolumeInfo, json?: boolean): void {
   if (json) {

@@ -19,6 +19,9 @@ import { freePort } from '../support/ports.js';
 import { startEtcd } from '../support/etcd.js';
 import { tempDir } from '../support/tmp.js';
 import { waitFor } from '../../cli/cluster-ops.js';
+import { startNbdServer } from '../../blockclient/nbd-server.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 
 const MiB = 1 << 20;
 const FAST_MDS = [
@@ -116,6 +119,17 @@ test('kill -9 of a chunk copyset leader loses no acknowledged write; the schedul
       assert.ok(got.equals(data), `write at ${off} after the replacement`);
     }
     assert.ok(v.chunks.counters.redirects + v.chunks.counters.retries + v.chunks.counters.relocations > 0);
+
+    // The same volume over NBD, read whole by libnbd's nbdcopy.
+    const nbd = await startNbdServer(join(tmp.path, 'nbd.sock'), v, 'v');
+    try {
+      await promisify(execFile)('nbdcopy', [`nbd+unix:///v?socket=${nbd.path}`, join(tmp.path, 'v.img')], { timeout: 60_000 });
+    } finally {
+      await nbd.close();
+    }
+    const img = readFileSync(join(tmp.path, 'v.img'));
+    assert.equal(img.length, 8 * MiB);
+    for (const [off, data] of acked) assert.ok(img.subarray(off, off + data.length).equals(data), `NBD read at ${off}`);
   } finally {
     await vol?.close().catch(() => {});
     mds?.close();
