@@ -122,16 +122,19 @@ export async function up(opts: UpOptions, say: (line: string) => void = (l) => p
     chunkservers.push(`127.0.0.1:${state.ports[`chunkserver${i + 1}`]}`);
   }
   state.chunkservers = chunkservers;
-  for (const [i, address] of chunkservers.slice(0, csCount).entries()) {
+  // Started together: their ports (Raft ids) are fixed already, and they find each other through the MDS.
+  const started = await Promise.allSettled(chunkservers.slice(0, csCount).map(async (address, i) => {
     const name = `chunkserver${i + 1}`;
     const dir = join(dataDir, name);
     mkdirSync(dir, { recursive: true });
     const configFile = join(dir, 'chunkserver.yaml');
-    writeFileSync(configFile, stringify({ dataDir: dir, listen: address, mds: state.mdsAddresses, zone: `zone${i + 1}`, hostName: `chunkhost${i + 1}`, chunkPool: { target: 4 } }));
+    writeFileSync(configFile, stringify({ dataDir: dir, listen: address, mds: state!.mdsAddresses, zone: `zone${i + 1}`, hostName: `chunkhost${i + 1}`, chunkPool: { target: 4 } }));
     const l = await launchDaemon(name, ['chunkserver', '--config', configFile], log(name));
     record({ name, role: 'chunkserver', pid: l.pid, address, log: l.log });
     say(`${name.padEnd(10)} ${address} (pid ${l.pid})`);
-  }
+  }));
+  const failed = started.find((r) => r.status === 'rejected');
+  if (failed) throw (failed as PromiseRejectedResult).reason;
 
   const mds = new MdsClient(state.mdsAddresses);
   try {

@@ -14,6 +14,7 @@ import { tempDir } from '../support/tmp.js';
 import { cliPath } from '../support/process.js';
 import { ensureUnmounted } from '../../cli/cluster-ops.js';
 import { loadState } from '../../cli/cluster-state.js';
+import { MdsClient } from '../../mds/client.js';
 
 const run = promisify(execFile);
 const tierfs = (args: string[], timeout = 240_000) =>
@@ -63,12 +64,17 @@ test('volume e2e: ext4 on an attached volume survives kill -9 of a chunkserver, 
     execFileSync('umount', [extMnt]);
     took('checksums after re-attach');
 
-    const info = JSON.parse((await tierfs(['volume', 'info', 'vol', '--json', ...d])).stdout) as { allocated_segments: number; copysets: string[]; opens: unknown[] };
-    assert.equal(info.allocated_segments, 1);
-    assert.equal(info.copysets.length, 3, 'chunks spread over the 3 copysets');
-    assert.equal(info.opens.length, 1);
-    await tierfs(['volume', 'detach', again, ...d]);
-    assert.equal(JSON.parse((await tierfs(['volume', 'info', 'vol', '--json', ...d])).stdout).opens.length, 0);
+    const mds = new MdsClient(loadState(dataDir)!.mdsAddresses);
+    try {
+      const info = await mds.getVolume('vol');
+      assert.equal(info.allocated_segments, 1);
+      assert.equal(info.copysets.length, 3, 'chunks spread over the 3 copysets');
+      assert.equal(info.opens.length, 1);
+      await tierfs(['volume', 'detach', again, ...d]);
+      assert.equal((await mds.getVolume('vol')).opens.length, 0, 'detach closed the attach session');
+    } finally {
+      mds.close();
+    }
     assert.ok(!readFileSync('/proc/mounts', 'utf8').includes(join(dataDir, 'volumes')), 'the FUSE file is unmounted after detach');
   } finally {
     try {
