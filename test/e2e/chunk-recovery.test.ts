@@ -147,7 +147,7 @@ test('segments allocated before an MDS failover are the same after it; new ones 
     const addrs = [`127.0.0.1:${await freePort()}`, `127.0.0.1:${await freePort()}`];
     const mdsProcs: Spawned[] = [];
     for (const [i, a] of addrs.entries()) {
-      mdsProcs.push(await spawnDaemon(['mds', '--listen', a, '--etcd', etcd.endpoint, '--data-dir', join(tmp.path, `mds${i}`), ...FAST_MDS, '--set', 'etcd.sessionTtlS=2'], { logFile: join(tmp.path, `mds${i}.log`) }));
+      mdsProcs.push(await spawnDaemon(['mds', '--listen', a, '--etcd', etcd.endpoint, '--data-dir', join(tmp.path, `mds${i}`), ...FAST_MDS, '--set', 'etcd.sessionTtlS=2', '--set', 'volumes.recycleRetentionMs=1500'], { logFile: join(tmp.path, `mds${i}.log`) }));
     }
     procs.push(...mdsProcs);
     for (let i = 1; i <= 3; i++) procs.push((await chunkserver(tmp.path, i, addrs)).proc);
@@ -169,6 +169,22 @@ test('segments allocated before an MDS failover are the same after it; new ones 
     const ids0 = new Set(seg0!.map((c) => Number(c.chunk_id)));
     assert.ok(seg1!.every((c) => !ids0.has(Number(c.chunk_id))), 'chunk ids never repeat across leaders');
     assert.equal((await mds.getVolume('f')).allocated_segments, 2);
+
+    // Clear errors, attach sessions, the recycle bin (at the new leader).
+    await assert.rejects(mds.createVolume('f', 16 * MiB), /EXISTS|already exists/);
+    await assert.rejects(mds.createVolume('g', 1000), /multiple of 4 KiB/);
+    await assert.rejects(mds.getVolume('nope'), /does not exist/);
+    const open = await mds.openVolume('f', 'h1', 1, false);
+    await assert.rejects(mds.openVolume('f', 'h2', 2, false), /already attached read-write/);
+    await assert.rejects(mds.deleteVolume('f'), /attached/);
+    await mds.closeVolume('f', open.sessionId);
+    assert.equal((await mds.deleteVolume('f')).status, 'DELETED');
+    await assert.rejects(mds.createVolume('f', 16 * MiB), /recycle bin/);
+    assert.equal((await mds.recoverVolume('f')).status, 'ACTIVE');
+    assert.deepEqual(await mds.getSegment(info.id, 0, false), seg0, 'a recovered volume keeps its segments');
+    await mds.deleteVolume('f');
+    await waitFor('the recycle bin purges the volume', 30_000, async () => (await mds!.listVolumes()).every((v) => v.name !== 'f'));
+    await mds.createVolume('f', 16 * MiB); // the name is free again
   } finally {
     mds?.close();
     for (const p of procs.reverse()) await p.stop().catch(() => {});
