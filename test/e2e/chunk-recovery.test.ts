@@ -184,7 +184,10 @@ test('segments allocated before an MDS failover are the same after it; new ones 
     assert.deepEqual(await mds.getSegment(info.id, 0, false), seg0, 'a recovered volume keeps its segments');
     await mds.deleteVolume('f');
     await waitFor('the recycle bin purges the volume', 30_000, async () => (await mds!.listVolumes()).every((v) => v.name !== 'f'));
-    await mds.createVolume('f', 16 * MiB); // the name is free again
+    const g = await mds.createVolume('f', 16 * MiB); // the name is free again
+    assert.equal((await mds.extendVolume('f', 48 * MiB)).size, 48 * MiB);
+    await assert.rejects(mds.extendVolume('f', 8 * MiB), /shrinking/);
+    assert.ok(g.id !== info.id, 'a new volume, not the purged one');
   } finally {
     mds?.close();
     for (const p of procs.reverse()) await p.stop().catch(() => {});
