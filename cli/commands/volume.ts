@@ -81,9 +81,18 @@ function isMountedDevice(device: string): boolean {
   return readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => l.split(' ')[0] === device);
 }
 
-/** Flushes, detaches the loop device, stops the volume's server. */
+/** The file behind a loop device ("" when detached): a recorded device may have been reused since. */
+function backingFile(device: string): string {
+  try {
+    return readFileSync(`/sys/block/${device.split('/').pop()}/loop/backing_file`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** Flushes, detaches the loop device (if it is still ours), stops the volume's server. */
 export async function detachVolume(dataDir: string, rec: AttachRecord, say: (l: string) => void): Promise<void> {
-  if (rec.device && existsSync(rec.device)) {
+  if (rec.device && existsSync(rec.device) && backingFile(rec.device) === join(rec.mountpoint, 'volume')) {
     if (isMountedDevice(rec.device)) throw new TierfsError(StatusCode.BUSY, `${rec.device} (volume ${rec.name}) is mounted; unmount it first`);
     try {
       execFileSync('blockdev', ['--flushbufs', rec.device], { stdio: 'ignore' });
