@@ -17,6 +17,7 @@ const suites: Record<string, (opts: SuiteOptions) => Promise<void>> = {
     concurrencies: opts.concurrency ? opts.concurrency.split(',').map(Number) : undefined,
   }),
   fuse: async () => (await import('../../fuse/bench.js')).runFuseBench(),
+  volume: async () => (await import('../../blockclient/bench.js')).runVolumeBench(),
 };
 
 export function register(program: Command): void {

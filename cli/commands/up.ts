@@ -31,6 +31,8 @@ export interface UpOptions {
   cacheNodes: string;
   cacheSize: string;
   writeback?: boolean;
+  /** Start the daemons only: no filesystem is created or mounted (e.g. a cluster for volumes). */
+  skipMount?: boolean;
   allowOther?: boolean;
   monitoring?: boolean;
 }
@@ -145,16 +147,19 @@ export async function up(opts: UpOptions, say: (line: string) => void = (l) => p
     chunkservers.push(`127.0.0.1:${state.ports[`chunkserver${i + 1}`]}`);
   }
   state.chunkservers = chunkservers;
-  for (const [i, address] of chunkservers.slice(0, csCount).entries()) {
+  // Started together: their ports (Raft ids) are fixed already, and they find each other through the MDS.
+  const started = await Promise.allSettled(chunkservers.slice(0, csCount).map(async (address, i) => {
     const name = `chunkserver${i + 1}`;
     const dir = join(dataDir, name);
     mkdirSync(dir, { recursive: true });
     const configFile = join(dir, 'chunkserver.yaml');
-    writeFileSync(configFile, stringify({ dataDir: dir, listen: address, mds: state.mdsAddresses, zone: `zone${i + 1}`, hostName: `chunkhost${i + 1}`, chunkPool: { target: 4 }, clusterKeyFile: keyFile }), { mode: 0o600 });
+    writeFileSync(configFile, stringify({ dataDir: dir, listen: address, mds: state!.mdsAddresses, zone: `zone${i + 1}`, hostName: `chunkhost${i + 1}`, chunkPool: { target: 4 }, clusterKeyFile: keyFile }), { mode: 0o600 });
     const l = await launchDaemon(name, ['chunkserver', '--config', configFile], log(name));
     record({ name, role: 'chunkserver', pid: l.pid, address, log: l.log });
     say(`${name.padEnd(10)} ${address} (pid ${l.pid})`);
-  }
+  }));
+  const failed = started.find((r) => r.status === 'rejected');
+  if (failed) throw (failed as PromiseRejectedResult).reason;
 
   // Cache nodes: asked for now, or kept from the cluster's first start (their ports stay).
   const wantNodes = Math.max(0, Number(opts.cacheNodes ?? 0));
@@ -179,6 +184,7 @@ export async function up(opts: UpOptions, say: (line: string) => void = (l) => p
       const online = (kind: string) => st.metaservers.filter((m) => m.state === 'ONLINE' && (m.kind || 'metaserver') === kind).length;
       return online('metaserver') >= state!.metaservers.length && online('chunkserver') >= csCount;
     });
+    if (opts.skipMount) return state;
     try {
       await mds.getFsInfo(state.fsName);
     } catch (err) {
@@ -238,6 +244,7 @@ export function register(program: Command): void {
     .option('--etcd <urls>', 'external etcd endpoints: the MDS keeps its state there and elects a leader')
     .option('--mds-count <n>', 'MDS processes (with --etcd)', '1')
     .option('--metaservers <n>', 'metaserver processes', '3')
+    .option('--skip-mount', 'start the daemons only: no filesystem is created or mounted')
     .option('--chunkservers <n>', 'chunkserver processes for block volumes (tierfs volume)', '0')
     .option('--cache-nodes <n>', 'cache nodes (tierfs cachenode): a cache group every mount reads through', '0')
     .option('--cache-size <MiB>', 'local disk cache size of the mount', '10240')

@@ -14,7 +14,7 @@ import { isAlive, launchDaemon, stopPid } from '../launcher.js';
 import { ensureUnmounted } from '../cluster-ops.js';
 import { action } from '../errors.js';
 import { clusterKeyFileInUse } from '../cluster-auth.js';
-import { parseSize } from './fs.js';
+import { human, parseSize } from './fs.js';
 import { announceReady } from '../ready.js';
 
 interface Where {
@@ -48,16 +48,6 @@ async function withMds<T>(o: Where, fn: (c: MdsClient) => Promise<T>): Promise<T
   }
 }
 
-function human(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = bytes;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${Number.isInteger(v) ? v : v.toFixed(1)} ${units[i]}`;
-}
 
 function printVolume(v: VolumeInfo, json?: boolean): void {
   if (json) {
@@ -92,9 +82,18 @@ function isMountedDevice(device: string): boolean {
   return readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => l.split(' ')[0] === device);
 }
 
-/** Flushes, detaches the loop device, stops the volume's server. */
+/** The file behind a loop device ("" when detached): a recorded device may have been reused since. */
+function backingFile(device: string): string {
+  try {
+    return readFileSync(`/sys/block/${device.split('/').pop()}/loop/backing_file`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** Flushes, detaches the loop device (if it is still ours), stops the volume's server. */
 export async function detachVolume(dataDir: string, rec: AttachRecord, say: (l: string) => void): Promise<void> {
-  if (rec.device && existsSync(rec.device)) {
+  if (rec.device && existsSync(rec.device) && backingFile(rec.device) === join(rec.mountpoint, 'volume')) {
     if (isMountedDevice(rec.device)) throw new TierfsError(StatusCode.BUSY, `${rec.device} (volume ${rec.name}) is mounted; unmount it first`);
     try {
       execFileSync('blockdev', ['--flushbufs', rec.device], { stdio: 'ignore' });
@@ -219,6 +218,25 @@ export function register(program: Command): void {
       const rec = attachRecords(o.dataDir).find((r) => r.name === what || r.device === what);
       if (!rec) throw new TierfsError(StatusCode.NOT_FOUND, `no attached volume or device "${what}" in ${attachDir(o.dataDir)}`);
       await detachVolume(o.dataDir, rec, (l) => process.stdout.write(o.json ? `${JSON.stringify({ detached: rec.name, device: rec.device })}\n` : `${l}\n`));
+    }));
+  where(vol.command('nbd').description('serve a volume over NBD on a unix socket in the foreground (for nbd-client -unix SOCKET /dev/nbdN)').argument('<name>')
+    .requiredOption('--socket <path>', 'unix socket to listen on').option('--read-only', 'attach read-only'))
+    .action(action(async (name: string, o: Where & { socket: string; readOnly?: boolean }) => {
+      const { VolumeClient } = await import('../../blockclient/volume-client.js');
+      const { startNbdServer } = await import('../../blockclient/nbd-server.js');
+      const mds = new MdsClient(mdsAddresses(o));
+      const volume = await VolumeClient.open(mds, name, { readOnly: o.readOnly });
+      const server = await startNbdServer(resolve(o.socket), volume, name);
+      const stop = async () => {
+        await server.close();
+        await volume.close();
+        mds.close();
+        process.exit(0);
+      };
+      process.on('SIGTERM', () => void stop());
+      process.on('SIGINT', () => void stop());
+      process.stdout.write(`serving volume ${name} over NBD on ${server.path} (export "${name}")\n`);
+      announceReady({ volume: name, socket: server.path });
     }));
   vol.command('serve', { hidden: true }).description('serve an attached volume (started by attach)').argument('<name>')
     .requiredOption('--mds <addrs>', 'MDS addresses').requiredOption('--mountpoint <dir>', 'where the one-file FUSE mount goes')

@@ -14,6 +14,7 @@ import { tempDir } from '../support/tmp.js';
 import { cliPath } from '../support/process.js';
 import { ensureUnmounted } from '../../cli/cluster-ops.js';
 import { loadState } from '../../cli/cluster-state.js';
+import { MdsClient } from '../../mds/client.js';
 
 const run = promisify(execFile);
 const tierfs = (args: string[], timeout = 240_000) =>
@@ -21,7 +22,7 @@ const tierfs = (args: string[], timeout = 240_000) =>
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const lastLine = (s: string) => s.trim().split('\n').pop()!.trim();
 
-test('volume e2e: ext4 on an attached volume survives kill -9 of a chunkserver, fsck is clean, data equal after re-attach', { timeout: 600_000 }, async () => {
+test('volume e2e: ext4 on an attached volume survives kill -9 of a chunkserver, fsck is clean, data equal after re-attach', { timeout: 600_000 }, async (t) => {
   const tmp = tempDir('tierfs-vol-');
   const dataDir = join(tmp.path, 'data');
   const fsMnt = join(tmp.path, 'mnt');
@@ -29,12 +30,16 @@ test('volume e2e: ext4 on an attached volume survives kill -9 of a chunkserver, 
   mkdirSync(extMnt, { recursive: true });
   const d = ['--data-dir', dataDir];
   try {
-    await tierfs(['up', ...d, '--mount', fsMnt, '--cache-size', '256', '--chunkservers', '3']);
+    const t0 = Date.now();
+    const took = (what: string) => t.diagnostic(`${what}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    await tierfs(['up', ...d, '--mount', fsMnt, '--skip-mount', '--chunkservers', '3']);
+    took('up');
     await tierfs(['volume', 'create', 'vol', '--size', '192MiB', ...d]);
     const device = lastLine((await tierfs(['volume', 'attach', 'vol', ...d])).stdout);
     assert.match(device, /^\/dev\/loop\d+$/);
     await assert.rejects(tierfs(['volume', 'attach', 'vol', ...d]), /already attached/);
 
+    took('attach');
     execFileSync('mkfs.ext4', ['-q', '-F', device]);
     execFileSync('mount', [device, extMnt]);
     const sums = new Map<string, string>();
@@ -46,22 +51,30 @@ test('volume e2e: ext4 on an attached volume survives kill -9 of a chunkserver, 
       await writeFile(join(extMnt, `f${i}`), data);
       sums.set(`f${i}`, sha(data));
     }
+    took('200 files written');
     execFileSync('sync');
     execFileSync('umount', [extMnt]);
     execFileSync('fsck.ext4', ['-n', device]); // exit 0: clean
 
+    took('fsck');
     await tierfs(['volume', 'detach', 'vol', ...d]);
     const again = lastLine((await tierfs(['volume', 'attach', 'vol', ...d])).stdout);
     execFileSync('mount', [again, extMnt]);
     for (const [name, sum] of sums) assert.equal(sha(await readFile(join(extMnt, name))), sum, name);
     execFileSync('umount', [extMnt]);
+    took('checksums after re-attach');
 
-    const info = JSON.parse((await tierfs(['volume', 'info', 'vol', '--json', ...d])).stdout) as { allocated_segments: number; copysets: string[]; opens: unknown[] };
-    assert.equal(info.allocated_segments, 1);
-    assert.equal(info.copysets.length, 3, 'chunks spread over the 3 copysets');
-    assert.equal(info.opens.length, 1);
-    await tierfs(['volume', 'detach', again, ...d]);
-    assert.equal(JSON.parse((await tierfs(['volume', 'info', 'vol', '--json', ...d])).stdout).opens.length, 0);
+    const mds = new MdsClient(loadState(dataDir)!.mdsAddresses);
+    try {
+      const info = await mds.getVolume('vol');
+      assert.equal(info.allocated_segments, 1);
+      assert.equal(info.copysets.length, 3, 'chunks spread over the 3 copysets');
+      assert.equal(info.opens.length, 1);
+      await tierfs(['volume', 'detach', again, ...d]);
+      assert.equal((await mds.getVolume('vol')).opens.length, 0, 'detach closed the attach session');
+    } finally {
+      mds.close();
+    }
     assert.ok(!readFileSync('/proc/mounts', 'utf8').includes(join(dataDir, 'volumes')), 'the FUSE file is unmounted after detach');
   } finally {
     try {
