@@ -39,7 +39,7 @@ test('the leader MDS dies: a standby takes over and mounts keep working', { time
     const mountpoint = join(tmp.path, name);
     mkdirSync(mountpoint);
     const proc = await spawnDaemon<{ mountpoint: string; pid: number; adminSocket: string }>(
-      ['mount', '--mds', mdsAddrs.join(','), '--fs', 'default', mountpoint, '--cache-dir', join(tmp.path, `${name}-cache`), '--cache-size', '256'],
+      ['mount', '--cluster-key-file', join(dataDir, 'cluster.key'), '--mds', mdsAddrs.join(','), '--fs', 'default', mountpoint, '--cache-dir', join(tmp.path, `${name}-cache`), '--cache-size', '256'],
       { logFile: join(tmp.path, `${name}.log`), env: { TIERFS_RUN_DIR: join(tmp.path, 'run') }, readyTimeoutMs: 90_000 },
     ).catch((err: unknown) => {
       forceUnmount(mountpoint);
