@@ -16,6 +16,8 @@ export class InodeTable {
    * the per-lookup counting and tells us once, when the count drops to zero.
    */
   private readonly kernelHeld = new Set<number>();
+  /** Told of attributes as they arrive and of inodes the kernel forgot (coherence.ts). */
+  listener: { remembered(inode: Inode): void; forgotten(ino: number): void } | null = null;
 
   constructor(
     private readonly meta: MetaClient,
@@ -41,6 +43,7 @@ export class InodeTable {
     this.rememberXattrNames(inode);
     const open = this.open.inode(inode.ino);
     if (open) open.inode = inode;
+    this.listener?.remembered(inode);
   }
 
   /** The xattr names that came with attributes: a missing name is then answered locally. */
@@ -74,6 +77,7 @@ export class InodeTable {
   forget(ino: number): void {
     this.kernelHeld.delete(ino);
     this.xattrNames.delete(ino);
+    this.listener?.forgotten(ino);
     if (!this.open.isOpen(ino)) this.attrs.delete(ino);
   }
 

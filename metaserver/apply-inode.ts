@@ -68,7 +68,8 @@ export async function updateInode(ctx: ApplyContext, op: Op<'updateInode'>): Pro
   if (c.mask & UpdateMask.GID) after.gid = c.gid;
   if (c.mask & UpdateMask.SIZE) {
     if (isDirType(before.mode)) throw new TierfsError(StatusCode.IS_DIR, `inode ${op.ino} is a directory`);
-    after.size = c.size;
+    after.size = c.sizeGrowOnly ? Math.max(before.size, c.size) : c.size;
+    after.dataVersion = nextDataVersion(before);
   }
   if (c.mask & UpdateMask.ATIME) after.atimeMs = c.atimeMs;
   if (c.mask & UpdateMask.MTIME) after.mtimeMs = c.mtimeMs;
@@ -129,12 +130,20 @@ const sameSlice = (a: SliceRecord, b: SliceRecord): boolean =>
   a.chunkId === b.chunkId && a.compaction === b.compaction && a.offset === b.offset && a.len === b.len &&
   !!a.shared === !!b.shared && !!a.ref === !!b.ref;
 
+/** The data version after a change of the file's data or size (records.ts InodeRecord.dataVersion). */
+export const nextDataVersion = (before: InodeRecord): number => (before.dataVersion ?? 0) + 1;
+
 export async function modifySlices(ctx: ApplyContext, op: Op<'modifySlices'>): Promise<OpResult> {
   const before = await ctx.inode(op.pid, op.ino);
   let inode: InodeRecord | undefined;
   if (op.attrs) {
     if (isDirType(before.mode)) throw new TierfsError(StatusCode.IS_DIR, `inode ${op.ino} is a directory`);
-    inode = { ...before, parents: [...before.parents], size: op.attrs.size, mtimeMs: op.attrs.mtimeMs, ctimeMs: op.attrs.ctimeMs };
+    const size = op.attrs.growOnly ? Math.max(before.size, op.attrs.size) : op.attrs.size;
+    inode = { ...before, parents: [...before.parents], size, mtimeMs: op.attrs.mtimeMs, ctimeMs: op.attrs.ctimeMs, dataVersion: nextDataVersion(before) };
+    ctx.putInode(op.pid, inode, before);
+  } else if (op.append.some(([, added]) => added.length > 0)) {
+    // New data (or zero slices) without attributes: still a change other mounts must see.
+    inode = { ...before, dataVersion: nextDataVersion(before) };
     ctx.putInode(op.pid, inode, before);
   }
   for (const [chunkIndex, added] of op.append) {

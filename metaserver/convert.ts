@@ -11,7 +11,7 @@ export function inodeToMsg(i: InodeRecord): InodeMsg {
   return {
     ino: i.ino, mode: i.mode, uid: i.uid, gid: i.gid, size: i.size, nlink: i.nlink, rdev: i.rdev,
     atime_ms: i.atimeMs, mtime_ms: i.mtimeMs, ctime_ms: i.ctimeMs, symlink: i.symlink, parents: i.parents,
-    xattr_names: Object.keys(i.xattrs ?? {}), xattr_names_known: true,
+    xattr_names: Object.keys(i.xattrs ?? {}), xattr_names_known: true, data_version: i.dataVersion ?? 0, data_version_known: true,
   };
 }
 
@@ -20,6 +20,7 @@ export function msgToInode(m: Inode__Output): Inode {
     ino: m.ino, mode: m.mode, uid: m.uid, gid: m.gid, size: m.size, nlink: m.nlink, rdev: m.rdev,
     atimeMs: m.atime_ms, mtimeMs: m.mtime_ms, ctimeMs: m.ctime_ms, symlink: m.symlink, parents: m.parents,
     ...(m.xattr_names_known ? { xattrNames: m.xattr_names } : {}),
+    ...(m.data_version_known ? { dataVersion: m.data_version } : {}),
   };
 }
 
@@ -28,6 +29,7 @@ export function sliceToMsg(s: SliceRecord): Slice {
   return {
     chunk_id: s.chunkId, compaction: s.compaction, offset: s.offset, len: s.len, size: s.size, zero: s.zero, shared: !!s.shared,
     ...(r ? { ref: { ino: r.ino, chunk_index: r.chunkIndex, chunk_id: r.chunkId, compaction: r.compaction, offset: r.offset, len: r.len, pos: r.pos } } : {}),
+    ...(s.refOwned ? { ref_owned: true } : {}),
   };
 }
 
@@ -37,6 +39,7 @@ export function msgToSlice(m: Slice__Output): SliceRecord {
   if (m.shared) out.shared = true;
   const r = m.ref;
   if (r) out.ref = { ino: r.ino, chunkIndex: r.chunk_index, chunkId: r.chunk_id, compaction: r.compaction, offset: r.offset, len: r.len, pos: r.pos };
+  if (r && m.ref_owned) out.refOwned = true;
   return out;
 }
 

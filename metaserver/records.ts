@@ -33,6 +33,8 @@ export interface InodeRecord {
   parents: number[];
   /** name -> base64 value */
   xattrs: Record<string, string>;
+  /** Bumped by every change of data or size (absent: 0, a record from before it existed). */
+  dataVersion?: number;
 }
 
 export interface DentryRecord {
@@ -92,6 +94,20 @@ export interface InodeChanges {
   addParent: number;
   removeParent: number;
   touchCtime: boolean;
+  /** With SIZE: size = max(current, size) (absent in entries written before it existed). */
+  sizeGrowOnly?: boolean;
+}
+
+/** An O_APPEND run to place at the end of the file (proto AppendRun). */
+export interface AppendRunOp {
+  chunkId: number;
+  len: number;
+  ownerChunkId: number;
+  ownerOffset: number;
+  chunkSize: number;
+  blockSize: number;
+  mtimeMs: number;
+  ctimeMs: number;
 }
 
 export const UpdateMask = { MODE: 1, UID: 2, GID: 4, SIZE: 8, ATIME: 16, MTIME: 32, CTIME: 64 } as const;
@@ -119,8 +135,10 @@ export type MetaOp =
       append: Array<[number, SliceRecord[]]>;
       replace: { chunkIndex: number; removed: SliceRecord[]; added: SliceRecord[] } | null;
       /** Set with the slices (absent in entries written before it existed). */
-      attrs?: { size: number; mtimeMs: number; ctimeMs: number };
+      attrs?: { size: number; mtimeMs: number; ctimeMs: number; growOnly?: boolean };
     }
+  /** O_APPEND: the run goes at the end of the file as this entry finds it (apply-append.ts). */
+  | { op: 'appendRun'; pid: number; rid?: RequestIdent; ino: number; run: AppendRunOp }
   | { op: 'releaseOrphan'; pid: number; rid?: RequestIdent; ino: number; now: number }
   | { op: 'purgeInode'; pid: number; ino: number }
   | { op: 'prepareRename'; pid: number; rid?: RequestIdent; tx: RenameTxRecord; now: number }
@@ -168,4 +186,6 @@ export interface OpResult {
   };
   /** releaseOrphan or removeNode: the inode went to the trash. */
   released?: boolean;
+  /** appendRun: the file offset the run's first byte landed at. */
+  appendBase?: number;
 }

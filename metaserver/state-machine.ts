@@ -11,6 +11,7 @@ import { ApplyContext } from './apply-context.js';
 import * as inodeOps from './apply-inode.js';
 import * as dentryOps from './apply-dentry.js';
 import * as posixOps from './apply-posix.js';
+import * as appendOps from './apply-append.js';
 import type { LogEntryForApply, StateMachine } from './raft-types.js';
 import type { MetaOp, OpResult, PartitionRecord } from './records.js';
 import { decodeFrames, encodeFrames } from './snapshot-frames.js';
@@ -40,6 +41,7 @@ const HANDLERS: Record<MetaOp['op'], Handler> = {
   linkNode: posixOps.linkNode,
   renameNode: posixOps.renameNode,
   exchangeNodes: posixOps.exchangeNodes,
+  appendRun: appendOps.appendRun,
 };
 
 /**

@@ -17,11 +17,12 @@ import { shadowedSlices, sliceObjects } from './layout.js';
 import { ReadPath } from './read-path.js';
 import { planCopy } from './copy-range.js';
 import { FileExtents } from './extents.js';
+import { AppendWriter, type AppendTimes } from './append.js';
 import { CacheControl, type EvictResult, type WarmupResult } from './cache-control.js';
 import type { DiskCacheLimits } from '../diskcache/index.js';
 import { runLimited } from './run-limited.js';
 import type { ObjectStore, ObjectStoreStats } from './object-store.js';
-import type { ChunkIdAllocator, ChunkSlices, FileAttrs, Slice, SliceStore } from './types.js';
+import type { AppendPlaced, ChunkIdAllocator, ChunkSlices, FileAttrs, Slice, SliceStore } from './types.js';
 import { DirtyChunk, PagePool, type PendingData, type PendingZero } from './write-buffer.js';
 
 export interface S3AdaptorOptions {
@@ -102,6 +103,7 @@ export class S3Adaptor {
   private readonly reads: ReadPath;
   private readonly extents: FileExtents;
   private readonly cacheControl: CacheControl;
+  private readonly appends: AppendWriter;
   private readonly compactThreshold: number;
   private readonly blockWriteConcurrency: number;
   private readonly flushRunBytes: number;
@@ -155,6 +157,12 @@ export class S3Adaptor {
         if (st) await Promise.allSettled([...st.inFlight]);
       },
       onSwapped: (ino) => this.inodes.get(ino)?.invalidate(),
+    });
+    this.appends = new AppendWriter({
+      fsId: this.fsId, chunkSize: this.cs, blockSize: this.bs, sliceStore: this.sliceStore, blockWriteConcurrency: this.blockWriteConcurrency, logger: this.log,
+      reserveId: async (st) => (await this.chunkIds.reserve(1, this.newestChunkId(st)))[0]!,
+      storeBlock: (st, key, body) => this.storeBlock(st, { holds: [] as Array<Promise<unknown>> } as PendingData, key, body),
+      committed: (st, idxs) => this.maybeCompact(st, idxs),
     });
     this.metrics = {
       memUsed: gauge(opts.registry, 'tierfs_s3adaptor_write_buffer_bytes', 'bytes held by write buffers (dirty and flushing)'),
@@ -382,8 +390,9 @@ export class S3Adaptor {
   private async appendSlices(ino: number, added: Map<number, Slice[]>, attrs?: FileAttrs): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
-        if (attrs && this.sliceStore.appendSlicesAndAttrs) return await this.sliceStore.appendSlicesAndAttrs(ino, added, attrs);
-        return await this.sliceStore.appendSlices(ino, added);
+        if (attrs && this.sliceStore.appendSlicesAndAttrs) await this.sliceStore.appendSlicesAndAttrs(ino, added, attrs);
+        else await this.sliceStore.appendSlices(ino, added);
+        return;
       } catch (err) {
         if (this.closed || attempt >= 30 || !(err instanceof TierfsError && RETRYABLE.has(err.code))) throw err;
         await sleep(Math.min(2_000, 50 * 2 ** Math.min(attempt, 6)));
@@ -461,6 +470,16 @@ export class S3Adaptor {
     this.background(st, this.flushChunks(st, undefined, attrs));
     await this.flush(ino);
     return true;
+  }
+
+  /**
+   * O_APPEND: stores `data` and has the metaserver place it at the end of the file as it
+   * finds it at commit (append.ts); resolves with where it landed. The caller commits this
+   * mount's positional writes of the inode first. At most one chunk.
+   */
+  async appendAtEnd(ino: number, data: Buffer, times: AppendTimes, guess: number): Promise<AppendPlaced> {
+    this.checkOpen();
+    return this.appends.append(this.inode(ino), data, times, guess);
   }
 
   async fsync(ino: number): Promise<void> {
@@ -721,7 +740,7 @@ export class S3Adaptor {
     for (const [idx, list] of slices) {
       const now = fresh.get(idx) ?? [];
       for (const s of list) {
-        const markedSince = now.some((x) => x.shared && !x.ref && x.chunkId === s.chunkId && x.compaction === s.compaction && x.offset === s.offset && x.len === s.len);
+        const markedSince = now.some((x) => x.shared && (!x.ref || x.refOwned) && x.chunkId === s.chunkId && x.compaction === s.compaction && x.offset === s.offset && x.len === s.len);
         if (!markedSince) keys.push(...ownedKeys(this.fsId, ino, idx, s, this.bs, this.cs));
       }
     }
