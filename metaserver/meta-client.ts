@@ -2,7 +2,7 @@
 // this interface only; metaserver/client.ts implements it over gRPC (partition routing,
 // leader following, retries with request ids, cross-partition transactions).
 // Errors are TierfsErrors with the shared status codes (NOT_FOUND, EXISTS, NOT_EMPTY, ...).
-import type { SliceRef } from '../s3adaptor/types.js';
+import type { AppendRunRequest, SliceRef } from '../s3adaptor/types.js';
 
 /** File types as in st_mode's S_IFMT bits. */
 export const S_IFMT = 0o170000;
@@ -127,17 +127,7 @@ export interface FileSizeAndTimes {
  * An O_APPEND run already in objects (one slice extent of chunk 0 under ownerChunkId), to be
  * placed at the end of the file by the metaserver when the write applies (proto AppendRun).
  */
-export interface AppendRun {
-  /** Orders the placed slices: must be above every slice they overlap (else TX_CONFLICT). */
-  chunkId: number;
-  len: number;
-  ownerChunkId: number;
-  ownerOffset: number;
-  chunkSize: number;
-  blockSize: number;
-  mtimeMs: number;
-  ctimeMs: number;
-}
+export type AppendRun = AppendRunRequest;
 
 /** Where an append run landed, and the inode after it. */
 export interface AppendResult {

@@ -2,6 +2,7 @@
 // (JSON in Raft log entries). Times in operations are chosen by the leader before
 // proposing, so every replica applies the same values.
 import type { SliceRecord } from './meta-client.js';
+import type { AppendRunRequest } from '../s3adaptor/types.js';
 import type { StatusCode } from '../common/status.js';
 
 export interface PartitionRecord {
@@ -99,16 +100,7 @@ export interface InodeChanges {
 }
 
 /** An O_APPEND run to place at the end of the file (proto AppendRun). */
-export interface AppendRunOp {
-  chunkId: number;
-  len: number;
-  ownerChunkId: number;
-  ownerOffset: number;
-  chunkSize: number;
-  blockSize: number;
-  mtimeMs: number;
-  ctimeMs: number;
-}
+export type AppendRunOp = AppendRunRequest;
 
 export const UpdateMask = { MODE: 1, UID: 2, GID: 4, SIZE: 8, ATIME: 16, MTIME: 32, CTIME: 64 } as const;
 

@@ -8,17 +8,9 @@
 // neither owns it alone, and both are marked `shared` (left to fsck's GC, as a copy's are).
 // The data path picks ownerOffset = its guess of base modulo the block size, so the cut falls
 // on the grid whenever the guess was right.
-import type { Slice } from './types.js';
+import type { AppendRunRequest, Slice } from './types.js';
 
-export interface AppendRunLayout {
-  /** Orders the placed slices in their chunks. */
-  chunkId: number;
-  len: number;
-  ownerChunkId: number;
-  ownerOffset: number;
-  chunkSize: number;
-  blockSize: number;
-}
+export type AppendRunLayout = Omit<AppendRunRequest, 'mtimeMs' | 'ctimeMs'>;
 
 /** chunk index -> the slice placed there (one per chunk the run crosses). */
 export function appendPieces(ino: number, base: number, run: AppendRunLayout): Map<number, Slice[]> {

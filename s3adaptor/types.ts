@@ -59,6 +59,7 @@ export interface FileAttrs {
 
 /** An O_APPEND run in objects, to be placed at the end of the file by the store (append-layout.ts). */
 export interface AppendRunRequest {
+  /** Orders the placed slices: must be above every slice they overlap (else TX_CONFLICT). */
   chunkId: number;
   len: number;
   ownerChunkId: number;
