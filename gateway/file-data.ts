@@ -1,6 +1,7 @@
 // The file data path as the gateway sees it: exactly the S3Adaptor methods it calls, so
 // s3adaptor's `S3Adaptor` satisfies this structurally, and tests can use an in-memory one.
-import type { FileSizeAndTimes, MetaClient, SliceRecord } from '../metaserver/meta-client.js';
+import type { AppendRun, FileSizeAndTimes, Inode, MetaClient, SliceRecord } from '../metaserver/meta-client.js';
+import { reportOwnCommit } from './coherence.js';
 import type { DiskCacheLimits } from '../diskcache/index.js';
 import type { EvictResult, WarmupResult } from '../s3adaptor/cache-control.js';
 
@@ -22,6 +23,13 @@ export interface FileData {
    */
   flushWithAttrs?(ino: number, attrs: FileSizeAndTimes): Promise<boolean>;
   fsync(ino: number): Promise<void>;
+  /**
+   * O_APPEND (s3adaptor/append.ts): stores `data` and has the metaserver place it at the end
+   * of the file as it finds it at commit, whole; resolves with where it landed and, when the
+   * store returned it, the inode after. `guess`: where the caller believes the end is (only
+   * the objects' layout follows it). NOT_SUPPORTED from an older metaserver. Optional.
+   */
+  appendAtEnd?(ino: number, data: Buffer, times: { mtimeMs: number; ctimeMs: number }, guess: number): Promise<{ base: number; inode?: Inode }>;
   truncate(ino: number, oldSize: number, newSize: number): Promise<void>;
   /** The inode was just created by this mount: it has no slices yet (spares fetching them). */
   markNew?(ino: number): void;
@@ -70,17 +78,28 @@ export interface FileData {
 /** What S3Adaptor needs to record slices: the metaserver, narrowed. */
 export interface SliceStore {
   getSlices(ino: number): Promise<Map<number, SliceRecord[]>>;
-  appendSlices(ino: number, added: Map<number, SliceRecord[]>): Promise<void>;
-  appendSlicesAndAttrs?(ino: number, added: Map<number, SliceRecord[]>, attrs: FileSizeAndTimes): Promise<void>;
+  appendSlices(ino: number, added: Map<number, SliceRecord[]>): Promise<Inode | void>;
+  appendSlicesAndAttrs?(ino: number, added: Map<number, SliceRecord[]>, attrs: FileSizeAndTimes): Promise<Inode | void>;
+  appendRun?(ino: number, run: AppendRun): Promise<{ base: number; inode: Inode }>;
   replaceSlices(ino: number, chunkIndex: number, removed: SliceRecord[], added: SliceRecord[]): Promise<void>;
 }
 
-/** Adapts a MetaClient into the SliceStore S3Adaptor takes. */
+/**
+ * Adapts a MetaClient into the SliceStore S3Adaptor takes. The inodes its commits return go
+ * to the VFS built on the same MetaClient (coherence.ts): the data path's commits are this
+ * mount's own changes, which must not pass for another mount's.
+ */
 export function sliceStoreOf(meta: MetaClient): SliceStore {
+  const reported = async <T>(ino: number, p: Promise<T>): Promise<T> => {
+    const r = await p;
+    reportOwnCommit(meta, ino, r && typeof r === 'object' && 'base' in r ? (r as { inode?: Inode }).inode : r);
+    return r;
+  };
   return {
     getSlices: (ino) => meta.getSlices(ino),
-    appendSlices: (ino, added) => meta.appendSlices(ino, added),
-    ...(meta.appendSlicesAndAttrs ? { appendSlicesAndAttrs: (ino: number, added: Map<number, SliceRecord[]>, attrs: FileSizeAndTimes) => meta.appendSlicesAndAttrs!(ino, added, attrs) } : {}),
+    appendSlices: (ino, added) => reported(ino, meta.appendSlices(ino, added)),
+    ...(meta.appendSlicesAndAttrs ? { appendSlicesAndAttrs: (ino: number, added: Map<number, SliceRecord[]>, attrs: FileSizeAndTimes) => reported(ino, meta.appendSlicesAndAttrs!(ino, added, attrs)) } : {}),
+    ...(meta.appendRun ? { appendRun: (ino: number, run: AppendRun) => reported(ino, meta.appendRun!(ino, run)) } : {}),
     replaceSlices: (ino, chunkIndex, removed, added) => meta.replaceSlices(ino, chunkIndex, removed, added),
   };
 }

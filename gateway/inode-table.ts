@@ -23,19 +23,14 @@ export class InodeTable {
    */
   private readonly kernelHeld = new Set<number>();
   /**
-   * Size and mtime the kernel's page cache of an inode matches: set when an open revalidated
-   * it and when this mount's own writes commit (the kernel already has those pages). Kept
-   * while the kernel holds the inode, not for the short attr cache's second, so an open a
-   * minute later still keeps the pages of an unchanged file (close-to-open).
-   */
-  private readonly pageVersions = new Map<number, { size: number; mtimeMs: number }>();
-  /**
    * Set when a metadata call found no metaserver answering, cleared by the next answer.
    * Meanwhile attributes and names this mount has seen are served from the caches past
    * their TTL (stale rather than EIO, as an NFS client's attribute cache), at once.
    */
   metaDown = false;
   private probing = false;
+  /** Told of attributes as they arrive and of inodes the kernel forgot (coherence.ts). */
+  listener: { remembered(inode: Inode): void; forgotten(ino: number): void } | null = null;
 
   constructor(
     private readonly meta: MetaClient,
@@ -88,6 +83,7 @@ export class InodeTable {
     this.rememberXattrNames(inode);
     const open = this.open.inode(inode.ino);
     if (open) open.inode = inode;
+    this.listener?.remembered(inode);
   }
 
   /** The xattr names that came with attributes: a missing name is then answered locally. */
@@ -117,22 +113,11 @@ export class InodeTable {
     this.kernelHeld.add(ino);
   }
 
-  /** The kernel's pages of ino now match this size and mtime. */
-  pagesMatch(ino: number, attrs: { size: number; mtimeMs: number }): void {
-    this.pageVersions.set(ino, { size: attrs.size, mtimeMs: attrs.mtimeMs });
-  }
-
-  /** Whether the kernel's pages of ino (if it has any) still show a file of these attributes. */
-  pagesCurrent(ino: number, attrs: { size: number; mtimeMs: number }): boolean {
-    const v = this.pageVersions.get(ino);
-    return v !== undefined && v.size === attrs.size && v.mtimeMs === attrs.mtimeMs;
-  }
-
   /** The kernel dropped its last reference: forget what only it needed. */
   forget(ino: number): void {
     this.kernelHeld.delete(ino);
-    this.pageVersions.delete(ino);
     this.xattrNames.delete(ino);
+    this.listener?.forgotten(ino);
     if (!this.open.isOpen(ino)) this.attrs.delete(ino);
   }
 

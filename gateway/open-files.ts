@@ -5,9 +5,15 @@ import type { Inode } from '../metaserver/meta-client.js';
 import { posix, E } from './errors.js';
 
 export interface DirtyAttrs {
+  /** The size as this mount sees it. */
   size: number;
   mtimeMs: number;
   ctimeMs: number;
+  /**
+   * The end of what was written since the last commit: the commit grows the file to at least
+   * this (never to `size`, which may hold a size another mount has since truncated).
+   */
+  end: number;
 }
 
 export interface OpenInode {
@@ -30,12 +36,15 @@ export interface FileHandle {
   readable: boolean;
   /** O_DIRECT: writes must be 512-byte aligned in offset and length, as on ext4. */
   direct: boolean;
+  /** O_APPEND: every write goes at the end of the file as the metaserver finds it (append-runs.ts). */
+  append: boolean;
 }
 
 const O_ACCMODE = 3;
 const O_RDONLY = 0;
 const O_WRONLY = 1;
 export const O_DIRECT = 0o40000;
+export const O_APPEND = 0o2000;
 
 /** FUSE treats fh 0 as "no handle", so handles start at 1 and skip 0 when they wrap. */
 const MAX_FH = 0x7fffffff;
@@ -53,7 +62,8 @@ export class OpenFileTable {
     const fh = this.nextFh;
     this.nextFh = this.nextFh >= MAX_FH ? 1 : this.nextFh + 1;
     const acc = flags & O_ACCMODE;
-    const handle: FileHandle = { fh, ino, flags, readable: acc !== O_WRONLY, writable: acc !== O_RDONLY, direct: (flags & O_DIRECT) !== 0 };
+    const handle: FileHandle = { fh, ino, flags, readable: acc !== O_WRONLY, writable: acc !== O_RDONLY, direct: (flags & O_DIRECT) !== 0,
+      append: (flags & O_APPEND) !== 0 && acc !== O_RDONLY };
     this.handles.set(fh, handle);
     const state = this.inodes.get(ino) ?? { ino, handles: 0, dirty: null, inode };
     state.handles++;

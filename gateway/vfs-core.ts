@@ -4,6 +4,8 @@
 import { silentLogger, type Logger } from '../common/log.js';
 import type { Attr, AttrOut, EntryOut, FuseNotifier } from '../fuse/types.js';
 import { MAX_NAME_BYTES, type Inode, type InodeAttr, type MetaClient } from '../metaserver/meta-client.js';
+import { AppendRuns } from './append-runs.js';
+import { DataVersions, onOwnCommits } from './coherence.js';
 import { E, posix } from './errors.js';
 import type { FileData } from './file-data.js';
 import { InodeTable } from './inode-table.js';
@@ -48,6 +50,10 @@ export class VfsCore {
    * entry replies the kernel took, so it is the truth; without it our own set stands in.
    */
   kernelRefs: ((ino: number) => number) | null = null;
+  /** The data version each of this mount's caches of a file holds (close-to-open, coherence.ts). */
+  readonly versions = new DataVersions();
+  /** O_APPEND writes waiting to be placed at the end of their file (append-runs.ts). */
+  readonly appends: AppendRuns;
 
   constructor(
     readonly meta: MetaClient,
@@ -60,6 +66,25 @@ export class VfsCore {
     this.gatewayCacheMs = opts.gatewayCacheMs ?? Math.min(this.attrTimeoutMs, 1000);
     this.table = new InodeTable(meta, this.gatewayCacheMs);
     this.log = opts.logger ?? silentLogger;
+    this.appends = new AppendRuns(this);
+    this.table.listener = {
+      remembered: (inode) => {
+        // Another mount's change: the slice map goes (cheap), the pages wait for the next open.
+        if (!this.versions.seen(inode.ino, inode.dataVersion)) this.dropSlices(inode.ino);
+      },
+      forgotten: (ino) => this.versions.forget(ino),
+    };
+    onOwnCommits(meta, (ino, inode) => this.ownCommit(ino, inode));
+  }
+
+  /** The inode after a commit of this mount's (data path, size, append). */
+  ownCommit(ino: number, inode: Inode): void {
+    if (!this.versions.own(ino, inode.dataVersion)) this.dropSlices(ino);
+    this.table.remember(inode);
+  }
+
+  private dropSlices(ino: number): void {
+    void Promise.resolve(this.data.invalidate(ino)).catch((err: unknown) => this.log.debug({ ino, err: String(err) }, 'slice cache invalidation failed'));
   }
 
   assertWritable(): void {
@@ -138,10 +163,8 @@ export class VfsCore {
     if (!state || !dirty) return;
     state.dirty = null;
     try {
-      const after = await this.meta.setAttr(ino, { size: dirty.size, mtimeMs: dirty.mtimeMs, ctimeMs: dirty.ctimeMs });
-      this.table.remember(after);
-      // The kernel holds the pages of these writes: the next open may keep them.
-      this.table.pagesMatch(ino, after);
+      // Grow only: another mount may have grown the file past what this one wrote meanwhile.
+      this.ownCommit(ino, await this.meta.setAttr(ino, { size: dirty.end, sizeGrowOnly: true, mtimeMs: dirty.mtimeMs, ctimeMs: dirty.ctimeMs }));
     } catch (err) {
       state.dirty ??= dirty;
       throw err;

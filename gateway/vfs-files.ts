@@ -5,8 +5,9 @@
 import type { CreateOut, OpenOut, RequestContext } from '../fuse/types.js';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, SEEK_DATA, SEEK_HOLE } from '../fuse/types.js';
 import { S_IFDIR, S_IFMT, S_IFREG } from '../metaserver/meta-client.js';
+import { revalidateForOpen } from './coherence.js';
 import { E, posix } from './errors.js';
-import type { FileHandle } from './open-files.js';
+import { O_APPEND, type FileHandle } from './open-files.js';
 import type { VfsCore } from './vfs-core.js';
 import type { VfsNamespace } from './vfs-namespace.js';
 
@@ -66,22 +67,10 @@ export class VfsFiles {
 
   async open(_ctx: RequestContext, ino: number, flags: number): Promise<OpenOut> {
     if ((flags & O_ACCMODE) !== 0 || flags & O_TRUNC) this.core.assertWritable();
-    const { table, meta, data } = this.core;
-    let keepCache = true;
-    if (!table.open.isOpen(ino)) {
-      // Close-to-open: the first open revalidates the attributes with the metaserver; when
-      // another mount changed the file, our data caches and the kernel's pages and
-      // attributes go, else the kernel keeps its page cache.
-      table.attrs.delete(ino);
-      const fresh = await meta.getInode(ino);
-      table.remember(fresh);
-      if (!table.pagesCurrent(ino, fresh)) {
-        keepCache = false;
-        await data.invalidate(ino);
-        await this.core.invalidateKernel(ino, false);
-        table.pagesMatch(ino, fresh);
-      }
-    }
+    const { table } = this.core;
+    // Close-to-open: every open revalidates with the metaserver; when another mount changed
+    // the data, our caches and the kernel's pages and attributes go (coherence.ts).
+    let keepCache = await revalidateForOpen(this.core, ino);
     const inode = (await table.get(ino)).inode;
     if ((inode.mode & S_IFMT) === S_IFDIR) throw posix(E.EISDIR, `inode ${ino} is a directory`);
     // A concurrent open may have won the race while we waited: share its state.
@@ -95,7 +84,8 @@ export class VfsFiles {
       await this.release(_ctx, ino, h.fh, flags);
       throw err;
     }
-    return { fh: h.fh, keepCache };
+    // O_APPEND writes bypass the page cache: the kernel would put them at its own idea of the end.
+    return { fh: h.fh, keepCache, ...(h.append && this.core.appends.supported ? { directIo: true } : {}) };
   }
 
   async create(ctx: RequestContext, parent: number, name: string, mode: number, flags: number, umask: number): Promise<CreateOut> {
@@ -104,15 +94,21 @@ export class VfsFiles {
     });
     const { table } = this.core;
     const h = table.open.open(inode.ino, flags, table.open.inode(inode.ino)?.inode ?? inode);
+    // The caches of a new file hold its (empty) data; of a file met existing, nothing known.
+    if (!created) await this.core.data.invalidate(inode.ino);
+    this.core.versions.reset(inode.ino, inode.dataVersion);
     // Met a file another mount created a moment before: O_TRUNC still applies to it.
     if (!created && flags & O_TRUNC && inode.size > 0) await this.truncate(inode.ino, 0);
-    else if (created) table.pagesMatch(inode.ino, inode);
-    return { entry: await this.core.entryOut((await table.get(inode.ino)).inode), open: { fh: h.fh, keepCache: created } };
+    const direct = h.append && this.core.appends.supported ? { directIo: true } : {};
+    return { entry: await this.core.entryOut((await table.get(inode.ino)).inode), open: { fh: h.fh, keepCache: created, ...direct } };
   }
 
   async release(_ctx: RequestContext, ino: number, fh: number, _flags: number): Promise<void> {
     const { table, data, log } = this.core;
     const h = this.handle(ino, fh);
+    if (this.core.appends.pending(ino)) {
+      await this.core.appends.settle(ino).catch((err: unknown) => log.warn({ ino, err: String(err) }, 'could not commit O_APPEND writes at a close'));
+    }
     const state = table.open.inode(h.ino);
     if (state?.dirty && state.handles === 1) {
       // The kernel sends FLUSH before the last RELEASE; this covers a flush that failed.
@@ -133,14 +129,23 @@ export class VfsFiles {
    */
   async read(ctx: RequestContext, ino: number, fh: number, offset: number, target: Buffer): Promise<number> {
     this.handle(ino, fh);
+    if (this.core.appends.pending(ino)) await this.core.appends.settle(ino);
     const size = await this.core.table.currentSize(ino);
     return interruptible(this.core.data.readInto(ino, offset, target, size), ctx.signal);
   }
 
-  async write(_ctx: RequestContext, ino: number, fh: number, offset: number, data: Buffer, _flags: number): Promise<number> {
+  async write(_ctx: RequestContext, ino: number, fh: number, offset: number, data: Buffer, flags: number): Promise<number> {
     this.core.assertWritable();
     const h = this.handle(ino, fh);
     if (!h.writable) throw posix(E.EBADF, 'file not open for writing');
+    const { appends } = this.core;
+    if ((h.append || flags & O_APPEND) && appends.supported) {
+      // The offset is the kernel's idea of the end: ignored, the run goes where the end is at commit.
+      checkFileRange(await this.core.table.currentSize(ino), data.length, 'append');
+      await appends.add(ino, data, !h.append);
+      return data.length;
+    }
+    if (appends.pending(ino)) await appends.settle(ino); // program order: earlier appends land first
     if (h.direct && (offset % DIRECT_ALIGN !== 0 || data.length % DIRECT_ALIGN !== 0)) {
       throw posix(E.EINVAL, `O_DIRECT write at ${offset}+${data.length} is not ${DIRECT_ALIGN}-byte aligned`);
     }
@@ -148,17 +153,21 @@ export class VfsFiles {
     const { table } = this.core;
     const size = await table.currentSize(ino);
     await this.core.data.write(ino, offset, data);
-    this.markWritten(ino, size, offset + data.length);
+    this.markWritten(ino, size, offset + data.length, true);
     return data.length;
   }
 
-  /** Size and times of a file written through this mount, kept until flush/fsync commits them. */
-  private markWritten(ino: number, sizeBefore: number, end: number): void {
+  /**
+   * Size and times of a file written through this mount, kept until flush/fsync commits them;
+   * `grows`: the operation extends the file to at least `end` (a write does, a hole does not).
+   */
+  private markWritten(ino: number, sizeBefore: number, end: number, grows: boolean): void {
     const state = this.core.table.open.inode(ino);
     if (!state) throw posix(E.EBADF, `inode ${ino} is not open`);
     const now = Date.now();
-    const dirty = state.dirty ?? { size: sizeBefore, mtimeMs: now, ctimeMs: now };
+    const dirty = state.dirty ?? { size: sizeBefore, mtimeMs: now, ctimeMs: now, end: 0 };
     dirty.size = Math.max(dirty.size, end);
+    if (grows) dirty.end = Math.max(dirty.end, end);
     dirty.mtimeMs = now;
     dirty.ctimeMs = now;
     state.dirty = dirty;
@@ -167,18 +176,22 @@ export class VfsFiles {
   async flush(_ctx: RequestContext, ino: number, fh: number): Promise<void> {
     const h = this.handle(ino, fh);
     const { table, data } = this.core;
+    if (this.core.appends.pending(ino)) await this.core.appends.settle(ino);
     const state = table.open.inode(ino);
     if (!h.writable && !state?.dirty) return;
     const dirty = state?.dirty;
     if (state && dirty && data.flushWithAttrs) {
-      // Last slices and size/times in one metaserver write. Writes racing with this flush
-      // change `dirty`; they stay dirty for the commitDirty below.
-      const sent = { size: dirty.size, mtimeMs: dirty.mtimeMs, ctimeMs: dirty.ctimeMs };
+      // Last slices and size/times in one metaserver write (growing the file to at least what
+      // was written). Writes racing with this flush change `dirty`; they stay dirty for the
+      // commitDirty below.
+      const sent = { size: dirty.end, mtimeMs: dirty.mtimeMs, ctimeMs: dirty.ctimeMs, growOnly: true };
       if (await data.flushWithAttrs(ino, sent)) {
         const now = state.dirty;
-        if (now && now.size === sent.size && now.mtimeMs === sent.mtimeMs && now.ctimeMs === sent.ctimeMs) state.dirty = null;
-        table.remember({ ...state.inode, ...sent });
-        table.pagesMatch(ino, sent);
+        if (now && now.end === sent.size && now.mtimeMs === sent.mtimeMs && now.ctimeMs === sent.ctimeMs) state.dirty = null;
+        // The metaserver's inode after the commit reached the table already when the data
+        // path reports its commits (coherence.ts); else this is the best guess.
+        const cur = state.inode;
+        table.remember({ ...cur, size: Math.max(cur.size, sent.size), mtimeMs: sent.mtimeMs, ctimeMs: sent.ctimeMs });
       }
     } else {
       await data.flush(ino);
@@ -188,6 +201,7 @@ export class VfsFiles {
 
   async fsync(_ctx: RequestContext, ino: number, fh: number, _datasync: boolean): Promise<void> {
     this.handle(ino, fh);
+    if (this.core.appends.pending(ino)) await this.core.appends.settle(ino);
     await this.core.data.fsync(ino);
     await this.core.commitDirty(ino);
   }
@@ -200,14 +214,13 @@ export class VfsFiles {
     if ((inode.mode & S_IFMT) === S_IFDIR) throw posix(E.EISDIR, 'cannot truncate a directory');
     if ((inode.mode & S_IFMT) !== S_IFREG) throw posix(E.EINVAL, 'can only truncate regular files');
     checkFileRange(size, 0, 'truncate');
+    if (this.core.appends.pending(ino)) await this.core.appends.settle(ino);
     const oldSize = await table.currentSize(ino);
     await data.truncate(ino, oldSize, size);
     const now = Date.now();
     const dirty = table.open.inode(ino)?.dirty;
-    if (dirty) Object.assign(dirty, { size, mtimeMs: now, ctimeMs: now });
-    const after = await meta.setAttr(ino, { size, mtimeMs: now, ctimeMs: now });
-    table.remember(after);
-    table.pagesMatch(ino, after); // the kernel cut its pages at the same size
+    if (dirty) Object.assign(dirty, { size, mtimeMs: now, ctimeMs: now, end: Math.min(dirty.end, size) });
+    this.core.ownCommit(ino, await meta.setAttr(ino, { size, mtimeMs: now, ctimeMs: now }));
   }
 
   // ---- allocation, holes, copies ----
@@ -222,6 +235,7 @@ export class VfsFiles {
     if (mode & ~known) throw posix(E.EOPNOTSUPP, `fallocate mode 0x${mode.toString(16)} is not supported`);
     const keepSize = (mode & FALLOC_FL_KEEP_SIZE) !== 0;
     const data = this.core.data;
+    if (this.core.appends.pending(ino)) await this.core.appends.settle(ino);
     const size = await this.core.table.currentSize(ino);
     let newSize: number;
     if (mode & FALLOC_FL_PUNCH_HOLE) {
@@ -239,7 +253,7 @@ export class VfsFiles {
       // Nothing stored and the size unchanged: nothing to commit (ext4 leaves mtime too).
       if (newSize === size) return;
     }
-    this.markWritten(ino, size, newSize);
+    this.markWritten(ino, size, newSize, newSize > size);
     await this.core.commitDirty(ino);
   }
 
@@ -249,6 +263,7 @@ export class VfsFiles {
     const data = this.core.data;
     // ENOSYS: the kernel then treats the whole file as data itself (generic_file_llseek).
     if (!data.seekData || !data.seekHole) throw posix(E.ENOSYS, 'the data path cannot find holes');
+    if (this.core.appends.pending(ino)) await this.core.appends.settle(ino);
     const size = await this.core.table.currentSize(ino);
     if (offset < 0 || offset >= size) throw posix(E.ENXIO, `offset ${offset} is at or past the end (${size})`);
     return whence === SEEK_DATA ? data.seekData(ino, offset, size) : data.seekHole(ino, offset, size);
@@ -268,14 +283,16 @@ export class VfsFiles {
     const data = this.core.data;
     // EOPNOTSUPP: the kernel copies through read/write itself.
     if (!data.copyRange) throw posix(E.EOPNOTSUPP, 'the data path cannot copy by reference');
-    const { table } = this.core;
+    const { table, appends } = this.core;
+    if (appends.pending(inoIn)) await appends.settle(inoIn);
+    if (appends.pending(inoOut)) await appends.settle(inoOut);
     const srcSize = await table.currentSize(inoIn);
     checkFileRange(offOut, Math.max(0, Math.min(length, srcSize - offIn)), 'copy_file_range');
     // The data path settles buffered data of both files first (the copy references objects).
     const copied = await data.copyRange(inoIn, offIn, inoOut, offOut, length, srcSize);
     if (copied === 0) return 0;
     const dstSize = await table.currentSize(inoOut);
-    this.markWritten(inoOut, dstSize, offOut + copied);
+    this.markWritten(inoOut, dstSize, offOut + copied, true);
     await this.core.commitDirty(inoOut);
     return copied;
   }

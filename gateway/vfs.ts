@@ -45,6 +45,7 @@ export class Vfs implements FuseFilesystem {
   // ---- attributes ----
 
   async getattr(_ctx: RequestContext, ino: number, _fh?: number): Promise<AttrOut> {
+    if (this.core.appends.pending(ino)) await this.core.appends.settle(ino); // the size after this mount's appends
     return this.core.attrOut((await this.core.table.get(ino)).inode);
   }
 
@@ -197,6 +198,7 @@ export class Vfs implements FuseFilesystem {
 
   /** Pushes every open file's data and attributes (shutdown, `tierfs cache flush`). */
   async flushAll(): Promise<void> {
+    await this.core.appends.settleAll();
     await this.core.data.flushAll();
     for (const state of this.core.table.open.openInodes()) await this.core.commitDirty(state.ino);
   }

@@ -70,7 +70,8 @@ export async function updateInode(ctx: ApplyContext, op: Op<'updateInode'>): Pro
   if (c.mask & UpdateMask.GID) after.gid = c.gid;
   if (c.mask & UpdateMask.SIZE) {
     if (isDirType(before.mode)) throw new TierfsError(StatusCode.IS_DIR, `inode ${op.ino} is a directory`);
-    after.size = c.size;
+    after.size = c.sizeGrowOnly ? Math.max(before.size, c.size) : c.size;
+    after.dataVersion = nextDataVersion(before);
   }
   if (c.mask & UpdateMask.ATIME) after.atimeMs = c.atimeMs;
   if (c.mask & UpdateMask.MTIME) after.mtimeMs = c.mtimeMs;
@@ -131,6 +132,9 @@ const sameSlice = (a: SliceRecord, b: SliceRecord): boolean =>
   a.chunkId === b.chunkId && a.compaction === b.compaction && a.offset === b.offset && a.len === b.len &&
   !!a.shared === !!b.shared && !!a.ref === !!b.ref;
 
+/** The data version after a change of the file's data or size (records.ts InodeRecord.dataVersion). */
+export const nextDataVersion = (before: InodeRecord): number => (before.dataVersion ?? 0) + 1;
+
 export async function modifySlices(ctx: ApplyContext, op: Op<'modifySlices'>): Promise<OpResult> {
   const before = await ctx.inode(op.pid, op.ino);
   if (op.attrs && isDirType(before.mode)) throw new TierfsError(StatusCode.IS_DIR, `inode ${op.ino} is a directory`);
@@ -165,9 +169,15 @@ export async function modifySlices(ctx: ApplyContext, op: Op<'modifySlices'>): P
   }
   if (allocated < 0) throw new TierfsError(StatusCode.INTERNAL, `inode ${op.ino}: allocated bytes went negative (${allocated})`);
   const inode: InodeRecord = { ...before, parents: [...before.parents], allocatedBytes: allocated };
-  if (op.attrs) Object.assign(inode, { size: op.attrs.size, mtimeMs: op.attrs.mtimeMs, ctimeMs: op.attrs.ctimeMs });
+  if (op.attrs) {
+    const size = op.attrs.growOnly ? Math.max(before.size, op.attrs.size) : op.attrs.size;
+    Object.assign(inode, { size, mtimeMs: op.attrs.mtimeMs, ctimeMs: op.attrs.ctimeMs });
+  }
+  // New data, zero slices or attributes: a change other mounts must see (a compaction is not).
+  const changed = !!op.attrs || op.append.some(([, added]) => added.length > 0);
+  if (changed) inode.dataVersion = nextDataVersion(before);
   ctx.putInode(op.pid, inode, before);
-  return op.attrs ? { code: StatusCode.OK, inode } : OK;
+  return changed ? { code: StatusCode.OK, inode } : OK;
 }
 
 async function allocatedFromAllChunks(ctx: ApplyContext, pid: number, ino: number): Promise<number> {

@@ -15,8 +15,8 @@ import { PartitionRouter, type PartitionDirectory, type PartitionRoute } from '.
 import { UpdateMask } from './records.js';
 import { exchangeEntries, renameEntry } from './client-rename.js';
 import {
-  MAX_NAME_BYTES, ROOT_INO, S_IFDIR, S_IFMT, type CreateNodeOptions, type Dentry, type FsUsage, type Inode, type InodeAttr,
-  type FileSizeAndTimes, type MetaClient, type ReleaseOptions, type RenameResult, type SetAttrChanges, type SliceRecord,
+  MAX_NAME_BYTES, ROOT_INO, S_IFDIR, S_IFMT, type AppendResult, type AppendRun, type CreateNodeOptions, type Dentry, type FsUsage,
+  type Inode, type InodeAttr, type FileSizeAndTimes, type MetaClient, type ReleaseOptions, type RenameResult, type SetAttrChanges, type SliceRecord,
 } from './meta-client.js';
 
 export type { PartitionDirectory, PartitionLocationInfo } from './partition-router.js';
@@ -288,7 +288,7 @@ export class RemoteMetaClient implements MetaClient {
     if (changes.mode !== undefined) (mask |= UpdateMask.MODE), (req.mode = changes.mode);
     if (changes.uid !== undefined) (mask |= UpdateMask.UID), (req.uid = changes.uid);
     if (changes.gid !== undefined) (mask |= UpdateMask.GID), (req.gid = changes.gid);
-    if (changes.size !== undefined) (mask |= UpdateMask.SIZE), (req.size = changes.size);
+    if (changes.size !== undefined) (mask |= UpdateMask.SIZE), (req.size = changes.size), changes.sizeGrowOnly && (req.size_grow_only = true);
     if (changes.atimeMs !== undefined) (mask |= UpdateMask.ATIME), (req.atime_ms = changes.atimeMs);
     if (changes.mtimeMs !== undefined) (mask |= UpdateMask.MTIME), (req.mtime_ms = changes.mtimeMs);
     else if (changes.size !== undefined) (mask |= UpdateMask.MTIME), (req.mtime_ms = Date.now());
@@ -320,16 +320,30 @@ export class RemoteMetaClient implements MetaClient {
     return new Map(res.chunks.map((c) => [c.chunk_index, c.slices.map(msgToSlice)]));
   }
 
-  async appendSlices(ino: number, added: Map<number, SliceRecord[]>): Promise<void> {
+  async appendSlices(ino: number, added: Map<number, SliceRecord[]>): Promise<Inode | void> {
     const append = [...added].map(([chunk_index, list]) => ({ chunk_index, slices: list.map(sliceToMsg) }));
-    await this.call(await this.router.route(ino), 'GetOrModifyS3ChunkInfo', { ino, append }, true);
+    const res = await this.call<M.ChunkInfoResponse>(await this.router.route(ino), 'GetOrModifyS3ChunkInfo', { ino, append }, true);
+    return res.inode ? msgToInode(res.inode) : undefined;
   }
 
-  async appendSlicesAndAttrs(ino: number, added: Map<number, SliceRecord[]>, attrs: FileSizeAndTimes): Promise<void> {
+  async appendSlicesAndAttrs(ino: number, added: Map<number, SliceRecord[]>, attrs: FileSizeAndTimes): Promise<Inode | void> {
     const append = [...added].map(([chunk_index, list]) => ({ chunk_index, slices: list.map(sliceToMsg) }));
-    await this.call(await this.router.route(ino), 'GetOrModifyS3ChunkInfo', {
-      ino, append, set_attrs: true, size: attrs.size, mtime_ms: attrs.mtimeMs, ctime_ms: attrs.ctimeMs,
+    const res = await this.call<M.ChunkInfoResponse>(await this.router.route(ino), 'GetOrModifyS3ChunkInfo', {
+      ino, append, set_attrs: true, size: attrs.size, mtime_ms: attrs.mtimeMs, ctime_ms: attrs.ctimeMs, size_grow_only: !!attrs.growOnly,
     }, true);
+    return res.inode ? msgToInode(res.inode) : undefined;
+  }
+
+  async appendRun(ino: number, run: AppendRun): Promise<AppendResult> {
+    const res = await this.call<M.ChunkInfoResponse>(await this.router.route(ino), 'GetOrModifyS3ChunkInfo', {
+      ino,
+      append_run: {
+        chunk_id: run.chunkId, len: run.len, owner_chunk_id: run.ownerChunkId, owner_offset: run.ownerOffset,
+        chunk_size: run.chunkSize, block_size: run.blockSize, mtime_ms: run.mtimeMs, ctime_ms: run.ctimeMs,
+      },
+    }, true);
+    if (!res.inode) throw new TierfsError(StatusCode.NOT_SUPPORTED, 'the metaserver does not place O_APPEND runs (an older version)');
+    return { base: res.append_base, inode: msgToInode(res.inode) };
   }
 
   async replaceSlices(ino: number, chunkIndex: number, removed: SliceRecord[], added: SliceRecord[]): Promise<void> {

@@ -13,7 +13,7 @@ export function inodeToMsg(i: InodeRecord): InodeMsg {
     atime_ms: i.atimeMs, mtime_ms: i.mtimeMs, ctime_ms: i.ctimeMs, symlink: i.symlink, parents: i.parents,
     xattr_names: Object.keys(i.xattrs ?? {}), xattr_names_known: true,
     allocated_bytes: i.allocatedBytes ?? 0, allocated_bytes_known: i.allocatedBytes !== undefined,
-    entries_version: i.entriesVersion ?? 0,
+    entries_version: i.entriesVersion ?? 0, data_version: i.dataVersion ?? 0, data_version_known: true,
   };
 }
 
@@ -24,6 +24,7 @@ export function msgToInode(m: Inode__Output): Inode {
     ...(m.xattr_names_known ? { xattrNames: m.xattr_names } : {}),
     ...(m.allocated_bytes_known ? { allocatedBytes: m.allocated_bytes } : {}),
     ...(m.entries_version ? { entriesVersion: m.entries_version } : {}),
+    ...(m.data_version_known ? { dataVersion: m.data_version } : {}),
   };
 }
 
@@ -32,6 +33,7 @@ export function sliceToMsg(s: SliceRecord): Slice {
   return {
     chunk_id: s.chunkId, compaction: s.compaction, offset: s.offset, len: s.len, size: s.size, zero: s.zero, shared: !!s.shared,
     ...(r ? { ref: { ino: r.ino, chunk_index: r.chunkIndex, chunk_id: r.chunkId, compaction: r.compaction, offset: r.offset, len: r.len, pos: r.pos, fs_id: r.fsId ?? 0 } } : {}),
+    ...(s.refOwned ? { ref_owned: true } : {}),
   };
 }
 
@@ -41,6 +43,7 @@ export function msgToSlice(m: Slice__Output): SliceRecord {
   if (m.shared) out.shared = true;
   const r = m.ref;
   if (r) out.ref = { ino: r.ino, chunkIndex: r.chunk_index, chunkId: r.chunk_id, compaction: r.compaction, offset: r.offset, len: r.len, pos: r.pos, ...(r.fs_id ? { fsId: r.fs_id } : {}) };
+  if (r && m.ref_owned) out.refOwned = true;
   return out;
 }
 

@@ -2,7 +2,7 @@
 // this interface only; metaserver/client.ts implements it over gRPC (partition routing,
 // leader following, retries with request ids, cross-partition transactions).
 // Errors are TierfsErrors with the shared status codes (NOT_FOUND, EXISTS, NOT_EMPTY, ...).
-import type { SliceRef } from '../s3adaptor/types.js';
+import type { AppendRunRequest, SliceRef } from '../s3adaptor/types.js';
 
 /** File types as in st_mode's S_IFMT bits. */
 export const S_IFMT = 0o170000;
@@ -35,6 +35,11 @@ export interface InodeAttr {
   allocatedBytes?: number;
   /** Directories: how many times their names changed (absent: the metaserver does not count). */
   entriesVersion?: number;
+  /**
+   * Bumped by the metaserver at every change of the file's data or size; what a mount's
+   * caches of the file hold is known by it (gateway/coherence.ts). Absent from an older server.
+   */
+  dataVersion?: number;
 }
 
 /** One write of file data that reached storage (Curve's S3ChunkInfo). Same shape as s3adaptor's Slice. */
@@ -49,6 +54,8 @@ export interface SliceRecord {
   shared?: boolean;
   /** A copy by reference: reads the objects of the slice it names. */
   ref?: SliceRef;
+  /** With ref: the objects read are this slice's own (an O_APPEND run); deleted with it. */
+  refOwned?: boolean;
 }
 
 export interface Inode extends InodeAttr {
@@ -85,6 +92,8 @@ export interface SetAttrChanges {
   atimeMs?: number;
   mtimeMs?: number;
   ctimeMs?: number;
+  /** With size: size = max(current, size) (what a write commits; a truncate leaves it unset). */
+  sizeGrowOnly?: boolean;
 }
 
 export interface RenameResult {
@@ -114,6 +123,20 @@ export interface FileSizeAndTimes {
   size: number;
   mtimeMs: number;
   ctimeMs: number;
+  /** size = max(current, size): what writes commit (a truncate sets the size exactly). */
+  growOnly?: boolean;
+}
+
+/**
+ * An O_APPEND run already in objects (one slice extent of chunk 0 under ownerChunkId), to be
+ * placed at the end of the file by the metaserver when the write applies (proto AppendRun).
+ */
+export type AppendRun = AppendRunRequest;
+
+/** Where an append run landed, and the inode after it. */
+export interface AppendResult {
+  base: number;
+  inode: Inode;
 }
 
 export interface MetaClient {
@@ -146,9 +169,12 @@ export interface MetaClient {
   removeXattr(ino: number, name: string): Promise<void>;
   /** Slices of the inode per chunk index, in write order. */
   getSlices(ino: number): Promise<Map<number, SliceRecord[]>>;
-  appendSlices(ino: number, added: Map<number, SliceRecord[]>): Promise<void>;
+  /** Returns the inode after, when the metaserver sends it (its dataVersion tells the mount's own commits apart). */
+  appendSlices(ino: number, added: Map<number, SliceRecord[]>): Promise<Inode | void>;
   /** appendSlices plus size/mtime/ctime in one atomic metaserver write (optional: a file's close). */
-  appendSlicesAndAttrs?(ino: number, added: Map<number, SliceRecord[]>, attrs: FileSizeAndTimes): Promise<void>;
+  appendSlicesAndAttrs?(ino: number, added: Map<number, SliceRecord[]>, attrs: FileSizeAndTimes): Promise<Inode | void>;
+  /** O_APPEND: places a run at the end of the file as the metaserver finds it (optional; s3adaptor/README.md). */
+  appendRun?(ino: number, run: AppendRun): Promise<AppendResult>;
   /** Compaction swap; TX_CONFLICT when `removed` are no longer all present. */
   replaceSlices(ino: number, chunkIndex: number, removed: SliceRecord[], added: SliceRecord[]): Promise<void>;
   /** Called when nlink is 0 and the last open handle closed: moves the inode to the trash (its data gets deleted). */

@@ -2,6 +2,7 @@
 // (JSON in Raft log entries). Times in operations are chosen by the leader before
 // proposing, so every replica applies the same values.
 import type { SliceRecord } from './meta-client.js';
+import type { AppendRunRequest } from '../s3adaptor/types.js';
 import type { StatusCode } from '../common/status.js';
 import type { QuotaOp, QuotaRecord } from './quota.js';
 
@@ -41,6 +42,8 @@ export interface InodeRecord {
   allocatedBytes?: number;
   /** Directories: changes of their names so far (absent in records written before it existed). */
   entriesVersion?: number;
+  /** Bumped by every change of data or size (absent: 0, a record from before it existed). */
+  dataVersion?: number;
 }
 
 export interface DentryRecord {
@@ -100,7 +103,12 @@ export interface InodeChanges {
   addParent: number;
   removeParent: number;
   touchCtime: boolean;
+  /** With SIZE: size = max(current, size) (absent in entries written before it existed). */
+  sizeGrowOnly?: boolean;
 }
+
+/** An O_APPEND run to place at the end of the file (proto AppendRun). */
+export type AppendRunOp = AppendRunRequest;
 
 export const UpdateMask = { MODE: 1, UID: 2, GID: 4, SIZE: 8, ATIME: 16, MTIME: 32, CTIME: 64 } as const;
 
@@ -127,8 +135,10 @@ export type MetaOp =
       append: Array<[number, SliceRecord[]]>;
       replace: { chunkIndex: number; removed: SliceRecord[]; added: SliceRecord[] } | null;
       /** Set with the slices (absent in entries written before it existed). */
-      attrs?: { size: number; mtimeMs: number; ctimeMs: number };
+      attrs?: { size: number; mtimeMs: number; ctimeMs: number; growOnly?: boolean };
     }
+  /** O_APPEND: the run goes at the end of the file as this entry finds it (apply-append.ts). */
+  | { op: 'appendRun'; pid: number; rid?: RequestIdent; ino: number; run: AppendRunOp }
   | { op: 'releaseOrphan'; pid: number; rid?: RequestIdent; ino: number; now: number }
   | { op: 'purgeInode'; pid: number; ino: number }
   | { op: 'prepareRename'; pid: number; rid?: RequestIdent; tx: RenameTxRecord; now: number }
@@ -179,4 +189,6 @@ export interface OpResult {
   released?: boolean;
   /** Quota operations: the quota records after the change (quota.ts). */
   quotas?: QuotaRecord[];
+  /** appendRun: the file offset the run's first byte landed at. */
+  appendBase?: number;
 }

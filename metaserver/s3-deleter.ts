@@ -10,19 +10,25 @@ import type { FsResponse__Output } from '../proto/gen/tierfs/mds/FsResponse.js';
 import type { FsInfo__Output } from '../proto/gen/tierfs/mds/FsInfo.js';
 import type { ObjectDeleter } from './copyset-node.js';
 import type { SliceRecord } from './meta-client.js';
-import { blockKey } from '../s3adaptor/keys.js';
+import { blockKey, sliceBlockKey } from '../s3adaptor/keys.js';
+import { sliceObjects } from '../s3adaptor/layout.js';
 
 /**
  * Every object key an inode's slices own; blockIndex counts blocks from the start of the
  * file. Slices copied by reference own none, and shared slices' objects are read by other
- * inodes: both are left to fsck's GC, which sees every reference (s3adaptor/README.md).
+ * inodes: both are left to fsck's GC, which sees every reference (s3adaptor/README.md). An
+ * O_APPEND run's slices (`refOwned`) own the objects their reference reads.
  */
 export function inodeObjectKeys(fsId: number, ino: number, slices: Map<number, SliceRecord[]>, blockSize: number, chunkSize: number): string[] {
   const keys = new Set<string>();
   const perChunk = Math.floor(chunkSize / blockSize);
   for (const [chunkIndex, list] of slices) {
     for (const s of list) {
-      if (s.zero || s.len === 0 || s.ref || s.shared) continue;
+      if (s.zero || s.len === 0 || s.shared) continue;
+      if (s.ref) {
+        if (s.refOwned) for (const o of sliceObjects(s, blockSize)) keys.add(sliceBlockKey(fsId, ino, chunkIndex, perChunk, s, o.blockIndex));
+        continue;
+      }
       const end = s.offset + s.len;
       for (let b = Math.floor(s.offset / blockSize); b * blockSize < end; b++) {
         keys.add(blockKey(fsId, ino, s.chunkId, chunkIndex * perChunk + b, s.compaction));

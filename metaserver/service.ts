@@ -139,6 +139,7 @@ export function metaServerService(copysets: CopysetNodeManager, registry?: Regis
           changes: {
             mask: req.mask, mode: req.mode, uid: req.uid, gid: req.gid, size: req.size, atimeMs: req.atime_ms, mtimeMs: req.mtime_ms,
             ctimeMs: req.ctime_ms, nlinkDelta: req.nlink_delta, addParent: req.add_parent, removeParent: req.remove_parent, touchCtime: req.touch_ctime,
+            ...(req.size_grow_only ? { sizeGrowOnly: true } : {}),
           },
         }));
         return { inode: inodeToMsg(res.inode!) };
@@ -190,17 +191,30 @@ export function metaServerService(copysets: CopysetNodeManager, registry?: Regis
       respond<M.GetOrModifyS3ChunkInfoResponse>(async () => {
         const node = nodeOf(req.ref);
         const pid = pidOf(req.ref);
+        const run = req.append_run;
+        if (run) {
+          const res = resultOk(await node.write({
+            op: 'appendRun', pid, rid: ridFromMsg(req.rid), ino: req.ino,
+            run: {
+              chunkId: run.chunk_id, len: run.len, ownerChunkId: run.owner_chunk_id, ownerOffset: run.owner_offset,
+              chunkSize: run.chunk_size, blockSize: run.block_size, mtimeMs: run.mtime_ms, ctimeMs: run.ctime_ms,
+            },
+          }));
+          return { chunks: [], inode: inodeToMsg(res.inode!), append_base: res.appendBase ?? 0 };
+        }
+        let changed: OpResult | null = null;
         if (req.append.length > 0 || req.replace) {
-          resultOk(await node.write({
+          changed = resultOk(await node.write({
             op: 'modifySlices', pid, rid: ridFromMsg(req.rid), ino: req.ino,
             append: req.append.map((c) => [c.chunk_index, c.slices.map(msgToSlice)]),
             replace: req.replace ? { chunkIndex: req.replace_chunk_index, removed: req.removed.map(msgToSlice), added: req.added.map(msgToSlice) } : null,
-            ...(req.set_attrs ? { attrs: { size: Number(req.size), mtimeMs: req.mtime_ms, ctimeMs: req.ctime_ms } } : {}),
+            ...(req.set_attrs ? { attrs: { size: Number(req.size), mtimeMs: req.mtime_ms, ctimeMs: req.ctime_ms, ...(req.size_grow_only ? { growOnly: true } : {}) } } : {}),
           }));
         }
-        if (!req.return_chunks) return { chunks: [] };
+        const inode = changed?.inode ? { inode: inodeToMsg(changed.inode) } : {};
+        if (!req.return_chunks) return { chunks: [], ...inode };
         const slices = await node.read((r) => r.slices(pid, req.ino));
-        return { chunks: [...slices].map(([chunk_index, list]) => ({ chunk_index, slices: list.map(sliceToMsg) })) };
+        return { chunks: [...slices].map(([chunk_index, list]) => ({ chunk_index, slices: list.map(sliceToMsg) })), ...inode };
       }),
     ),
     PrepareRename: handler((req: M.RenameTxRequest) =>

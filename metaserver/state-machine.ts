@@ -12,6 +12,7 @@ import * as inodeOps from './apply-inode.js';
 import * as dentryOps from './apply-dentry.js';
 import * as posixOps from './apply-posix.js';
 import { QUOTA_HANDLERS } from './quota.js';
+import * as appendOps from './apply-append.js';
 import type { LogEntryForApply, StateMachine } from './raft-types.js';
 import type { DentryRecord, MetaOp, OpResult, PartitionRecord } from './records.js';
 import { decodeFrames, encodeFrames } from './snapshot-frames.js';
@@ -43,6 +44,7 @@ const HANDLERS: Record<MetaOp['op'], Handler> = {
   renameNode: posixOps.renameNode,
   exchangeNodes: posixOps.exchangeNodes,
   ...QUOTA_HANDLERS,
+  appendRun: appendOps.appendRun,
 };
 
 /**

@@ -19,11 +19,12 @@ import { InodeTable, type InodeState } from './inode-state.js';
 import { ReadPath } from './read-path.js';
 import { planCopy } from './copy-range.js';
 import { FileExtents } from './extents.js';
+import { AppendWriter, type AppendTimes } from './append.js';
 import { CacheControl, type CacheTarget, type EvictResult, type WarmupResult } from './cache-control.js';
 import type { CacheGroupStats, GroupBlockCache } from './cache-group.js';
 import type { DiskCacheLimits } from '../diskcache/index.js';
 import type { ObjectStore, ObjectStoreStats } from './object-store.js';
-import type { ChunkIdAllocator, ChunkSlices, FileAttrs, Slice, SliceStore } from './types.js';
+import type { AppendPlaced, ChunkIdAllocator, ChunkSlices, FileAttrs, Slice, SliceStore } from './types.js';
 import { WritePath } from './write-path.js';
 
 export interface S3AdaptorOptions {
@@ -116,6 +117,7 @@ export class S3Adaptor {
   private readonly reads: ReadPath;
   private readonly extents: FileExtents;
   private readonly cacheControl: CacheControl;
+  private readonly appends: AppendWriter;
   private closed = false;
   private readonly timer: NodeJS.Timeout;
   private readonly counts = { copies: 0, copiedBytes: 0 };
@@ -210,6 +212,12 @@ export class S3Adaptor {
       log,
     });
     this.timer = setInterval(() => this.writes.tick(), Math.max(50, Math.min(1_000, flushAgeMs / 2)));
+    this.appends = new AppendWriter({
+      fsId: this.fsId, chunkSize: this.cs, blockSize: this.bs, sliceStore: this.sliceStore, blockWriteConcurrency: opts.blockWriteConcurrency ?? 8, logger: log,
+      reserveId: async (st) => (await this.chunkIds.reserve(1, this.writes.newestChunkId(st)))[0]!,
+      storeBlock: (st, key, body) => this.writes.storeBlock(st, key, body),
+      committed: (st, idxs) => this.writes.maybeCompact(st, idxs),
+    });
     this.timer.unref();
   }
 
@@ -243,6 +251,16 @@ export class S3Adaptor {
     const st = this.inodes.peek(ino);
     if (!st) return false;
     return this.writes.flushWithAttrs(st, attrs);
+  }
+
+  /**
+   * O_APPEND: stores `data` and has the metaserver place it at the end of the file as it
+   * finds it at commit (append.ts); resolves with where it landed. The caller commits this
+   * mount's positional writes of the inode first. At most one chunk.
+   */
+  async appendAtEnd(ino: number, data: Buffer, times: AppendTimes, guess: number): Promise<AppendPlaced> {
+    this.checkOpen();
+    return this.appends.append(this.inode(ino), data, times, guess);
   }
 
   async fsync(ino: number): Promise<void> {
@@ -446,7 +464,7 @@ export class S3Adaptor {
     for (const [idx, list] of slices) {
       const now = fresh.get(idx) ?? [];
       for (const s of list) {
-        const markedSince = now.some((x) => x.shared && !x.ref && x.chunkId === s.chunkId && x.compaction === s.compaction && x.offset === s.offset && x.len === s.len);
+        const markedSince = now.some((x) => x.shared && (!x.ref || x.refOwned) && x.chunkId === s.chunkId && x.compaction === s.compaction && x.offset === s.offset && x.len === s.len);
         if (!markedSince) keys.push(...ownedKeys(this.fsId, ino, idx, s, this.bs, this.cs));
       }
     }

@@ -1,8 +1,10 @@
-// Compaction of fragmented chunks. Crash-safe and idempotent: the new slice keeps the newest
-// chunkId of the set (so later writes stay newer) with compaction+1 (so its keys are new);
+// Compaction of fragmented chunks. Crash-safe: the new slice keeps the newest chunkId of the
+// set (so later writes stay newer) with a compaction number above the newest one's, drawn at
+// random (so its keys are new, also when another mount compacts the same chunk at once);
 // its objects are written first, then the SliceStore swaps the slices atomically, then the
-// old objects are deleted. A crash before the swap leaves only unreferenced objects (the
-// retry overwrites them with the same bytes); a crash after it only leaks old objects.
+// old objects are deleted. A crash before the swap leaves only unreferenced objects (for
+// fsck); a crash after it only leaks old objects.
+import { randomInt } from 'node:crypto';
 import PQueue from 'p-queue';
 import type { Logger } from '../common/log.js';
 import { StatusCode, TierfsError } from '../common/status.js';
@@ -33,6 +35,9 @@ export interface CompactorDeps {
 
 export type CompactionResult = 'compacted' | 'skipped' | 'conflict';
 
+/** Compaction numbers are drawn from [newest + 1, newest + COMPACTION_SPREAD] (proto: uint32). */
+const COMPACTION_SPREAD = 1 << 16;
+
 /** The object keys a slice of chunk `chunkIndex` reads (none for a zero slice; another inode's for a reference). */
 export function sliceKeys(fsId: number, ino: number, chunkIndex: number, slice: Slice, blockSize: number, chunkSize: number): string[] {
   return sliceObjects(slice, blockSize).map((o) => sliceBlockKey(fsId, ino, chunkIndex, chunkSize / blockSize, slice, o.blockIndex));
@@ -42,10 +47,11 @@ export function sliceKeys(fsId: number, ino: number, chunkIndex: number, slice: 
  * The object keys a per-inode deletion (trash, shadowed drop, compaction) may delete when
  * the slice goes: none for a reference (the objects are another slice's) nor for a shared
  * slice (other slices may read them; only fsck's GC, which sees every reference, reclaims
- * them). Every deletion of slice objects goes through here.
+ * them). An O_APPEND run's slice reads its own objects through a reference (`refOwned`):
+ * those it owns. Every deletion of slice objects goes through here.
  */
 export function ownedKeys(fsId: number, ino: number, chunkIndex: number, slice: Slice, blockSize: number, chunkSize: number): string[] {
-  if (slice.ref || slice.shared) return [];
+  if ((slice.ref && !slice.refOwned) || slice.shared) return [];
   return sliceKeys(fsId, ino, chunkIndex, slice, blockSize, chunkSize);
 }
 
@@ -130,7 +136,12 @@ export class ChunkCompactor {
     // Data runs plus the zero gaps between them stay under the threshold (2 * runs + 1 slices);
     // with automatic compaction off (threshold 0) nothing can loop, so every run is kept.
     const t = this.deps.threshold;
-    const merged = mergedSlices(segments, lo, hi, top, blockSize, t > 0 ? Math.max(1, Math.floor((t - 1) / 2)) : Infinity);
+    // Two mounts may compact the chunk at once from different sets with the same newest
+    // slice (another mount's older-id append joined one of them): their objects must not
+    // share keys, or the loser's puts overwrite what the winner's slices read. A compaction
+    // number drawn above the newest one keeps keys apart and the merged slices newest.
+    const compaction = top.compaction + 1 + randomInt(COMPACTION_SPREAD);
+    const merged = mergedSlices(segments, lo, hi, top, blockSize, t > 0 ? Math.max(1, Math.floor((t - 1) / 2)) : Infinity, compaction);
     const newKeys = merged.flatMap((m) => sliceKeys(fsId, ino, chunkIndex, m, blockSize, chunkSize));
     if (merged.some((m) => !m.zero)) {
       const data = Buffer.alloc(hi - lo);
@@ -155,7 +166,7 @@ export class ChunkCompactor {
       // Someone else changed the chunk. Our objects are garbage unless an identical
       // compaction (same keys) won the race and now references them.
       const now = (await sliceStore.getSlices(ino)).get(chunkIndex) ?? [];
-      const referenced = now.some((s) => !s.ref && s.chunkId === top.chunkId && s.compaction === top.compaction + 1);
+      const referenced = now.some((s) => !s.ref && s.chunkId === top.chunkId && s.compaction === compaction);
       if (!referenced && newKeys.length > 0) await store.deleteMany(newKeys);
       return 'conflict';
     }
@@ -177,7 +188,10 @@ export class ChunkCompactor {
  * a block would share an object key). More runs than maxSlices become one, from the first
  * data byte to the last, so a compacted chunk stays under the compaction threshold.
  */
-export function mergedSlices(segments: Array<{ start: number; end: number; source: Slice | null }>, lo: number, hi: number, top: Slice, blockSize: number, maxSlices: number): Slice[] {
+export function mergedSlices(
+  segments: Array<{ start: number; end: number; source: Slice | null }>, lo: number, hi: number, top: Slice, blockSize: number, maxSlices: number,
+  compaction = top.compaction + 1,
+): Slice[] {
   let runs: Array<[number, number]> = [];
   for (const seg of segments) {
     if (seg.source === null || seg.source.zero) continue;
@@ -187,7 +201,7 @@ export function mergedSlices(segments: Array<{ start: number; end: number; sourc
   }
   if (runs.length > maxSlices) runs = [[runs[0]![0], runs[runs.length - 1]![1]]];
   const out: Slice[] = [];
-  const id = { chunkId: top.chunkId, compaction: top.compaction + 1 };
+  const id = { chunkId: top.chunkId, compaction };
   let pos = lo;
   for (const [s, e] of runs) {
     if (s > pos) out.push({ ...id, offset: pos, len: s - pos, size: 0, zero: true });

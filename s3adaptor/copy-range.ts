@@ -70,7 +70,8 @@ export function planCopy(req: CopyRequest): CopyPlan {
         } else {
           push(dIdx, { chunkId: 0, compaction: 0, offset: dOff, len: n, size: n, zero: false, ref: refTo(req.srcIno, srcIdx, owner, at) });
           plan.referencedBytes += n;
-          if (!owner.ref && !owner.shared) {
+          // A reference owns no objects to mark, unless it is an O_APPEND run's (refOwned).
+          if ((!owner.ref || owner.refOwned) && !owner.shared) {
             let set = shareSets.get(srcIdx);
             if (!set) shareSets.set(srcIdx, (set = new Set()));
             set.add(owner);

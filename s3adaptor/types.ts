@@ -22,6 +22,12 @@ export interface Slice {
   shared?: boolean;
   /** A slice made by copy by reference: its bytes are in another slice's objects. */
   ref?: SliceRef;
+  /**
+   * With ref: the objects it reads are its own — an O_APPEND run placed by the metaserver at
+   * commit (append-layout.ts) — so the per-inode deletion paths delete them with it (unless
+   * shared). A copy's reference never has it.
+   */
+  refOwned?: boolean;
 }
 
 /**
@@ -49,6 +55,26 @@ export interface FileAttrs {
   size: number;
   mtimeMs: number;
   ctimeMs: number;
+  /** size = max(current, size): what writes commit (a truncate sets it exactly). */
+  growOnly?: boolean;
+}
+
+/** An O_APPEND run in objects, to be placed at the end of the file by the store (append-layout.ts). */
+export interface AppendRunRequest {
+  /** Orders the placed slices: must be above every slice they overlap (else TX_CONFLICT). */
+  chunkId: number;
+  len: number;
+  ownerChunkId: number;
+  ownerOffset: number;
+  chunkSize: number;
+  blockSize: number;
+  mtimeMs: number;
+  ctimeMs: number;
+}
+
+/** Where the run's first byte landed (the store may return more: the metaserver's inode after). */
+export interface AppendPlaced {
+  base: number;
 }
 
 /** chunkIndex -> slices in write order. */
@@ -59,9 +85,15 @@ export interface SliceStore {
   /** Fresh from the metaserver. */
   getSlices(ino: number): Promise<ChunkSlices>;
   /** Atomic per call. */
-  appendSlices(ino: number, added: Map<number, Slice[]>): Promise<void>;
+  appendSlices(ino: number, added: Map<number, Slice[]>): Promise<unknown>;
   /** appendSlices that also sets the file's size and times, atomically (optional). */
-  appendSlicesAndAttrs?(ino: number, added: Map<number, Slice[]>, attrs: FileAttrs): Promise<void>;
+  appendSlicesAndAttrs?(ino: number, added: Map<number, Slice[]>, attrs: FileAttrs): Promise<unknown>;
+  /**
+   * O_APPEND: places the run at the end of the file as the store finds it, atomically
+   * (optional). TX_CONFLICT when run.chunkId is not above a slice the run would overlap:
+   * nothing changed, send it again with a newer id.
+   */
+  appendRun?(ino: number, run: AppendRunRequest): Promise<AppendPlaced>;
   /** Compaction swap; throws TierfsError TX_CONFLICT if `removed` no longer match. */
   replaceSlices(ino: number, chunkIndex: number, removed: Slice[], added: Slice[]): Promise<void>;
 }

@@ -280,12 +280,19 @@ export class WritePath {
     }
   }
 
+  /** One block of an O_APPEND run (append.ts): stored as a flush stores its blocks. */
+  storeBlock(st: InodeState, key: string, body: Buffer): Promise<void> {
+    const entry: PendingData = { kind: 'data', chunks: new Map(), bytes: body.length, committed: false, holds: [], recyclable: false };
+    return this.blocks.store(st, entry, key, body, this.blocks.deadline());
+  }
+
   async appendSlices(ino: number, added: Map<number, Slice[]>, attrs?: FileAttrs): Promise<void> {
     const store = this.deps.sliceStore;
     for (let attempt = 0; ; attempt++) {
       try {
-        if (attrs && store.appendSlicesAndAttrs) return await store.appendSlicesAndAttrs(ino, added, attrs);
-        return await store.appendSlices(ino, added);
+        if (attrs && store.appendSlicesAndAttrs) await store.appendSlicesAndAttrs(ino, added, attrs);
+        else await store.appendSlices(ino, added);
+        return;
       } catch (err) {
         if (this.deps.isClosed() || attempt >= 30 || !(err instanceof TierfsError && RETRYABLE.has(err.code))) throw err;
         await sleep(Math.min(2_000, 50 * 2 ** Math.min(attempt, 6)));

@@ -47,7 +47,7 @@ export class MemoryMetaClient implements MetaClient {
     return {
       ino, mode, uid, gid, size: (mode & S_IFMT) === S_IFDIR ? 0 : symlink.length ? Buffer.byteLength(symlink) : 0,
       nlink: 1, rdev, atimeMs: now, mtimeMs: now, ctimeMs: now, symlink, parents: [],
-      xattrs: new Map(), slices: new Map(),
+      xattrs: new Map(), slices: new Map(), dataVersion: 0,
     };
   }
 
@@ -288,7 +288,10 @@ export class MemoryMetaClient implements MetaClient {
     if (changes.mode !== undefined) inode.mode = (inode.mode & S_IFMT) | (changes.mode & 0o7777);
     if (changes.uid !== undefined) inode.uid = changes.uid;
     if (changes.gid !== undefined) inode.gid = changes.gid;
-    if (changes.size !== undefined) inode.size = changes.size;
+    if (changes.size !== undefined) {
+      inode.size = changes.sizeGrowOnly ? Math.max(inode.size, changes.size) : changes.size;
+      inode.dataVersion = (inode.dataVersion ?? 0) + 1;
+    }
     if (changes.atimeMs !== undefined) inode.atimeMs = changes.atimeMs;
     if (changes.mtimeMs !== undefined) inode.mtimeMs = changes.mtimeMs;
     inode.ctimeMs = changes.ctimeMs ?? Date.now();
@@ -329,8 +332,9 @@ export class MemoryMetaClient implements MetaClient {
   }
 
   async appendSlices(ino: number, added: Map<number, SliceRecord[]>): Promise<void> {
-    const slices = this.inode(ino).slices;
-    for (const [k, v] of added) slices.set(k, [...(slices.get(k) ?? []), ...v.map((s) => ({ ...s }))]);
+    const inode = this.inode(ino);
+    for (const [k, v] of added) inode.slices.set(k, [...(inode.slices.get(k) ?? []), ...v.map((s) => ({ ...s }))]);
+    inode.dataVersion = (inode.dataVersion ?? 0) + 1;
   }
 
   async replaceSlices(ino: number, chunkIndex: number, removed: SliceRecord[], added: SliceRecord[]): Promise<void> {
