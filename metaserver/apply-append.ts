@@ -4,7 +4,8 @@
 import { StatusCode, TierfsError } from '../common/status.js';
 import { appendPieces } from '../s3adaptor/append-layout.js';
 import { ApplyContext } from './apply-context.js';
-import { nextDataVersion } from './apply-inode.js';
+import { allocatedFromAllChunks, nextDataVersion } from './apply-inode.js';
+import { chunkDataBytes } from './slice-bytes.js';
 import { S_IFMT, S_IFREG, type SliceRecord } from './meta-client.js';
 import type { InodeRecord, MetaOp, OpResult } from './records.js';
 
@@ -20,6 +21,8 @@ export async function appendRun(ctx: ApplyContext, op: Op<'appendRun'>): Promise
   const base = before.size;
   if (!Number.isSafeInteger(base + run.len)) throw new TierfsError(StatusCode.INVALID_ARGUMENT, `append of ${run.len} bytes at ${base} passes the largest file size`);
   const pieces = appendPieces(op.ino, base, run);
+  // The st_blocks counter moves with the slices, as in modifySlices.
+  let allocated = before.allocatedBytes ?? (await allocatedFromAllChunks(ctx, op.pid, op.ino));
   for (const [chunkIndex, added] of pieces) {
     const key = ctx.keys.slices(op.pid, op.ino, chunkIndex);
     const list = (await ctx.tx.getJson<SliceRecord[]>(key)) ?? [];
@@ -30,10 +33,13 @@ export async function appendRun(ctx: ApplyContext, op: Op<'appendRun'>): Promise
     if (newer) {
       throw new TierfsError(StatusCode.TX_CONFLICT, `append at ${base} of inode ${op.ino}: chunk ${chunkIndex} holds slice ${newer.chunkId}, not below ${p.chunkId}`);
     }
-    ctx.tx.putJson(key, [...list, ...added]);
+    const placed = [...list, ...added];
+    allocated += chunkDataBytes(placed) - chunkDataBytes(list);
+    ctx.tx.putJson(key, placed);
   }
   const after: InodeRecord = {
     ...before, parents: [...before.parents], size: base + run.len, mtimeMs: run.mtimeMs, ctimeMs: run.ctimeMs, dataVersion: nextDataVersion(before),
+    allocatedBytes: allocated,
   };
   ctx.putInode(op.pid, after, before);
   return { code: StatusCode.OK, inode: after, appendBase: base };

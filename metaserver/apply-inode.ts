@@ -180,7 +180,8 @@ export async function modifySlices(ctx: ApplyContext, op: Op<'modifySlices'>): P
   return changed ? { code: StatusCode.OK, inode } : OK;
 }
 
-async function allocatedFromAllChunks(ctx: ApplyContext, pid: number, ino: number): Promise<number> {
+/** The allocated-bytes counter of an inode from before it existed: counted from all of its chunks. */
+export async function allocatedFromAllChunks(ctx: ApplyContext, pid: number, ino: number): Promise<number> {
   const prefix = ctx.keys.slicesPrefix(pid, ino);
   let bytes = 0;
   for (const key of await ctx.tx.keys(prefix, rangeEnd(prefix))) bytes += chunkDataBytes((await ctx.tx.getJson<SliceRecord[]>(key)) ?? []);

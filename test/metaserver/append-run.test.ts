@@ -83,6 +83,7 @@ test('append runs land at the end as the entry finds it, one after the other, cu
     assert.equal(b.appendBase, 3000);
     const inode = await r.inode(1, 2);
     assert.deepEqual([inode.size, inode.mtimeMs, inode.ctimeMs], [6000, 77, 78]);
+    assert.equal(inode.allocatedBytes, 6000, 'the st_blocks counter moves with placed runs');
     const slices = await r.slices(1, 2);
     assert.deepEqual(slices, appendPieces(2, 0, run(40, 3000)).set(0, [...appendPieces(2, 0, run(40, 3000)).get(0)!, ...appendPieces(2, 3000, run(41, 3000, 3000 % BS)).get(0)!])
       .set(1, appendPieces(2, 3000, run(41, 3000, 3000 % BS)).get(1)!));
