@@ -37,13 +37,13 @@ function emit(name: string, mibPerS: number, baseline: string, baselineMiBPerS: 
 
 const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
 
-async function timed(fn: () => Promise<void>): Promise<number> {
+export async function timed(fn: () => Promise<void>): Promise<number> {
   const t0 = process.hrtime.bigint();
   await fn();
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
-function pattern(size: number, seed: number): Buffer {
+export function pattern(size: number, seed: number): Buffer {
   const b = Buffer.allocUnsafe(size);
   for (let i = 0; i < size; i += 4) b.writeUInt32LE((i * 2654435761 + seed) >>> 0, i);
   return b;
@@ -51,32 +51,46 @@ function pattern(size: number, seed: number): Buffer {
 
 /** Starts `tierfs s3server` as a child process so S3 has its own event loop. */
 async function startS3Child(dir: string, bucket: string): Promise<{ endpoint: string; stop(): void }> {
+  const d = await startTierfsChild<{ endpoint: string }>(['s3server', '--dir', dir, '--port', '0', '--bucket', bucket]);
+  return { endpoint: d.info.endpoint, stop: d.stop };
+}
+
+/** Starts a `tierfs` daemon as a child process; resolves with its TIERFS_READY info. Stopped on SIGINT/SIGTERM. */
+export async function startTierfsChild<I>(args: string[]): Promise<{ info: I; stop(): void }> {
   const cli = fileURLToPath(new URL('../cli/main.js', import.meta.url));
-  const child = spawn(process.execPath, [cli, 's3server', '--dir', dir, '--port', '0', '--bucket', bucket], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const endpoint = await new Promise<string>((resolve, reject) => {
+  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const info = await new Promise<I>((resolve, reject) => {
     let buf = '';
     child.stdout!.on('data', (d: Buffer) => {
       buf += d.toString();
       const m = /TIERFS_READY (.*)\n/.exec(buf);
-      if (m) resolve((JSON.parse(m[1]!) as { endpoint: string }).endpoint);
+      if (m) resolve(JSON.parse(m[1]!) as I);
     });
-    child.once('exit', (code) => reject(new Error(`s3server exited with ${code}`)));
+    child.once('exit', (code) => reject(new Error(`tierfs ${args[0]} exited with ${code}`)));
   });
-  // Do not leave the server behind when the bench is interrupted.
-  const onSignal = () => {
-    child.kill('SIGTERM');
-    process.exit(130);
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  // Do not leave the daemons behind when the bench is interrupted.
+  children.add(child);
+  if (children.size === 1) {
+    process.once('SIGINT', killChildren);
+    process.once('SIGTERM', killChildren);
+  }
   return {
-    endpoint,
+    info,
     stop: () => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      children.delete(child);
+      if (children.size === 0) {
+        process.off('SIGINT', killChildren);
+        process.off('SIGTERM', killChildren);
+      }
       child.kill('SIGTERM');
     },
   };
+}
+
+const children = new Set<ReturnType<typeof spawn>>();
+function killChildren(): void {
+  for (const c of children) c.kill('SIGTERM');
+  process.exit(130);
 }
 
 /**
@@ -144,7 +158,7 @@ async function rawS3(store: ObjectStore, size: number, block: Buffer, concurrenc
 }
 
 /** Reads into one reused buffer, as a FUSE mount does (the kernel hands us the reply buffer). */
-async function seqRead(adaptor: S3Adaptor, ino: number, size: number, expect: Buffer): Promise<number> {
+export async function seqRead(adaptor: S3Adaptor, ino: number, size: number, expect: Buffer): Promise<number> {
   const buf = Buffer.allocUnsafe(IO);
   const secs = await timed(async () => {
     for (let off = 0; off < size; off += IO) {

@@ -30,6 +30,8 @@ export interface BlockReaderStats {
   /** Prefetches running now, and blocks fetched but not yet admitted to the tiers. */
   prefetching: number;
   admitting: number;
+  /** Offers not queued because a tier's backlog was full (the block is simply not cached there). */
+  admissionsDropped: number;
 }
 
 export interface BlockReaderOptions {
@@ -55,8 +57,16 @@ export function checkedSize(key: string, data: Buffer, size: number): Buffer {
   return data;
 }
 
-/** Fetched blocks waiting to be written to the tiers; more are not cached (the reader has them anyway). */
-const ADMISSION_BACKLOG_BYTES = 128 * 2 ** 20;
+/** Fetched blocks waiting to be written to a tier; more are not cached there (the reader has them anyway). */
+const ADMISSION_BACKLOG_BYTES = 256 * 2 ** 20;
+
+interface AdmissionQueue {
+  jobs: Array<{ bytes: number; run: () => Promise<unknown> }>;
+  bytes: number;
+  running: number;
+  dropped: number;
+  concurrency: number;
+}
 
 /** Where a fetch found the block: a tier's index, or S3. */
 type Source = number | 's3' | 'ranged';
@@ -74,9 +84,8 @@ export class BlockReader {
   private readonly counts = { lookups: 0, memHits: 0, memMisses: 0, joined: 0, failed: 0, s3Fetches: 0, rangedGets: 0, prefetches: 0 };
   /** Blocks read with a ranged GET lately: a second random read of one fetches it whole. */
   private readonly rangedRecently = new Set<string>();
-  private readonly admissions: Array<{ bytes: number; run: () => Promise<unknown> }> = [];
-  private admissionBytes = 0;
-  private admitting = 0;
+  /** One admission queue per tier: a slow tier (a remote cache node) never holds back another. */
+  private readonly admissions: AdmissionQueue[];
   private readonly maxPrefetch: number;
   private readonly rangedMaxFraction: number;
   private readonly rangedMinBlock: number;
@@ -97,6 +106,7 @@ export class BlockReader {
   ) {
     this.hits = tiers.map(() => 0);
     this.served = { tiers: tiers.map(() => 0), s3: 0, ranged: 0 };
+    this.admissions = tiers.map((t) => ({ jobs: [], bytes: 0, running: 0, dropped: 0, concurrency: t.name === 'group' ? 8 : (opts.admitConcurrency ?? 2) }));
     this.maxPrefetch = Math.max(1, opts.maxPrefetch);
     this.rangedMaxFraction = opts.rangedMaxFraction ?? 0.25;
     this.rangedMinBlock = opts.rangedMinBlock ?? 256 * 1024;
@@ -260,32 +270,38 @@ export class BlockReader {
    */
   private offer(key: string, data: Buffer, below: number): void {
     for (let i = 0; i < below; i++) {
+      const q = this.admissions[i]!;
+      if (q.bytes + data.length > ADMISSION_BACKLOG_BYTES) {
+        q.dropped++;
+        continue;
+      }
       const tier = this.tiers[i]!;
-      if (this.admissionBytes + data.length > ADMISSION_BACKLOG_BYTES) return;
-      this.admissionBytes += data.length;
-      this.admissions.push({ bytes: data.length, run: () => tier.admit(key, data) });
+      q.bytes += data.length;
+      q.jobs.push({ bytes: data.length, run: () => tier.admit(key, data) });
     }
     setImmediate(() => this.pumpAdmissions());
   }
 
   private pumpAdmissions(): void {
-    while (this.admitting < this.admitConcurrency && this.admissions.length > 0) {
-      const job = this.admissions.shift()!;
-      this.admitting++;
-      void job
-        .run()
-        .catch(() => {})
-        .finally(() => {
-          this.admissionBytes -= job.bytes;
-          this.admitting--;
-          this.pumpAdmissions();
-        });
+    for (const q of this.admissions) {
+      while (q.running < q.concurrency && q.jobs.length > 0) {
+        const job = q.jobs.shift()!;
+        q.running++;
+        void job
+          .run()
+          .catch(() => {})
+          .finally(() => {
+            q.bytes -= job.bytes;
+            q.running--;
+            this.pumpAdmissions();
+          });
+      }
     }
   }
 
   /** Resolves when every queued tier admission is written (tests, warmup). */
   async admitted(): Promise<void> {
-    while (this.admitting > 0 || this.admissions.length > 0) await new Promise((r) => setTimeout(r, 5));
+    while (this.admissions.some((q) => q.running > 0 || q.jobs.length > 0)) await new Promise((r) => setTimeout(r, 5));
   }
 
   /**
@@ -338,7 +354,8 @@ export class BlockReader {
       diskHits: hitsOf('disk'),
       groupHits: hitsOf('group'),
       prefetching: this.prefetching,
-      admitting: this.admitting + this.admissions.length,
+      admitting: this.admissions.reduce((n, q) => n + q.running + q.jobs.length, 0),
+      admissionsDropped: this.admissions.reduce((n, q) => n + q.dropped, 0),
     };
   }
 }

@@ -57,7 +57,8 @@ export class CacheNodeClient {
 
   constructor(readonly address: string) {
     const Svc = loadProto<CacheNodeProto>('cachenode.proto').tierfs.cachenode.CacheNodeService;
-    this.client = new Svc(address, clientCredentials(), CHANNEL_OPTIONS);
+    // Blocks are MiBs: a 64 KiB HTTP/2 window would stall every block on round trips.
+    this.client = new Svc(address, clientCredentials(), { ...CHANNEL_OPTIONS, 'grpc-node.flow_control_window': 32 * 2 ** 20 });
   }
 
   get(key: string, size: number, timeoutMs: number): Promise<GetBlockResponse__Output> {
@@ -95,8 +96,10 @@ export interface CacheGroupOptions {
   membership: () => Promise<CacheGroupMembership>;
   /** How often the membership is refreshed (default 2 s). */
   refreshMs?: number;
-  /** A GetBlock not answered within this long falls through to S3 (default 1.5 s). */
+  /** A GetBlock not answered within this long (from when it is sent) falls through to S3 (default 3 s). */
   timeoutMs?: number;
+  /** GetBlocks in flight per node (default 8); more wait their turn, and skip the node if it failed meanwhile. */
+  perNodeConcurrency?: number;
   /** Handing a block to its node (default 10 s; asynchronous, nobody waits). */
   putTimeoutMs?: number;
   /** A node that failed or timed out is skipped this long (default 5 s). */
@@ -130,11 +133,14 @@ export class GroupBlockCache implements BlockCache {
   private readonly timeoutMs: number;
   private readonly putTimeoutMs: number;
   private readonly suspendMs: number;
+  private readonly perNode: number;
+  private readonly slots = new Map<string, { running: number; waiters: Array<() => void> }>();
   readonly counts = { hits: 0, misses: 0, corrupt: 0, nodeErrors: 0, skipped: 0, handedBlocks: 0, handedBytes: 0 };
 
   constructor(private readonly opts: CacheGroupOptions) {
     this.log = opts.logger ?? silentLogger;
-    this.timeoutMs = opts.timeoutMs ?? 1_500;
+    this.timeoutMs = opts.timeoutMs ?? 3_000;
+    this.perNode = Math.max(1, opts.perNodeConcurrency ?? 8);
     this.putTimeoutMs = opts.putTimeoutMs ?? 10_000;
     this.suspendMs = opts.suspendMs ?? 5_000;
   }
@@ -212,9 +218,33 @@ export class GroupBlockCache implements BlockCache {
     return this.usable(key) === null ? false : null;
   }
 
+  /** Waits for one of the node's request slots; false when the node failed meanwhile (skip it). */
+  private async slot(node: string): Promise<boolean> {
+    let s = this.slots.get(node);
+    if (!s) {
+      s = { running: 0, waiters: [] };
+      this.slots.set(node, s);
+    }
+    while (s.running >= this.perNode) await new Promise<void>((r) => s!.waiters.push(r));
+    s.running++;
+    const until = this.suspendedUntil.get(node);
+    if (until !== undefined && Date.now() < until) {
+      this.release(node);
+      return false;
+    }
+    return true;
+  }
+
+  private release(node: string): void {
+    const s = this.slots.get(node);
+    if (!s) return;
+    s.running--;
+    s.waiters.shift()?.();
+  }
+
   async get(key: string, size: number): Promise<Buffer | null> {
     const node = this.usable(key);
-    if (!node) {
+    if (!node || !(await this.slot(node))) {
       if (this.ring.members.length > 0) this.counts.skipped++;
       return null;
     }
@@ -224,6 +254,8 @@ export class GroupBlockCache implements BlockCache {
     } catch (err) {
       this.failed(node, 'GetBlock', err);
       return null;
+    } finally {
+      this.release(node);
     }
     if (!res.found) {
       this.counts.misses++;

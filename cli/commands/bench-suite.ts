@@ -18,6 +18,7 @@ const suites: Record<string, (opts: SuiteOptions) => Promise<void>> = {
   }),
   fuse: async () => (await import('../../fuse/bench.js')).runFuseBench(),
   volume: async () => (await import('../../blockclient/bench.js')).runVolumeBench(),
+  cachegroup: async (opts) => (await import('../../cachenode/bench.js')).runCachegroupBench({ sizeMiB: opts.sizeMib ? Number(opts.sizeMib) : undefined }),
 };
 
 export function register(program: Command): void {
@@ -25,7 +26,7 @@ export function register(program: Command): void {
     .command('bench-suite')
     .description(`run a component benchmark (${Object.keys(suites).join(', ')})`)
     .argument('<name>', 'which benchmark suite')
-    .option('--size-mib <MiB>', 'data size for the s3adaptor suite (default 1024)')
+    .option('--size-mib <MiB>', 'data size for the s3adaptor and cachegroup suites (default 1024)')
     .option('--count <n>', 'entries per case for the metaserver suite (default 10000)')
     .option('--concurrency <list>', 'concurrencies for the metaserver suite (default 1,64)')
     .action(
