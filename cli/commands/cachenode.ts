@@ -4,7 +4,7 @@ import { loadConfig } from '../../common/config.js';
 import { createLogger } from '../../common/log.js';
 import { adoptDaemonClusterAuth } from '../../common/cluster-auth.js';
 import { cachenodeConfigSchema } from '../../cachenode/config.js';
-import { announceReady } from '../ready.js';
+import { announceReady, stopOnSignals } from '../ready.js';
 import { action } from '../errors.js';
 
 interface CachenodeOptions {
@@ -35,11 +35,7 @@ export function register(program: Command): void {
         adoptDaemonClusterAuth(config, log);
         const { CacheNode } = await import('../../cachenode/server.js');
         const node = await CacheNode.start(config, log);
-        const stop = () => {
-          void node.close().finally(() => process.exit(0));
-        };
-        process.on('SIGTERM', stop);
-        process.on('SIGINT', stop);
+        stopOnSignals(() => node.close());
         log.info({ address: node.address, nodeId: node.nodeId }, 'cache node serving');
         announceReady({ address: node.address, metricsPort: node.metricsPort, nodeId: node.nodeId });
       }),

@@ -5,7 +5,7 @@ import { createLogger } from '../../common/log.js';
 import { adoptDaemonClusterAuth } from '../../common/cluster-auth.js';
 import { chunkserverConfigSchema } from '../../chunkserver/config.js';
 import { startChunkServer } from '../../chunkserver/daemon.js';
-import { announceReady } from '../ready.js';
+import { announceReady, stopOnSignals } from '../ready.js';
 import { action } from '../errors.js';
 
 export function register(program: Command): void {
@@ -23,14 +23,7 @@ export function register(program: Command): void {
         const logger = createLogger('chunkserver');
         adoptDaemonClusterAuth(cfg, logger);
         const cs = await startChunkServer(cfg, logger);
-        let stopping = false;
-        const stop = () => {
-          if (stopping) return;
-          stopping = true;
-          void cs.close().finally(() => process.exit(0));
-        };
-        process.on('SIGTERM', stop);
-        process.on('SIGINT', stop);
+        stopOnSignals(() => cs.close());
         announceReady({ address: cs.address, metricsPort: cs.metricsPort });
       }),
     );

@@ -4,7 +4,7 @@ import { loadConfig } from '../../common/config.js';
 import { createLogger } from '../../common/log.js';
 import { adoptDaemonClusterAuth } from '../../common/cluster-auth.js';
 import { mdsConfigSchema } from '../../mds/config.js';
-import { announceReady } from '../ready.js';
+import { announceReady, stopOnSignals } from '../ready.js';
 import { action } from '../errors.js';
 
 interface MdsOptions {
@@ -36,11 +36,7 @@ export function register(program: Command): void {
         // Loaded here so other commands do not pay for etcd, level and the S3 SDK at startup.
         const { MdsNode } = await import('../../mds/server.js');
         const node = await MdsNode.start(config, log);
-        const stop = () => {
-          void node.close().finally(() => process.exit(0));
-        };
-        process.on('SIGTERM', stop);
-        process.on('SIGINT', stop);
+        stopOnSignals(() => node.close());
         // With etcd, wait a little for the first election so `leader` is meaningful; standbys are ready too.
         await node.waitLeading(config.etcd.endpoints.length > 0 ? 1000 : 10_000);
         log.info({ address: node.address, leader: node.isLeader() }, 'MDS serving');

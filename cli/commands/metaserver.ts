@@ -6,7 +6,7 @@ import { adoptDaemonClusterAuth } from '../../common/cluster-auth.js';
 import { metaserverConfigSchema } from '../../metaserver/config.js';
 import { startMetaServer } from '../../metaserver/daemon.js';
 import { RaftHost } from '../../raft/index.js';
-import { announceReady } from '../ready.js';
+import { announceReady, stopOnSignals } from '../ready.js';
 import { action } from '../errors.js';
 
 export function register(program: Command): void {
@@ -28,14 +28,7 @@ export function register(program: Command): void {
         const logger = createLogger('metaserver');
         adoptDaemonClusterAuth(cfg, logger);
         const ms = await startMetaServer(cfg, { logger, openRaftHost: (o) => RaftHost.open(o) });
-        let stopping = false;
-        const stop = () => {
-          if (stopping) return;
-          stopping = true;
-          void ms.close().finally(() => process.exit(0));
-        };
-        process.on('SIGTERM', stop);
-        process.on('SIGINT', stop);
+        stopOnSignals(() => ms.close());
         announceReady({ address: ms.address, metricsPort: ms.metricsPort });
       }),
     );

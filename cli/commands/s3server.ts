@@ -1,7 +1,7 @@
 // `tierfs s3server`: run the embedded S3 server in the foreground.
 import type { Command } from 'commander';
 import { startEmbeddedS3 } from '../../s3adaptor/embedded-server.js';
-import { announceReady } from '../ready.js';
+import { announceReady, stopOnSignals } from '../ready.js';
 import { action } from '../errors.js';
 
 export function register(program: Command): void {
@@ -15,9 +15,7 @@ export function register(program: Command): void {
     .action(
       action(async (opts: { dir: string; host: string; port: string; bucket: string[] }) => {
         const s3 = await startEmbeddedS3({ dir: opts.dir, host: opts.host, port: Number(opts.port), buckets: opts.bucket });
-        const stop = () => void s3.close().finally(() => process.exit(0));
-        process.on('SIGTERM', stop);
-        process.on('SIGINT', stop);
+        stopOnSignals(() => s3.close());
         announceReady({ endpoint: s3.endpoint, port: s3.port });
       }),
     );
