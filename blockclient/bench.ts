@@ -35,6 +35,8 @@ async function runCase(name: string, seconds: number, qd: number, size: number, 
 }
 
 export async function runVolumeBench(): Promise<void> {
+  // The bench's daemons live on loopback in a private temp dir and take no cluster key.
+  process.env.TIERFS_ALLOW_UNAUTHENTICATED = '1';
   const seconds = Number(process.env.TIERFS_BENCH_VOLUME_S ?? 5);
   const dir = mkdtempSync(join(tmpdir(), 'tierfs-volbench-'));
   const pids: number[] = [];

@@ -26,6 +26,8 @@ const BLOCK = 4 * MiB;
 const CHUNK = 64 * MiB;
 
 export async function runCachegroupBench(opts: CachegroupBenchOptions = {}): Promise<void> {
+  // The bench's daemons live on loopback in a private temp dir and take no cluster key.
+  process.env.TIERFS_ALLOW_UNAUTHENTICATED = '1';
   const size = Math.max(8, Math.floor(opts.sizeMiB ?? 1024)) * MiB;
   const nodeCount = Math.max(1, opts.nodes ?? 2);
   const work = mkdtempSync(join(opts.dir ?? tmpdir(), 'tierfs-bench-cg-'));

@@ -31,8 +31,13 @@ export const OPEN_AUTH: ClusterAuth = { key: null, tls: null };
 
 /** The keys every daemon config gains (mds, metaserver, and any later daemon). */
 export const clusterAuthConfig = {
-  /** File holding the cluster key (mode 0600); unset = no key checked (a warning at start). */
+  /** File holding the cluster key (mode 0600). Required unless allowUnauthenticated. */
   clusterKeyFile: z.string().min(1).optional(),
+  /**
+   * Run without a cluster key: every caller that reaches the port is served. Only for a
+   * trusted single host or tests; also TIERFS_ALLOW_UNAUTHENTICATED=1 in the environment.
+   */
+  allowUnauthenticated: z.boolean().default(false),
   /** Mutual TLS between hosts: this process's certificate and key, and the CA that signed every peer's. */
   tls: z.object({ cert: z.string().min(1), key: z.string().min(1), ca: z.string().min(1) }).optional(),
 };
@@ -157,9 +162,22 @@ export function clientCredentials(auth: ClusterAuth = current): grpc.ChannelCred
 }
 
 /** A daemon's start: adopt the configured key and TLS, and say so when calls go unchecked. */
-export function adoptDaemonClusterAuth(cfg: { clusterKeyFile?: string | undefined; tls?: TlsFiles | undefined }, log: Logger): ClusterAuth {
+export function adoptDaemonClusterAuth(
+  cfg: { clusterKeyFile?: string | undefined; tls?: TlsFiles | undefined; allowUnauthenticated?: boolean },
+  log: Logger,
+  env: NodeJS.ProcessEnv = process.env,
+): ClusterAuth {
   const auth = loadClusterAuth(cfg);
+  if (!auth.key) {
+    // A daemon that answers anyone must be asked for, not fallen into by a missing line.
+    if (!cfg.allowUnauthenticated && env.TIERFS_ALLOW_UNAUTHENTICATED !== '1') {
+      throw new TierfsError(
+        StatusCode.INVALID_ARGUMENT,
+        'no clusterKeyFile configured: every call would be served unauthenticated. Name the cluster key file (clusterKeyFile; tierfs up makes one), or set allowUnauthenticated: true on a trusted single host',
+      );
+    }
+    log.warn('allowUnauthenticated: this daemon answers anyone who can reach its port');
+  }
   useClusterAuth(auth, log);
-  if (!auth.key) log.warn('no clusterKeyFile configured: this daemon answers anyone who can reach its port (tierfs up always sets one)');
   return auth;
 }

@@ -93,6 +93,8 @@ function emit(name: string, concurrency: number, ops: number, r: { secs: number;
 }
 
 export async function runMetaserverBench(opts: MetaserverBenchOptions = {}): Promise<void> {
+  // The bench's daemons live on loopback in a private temp dir and take no cluster key.
+  process.env.TIERFS_ALLOW_UNAUTHENTICATED = '1';
   const count = opts.count ?? 10_000;
   const concurrencies = opts.concurrencies ?? [1, 64];
   const dir = mkdtempSync(join(tmpdir(), 'tierfs-bench-meta-'));

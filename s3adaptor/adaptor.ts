@@ -160,6 +160,7 @@ export class S3Adaptor {
       smallFileBytes: opts.smallFileBytes ?? 2 * this.bs,
       sliceStore: this.sliceStore,
       blocks: this.blocks,
+      missingWaitMs: s3TimeoutMs,
     });
     this.extents = new FileExtents(this.cs, this.reads);
     this.cacheControl = new CacheControl({

@@ -26,6 +26,11 @@ export interface ReadPathDeps {
   smallFileBytes: number;
   sliceStore: SliceStore;
   blocks: BlockReader;
+  /**
+   * How long a read waits for a block object that is missing (another mount's `--writeback`
+   * upload not done yet) before answering EIO; --s3-timeout, default 30 s.
+   */
+  missingWaitMs?: number;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -102,15 +107,21 @@ export class ReadPath {
   async readInto(st: InodeState, offset: number, target: Buffer, fileSize: number): Promise<number> {
     const end = Math.min(offset + target.length, fileSize);
     if (end <= offset) return 0;
+    const giveUpAt = Date.now() + (this.deps.missingWaitMs ?? 30_000);
     for (let attempt = 0; ; attempt++) {
       try {
         await this.readOnce(st, offset, end, target, fileSize);
         return end - offset;
       } catch (err) {
-        // A missing object: compaction replaced it, or another mount has not uploaded it yet.
-        if (!(err instanceof TierfsError && err.code === StatusCode.NOT_FOUND) || attempt >= 8) throw err;
+        // A missing object: compaction replaced it (the slice list reloads), or another mount
+        // committed it under --writeback and has not uploaded it yet. Never the file's bytes
+        // as zeros or older ones: wait up to the S3 timeout, then EIO (the file exists).
+        if (!(err instanceof TierfsError && err.code === StatusCode.NOT_FOUND)) throw err;
+        if (Date.now() >= giveUpAt) {
+          throw new TierfsError(StatusCode.UNAVAILABLE, `read of inode ${st.ino} at ${offset}: a block is still missing after the S3 timeout (${err.message})`);
+        }
         st.invalidate();
-        await sleep(Math.min(2_000, 25 * 2 ** attempt));
+        await sleep(Math.min(2_000, 25 * 2 ** attempt, Math.max(1, giveUpAt - Date.now())));
       }
     }
   }

@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { CHANNEL_OPTIONS, loadProto, startGrpcServer, unary } from '../../common/grpc.js';
 import { healthService, ping } from '../../common/health.js';
 import {
-  OPEN_AUTH, clientCredentials, createClusterKey, keyMatches, loadClusterAuth, serverAuthInterceptor, useClusterAuth, type ClusterAuth,
+  OPEN_AUTH, adoptDaemonClusterAuth, clientCredentials, createClusterKey, keyMatches, loadClusterAuth, serverAuthInterceptor, useClusterAuth, type ClusterAuth,
 } from '../../common/cluster-auth.js';
 import { TierfsError } from '../../common/status.js';
 import type { ProtoGrpcType } from '../../proto/gen/common.js';
@@ -86,6 +86,17 @@ test('cluster key files: created 0600, refused when others may read them; keys c
     assert.equal(typeof serverAuthInterceptor(k), 'function');
   } finally {
     tmp.remove();
+  }
+});
+
+test('a daemon without a cluster key refuses to start unless running unauthenticated was asked for', () => {
+  const log = pino({ level: 'silent' });
+  try {
+    assert.throws(() => adoptDaemonClusterAuth({}, log, {}), (err: unknown) => err instanceof TierfsError && /clusterKeyFile/.test(err.message));
+    assert.equal(adoptDaemonClusterAuth({ allowUnauthenticated: true }, log, {}).key, null);
+    assert.equal(adoptDaemonClusterAuth({}, log, { TIERFS_ALLOW_UNAUTHENTICATED: '1' }).key, null);
+  } finally {
+    useClusterAuth(OPEN_AUTH);
   }
 });
 

@@ -1,5 +1,5 @@
-// Issue 14 item 3 on a `tierfs up` cluster: no service answers a caller without the cluster
-// key, nothing under the data dir is open to other users, and no secret shows in argv or
+// Issue 14 item 3 on a `tierfs up` cluster (with chunkservers and a cache node): no service
+// answers a caller without the cluster key, nothing under the data dir is open to other users, and no secret shows in argv or
 // in a log.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -60,11 +60,13 @@ test('tierfs up: every service refuses callers without the key; the data dir is 
   const dataDir = join(tmp.path, 'data');
   const mnt = join(tmp.path, 'mnt');
   try {
-    await tierfs(['up', '--data-dir', dataDir, '--mount', mnt, '--cache-size', '256']);
+    await tierfs(['up', '--data-dir', dataDir, '--mount', mnt, '--cache-size', '256', '--chunkservers', '3', '--cache-nodes', '1']);
     const state = JSON.parse(readFileSync(join(dataDir, 'cluster.json'), 'utf8')) as ClusterState;
     const key = readFileSync(join(dataDir, 'cluster.key'), 'utf8').trim();
     const mds = state.mdsAddresses[0]!;
     const ms = state.metaservers[0]!;
+    const cs = state.chunkservers![0]!;
+    const cn = state.cacheNodes![0]!;
 
     const calls: Array<[string, Ctor, string, string]> = [
       ['MdsService', service('mds.proto', 'mds', 'MdsService'), mds, 'GetFsInfo'],
@@ -76,6 +78,12 @@ test('tierfs up: every service refuses callers without the key; the data dir is 
       ['CopysetService', service('copyset.proto', 'copyset', 'CopysetService'), ms, 'DeleteCopyset'],
       ['RaftTransport', service('raft.proto', 'raft', 'RaftTransport'), ms, 'Send'],
       ['Health (metaserver)', service('common.proto', 'common', 'Health'), ms, 'Ping'],
+      ['ChunkService', service('chunk.proto', 'chunk', 'ChunkService'), cs, 'ReadChunk'],
+      ['ChunkService', service('chunk.proto', 'chunk', 'ChunkService'), cs, 'DeleteChunk'],
+      ['CopysetService (chunkserver)', service('copyset.proto', 'copyset', 'CopysetService'), cs, 'DeleteCopyset'],
+      ['RaftTransport (chunkserver)', service('raft.proto', 'raft', 'RaftTransport'), cs, 'Send'],
+      ['CacheNodeService', service('cachenode.proto', 'cachenode', 'CacheNodeService'), cn, 'GetBlock'],
+      ['CacheNodeService', service('cachenode.proto', 'cachenode', 'CacheNodeService'), cn, 'EvictBlocks'],
     ];
     for (const [what, ctor, address, method] of calls) {
       for (const given of [null, `${key.slice(0, -1)}0`]) {

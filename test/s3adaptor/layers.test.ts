@@ -122,3 +122,29 @@ test('the write buffer memory count equals the buffered bytes throughout writes,
     await a.close();
   }
 });
+
+test('a block object still missing (another mount\'s --writeback upload) is waited for up to the S3 timeout, then EIO, never ENOENT or zeros', async () => {
+  const store = new MemoryObjectStore();
+  const slices = new MemorySliceStore();
+  const ids = new MemoryChunkIdAllocator();
+  const writer = adaptor(store, slices, ids);
+  const data = Buffer.alloc(2 * BLOCK, 0x5a);
+  await writer.write(1, 0, data);
+  await writer.flush(1);
+  const keys: string[] = [];
+  for await (const o of listAll(store, '')) keys.push(o.key);
+  const saved = new Map<string, Buffer>();
+  for (const k of keys) saved.set(k, await store.get(k));
+  await store.deleteMany(keys);
+
+  const reader = adaptor(store, slices, ids, { s3TimeoutMs: 400, readaheadBlocks: 0 });
+  const t0 = Date.now();
+  await assert.rejects(reader.read(1, 0, BLOCK, data.length), (err: unknown) => (err as { code?: string }).code === 'UNAVAILABLE');
+  assert.ok(Date.now() - t0 >= 350, 'it waited for the upload');
+  // The upload lands while a reader waits: the read returns the bytes.
+  const late = reader.read(1, BLOCK, BLOCK, data.length);
+  setTimeout(() => void Promise.all([...saved].map(([k, v]) => store.put(k, v))), 100);
+  assert.ok((await late).equals(data.subarray(BLOCK)));
+  await writer.close();
+  await reader.close();
+});
