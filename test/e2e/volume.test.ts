@@ -15,6 +15,7 @@ import { cliPath } from '../support/process.js';
 import { ensureUnmounted } from '../../cli/cluster-ops.js';
 import { loadState } from '../../cli/cluster-state.js';
 import { MdsClient } from '../../mds/client.js';
+import { loadClusterAuth, useClusterAuth, OPEN_AUTH } from '../../common/cluster-auth.js';
 
 const run = promisify(execFile);
 const tierfs = (args: string[], timeout = 240_000) =>
@@ -64,6 +65,8 @@ test('volume e2e: ext4 on an attached volume survives kill -9 of a chunkserver, 
     execFileSync('umount', [extMnt]);
     took('checksums after re-attach');
 
+    // This process asks the MDS itself: with the cluster's key, as the CLI does.
+    useClusterAuth(loadClusterAuth({ clusterKeyFile: join(dataDir, 'cluster.key') }));
     const mds = new MdsClient(loadState(dataDir)!.mdsAddresses);
     try {
       const info = await mds.getVolume('vol');
@@ -74,6 +77,7 @@ test('volume e2e: ext4 on an attached volume survives kill -9 of a chunkserver, 
       assert.equal((await mds.getVolume('vol')).opens.length, 0, 'detach closed the attach session');
     } finally {
       mds.close();
+      useClusterAuth(OPEN_AUTH);
     }
     assert.ok(!readFileSync('/proc/mounts', 'utf8').includes(join(dataDir, 'volumes')), 'the FUSE file is unmounted after detach');
   } finally {
