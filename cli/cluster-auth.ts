@@ -49,6 +49,24 @@ export function addGlobalAuthOptions(program: Command): void {
   });
 }
 
+/**
+ * The S3 secret from --secret-key-file, else AWS_SECRET_ACCESS_KEY, else --secret-key. The
+ * last is kept for existing scripts only: `ps` shows a command line to every user, so it
+ * warns, and overwrites the secret in this process's own command line at once (as mysql
+ * does with a password given that way).
+ */
+export function s3SecretFrom(o: { secretKey?: string; secretKeyFile?: string }): string | undefined {
+  if (o.secretKey !== undefined && o.secretKeyFile !== undefined) {
+    throw new TierfsError(StatusCode.INVALID_ARGUMENT, 'give --secret-key-file or --secret-key, not both');
+  }
+  if (o.secretKeyFile !== undefined) return readSecretKeyFile(o.secretKeyFile);
+  if (o.secretKey === undefined) return process.env.AWS_SECRET_ACCESS_KEY;
+  process.stderr.write('tierfs: warning: --secret-key shows the secret to every user of this host (ps); use --secret-key-file or AWS_SECRET_ACCESS_KEY\n');
+  const secret = o.secretKey;
+  process.title = process.argv.map((a) => (a === secret ? 'xxx' : a.replace(`=${secret}`, '=xxx'))).join(' ');
+  return secret;
+}
+
 /** An S3 secret from a file: the first line, without surrounding whitespace. */
 export function readSecretKeyFile(file: string): string {
   let text: string;

@@ -5,7 +5,7 @@ import Table from 'cli-table3';
 import { MdsClient, type FsInfo } from '../../mds/client.js';
 import { StatusCode, TierfsError } from '../../common/status.js';
 import { action } from '../errors.js';
-import { readSecretKeyFile } from '../cluster-auth.js';
+import { s3SecretFrom } from '../cluster-auth.js';
 
 const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
 
@@ -66,6 +66,7 @@ export function register(program: Command): void {
     .requiredOption('--bucket <name>', 'bucket (must exist)')
     .option('--access-key <key>', 'S3 access key (default: AWS_ACCESS_KEY_ID)')
     .option('--secret-key-file <file>', 'file holding the S3 secret key (default: AWS_SECRET_ACCESS_KEY; never on the command line, where ps shows it)')
+    .option('--secret-key <key>', 'the secret key on the command line, for existing scripts (ps shows it; warns)')
     .option('--region <region>', 'S3 region', 'us-east-1')
     .option('--block-size <size>', 'object block size (power of two, 64KiB..64MiB)', '4MiB')
     .option('--chunk-size <size>', 'chunk size (multiple of the block size, at most 1GiB)', '64MiB')
@@ -74,9 +75,9 @@ export function register(program: Command): void {
     .option('--trash-days <days>', 'days a deleted file stays in the recycle bin /.trash (0 = off)', '1')
     .option('--json', 'print JSON')
     .action(
-      action(async (name: string, o: { mds: string; s3Endpoint: string; bucket: string; accessKey?: string; secretKeyFile?: string; region: string; blockSize: string; chunkSize: string; keyPrefix: string; partitions?: string; trashDays: string; json?: boolean }) => {
+      action(async (name: string, o: { mds: string; s3Endpoint: string; bucket: string; accessKey?: string; secretKeyFile?: string; secretKey?: string; region: string; blockSize: string; chunkSize: string; keyPrefix: string; partitions?: string; trashDays: string; json?: boolean }) => {
         const accessKey = o.accessKey ?? process.env.AWS_ACCESS_KEY_ID;
-        const secretKey = o.secretKeyFile ? readSecretKeyFile(o.secretKeyFile) : process.env.AWS_SECRET_ACCESS_KEY;
+        const secretKey = s3SecretFrom(o);
         if (!accessKey || !secretKey) {
           throw new TierfsError(StatusCode.INVALID_ARGUMENT, 'S3 credentials: give --access-key (or AWS_ACCESS_KEY_ID) and --secret-key-file (or AWS_SECRET_ACCESS_KEY)');
         }

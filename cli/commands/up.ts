@@ -12,7 +12,7 @@ import { launchDaemon, isAlive } from '../launcher.js';
 import { loadState, saveState, type ClusterState, type ProcessRecord } from '../cluster-state.js';
 import { freeLoopbackPort, ensureUnmounted, waitFor } from '../cluster-ops.js';
 import { action } from '../errors.js';
-import { clusterKeyPath, readSecretKeyFile } from '../cluster-auth.js';
+import { clusterKeyPath, s3SecretFrom } from '../cluster-auth.js';
 import { createClusterKey, loadClusterAuth, useClusterAuth } from '../../common/cluster-auth.js';
 
 export interface UpOptions {
@@ -23,6 +23,7 @@ export interface UpOptions {
   bucket?: string;
   accessKey?: string;
   secretKeyFile?: string;
+  secretKey?: string;
   region?: string;
   etcd?: string;
   mdsCount: string;
@@ -41,7 +42,7 @@ function s3FromOptions(opts: UpOptions): ClusterState['s3'] | null {
   const endpoint = opts.s3Endpoint ?? process.env.TIERFS_S3_ENDPOINT ?? process.env.AWS_ENDPOINT_URL;
   if (!endpoint) return null;
   const accessKey = opts.accessKey ?? process.env.AWS_ACCESS_KEY_ID;
-  const secretKey = opts.secretKeyFile ? readSecretKeyFile(opts.secretKeyFile) : process.env.AWS_SECRET_ACCESS_KEY;
+  const secretKey = s3SecretFrom(opts);
   const bucket = opts.bucket ?? process.env.TIERFS_S3_BUCKET;
   if (!accessKey || !secretKey || !bucket) {
     throw new TierfsError(StatusCode.INVALID_ARGUMENT, 'an external S3 needs --bucket, --access-key and --secret-key-file (or TIERFS_S3_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)');
@@ -240,6 +241,7 @@ export function register(program: Command): void {
     .option('--bucket <name>', 'bucket of the external S3')
     .option('--access-key <key>', 'access key of the external S3 (or AWS_ACCESS_KEY_ID)')
     .option('--secret-key-file <file>', 'file holding the secret key of the external S3 (or AWS_SECRET_ACCESS_KEY; never on the command line, where ps shows it)')
+    .option('--secret-key <key>', 'the secret key on the command line, for existing scripts (ps shows it; warns)')
     .option('--region <region>', 'region of the external S3')
     .option('--etcd <urls>', 'external etcd endpoints: the MDS keeps its state there and elects a leader')
     .option('--mds-count <n>', 'MDS processes (with --etcd)', '1')
