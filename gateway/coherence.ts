@@ -43,6 +43,8 @@ export function onOwnCommits(meta: object, fn: CommitReporter): void {
 export class DataVersions {
   private readonly pages = new Map<number, number>();
   private readonly slices = new Map<number, number>();
+  /** Own versions past a gap in the pages' sequence, per inode (see own). */
+  private readonly ahead = new Map<number, Set<number>>();
 
   /** Whether the kernel's pages of `ino` hold version `v` (an open may keep them). */
   pagesHold(ino: number, v: number): boolean {
@@ -51,6 +53,7 @@ export class DataVersions {
 
   /** Both caches were just emptied (or hold nothing yet): they fill from version `v` on. */
   reset(ino: number, v: number | undefined): void {
+    this.ahead.delete(ino);
     if (v === undefined) {
       this.pages.delete(ino);
       this.slices.delete(ino);
@@ -69,9 +72,21 @@ export class DataVersions {
   own(ino: number, v: number | undefined): boolean {
     if (v === undefined) return true;
     const p = this.pages.get(ino);
-    if (p !== undefined && p !== v) {
-      if (p === v - 1) this.pages.set(ino, v);
-      else if (p < v) this.pages.delete(ino); // older: a reply overtaken by a newer one of ours
+    if (p !== undefined && v > p) {
+      // Replies of concurrent flushes arrive out of order: a version past a gap waits until
+      // the gap is filled by our own replies. A gap never filled is another mount's commit,
+      // and the pages then stay behind (the next open drops them).
+      const ahead = this.ahead.get(ino) ?? new Set<number>();
+      ahead.add(v);
+      let held = p;
+      while (ahead.delete(held + 1)) held++;
+      this.pages.set(ino, held);
+      if (ahead.size === 0) this.ahead.delete(ino);
+      else if (ahead.size <= 1024) this.ahead.set(ino, ahead);
+      else {
+        this.ahead.delete(ino); // a gap that never closes: give up on the pages
+        this.pages.delete(ino);
+      }
     }
     const s = this.slices.get(ino);
     if (s === v || s === v - 1 || (s !== undefined && s > v)) {
@@ -98,6 +113,7 @@ export class DataVersions {
 
   /** The kernel forgot the inode (its pages went with it). */
   forget(ino: number): void {
+    this.ahead.delete(ino);
     this.pages.delete(ino);
     this.slices.delete(ino);
   }

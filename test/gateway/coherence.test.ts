@@ -18,6 +18,18 @@ test('own commits that follow the held version keep the caches in step; another 
   assert.equal(v.pagesHold(5, 7), false);
 });
 
+test('own commits whose replies arrive out of order (concurrent flushes) keep the pages once the gap is filled', () => {
+  const v = new DataVersions();
+  v.reset(5, 3);
+  v.own(5, 5);
+  v.own(5, 6);
+  assert.equal(v.pagesHold(5, 6), false, 'version 4 not seen yet: it may be another mount\'s');
+  v.own(5, 4);
+  assert.equal(v.pagesHold(5, 6), true, 'every version from 3 to 6 was this mount\'s: the pages are current');
+  v.own(5, 8);
+  assert.equal(v.pagesHold(5, 8), false, 'version 7 (another mount\'s) never arrives: the next open drops the pages');
+});
+
 test('attributes showing a newer version drop the slice map once; older or equal ones do not', () => {
   const v = new DataVersions();
   assert.equal(v.seen(9, 1), false, 'nothing held yet');
