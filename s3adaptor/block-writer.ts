@@ -18,7 +18,6 @@ import type { DiskCache } from '../diskcache/index.js';
 import type { BlockCache } from './block-cache.js';
 import type { InodeState } from './inode-state.js';
 import type { ObjectStore } from './object-store.js';
-import type { PendingData } from './write-buffer.js';
 
 export interface BlockWriterDeps {
   store: ObjectStore;
@@ -56,7 +55,8 @@ export class BlockWriter {
     return Math.min(5_000, this.deps.s3TimeoutMs / 4);
   }
 
-  async store(st: InodeState, entry: PendingData, key: string, body: Buffer, deadline: number): Promise<void> {
+  /** `holds`: where the read-cache copy of a block put straight to S3 is tracked (a flush's entry waits for it). */
+  async store(st: InodeState, holds: Array<Promise<unknown>>, key: string, body: Buffer, deadline: number): Promise<void> {
     const { store, disk, writeback, log } = this.deps;
     if (writeback && disk?.canStage(body.length) && (await disk.stage(key, body))) {
       const up = disk.uploaded(key);
@@ -73,7 +73,7 @@ export class BlockWriter {
         this.directPuts++;
         this.deps.directPuts.inc();
         if (disk && !writeback) {
-          entry.holds.push(disk.put(key, body).catch((err: unknown) => log.debug({ key, err: String(err) }, 'could not cache a written block')));
+          holds.push(disk.put(key, body).catch((err: unknown) => log.debug({ key, err: String(err) }, 'could not cache a written block')));
         }
         if (this.deps.groupWrite) void this.deps.groupWrite.admit(key, Buffer.from(body)); // the page is reused after the flush
         return;

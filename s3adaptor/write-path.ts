@@ -257,7 +257,7 @@ export class WritePath {
           list.push(slice);
           for (const obj of sliceObjects(slice, this.bs)) {
             const key = sliceBlockKey(this.deps.fsId, st.ino, idx, this.bpc, slice, obj.blockIndex);
-            writes.push(() => this.blocks.store(st, entry, key, chunk.view(obj.chunkStart, obj.chunkStart + obj.size), deadline));
+            writes.push(() => this.blocks.store(st, entry.holds, key, chunk.view(obj.chunkStart, obj.chunkStart + obj.size), deadline));
           }
         }
         added.set(idx, list);
@@ -282,8 +282,7 @@ export class WritePath {
 
   /** One block of an O_APPEND run (append.ts): stored as a flush stores its blocks. */
   storeBlock(st: InodeState, key: string, body: Buffer): Promise<void> {
-    const entry: PendingData = { kind: 'data', chunks: new Map(), bytes: body.length, committed: false, holds: [], recyclable: false };
-    return this.blocks.store(st, entry, key, body, this.blocks.deadline());
+    return this.blocks.store(st, [], key, body, this.blocks.deadline());
   }
 
   async appendSlices(ino: number, added: Map<number, Slice[]>, attrs?: FileAttrs): Promise<void> {
