@@ -58,12 +58,11 @@ export class ApplyContext {
    */
   localPartitionOf(pid: number, ino: number): number | undefined {
     const fsId = this.partition(pid).fsId;
-    const ids = new Set([...this.partitions.keys(), ...this.touched.keys()]);
-    for (const id of ids) {
-      // Read without copying: a partition record copied here would be rewritten by finish().
-      const p = this.removed.has(id) ? undefined : (this.touched.get(id) ?? this.partitions.get(id));
-      if (p && p.fsId === fsId && ino >= p.start && ino <= p.end) return id;
-    }
+    // Read without copying (a partition record copied here would be rewritten by finish()),
+    // and without building a set of ids: this runs for every name an entry touches.
+    const holds = (id: number, p: PartitionRecord) => !this.removed.has(id) && p.fsId === fsId && ino >= p.start && ino <= p.end;
+    for (const [id, p] of this.touched) if (holds(id, p)) return id;
+    for (const [id, p] of this.partitions) if (!this.touched.has(id) && holds(id, p)) return id;
     return undefined;
   }
 

@@ -4,7 +4,7 @@
 // batch took in `npm run bench -- metaserver`). A prefetch only warms the record cache, so a
 // key it misses or guesses wrong costs a read later, never a different result.
 import type { CopysetKeys } from './keys.js';
-import type { MetaOp } from './records.js';
+import { PRUNE_EVERY, type MetaOp } from './records.js';
 
 /** Where the names and inodes an operation touches live: the key, and the partition of a name's target. */
 export interface PrefetchPlan {
@@ -15,7 +15,10 @@ export interface PrefetchPlan {
 
 /** Keys known from the operation alone (its request id, names, parents and inodes). */
 export function plannedReads(keys: CopysetKeys, op: MetaOp, plan: PrefetchPlan): void {
-  if ('rid' in op && op.rid) plan.keys.push(keys.request(op.rid.clientId, op.rid.seq));
+  if ('rid' in op && op.rid) {
+    plan.keys.push(keys.request(op.rid.clientId, op.rid.seq));
+    if (op.rid.seq % PRUNE_EVERY === 0) plan.keys.push(keys.requestWatermark(op.rid.clientId));
+  }
   const name = (pid: number, parent: number, n: string, target: boolean) => {
     const key = keys.dentry(pid, parent, n);
     plan.keys.push(key, keys.inode(pid, parent));

@@ -6,6 +6,7 @@
 //   c{pool}{copyset}/~applied                      {index, term}
 //   c{pool}{copyset}/~p/{partition}                PartitionRecord
 //   c{pool}{copyset}/~r/{client}/{seq}             recorded result of a request
+//   c{pool}{copyset}/~w/{client}                   seq below which that client's results are gone
 //   c{pool}{copyset}/~x/{txId}/{src|dst}           rename transaction record
 //   c{pool}{copyset}/{partition}/i/{ino}           InodeRecord
 //   c{pool}{copyset}/{partition}/s/{ino}/{chunk}   SliceRecord[] of one chunk
@@ -46,6 +47,10 @@ export class CopysetKeys {
   }
   request(clientId: string, seq: number): string {
     return `${this.requestPrefix(clientId)}${hex16(seq)}`;
+  }
+  /** The client's prune watermark: every recorded result below it is deleted. */
+  requestWatermark(clientId: string): string {
+    return `${this.prefix}~w/${clientId}`;
   }
   txPrefix(): string {
     return `${this.prefix}~x/`;

@@ -90,6 +90,12 @@ export interface RequestIdent {
   lowSeq: number;
 }
 
+/**
+ * Results of a client's requests below its `lowSeq` are dropped by its entries whose seq is a
+ * multiple of this (MetaStateMachine.pruneRequests).
+ */
+export const PRUNE_EVERY = 32;
+
 export interface InodeChanges {
   mask: number;
   mode: number;

@@ -14,7 +14,7 @@ import * as posixOps from './apply-posix.js';
 import { QUOTA_HANDLERS } from './quota.js';
 import * as appendOps from './apply-append.js';
 import type { LogEntryForApply, StateMachine } from './raft-types.js';
-import type { DentryRecord, MetaOp, OpResult, PartitionRecord } from './records.js';
+import { PRUNE_EVERY, type DentryRecord, type MetaOp, type OpResult, type PartitionRecord } from './records.js';
 import { decodeFrames, encodeFrames } from './snapshot-frames.js';
 import { RecordStore } from './record-store.js';
 import { plannedReads, type PrefetchPlan } from './apply-prefetch.js';
@@ -48,11 +48,9 @@ const HANDLERS: Record<MetaOp['op'], Handler> = {
 };
 
 /**
- * Results of request ids below a client's low watermark are dropped by the entries whose seq
- * is a multiple of PRUNE_EVERY, this many each at most: a range scan per entry cost more than
- * the rest of a create. Chosen by the entry's content, so every replica prunes the same keys.
+ * Results pruned by one entry at most. Which ones is chosen by the entry's content and the
+ * committed watermark, so every replica deletes the same keys.
  */
-const PRUNE_EVERY = 32;
 const PRUNE_PER_ENTRY = 256;
 
 export class MetaStateMachine implements StateMachine {
@@ -189,10 +187,26 @@ export class MetaStateMachine implements StateMachine {
     return result;
   }
 
+  /**
+   * Deletes the client's results in [watermark, lowSeq) by key, without looking: the
+   * watermark (`requestWatermark`) says where the last prune stopped. A range scan here (as
+   * this did before) waited for every queued level write and then stepped over the
+   * tombstones of all the client's earlier deletions: its cost grew with the client's age and
+   * it was most of a create's apply at concurrency 64. A client first seen by an older
+   * version has no watermark yet: one scan finds its oldest result and starts it there.
+   */
   private async pruneRequests(batch: Overlay, clientId: string, lowSeq: number): Promise<void> {
     if (lowSeq <= 0) return;
-    const keys = await batch.keys(this.keys.requestPrefix(clientId), this.keys.request(clientId, lowSeq), PRUNE_PER_ENTRY);
-    for (const key of keys) batch.del(key);
+    const mark = this.keys.requestWatermark(clientId);
+    let from = await batch.getJson<number>(mark);
+    if (from === undefined) {
+      const oldest = await batch.keys(this.keys.requestPrefix(clientId), this.keys.request(clientId, lowSeq), 1);
+      from = oldest.length > 0 ? parseInt(oldest[0]!.slice(this.keys.requestPrefix(clientId).length), 16) : lowSeq;
+    }
+    if (from >= lowSeq) return;
+    const to = Math.min(lowSeq, from + PRUNE_PER_ENTRY);
+    for (let seq = from; seq < to; seq++) batch.del(this.keys.request(clientId, seq));
+    batch.putJson(mark, to);
   }
 
   snapshot(): Promise<{ index: number; term: number; chunks: AsyncIterable<Buffer> }> {

@@ -354,3 +354,36 @@ test('a batch of entries reads level in one getMany per stage, not a get per rec
     tmp.remove();
   }
 });
+
+test('recorded results below a client low watermark are pruned by key, the same ones on every replica', async () => {
+  await withSm(async (sm, db, apply) => {
+    await apply(part(1, 1, 10_000));
+    const create = (clientId: string, seq: number, lowSeq: number): MetaOp => ({
+      op: 'createInode', pid: 1, rid: { clientId, seq, lowSeq }, mode: S_IFREG | 0o644, uid: 0, gid: 0, rdev: 0, symlink: '', parent: 1, now: 5,
+    });
+    const recorded = async (clientId: string) => {
+      const seqs: number[] = [];
+      for await (const key of db.keys({ gte: sm.keys.requestPrefix(clientId), lt: `${sm.keys.requestPrefix(clientId)}~` })) {
+        seqs.push(parseInt(key.slice(sm.keys.requestPrefix(clientId).length), 16));
+      }
+      return seqs;
+    };
+    // A client that lags 10 behind: every 32nd entry drops what is below its lowSeq.
+    for (let seq = 1; seq <= 200; seq++) await apply(create('p1', seq, Math.max(0, seq - 10)));
+    const left = await recorded('p1');
+    assert.deepEqual(left, Array.from({ length: 200 - 182 + 1 }, (_, i) => 182 + i), 'the prune at seq 192 (lowSeq 182) left 182..200');
+    // Results recorded before the watermark existed (an older version): the first prune finds
+    // the oldest by one scan and goes on from there, at most 256 per entry.
+    for (let seq = 1; seq <= 40; seq++) await apply(create('old', seq, 0));
+    await db.del(sm.keys.requestWatermark('old'));
+    await apply(create('old', 64, 50));
+    assert.deepEqual(await recorded('old'), [64]);
+    assert.equal(await db.get(sm.keys.requestWatermark('old')), '50');
+    await apply(create('old', 96, 600));
+    assert.equal(await db.get(sm.keys.requestWatermark('old')), '306', 'at most 256 per entry');
+    // A retry of a pruned request is not recognised (the client promised never to send one).
+    const before = new MetaReader(sm).partition(1).nextId;
+    await apply(create('p1', 5, 190));
+    assert.equal(new MetaReader(sm).partition(1).nextId, before + 1);
+  });
+});
