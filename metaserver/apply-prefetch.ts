@@ -32,6 +32,7 @@ export function plannedReads(keys: CopysetKeys, op: MetaOp, plan: PrefetchPlan):
       break;
     case 'removeNode':
     case 'deleteDentry':
+    case 'trashNode':
       name(op.pid, op.parent, op.name, true);
       break;
     case 'renameNode':
