@@ -181,7 +181,9 @@ export class VfsNamespace {
     const { meta, table } = this.core;
     // A file no handle of this mount has open goes to the trash in the unlink's own Raft
     // entry (one round trip); an open one waits for its last release and the kernel's FORGET.
-    const known = table.dentries.get(parent, name)?.ino;
+    // An expired cache entry serves as the guess: the metaserver releases only the inode the
+    // name really points to.
+    const known = table.dentries.stale(parent, name)?.ino;
     const releaseIno = known !== undefined && !table.open.isOpen(known) && !this.core.deletesOrphanData() ? known : undefined;
     const after = await meta.unlink(parent, name, releaseIno !== undefined ? { releaseIno } : undefined);
     this.complete.removed(parent, name);
@@ -243,7 +245,6 @@ export class VfsNamespace {
       await Promise.all([table.refresh(a), table.refresh(b)]);
       return;
     }
-    const ino = await this.lookupIno(parent, name);
     if (flags & RENAME_NOREPLACE) {
       // Checked here, then renamed: a name another mount creates in between is replaced.
       const exists = await this.lookupIno(newParent, newName).then(() => true, (err: unknown) => {
@@ -252,7 +253,9 @@ export class VfsNamespace {
       });
       if (exists) throw posix(E.EEXIST, `${newName} exists (RENAME_NOREPLACE)`);
     }
+    // The metaserver checks the source name itself and says which inode moved: no lookup first.
     const result = await meta.rename(parent, name, newParent, newName);
+    const ino = result.ino ?? (await meta.lookup(newParent, newName)).ino;
     this.complete.removed(parent, name);
     this.complete.addedUnverified(newParent, newName);
     table.dentries.delete(parent, name);

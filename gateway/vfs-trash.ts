@@ -4,12 +4,16 @@
 // left out of the root's listing and only root can look it up. The mount empties expired
 // entries every `sweepMs`: unlinked with releaseIno, their objects go with the metaserver's
 // deletion queue. Quota usage follows through QuotaVfs (a trashed file counts under / only).
+//
+// Without quotas, an unlink or rmdir is one metaserver write (MetaClient.removeToTrash: one
+// Raft entry into the bin's shard of the name's copyset), with no lookup or getattr before it;
+// the rename below is the path for quotas and names whose inode lives in another copyset.
 import type { DirEntryPlus, EntryOut, NegativeEntryOut, RequestContext } from '../fuse/types.js';
 import { RENAME_NOREPLACE } from '../fuse/types.js';
 import { ROOT_INO, S_IFDIR, S_IFMT, S_IFREG, type MetaClient } from '../metaserver/meta-client.js';
 import { StatusCode, TierfsError } from '../common/status.js';
 import {
-  TRASH_NAME, TRASH_NAME_XATTR, expired, listTrash, purgeTrashEntry, trashDirIno, trashEntryName,
+  TRASH_NAME, TRASH_NAME_XATTR, ensureTrashDir, expired, isTrashShardName, listTrash, purgeTrashEntry, trashEntryName,
 } from '../metaserver/trash-bin.js';
 import { E, posix } from './errors.js';
 import type { FileData } from './file-data.js';
@@ -26,6 +30,8 @@ export interface TrashOptions {
 
 export class TrashVfs extends QuotaVfs {
   private trashIno: number | null = null;
+  /** /.trash and the shards of it this mount has seen: names there are removed for good. */
+  private readonly bins = new Set<number>();
   private sweeper: NodeJS.Timeout | null = null;
   private sweeping = false;
 
@@ -40,37 +46,62 @@ export class TrashVfs extends QuotaVfs {
 
   private async trashDir(): Promise<number> {
     if (this.trashIno !== null) return this.trashIno;
-    const meta = this.core.meta;
-    let ino = await trashDirIno(meta);
-    if (ino === null) {
-      try {
-        ino = (await meta.createNode(ROOT_INO, TRASH_NAME, { mode: S_IFDIR | 0o700, uid: 0, gid: 0, exclusive: true })).ino;
-      } catch (err) {
-        if (!(err instanceof TierfsError && err.code === StatusCode.EXISTS)) throw err;
-        ino = (await meta.lookup(ROOT_INO, TRASH_NAME)).ino;
-      }
-      this.core.table.attrs.delete(ROOT_INO);
-    }
-    this.trashIno = ino;
+    const ino = await ensureTrashDir(this.core.meta);
+    this.core.table.attrs.delete(ROOT_INO);
+    this.setTrashIno(ino);
     return ino;
   }
 
+  private setTrashIno(ino: number): void {
+    this.trashIno = ino;
+    this.bins.add(ino);
+  }
+
   private inTrash(parent: number): boolean {
-    return this.trashIno !== null && parent === this.trashIno;
+    return this.bins.has(parent);
   }
 
   override async lookup(ctx: RequestContext, parent: number, name: string): Promise<EntryOut | NegativeEntryOut> {
     if (parent === ROOT_INO && name === TRASH_NAME && ctx.uid !== 0) throw posix(E.ENOENT, 'the recycle bin is reserved to root');
-    return super.lookup(ctx, parent, name);
+    const out = await super.lookup(ctx, parent, name);
+    // The kernel reaches a bin directory only through a lookup or a listing of its parent here.
+    if ('attr' in out && parent === ROOT_INO && name === TRASH_NAME) this.setTrashIno(out.attr.ino);
+    else if ('attr' in out && parent === this.trashIno && isTrashShardName(name)) this.bins.add(out.attr.ino);
+    return out;
   }
 
   override async readdir(ctx: RequestContext, ino: number, fh: number, offset: number, plus: boolean): Promise<DirEntryPlus[]> {
     const out = await super.readdir(ctx, ino, fh, offset, plus);
+    if (ino === this.trashIno) for (const e of out) if ((e.type & S_IFMT) === S_IFDIR && isTrashShardName(e.name)) this.bins.add(e.ino);
     return ino === ROOT_INO ? out.filter((e) => e.name !== TRASH_NAME) : out;
+  }
+
+  /**
+   * unlink/rmdir into the bin as one metaserver write; false when that cannot be (quotas to
+   * account, no such call, the inode in another copyset) and the caller renames instead.
+   */
+  private async removedInOneWrite(parent: number, name: string, dir: boolean): Promise<boolean> {
+    const { meta, table } = this.core;
+    if (!meta.removeToTrash || this.quota.active) return false;
+    let res;
+    try {
+      res = await meta.removeToTrash(parent, name, dir);
+    } catch (err) {
+      if (err instanceof TierfsError && err.code === StatusCode.NOT_SUPPORTED) return false;
+      throw err;
+    }
+    this.bins.add(res.binDir);
+    this.names.complete.removed(parent, name);
+    table.dentries.delete(parent, name);
+    table.attrs.delete(parent);
+    if (dir) this.names.complete.forget(res.inode.ino);
+    table.remember(res.inode);
+    return true;
   }
 
   override async unlink(ctx: RequestContext, parent: number, name: string): Promise<void> {
     if (this.inTrash(parent)) return super.unlink(ctx, parent, name);
+    if (await this.removedInOneWrite(parent, name, false)) return;
     const ino = await this.names.lookupIno(parent, name);
     if ((await this.core.table.get(ino)).inode.nlink > 1) return super.unlink(ctx, parent, name);
     await this.moveToTrash(ctx, parent, name, ino);
@@ -78,6 +109,7 @@ export class TrashVfs extends QuotaVfs {
 
   override async rmdir(ctx: RequestContext, parent: number, name: string): Promise<void> {
     if (this.inTrash(parent) || (parent === ROOT_INO && name === TRASH_NAME)) return super.rmdir(ctx, parent, name);
+    if (await this.removedInOneWrite(parent, name, true)) return;
     const ino = await this.names.lookupIno(parent, name);
     if (((await this.core.table.get(ino)).inode.mode & S_IFMT) !== S_IFDIR) throw posix(E.ENOTDIR, `${name} is not a directory`);
     if ((await this.core.meta.listDentries(ino, '', 1)).length > 0) throw posix(E.ENOTEMPTY, `${name} is not empty`);
@@ -98,15 +130,16 @@ export class TrashVfs extends QuotaVfs {
     let done = 0;
     try {
       const meta = this.core.meta;
-      const { trashIno, entries } = await listTrash(meta);
+      const { trashIno, bins, entries } = await listTrash(meta);
       if (trashIno === null) return 0;
-      this.trashIno = trashIno;
+      this.setTrashIno(trashIno);
+      for (const b of bins) this.bins.add(b);
       const gone = expired(entries, this.trash.days, nowMs);
       const quotas = this.quota.active ? await this.quota.quotasAbove(trashIno) : [];
       const sizes = quotas.length > 0 ? new Map((await meta.batchGetAttr(gone.map((e) => e.ino))).map((a) => [a.ino, a.size])) : new Map<number, number>();
       for (const e of gone) {
         try {
-          await purgeTrashEntry(meta, trashIno, e);
+          await purgeTrashEntry(meta, e);
         } catch (err) {
           this.core.log.debug({ entry: e.entry, err: String(err) }, 'trash entry not purged (purged elsewhere?)');
           continue;

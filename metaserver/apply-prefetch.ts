@@ -35,6 +35,7 @@ export function plannedReads(keys: CopysetKeys, op: MetaOp, plan: PrefetchPlan):
       break;
     case 'removeNode':
     case 'deleteDentry':
+    case 'trashNode':
       name(op.pid, op.parent, op.name, true);
       break;
     case 'renameNode':

@@ -12,6 +12,7 @@ export type { PartitionStatsResponse__Output as PartitionStatsResponse } from '.
 export type { RemoveNodeResponse__Output as RemoveNodeResponse } from '../proto/gen/tierfs/metaserver/RemoveNodeResponse.js';
 export type { RenameNodeResponse__Output as RenameNodeResponse } from '../proto/gen/tierfs/metaserver/RenameNodeResponse.js';
 export type { BatchResponse__Output as BatchResponse } from '../proto/gen/tierfs/metaserver/BatchResponse.js';
+export type { TrashNodeResponse__Output as TrashNodeResponse } from '../proto/gen/tierfs/metaserver/TrashNodeResponse.js';
 import type { UpdateInodeRequest__Output } from '../proto/gen/tierfs/metaserver/UpdateInodeRequest.js';
 
 export type UpdateInodeFields = Omit<UpdateInodeRequest__Output, 'ref' | 'rid' | 'ino'>;

@@ -14,9 +14,10 @@ import { MetaRpc } from './meta-rpc.js';
 import { PartitionRouter, type PartitionDirectory, type PartitionRoute } from './partition-router.js';
 import { UpdateMask } from './records.js';
 import { exchangeEntries, renameEntry } from './client-rename.js';
+import { TrashShards, removeToTrash } from './trash-shards.js';
 import {
   MAX_NAME_BYTES, ROOT_INO, S_IFDIR, S_IFMT, type AppendResult, type AppendRun, type CreateNodeOptions, type Dentry, type FsUsage,
-  type Inode, type InodeAttr, type FileSizeAndTimes, type MetaClient, type ReleaseOptions, type RenameResult, type SetAttrChanges, type SliceRecord,
+  type Inode, type InodeAttr, type FileSizeAndTimes, type MetaClient, type ReleaseOptions, type RenameResult, type SetAttrChanges, type SliceRecord, type TrashRemoval,
 } from './meta-client.js';
 
 export type { PartitionDirectory, PartitionLocationInfo } from './partition-router.js';
@@ -46,6 +47,7 @@ export class RemoteMetaClient implements MetaClient {
   readonly rpc: MetaRpc;
   readonly router: PartitionRouter;
   readonly logger: Logger;
+  private readonly trashShards = new TrashShards(this);
 
   constructor(opts: RemoteMetaClientOptions) {
     this.fsId = opts.fsId;
@@ -130,10 +132,13 @@ export class RemoteMetaClient implements MetaClient {
     return inos.filter((i) => found.has(i)).map((i) => found.get(i)!);
   }
 
-  /** Creates an inode on a writable partition, moving on when one turns out to be out of ids. */
-  private async newInode(parent: number, opts: CreateNodeOptions): Promise<{ inode: Inode; route: PartitionRoute }> {
+  /**
+   * Creates an inode on a writable partition (of `near`'s copyset when it has one), moving on
+   * when one turns out to be out of ids.
+   */
+  private async newInode(parent: number, opts: CreateNodeOptions, near?: PartitionRoute): Promise<{ inode: Inode; route: PartitionRoute }> {
     for (let tries = 0; tries < 16; tries++) {
-      const r = await this.router.writable();
+      const r = (near && this.router.writableNear(near)) || (await this.router.writable());
       try {
         const res = await this.call<M.InodeResponse>(r, 'CreateInode', {
           mode: opts.mode, uid: opts.uid, gid: opts.gid, rdev: opts.rdev ?? 0, symlink: opts.symlink ?? '', parent,
@@ -156,25 +161,29 @@ export class RemoteMetaClient implements MetaClient {
    * CreateInode then CreateDentry. New inodes go to the parent's own partition, next to their
    * name (a lookup then returns their attributes too, and unlink, rmdir, link and rename in
    * that subtree are one entry each); only directories made in the root are spread round
-   * robin over the partitions, so top-level subtrees spread over copysets.
+   * robin over the partitions, so top-level subtrees spread over copysets. `near`: place the
+   * inode in that partition's copyset instead (the recycle bin's shards, trash-shards.ts).
    */
-  async createNodeWithParent(parent: number, name: string, opts: CreateNodeOptions): Promise<{ inode: Inode; parent?: Inode; created?: boolean }> {
+  async createNodeWithParent(parent: number, name: string, opts: CreateNodeOptions, near?: PartitionRoute): Promise<{ inode: Inode; parent?: Inode; created?: boolean }> {
     checkName(name);
     const pr = await this.router.route(parent);
+    let candidate: PartitionRoute | undefined;
     for (let tries = 0; tries < 16; tries++) {
-      const candidate = isDir(opts.mode) && parent === ROOT_INO ? await this.router.writable() : this.router.writableNear(pr);
+      candidate = near ? this.router.writableNear(near) : isDir(opts.mode) && parent === ROOT_INO ? await this.router.writable() : this.router.writableNear(pr);
       if (!candidate || candidate.poolId !== pr.poolId || candidate.copysetId !== pr.copysetId) break;
+      const target = candidate;
       try {
         const res = await this.retryConflicts(() =>
           this.call<M.CreateNodeResponse>(pr, 'CreateNode', {
-            inode_partition_id: candidate.partitionId, parent, name,
+            inode_partition_id: target.partitionId, parent, name,
             mode: opts.mode, uid: opts.uid, gid: opts.gid, rdev: opts.rdev ?? 0, symlink: opts.symlink ?? '',
           }, true),
         );
         return { inode: msgToInode(res.inode!), parent: msgToInode(res.parent_inode!), created: true };
       } catch (err) {
         if (err instanceof TierfsError && err.code === StatusCode.READ_ONLY) {
-          this.router.markReadOnly(candidate.partitionId);
+          this.router.markReadOnly(target.partitionId);
+          candidate = undefined;
           continue;
         }
         if (err instanceof TierfsError && err.code === StatusCode.EXISTS && !opts.exclusive) {
@@ -183,16 +192,17 @@ export class RemoteMetaClient implements MetaClient {
         throw err;
       }
     }
-    return { inode: await this.createNodeInTwoSteps(pr, parent, name, opts) };
+    // The partition picked above, in another copyset: not a second pick of the round robin.
+    return { inode: await this.createNodeInTwoSteps(pr, parent, name, opts, near ?? candidate) };
   }
 
-  private async createNodeInTwoSteps(pr: PartitionRoute, parent: number, name: string, opts: CreateNodeOptions): Promise<Inode> {
+  private async createNodeInTwoSteps(pr: PartitionRoute, parent: number, name: string, opts: CreateNodeOptions, near?: PartitionRoute): Promise<Inode> {
     const existing = await this.maybeLookup(parent, name);
     if (existing) {
       if (opts.exclusive) throw new TierfsError(StatusCode.EXISTS, `${JSON.stringify(name)} exists`);
       return this.getInode(existing.ino);
     }
-    const { inode, route } = await this.newInode(parent, opts);
+    const { inode, route } = await this.newInode(parent, opts, near);
     try {
       await this.retryConflicts(() =>
         this.call(pr, 'CreateDentry', { dentry: { parent, name, ino: inode.ino, type: inode.mode & S_IFMT } }, true),
@@ -276,6 +286,10 @@ export class RemoteMetaClient implements MetaClient {
 
   rename(srcParent: number, srcName: string, dstParent: number, dstName: string, opts: ReleaseOptions = {}): Promise<RenameResult> {
     return renameEntry(this, srcParent, srcName, dstParent, dstName, opts);
+  }
+
+  removeToTrash(parent: number, name: string, dir: boolean): Promise<TrashRemoval> {
+    return removeToTrash(this, this.trashShards, parent, name, dir);
   }
 
   exchange(srcParent: number, srcName: string, dstParent: number, dstName: string): Promise<void> {

@@ -97,10 +97,21 @@ export interface SetAttrChanges {
 }
 
 export interface RenameResult {
+  /** The inode the name moved (absent from clients that do not say). */
+  ino?: number;
   /** The inode the destination name pointed to before, if it was replaced, with its nlink after. */
   replaced?: { ino: number; nlink: number; type: number };
   /** The replaced inode went to the trash (opts.releaseIno named it and its nlink reached 0). */
   released?: boolean;
+}
+
+/** What removeToTrash did: moved the name into the bin (`entry`), or dropped one of several links. */
+export interface TrashRemoval {
+  /** The inode after the change. */
+  inode: Inode;
+  /** Its entry name in the bin, and the bin directory holding it; null when only a link was dropped. */
+  entry: string | null;
+  binDir: number;
 }
 
 export interface FsUsage {
@@ -157,6 +168,13 @@ export interface MetaClient {
   unlink(parent: number, name: string, opts?: ReleaseOptions): Promise<Inode>;
   /** Removes an empty directory (NOT_EMPTY, NOT_DIR). */
   rmdir(parent: number, name: string): Promise<void>;
+  /**
+   * unlink (dir false) or rmdir into the recycle bin in one write (optional; trash-bin.ts): the
+   * name moves into the bin, unless it is one of several names of a file, which only loses it.
+   * NOT_SUPPORTED, with nothing changed, when one write cannot do it (the inode lives in
+   * another copyset): the caller then renames into the bin itself.
+   */
+  removeToTrash?(parent: number, name: string, dir: boolean): Promise<TrashRemoval>;
   /** Atomic rename with POSIX semantics: replaces a file or an empty dir, NOT_EMPTY, IS_DIR, NOT_DIR, INVALID_ARGUMENT into itself. */
   rename(srcParent: number, srcName: string, dstParent: number, dstName: string, opts?: ReleaseOptions): Promise<RenameResult>;
   /** RENAME_EXCHANGE: swaps the two names' targets atomically (both must exist). Optional. */

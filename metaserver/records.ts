@@ -175,6 +175,12 @@ export type MetaOp =
       op: 'exchangeNodes'; pid: number; dstPid: number; rid?: RequestIdent; srcParent: number; srcName: string;
       dstParent: number; dstName: string; ancestryChecked: boolean; now: number;
     }
+  /**
+   * unlink/rmdir with the recycle bin on, as one entry (apply-trash.ts): the name moves into
+   * trash directory `trashDir` (names in partition `trashPid`) under the bin's entry name made
+   * from `now`; a file with other names just loses this one.
+   */
+  | { op: 'trashNode'; pid: number; trashPid: number; rid?: RequestIdent; parent: number; name: string; dir: boolean; trashDir: number; now: number }
   | QuotaOp;
 
 /** The result of applying one operation; recorded per request id for retries. */
@@ -197,4 +203,6 @@ export interface OpResult {
   quotas?: QuotaRecord[];
   /** appendRun: the file offset the run's first byte landed at. */
   appendBase?: number;
+  /** trashNode: the entry's name in the trash directory; absent when only a link was dropped. */
+  trashEntry?: string;
 }

@@ -37,3 +37,5 @@ export type { RenameNodeResponse } from '../proto/gen/tierfs/metaserver/RenameNo
 export type { BatchRequest__Output as BatchRequest } from '../proto/gen/tierfs/metaserver/BatchRequest.js';
 export type { BatchResponse } from '../proto/gen/tierfs/metaserver/BatchResponse.js';
 export type { ExchangeNodesRequest__Output as ExchangeNodesRequest } from '../proto/gen/tierfs/metaserver/ExchangeNodesRequest.js';
+export type { TrashNodeRequest__Output as TrashNodeRequest } from '../proto/gen/tierfs/metaserver/TrashNodeRequest.js';
+export type { TrashNodeResponse } from '../proto/gen/tierfs/metaserver/TrashNodeResponse.js';

@@ -285,6 +285,16 @@ export function metaServerService(copysets: CopysetNodeManager, registry?: Regis
         };
       }),
     ),
+    TrashNode: handler((req: M.TrashNodeRequest) =>
+      respond<M.TrashNodeResponse>(async () => {
+        checkName(req.name);
+        const res = resultOk(await nodeOf(req.ref).write({
+          op: 'trashNode', pid: pidOf(req.ref), trashPid: req.trash_partition_id, rid: ridFromMsg(req.rid),
+          parent: req.parent, name: req.name, dir: req.dir, trashDir: req.trash_dir, now: now(),
+        }));
+        return { inode: inodeToMsg(res.inode!), entry: res.trashEntry ?? '' };
+      }),
+    ),
     ExchangeNodes: handler((req: M.ExchangeNodesRequest) =>
       respond<M.StatusOnlyResponse>(async () => {
         checkName(req.src_name);

@@ -13,6 +13,7 @@ import * as dentryOps from './apply-dentry.js';
 import * as posixOps from './apply-posix.js';
 import { QUOTA_HANDLERS } from './quota.js';
 import * as appendOps from './apply-append.js';
+import * as trashOps from './apply-trash.js';
 import type { LogEntryForApply, StateMachine } from './raft-types.js';
 import { PRUNE_EVERY, type DentryRecord, type MetaOp, type OpResult, type PartitionRecord } from './records.js';
 import { decodeFrames, encodeFrames } from './snapshot-frames.js';
@@ -45,6 +46,7 @@ const HANDLERS: Record<MetaOp['op'], Handler> = {
   exchangeNodes: posixOps.exchangeNodes,
   ...QUOTA_HANDLERS,
   appendRun: appendOps.appendRun,
+  trashNode: trashOps.trashNode,
 };
 
 /**

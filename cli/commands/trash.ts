@@ -27,16 +27,16 @@ interface Listed extends TrashEntry {
   size: number;
 }
 
-async function listed(meta: RemoteMetaClient): Promise<{ trashIno: number | null; entries: Listed[] }> {
-  const { trashIno, entries } = await listTrash(meta);
+async function listed(meta: RemoteMetaClient): Promise<{ trashIno: number | null; bins: Set<number>; entries: Listed[] }> {
+  const { trashIno, bins, entries } = await listTrash(meta);
   const sizes = new Map((await meta.batchGetAttr(entries.map((e) => e.ino))).map((a) => [a.ino, a.size]));
   const dirs = new Map<number, string | null>();
   const out: Listed[] = [];
   for (const e of entries) {
-    const dir = await pathOfDir(meta, e.parent, trashIno, dirs);
+    const dir = await pathOfDir(meta, e.parent, bins, dirs);
     out.push({ ...e, path: dir === null ? null : dir === '/' ? `/${e.name}` : `${dir}/${e.name}`, size: (e.type & S_IFMT) === S_IFREG ? (sizes.get(e.ino) ?? 0) : 0 });
   }
-  return { trashIno, entries: out };
+  return { trashIno, bins, entries: out };
 }
 
 /** Quota bookkeeping for moves made here rather than through a mount. */
@@ -71,7 +71,7 @@ export function register(program: Command): void {
     .action(
       action(async (paths: string[], o: TrashOpts) => {
         await withFsMeta(o, o.fs, async (meta) => {
-          const { trashIno, entries } = await listed(meta);
+          const { trashIno, bins, entries } = await listed(meta);
           if (trashIno === null) throw new TierfsError(StatusCode.NOT_FOUND, `the recycle bin of ${o.fs} is empty`);
           const picked = paths.map((p) => {
             const e = entries.find((x) => x.entry === p) ?? [...entries].reverse().find((x) => x.path === p);
@@ -85,7 +85,7 @@ export function register(program: Command): void {
           for (const e of picked) {
             const parent = toDir ?? e.parent;
             const where = o.to !== undefined ? `${o.to.replace(/\/$/, '')}/${e.name}` : (e.path ?? e.name);
-            if (toDir === null && (e.path === null || (await meta.getInode(e.parent).then((i) => i.parents[0] === trashIno, () => true)))) throw new TierfsError(StatusCode.NOT_FOUND, `the directory ${e.name} was deleted from is gone; restore it with --to DIR`);
+            if (toDir === null && (e.path === null || (await meta.getInode(e.parent).then((i) => bins.has(i.parents[0] ?? 0), () => true)))) throw new TierfsError(StatusCode.NOT_FOUND, `the directory ${e.name} was deleted from is gone; restore it with --to DIR`);
             const taken = await meta.lookup(parent, e.name).then(() => true, (err: unknown) => {
               if (err instanceof TierfsError && err.code === StatusCode.NOT_FOUND) return false;
               throw err;
@@ -97,7 +97,7 @@ export function register(program: Command): void {
               { quotas: await quotas.quotasAbove(parent), bytes, inodes: 1 },
             ];
             quotas.check(changes);
-            await meta.rename(trashIno, e.entry, parent, e.name);
+            await meta.rename(e.dir, e.entry, parent, e.name);
             quotas.account(changes);
             process.stdout.write(o.json ? JSON.stringify({ restored: where, ino: e.ino }) + '\n' : `restored ${where}\n`);
           }
@@ -119,7 +119,7 @@ export function register(program: Command): void {
           let purged = 0;
           // Files before directories: a directory in the bin is empty once its files are gone.
           for (const e of [...gone].sort((a, b) => Number((a.type & S_IFMT) === S_IFDIR) - Number((b.type & S_IFMT) === S_IFDIR))) {
-            await purgeTrashEntry(meta, trashIno, e);
+            await purgeTrashEntry(meta, e);
             quotas.account([{ quotas: above, bytes: -e.size, inodes: -1 }]);
             purged++;
           }

@@ -1,5 +1,6 @@
 // kill -9 of the metaserver leading the copyset being written, in the middle of a stream of
-// creates, renames and unlinks from 32 concurrent workers through one RemoteMetaClient
+// creates, renames, unlinks and unlinks into the recycle bin (one TrashNode entry each) from
+// 32 concurrent workers through one RemoteMetaClient
 // (batched RPCs, one Raft entry per operation), and 8 more through a client that gives up
 // after 300 ms, so operations in flight at the kill fail. Afterwards every acknowledged operation is
 // there, every operation that failed is all-or-nothing, no inode leaked or went missing
@@ -9,16 +10,23 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { RemoteMetaClient } from '../../metaserver/client.js';
 import { S_IFDIR, S_IFREG, type Dentry } from '../../metaserver/meta-client.js';
+import { listTrash } from '../../metaserver/trash-bin.js';
 import { copysetStatusOn, leaderOf, onLeader } from '../metaserver/cluster-support.js';
 import { startCluster, waitFor, type TestCluster } from './support/cluster.js';
 
-type Outcome = { kind: 'create'; name: string } | { kind: 'rename'; from: string; to: string; ino: number } | { kind: 'unlink'; name: string; ino: number };
+type Outcome =
+  | { kind: 'create'; name: string }
+  | { kind: 'rename'; from: string; to: string; ino: number }
+  | { kind: 'unlink'; name: string; ino: number }
+  | { kind: 'trash'; name: string; ino: number };
 
 /** What the workers were told: names acknowledged present (-> ino), and operations that failed. */
 interface Ledger {
   present: Map<string, number>;
   /** Acknowledged unlinks: these inodes must be gone from the namespace. */
   unlinked: Set<number>;
+  /** Acknowledged moves into the bin: inode -> the name it had. */
+  trashed: Map<number, string>;
   failed: Outcome[];
   acked: number;
 }
@@ -64,6 +72,19 @@ async function worker(c: RemoteMetaClient, dir: number, w: number, ledger: Ledge
         ledger.present.delete(from);
         ledger.failed.push({ kind: 'rename', from, to, ino });
       }
+    } else if (r < 0.875) {
+      const name = mine.splice(Math.floor(rand() * mine.length), 1)[0]!;
+      const ino = ledger.present.get(name)!;
+      try {
+        const res = await c.removeToTrash(dir, name, false);
+        assert.ok(res.entry, 'a file with one name moves into the bin');
+        ledger.present.delete(name);
+        ledger.trashed.set(ino, name);
+        ledger.acked++;
+      } catch {
+        ledger.present.delete(name);
+        ledger.failed.push({ kind: 'trash', name, ino });
+      }
     } else {
       const name = mine.splice(Math.floor(rand() * mine.length), 1)[0]!;
       const ino = ledger.present.get(name)!;
@@ -80,9 +101,22 @@ async function worker(c: RemoteMetaClient, dir: number, w: number, ledger: Ledge
   }
 }
 
-/** Checks the namespace against the ledger; returns how many files the directory holds. */
-async function verify(c: RemoteMetaClient, dir: number, ledger: Ledger): Promise<number> {
+/** Names in the recycle bin's entries (all shards), by inode. */
+async function binned(c: RemoteMetaClient): Promise<Map<number, { name: string; dir: number }>> {
+  const { entries } = await listTrash(c);
+  return new Map(entries.map((e) => [e.ino, { name: e.name, dir: e.dir }]));
+}
+
+/** Checks the namespace against the ledger; returns how many files the directory and the bin hold. */
+async function verify(c: RemoteMetaClient, dir: number, ledger: Ledger): Promise<{ files: number; inBin: number }> {
   const listed = new Map((await listAll(c, dir)).map((d) => [d.name, d.ino]));
+  const bin = await binned(c);
+  for (const [ino, name] of ledger.trashed) {
+    assert.equal(bin.get(ino)?.name, name, `acknowledged move of ${name} into the bin is there`);
+    const inode = await c.getInode(ino);
+    assert.equal(inode.nlink, 1, `${name} in the bin: one link`);
+    assert.deepEqual(inode.parents, [bin.get(ino)!.dir], `${name} in the bin: parent list`);
+  }
   for (const [name, ino] of ledger.present) assert.equal(listed.get(name), ino, `acknowledged ${name} -> ${ino} is there`);
   const explained = new Set(ledger.present.keys());
   for (const f of ledger.failed) {
@@ -94,11 +128,18 @@ async function verify(c: RemoteMetaClient, dir: number, ledger: Ledger): Promise
       explained.add(f.from).add(f.to);
       const at = [listed.get(f.from), listed.get(f.to)].filter((x) => x !== undefined);
       assert.deepEqual(at, [f.ino], `a failed rename ${f.from} -> ${f.to} left exactly one of the names`);
+    } else if (f.kind === 'trash') {
+      explained.add(f.name);
+      const here = listed.get(f.name) === f.ino;
+      assert.notEqual(here, bin.has(f.ino), `a failed move of ${f.name} into the bin left it in exactly one place`);
     } else {
       explained.add(f.name);
       const ino = listed.get(f.name);
       if (ino !== undefined) assert.equal(ino, f.ino);
     }
+  }
+  for (const ino of bin.keys()) {
+    assert.ok(ledger.trashed.has(ino) || ledger.failed.some((f) => f.kind === 'trash' && f.ino === ino), `bin entry ${ino} was moved there by an operation`);
   }
   for (const name of listed.keys()) assert.ok(explained.has(name), `${name} was created by an operation`);
   for (const [name, ino] of listed) {
@@ -107,7 +148,7 @@ async function verify(c: RemoteMetaClient, dir: number, ledger: Ledger): Promise
     assert.equal(inode.nlink, 1, `${name}: one link`);
     assert.deepEqual(inode.parents, [dir], `${name}: parent list`);
   }
-  return listed.size;
+  return { files: listed.size, inBin: bin.size };
 }
 
 describe('metaserver kill -9 during a stream of metadata operations', () => {
@@ -128,7 +169,11 @@ describe('metaserver kill -9 during a stream of metadata operations', () => {
       const dir = (await c.createNode(1, 'stream', { mode: S_IFDIR | 0o755, uid: 0, gid: 0, exclusive: true })).ino;
       const route = await c.router.route(dir);
       const peers = route.peers;
-      const ledger: Ledger = { present: new Map(), unlinked: new Set(), failed: [], acked: 0 };
+      const ledger: Ledger = { present: new Map(), unlinked: new Set(), trashed: new Map(), failed: [], acked: 0 };
+      // The bin and its shard are made once, before the kill (each client finds them afterwards).
+      const warm = await c.createNode(dir, 'warm', { mode: S_IFREG | 0o644, uid: 0, gid: 0, exclusive: true });
+      await c.removeToTrash(dir, 'warm', false);
+      ledger.trashed.set(warm.ino, 'warm');
       let stopping = false;
       const workers = Array.from({ length: 40 }, (_, w) => worker(w < 32 ? c : impatient, dir, w, ledger, () => stopping));
       try {
@@ -144,11 +189,13 @@ describe('metaserver kill -9 during a stream of metadata operations', () => {
         await Promise.all(workers);
         t.diagnostic(`${ledger.acked} operations acknowledged, ${ledger.failed.length} failed (${ackedAtKill} before the kill)`);
 
-        const files = await verify(c, dir, ledger);
+        const { files, inBin } = await verify(c, dir, ledger);
         assert.ok(files > 0);
-        // No inode leaked or vanished: the root, the directory and the files; the trash
-        // (released at unlink, in the same entry) empties in the background.
-        await waitFor('the trash to empty and the inode count to add up', async () => (await c.usage()).inodes === 2 + files, 60_000);
+        assert.ok(ledger.trashed.size > 0, 'some moves into the bin were acknowledged');
+        // No inode leaked or vanished: the root, the directory, the files, /.trash with its
+        // shard and what is in it; the deletion trash (released at unlink, in the same entry)
+        // empties in the background.
+        await waitFor('the trash to empty and the inode count to add up', async () => (await c.usage()).inodes === 2 + files + 2 + inBin, 60_000);
 
         // The killed server restarts from its disk, catches up, leads, and serves the same.
         await cl.restartMeta(victim);
@@ -160,7 +207,7 @@ describe('metaserver kill -9 during a stream of metadata operations', () => {
         }, 60_000);
         await onLeader(peers, 'TransferLeader', { pool_id: route.poolId, copyset_id: route.copysetId, peer: addr });
         await waitFor('the restarted replica to lead', async () => (await leaderOf(peers, route.poolId, route.copysetId)) === addr, 30_000);
-        assert.equal(await verify(c, dir, ledger), files);
+        assert.deepEqual(await verify(c, dir, ledger), { files, inBin });
       } finally {
         stopping = true;
         await Promise.allSettled(workers);

@@ -185,7 +185,7 @@ test('in one copyset every POSIX operation is one Raft entry, with no reads befo
   const other = await c.createNode(top.ino, 'other', file);
   let res: Awaited<ReturnType<typeof c.rename>> = {};
   assert.equal(await count(async () => (res = await c.rename(top.ino, 'other', top.ino, 'moved', { releaseIno: f }))), 1, 'rename over a file');
-  assert.deepEqual(res, { replaced: { ino: f, nlink: 0, type: S_IFREG }, released: true });
+  assert.deepEqual(res, { ino: other.ino, replaced: { ino: f, nlink: 0, type: S_IFREG }, released: true });
   assert.equal(await count(() => c.unlink(top.ino, 'moved', { releaseIno: other.ino })), 1, 'unlink with release');
   assert.equal(await count(() => c.rmdir(top.ino, 'sub')), 1, 'rmdir');
   await assert.rejects(c.getInode(sub), code('NOT_FOUND'));

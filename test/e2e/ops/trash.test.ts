@@ -4,10 +4,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { adminRequest } from '../../../gateway/admin.js';
+import type { OpCount } from '../../../gateway/op-stats.js';
 import { cliPath } from '../../support/process.js';
 import { startCluster, waitFor, type TestCluster } from '../support/cluster.js';
 
@@ -19,6 +21,7 @@ describe('recycle bin', () => {
   let cluster: TestCluster;
   let mnt = '';
   let shortMnt = '';
+  let adminSocket = '';
   let s3: S3Client;
 
   const tierfs = (fs: string, ...args: string[]): string =>
@@ -39,13 +42,30 @@ describe('recycle bin', () => {
       name, fs_type: 's3', block_size: 1 << 20, chunk_size: 4 << 20, trash_days: trashDays,
       s3: { endpoint: cluster.s3.endpoint, bucket: cluster.s3.bucket, access_key: cluster.s3.accessKeyId, secret_key: cluster.s3.secretAccessKey, region: 'us-east-1', key_prefix: `${name}/` },
     });
+  /** The mount's calls so far: from the kernel (`fuse`) and into the metaserver (`meta`), by method. */
+  const calls = async (): Promise<{ fuse: Record<string, number>; meta: Record<string, number> }> => {
+    const stats = (await adminRequest(adminSocket, 'stats', 10_000)) as { ops: { fuse: Record<string, OpCount>; meta: Record<string, OpCount> } };
+    const counts = (ops: Record<string, OpCount>) => Object.fromEntries(Object.entries(ops).map(([k, v]) => [k, v.count]));
+    return { fuse: counts(stats.ops.fuse), meta: counts(stats.ops.meta) };
+  };
+  /** What `fn` added to the counts. */
+  const added = async (fn: () => void) => {
+    const before = await calls();
+    fn();
+    const after = await calls();
+    const diff = (a: Record<string, number>, b: Record<string, number>) =>
+      Object.fromEntries(Object.keys(b).map((k) => [k, b[k]! - (a[k] ?? 0)]).filter(([, n]) => n !== 0));
+    return { fuse: diff(before.fuse, after.fuse), meta: diff(before.meta, after.meta) };
+  };
 
   before(async () => {
     cluster = await startCluster('trash');
     s3 = new S3Client({ endpoint: cluster.s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: cluster.s3.accessKeyId, secretAccessKey: cluster.s3.secretAccessKey } });
     await createFs('bin', 1);
     await createFs('short', 20 / 86_400); // 20 seconds
-    mnt = (await cluster.mount({ name: 'mnt', fs: 'bin', cacheTimeoutSec: 0 })).mountpoint;
+    const m = await cluster.mount({ name: 'mnt', fs: 'bin', cacheTimeoutSec: 0 });
+    mnt = m.mountpoint;
+    adminSocket = m.proc.info.adminSocket;
     shortMnt = (await cluster.mount({ name: 'short', fs: 'short', cacheTimeoutSec: 0, extraArgs: ['--trash-sweep', '1'] })).mountpoint;
   });
   after(async () => {
@@ -88,6 +108,22 @@ describe('recycle bin', () => {
     assert.deepEqual(list('bin').map((e) => e.path).sort(), ['/tree', '/tree/leaf']);
     tierfs('bin', 'trash', 'restore', '/tree/leaf', '/tree');
     assert.equal(readFileSync(join(mnt, 'tree', 'leaf'), 'utf8'), 'leaf');
+  });
+
+  test('an unlink or rmdir into the bin is one metadata call of the mount (no lookup, getattr or rename first)', async () => {
+    mkdirSync(join(mnt, 'calls'));
+    writeFileSync(join(mnt, 'calls', 'f'), 'x');
+    mkdirSync(join(mnt, 'calls', 'd'));
+    for (const [what, fn] of [['unlink', () => unlinkSync(join(mnt, 'calls', 'f'))], ['rmdir', () => rmdirSync(join(mnt, 'calls', 'd'))]] as const) {
+      const { fuse, meta } = await added(fn);
+      // With 0 s caches the kernel looks the name up first (a lookup and a getattr of its own).
+      const { lookup = 0, getInode = 0, ...rest } = meta;
+      assert.deepEqual(rest, { removeToTrash: 1 }, `${what}: ${JSON.stringify(meta)}`);
+      assert.equal(lookup, fuse.lookup ?? 0, `${what}: lookups only for the kernel's: ${JSON.stringify({ fuse, meta })}`);
+      assert.ok(getInode <= (fuse.lookup ?? 0) + (fuse.getattr ?? 0), `${what}: ${JSON.stringify({ fuse, meta })}`);
+    }
+    assert.deepEqual(list('bin').map((e) => e.path).sort(), ['/calls/d', '/calls/f']);
+    tierfs('bin', 'trash', 'purge');
   });
 
   test('purge removes entries for good', () => {
