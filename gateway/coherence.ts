@@ -16,6 +16,7 @@
 // and mtime could not tell that: an equal size and an mtime within its resolution pass for
 // "unchanged". A server that sends no version (older) gets the old rule: size and mtime.
 import type { Inode } from '../metaserver/meta-client.js';
+import { untimed } from './op-stats.js';
 
 type CommitReporter = (ino: number, inode: Inode) => void;
 const reporters = new WeakMap<object, CommitReporter>();
@@ -26,12 +27,17 @@ const reporters = new WeakMap<object, CommitReporter>();
  * which version its own commit made. Nothing happens when no VFS listens.
  */
 export function reportOwnCommit(meta: object, ino: number, result: unknown): void {
-  if (result && typeof result === 'object' && (result as Inode).ino === ino) reporters.get(meta)?.(ino, result as Inode);
+  if (result && typeof result === 'object' && (result as Inode).ino === ino) reporters.get(untimed(meta))?.(ino, result as Inode);
 }
 
-/** The VFS built on `meta` hears of the commits the data path makes through it. */
+/**
+ * The VFS built on `meta` hears of the commits the data path makes through it. Keyed by the
+ * client under op-stats' counting proxy: the mount builds the VFS on the proxy and the data
+ * path on the client itself, and a miss here would pass every own commit for another
+ * mount's, dropping the kernel's pages of each file at its next open.
+ */
 export function onOwnCommits(meta: object, fn: CommitReporter): void {
-  reporters.set(meta, fn);
+  reporters.set(untimed(meta), fn);
 }
 
 /**

@@ -30,10 +30,22 @@ export class OpStats {
   }
 }
 
+/** The object each proxy made by timed() wraps. */
+const targets = new WeakMap<object, object>();
+
+/**
+ * The object under a proxy made by timed() (else `o` itself): what keys identity-based
+ * registries (coherence.ts matches the data path's commits to the VFS by the MetaClient
+ * both were built on, one of them through the counting proxy).
+ */
+export function untimed<T extends object>(o: T): T {
+  return (targets.get(o) as T | undefined) ?? o;
+}
+
 /** `target` with every method call (sync or async) counted and timed in `stats`, except `skip`. */
 export function timed<T extends object>(target: T, stats: OpStats, skip: ReadonlySet<string> = new Set()): T {
   const wrapped = new Map<PropertyKey, unknown>();
-  return new Proxy(target, {
+  const proxy = new Proxy(target, {
     get(t, prop, receiver) {
       const value: unknown = Reflect.get(t, prop, receiver);
       if (typeof value !== 'function' || typeof prop !== 'string' || skip.has(prop) || prop === 'constructor') return value;
@@ -66,4 +78,6 @@ export function timed<T extends object>(target: T, stats: OpStats, skip: Readonl
       return fn;
     },
   });
+  targets.set(proxy, untimed(target));
+  return proxy;
 }

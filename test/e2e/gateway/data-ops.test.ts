@@ -5,11 +5,12 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { adminRequest } from '../../../gateway/admin.js';
 import { cliPath, spawnProcess, type Spawned } from '../../support/process.js';
 import { startS3, type TestS3 } from '../../support/s3.js';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, RENAME_NOREPLACE, SEEK_DATA, SEEK_HOLE, py, syscall } from '../../support/syscalls.js';
@@ -101,6 +102,25 @@ describe('data operations over real parts (s3rver, metaserver, kernel)', () => {
     writeFileSync(s, '');
     truncateSync(s, 10 * 1024 * MiB);
     assert.equal(statSync(s).blocks, 0, 'a sparse 10 GiB file holds no blocks');
+  });
+
+  test('pages a write left in the kernel stay there at the next open (own commits are known as own)', async () => {
+    // The data path commits slices through the MetaClient and the VFS through op-stats'
+    // counting proxy of it: if those commits passed for another mount's, every open after a
+    // write would drop the file's pages and warm reads would go to the daemon.
+    const f = p('warm');
+    const body = randomBytes(8 * MiB + 4096);
+    const fd = openSync(f, 'w');
+    for (let off = 0; off < body.length; off += MiB) writeSync(fd, body, off, Math.min(MiB, body.length - off));
+    closeSync(fd);
+    const reads = async () => {
+      const s = (await adminRequest(adminSocket, 'stats', 30_000)) as { fuse: { ops: Record<string, number> } };
+      return s.fuse.ops.READ ?? 0;
+    };
+    const before = await reads();
+    assert.equal(sha(readFileSync(f)), sha(body));
+    assert.equal(sha(readFileSync(f)), sha(body));
+    assert.equal(await reads(), before, 'no READ reached the daemon: both opens kept the written pages');
   });
 
   test('RENAME_NOREPLACE through the real metaserver', () => {
