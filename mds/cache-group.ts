@@ -1,6 +1,8 @@
 // The cache group as the MDS sees it: cache nodes (tierfs cachenode) register with their
 // first heartbeat and stay members while they keep sending them. Held by the leader in
-// memory only: after a failover the nodes' next heartbeats rebuild it within an interval.
+// memory only, one registry per leadership term: after a failover the nodes' next heartbeats
+// rebuild it. Until every live node has had time to heartbeat (offlineAfterMs), the published
+// membership says it is `rebuilding`, and mounts keep the nodes they knew.
 import type { CacheNodeHeartbeatRequest__Output } from '../proto/gen/tierfs/heartbeat/CacheNodeHeartbeatRequest.js';
 import type { CacheNodeInfo } from '../proto/gen/tierfs/mds/CacheNodeInfo.js';
 
@@ -23,7 +25,15 @@ export class CacheGroupRegistry {
   private epoch = 1;
   private lastOnline = '';
 
-  constructor(readonly opts: CacheGroupOptions = { intervalMs: 1_000, offlineAfterMs: 5_000 }) {}
+  /** When this registry started (this MDS's leadership term began). */
+  private readonly startedMs: number;
+
+  constructor(
+    readonly opts: CacheGroupOptions = { intervalMs: 1_000, offlineAfterMs: 5_000 },
+    now = Date.now(),
+  ) {
+    this.startedMs = now;
+  }
 
   heartbeat(req: CacheNodeHeartbeatRequest__Output, now = Date.now()): { nodeId: number; intervalMs: number } {
     let m = this.byAddress.get(req.address);
@@ -63,14 +73,17 @@ export class CacheGroupRegistry {
     return [...this.byAddress.values()].sort((a, b) => a.id - b.id).map((m) => this.toInfo(m, now));
   }
 
-  /** The published membership: ONLINE nodes, and an epoch that changes whenever it does. */
-  members(now = Date.now()): { nodes: CacheNodeInfo[]; epoch: number } {
+  /**
+   * The published membership: ONLINE nodes, an epoch that changes whenever it does, and
+   * whether it may still lack live nodes (this term is younger than offlineAfterMs).
+   */
+  members(now = Date.now()): { nodes: CacheNodeInfo[]; epoch: number; rebuilding: boolean } {
     const nodes = this.all(now).filter((n) => n.state === 'ONLINE');
     const sig = nodes.map((n) => n.address).join(',');
     if (sig !== this.lastOnline) {
       this.lastOnline = sig;
       this.epoch++;
     }
-    return { nodes, epoch: this.epoch };
+    return { nodes, epoch: this.epoch, rebuilding: now - this.startedMs < this.opts.offlineAfterMs };
   }
 }

@@ -49,7 +49,14 @@ function withoutSecret(info: FsInfo): FsInfo {
 }
 
 export function mdsServices(node: MdsNodeView, registry: Registry, log: Logger): Service[] {
-  const cacheGroup = new CacheGroupRegistry();
+  // One cache group registry per leadership term (a LeaderContext), so a new leader knows
+  // its membership is being rebuilt and says so, and keeps nothing stale from an earlier term.
+  const cacheGroups = new WeakMap<LeaderContext, CacheGroupRegistry>();
+  const cacheGroup = (ctx: LeaderContext): CacheGroupRegistry => {
+    let g = cacheGroups.get(ctx);
+    if (!g) cacheGroups.set(ctx, (g = new CacheGroupRegistry()));
+    return g;
+  };
   const rpcs = new Counter({ name: 'tierfs_mds_rpc_total', help: 'MDS RPCs by method and status', labelNames: ['method', 'code'], registers: [registry] });
 
   /** Wraps a leader-only RPC: NOT_LEADER on standbys, errors become statuses. */
@@ -136,8 +143,8 @@ export function mdsServices(node: MdsNodeView, registry: Registry, log: Logger):
       if (!cs) throw new TierfsError(StatusCode.NOT_FOUND, `copyset ${req.pool_id}/${req.copyset_id} does not exist`);
       return { peers: cs.peers, leader: ctx.state.copysetRuntime.get(key)?.leader ?? '', epoch: cs.epoch };
     }),
-    ClusterStatus: gated('ClusterStatus', async (ctx) => ({ ...clusterStatus(ctx, await node.members()), cache_nodes: cacheGroup.all() })),
-    ListCacheNodes: gated('ListCacheNodes', async () => cacheGroup.members()),
+    ClusterStatus: gated('ClusterStatus', async (ctx) => ({ ...clusterStatus(ctx, await node.members()), cache_nodes: cacheGroup(ctx).all() })),
+    ListCacheNodes: gated('ListCacheNodes', async (ctx) => cacheGroup(ctx).members()),
     ...volumeRpcs(gated, node.config),
   };
 
@@ -151,8 +158,8 @@ export function mdsServices(node: MdsNodeView, registry: Registry, log: Logger):
       const { ms, changes } = await ctx.topology.heartbeat(req);
       return { changes: [...changes, ...ctx.scheduler.changesFor(ms.address)] };
     }),
-    CacheNodeHeartbeat: gated('CacheNodeHeartbeat', async (_ctx, req: CacheNodeHeartbeatRequest__Output) => {
-      const { nodeId, intervalMs } = cacheGroup.heartbeat(req);
+    CacheNodeHeartbeat: gated('CacheNodeHeartbeat', async (ctx, req: CacheNodeHeartbeatRequest__Output) => {
+      const { nodeId, intervalMs } = cacheGroup(ctx).heartbeat(req);
       return { node_id: nodeId, interval_ms: intervalMs };
     }),
   };

@@ -9,6 +9,12 @@ import type { DiskCache } from '../diskcache/index.js';
 export interface BlockCache {
   /** Short name for stats and logs: 'memory', 'disk', 'group'. */
   readonly name: string;
+  /**
+   * A lookup is a network round trip (a cache node): a read of such a tier is one whole-block
+   * fetch shared by every reader of the block, never one call per reader. Local tiers (memory,
+   * disk) serve each reader's piece directly.
+   */
+  readonly remote: boolean;
   /** The whole block of `size` bytes if held here (counted as one lookup), else null. */
   get(key: string, size: number): Promise<Buffer | null>;
   /**
@@ -34,6 +40,7 @@ export interface BlockCache {
 /** The memory tier: whole blocks in an LRU bounded in bytes. Synchronous underneath. */
 export class MemoryBlockCache implements BlockCache {
   readonly name = 'memory';
+  readonly remote = false;
   private readonly lru: LRUCache<string, Buffer>;
 
   constructor(maxBytes: number) {
@@ -98,6 +105,7 @@ export class MemoryBlockCache implements BlockCache {
  */
 export class DiskBlockCache implements BlockCache {
   readonly name = 'disk';
+  readonly remote = false;
 
   constructor(
     readonly disk: DiskCache,

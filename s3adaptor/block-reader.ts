@@ -131,9 +131,10 @@ export class BlockReader {
 
   /**
    * Copies `len` bytes from `from` of a block into `target` at `at`. A block in memory is
-   * copied from there; one held by a tier is read from it (the disk tier preads its file, no
-   * block-sized buffer made or kept); otherwise the whole block is fetched once, kept in
-   * memory and offered to the tiers.
+   * copied from there; one a local tier holds is read from it (the disk tier preads its file,
+   * no block-sized buffer made or kept); otherwise the whole block is fetched once — every
+   * reader and prefetch of it joins that one fetch, which asks the remote tiers and then S3 —
+   * kept in memory and offered to the tiers.
    */
   async readInto(key: string, size: number, from: number, len: number, target: Buffer, at: number, random = false): Promise<void> {
     const hit = this.lookup(key, size);
@@ -142,27 +143,34 @@ export class BlockReader {
       return;
     }
     await this.answer(async () => {
-      const running = this.inflight.get(key);
-      if (running) {
-        (await running).data.copy(target, at, from, from + len);
-        return { how: 'joined' };
-      }
-      for (let i = 0; i < this.tiers.length; i++) {
-        if (await this.tiers[i]!.readInto(key, size, from, len, target, at)) {
-          this.hits[i]!++;
-          return { how: i };
+      if (!this.inflight.has(key)) {
+        for (let i = 0; i < this.tiers.length; i++) {
+          if (this.tiers[i]!.remote) continue;
+          if (await this.tiers[i]!.readInto(key, size, from, len, target, at)) {
+            this.hits[i]!++;
+            return { how: i };
+          }
+        }
+        if (random && !this.inflight.has(key) && this.rangedFits(key, size, len)) {
+          // A small piece of a big uncached block, read at random: ask the remote tiers for
+          // the piece, then GET just the piece.
+          for (let i = 0; i < this.tiers.length; i++) {
+            const tier = this.tiers[i]!;
+            if (!tier.remote || tier.has(key, size) === false) continue;
+            if (await tier.readInto(key, size, from, len, target, at)) {
+              this.hits[i]!++;
+              return { how: i };
+            }
+          }
+          this.counts.rangedGets++;
+          const piece = await this.store.get(key, from, len, { deadlineMs: this.s3TimeoutMs });
+          if (piece.length !== len) throw new TierfsError(StatusCode.NOT_FOUND, `object ${key}: ranged read of ${len} bytes at ${from} got ${piece.length}`);
+          piece.copy(target, at);
+          return { how: 'ranged' };
         }
       }
-      if (random && !this.inflight.has(key) && this.rangedFits(key, size, len)) {
-        // A small piece of a big uncached block, read at random: GET just the piece.
-        this.counts.rangedGets++;
-        const piece = await this.store.get(key, from, len, { deadlineMs: this.s3TimeoutMs });
-        if (piece.length !== len) throw new TierfsError(StatusCode.NOT_FOUND, `object ${key}: ranged read of ${len} bytes at ${from} got ${piece.length}`);
-        piece.copy(target, at);
-        return { how: 'ranged' };
-      }
-      // Every tier missed: fetch from below them all (or join a fetch started meanwhile).
-      const { p, started } = this.load(key, size, this.tiers.length);
+      // Not local: one fetch per block (joined if a reader or prefetch started it meanwhile).
+      const { p, started } = this.load(key, size, true);
       const f = await p;
       f.data.copy(target, at, from, from + len);
       return { how: started ? f.source : 'joined' };
@@ -235,18 +243,25 @@ export class BlockReader {
     return true;
   }
 
-  /** The running fetch of a block, or a new one asking the tiers from `from` on, then S3. */
-  private load(key: string, size: number, from = 0): { p: Promise<Fetch>; started: boolean } {
+  /**
+   * The running fetch of a block, the block itself if a fetch finished while the caller was
+   * asking the local tiers, or a new fetch asking the tiers (only the remote ones when
+   * `remoteOnly`: the caller asked the local ones already), then S3.
+   */
+  private load(key: string, size: number, remoteOnly = false): { p: Promise<Fetch>; started: boolean } {
     const running = this.inflight.get(key);
     if (running) return { p: running, started: false };
-    const p = this.fetch(key, size, from).finally(() => this.inflight.delete(key));
+    const held = this.memory.peek(key);
+    if (held && held.length === size) return { p: Promise.resolve({ data: held, source: 's3' }), started: false };
+    const p = this.fetch(key, size, remoteOnly).finally(() => this.inflight.delete(key));
     this.inflight.set(key, p);
     return { p, started: true };
   }
 
-  private async fetch(key: string, size: number, from: number): Promise<Fetch> {
-    for (let i = from; i < this.tiers.length; i++) {
+  private async fetch(key: string, size: number, remoteOnly: boolean): Promise<Fetch> {
+    for (let i = 0; i < this.tiers.length; i++) {
       const tier = this.tiers[i]!;
+      if (remoteOnly && !tier.remote) continue;
       if (tier.has(key, size) === false) continue; // known absent: no lookup to count
       const data = await tier.get(key, size);
       if (data) {

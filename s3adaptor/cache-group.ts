@@ -89,6 +89,8 @@ export class CacheNodeClient {
 export interface CacheGroupMembership {
   nodes: Array<{ address: string }>;
   epoch: number;
+  /** A new MDS leader still rebuilding the membership from heartbeats: add, never drop. */
+  rebuilding?: boolean;
 }
 
 export interface CacheGroupOptions {
@@ -124,6 +126,7 @@ export interface CacheGroupStats {
 
 export class GroupBlockCache implements BlockCache {
   readonly name = 'group';
+  readonly remote = true;
   private ring = new HashRing([]);
   private epoch = 0;
   private readonly clients = new Map<string, CacheNodeClient>();
@@ -155,11 +158,17 @@ export class GroupBlockCache implements BlockCache {
     loop();
   }
 
+  /**
+   * Takes the published membership. While a new MDS leader is rebuilding it (failover), the
+   * nodes it lists are added to the last known ones and none are dropped: a node that has not
+   * heartbeated to the new leader yet is still serving. An MDS that does not answer leaves
+   * the last membership in place.
+   */
   async refresh(): Promise<void> {
     try {
       const m = await this.opts.membership();
-      if (m.epoch === this.epoch && this.ring.members.length === m.nodes.length) return;
-      this.setMembers(m.nodes.map((n) => n.address), m.epoch);
+      const listed = m.nodes.map((n) => n.address);
+      this.setMembers(m.rebuilding ? [...this.ring.members, ...listed] : listed, Number(m.epoch));
     } catch (err) {
       this.log.debug({ err: String(err) }, 'cache group: membership refresh failed; keeping the last one');
     }
@@ -168,9 +177,10 @@ export class GroupBlockCache implements BlockCache {
   /** Replaces the members (tests, and refresh). */
   setMembers(addresses: string[], epoch = this.epoch + 1): void {
     const sorted = [...new Set(addresses)].sort();
-    if (sorted.join(',') !== this.ring.members.join(',')) this.log.info({ members: sorted, epoch }, 'cache group membership');
-    this.ring = new HashRing(sorted);
     this.epoch = epoch;
+    if (sorted.join(',') === this.ring.members.join(',')) return;
+    this.log.info({ members: sorted, epoch }, 'cache group membership');
+    this.ring = new HashRing(sorted);
     for (const [addr, c] of this.clients) {
       if (!sorted.includes(addr)) {
         c.close();
@@ -214,8 +224,9 @@ export class GroupBlockCache implements BlockCache {
     this.log.warn({ node, err: String(err) }, `cache group: ${what} failed; node skipped for ${this.suspendMs} ms`);
   }
 
-  has(key: string): boolean | null {
-    return this.usable(key) === null ? false : null;
+  /** Remote: unknown without asking (a suspended node is skipped, and counted, by get). */
+  has(): null {
+    return null;
   }
 
   /** Waits for one of the node's request slots; false when the node failed meanwhile (skip it). */

@@ -96,3 +96,46 @@ test('a node that does not answer costs one short timeout, then is skipped; read
     await node.close().catch(() => {});
   }
 });
+
+test('a cold sequential read with several reads in flight (as the kernel sends them) GETs each block once, and asks its node once', async () => {
+  const store = new MemoryObjectStore();
+  const slices = new MemorySliceStore();
+  const ids = new MemoryChunkIdAllocator();
+  const base = { fsId: 2, chunkSize: 8 * BLOCK, blockSize: BLOCK, objectStore: store, sliceStore: slices, chunkIds: ids };
+  const w = new S3Adaptor(base);
+  const blocks = 24;
+  const data = Buffer.alloc(blocks * BLOCK);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 11 + (i >> 10)) & 0xff;
+  await w.write(1, 0, data);
+  await w.flush(1);
+  await w.close();
+  // A node that holds nothing and answers slowly: demand reads and readahead race over it.
+  const asked = new Map<string, number>();
+  const node = await fakeNode(async (key) => {
+    asked.set(key, (asked.get(key) ?? 0) + 1);
+    await new Promise((r) => setTimeout(r, 15));
+    return { found: false };
+  });
+  const g = new GroupBlockCache({ membership: async () => ({ nodes: [{ address: node.address }], epoch: 1 }) });
+  await g.start();
+  store.latencyMs = 5;
+  const a = new S3Adaptor({ ...base, cacheGroup: g, readaheadBlocks: 8 });
+  try {
+    // Four quarter-block reads at a time, like the kernel's readahead of a FUSE file.
+    const piece = BLOCK / 4;
+    for (let off = 0; off < data.length; off += 4 * piece) {
+      const reads = Array.from({ length: 4 }, (_, i) => a.read(1, off + i * piece, piece, data.length));
+      const got = await Promise.all(reads);
+      got.forEach((b, i) => assert.ok(b.equals(data.subarray(off + i * piece, off + (i + 1) * piece)), `bytes at ${off + i * piece}`));
+    }
+    assert.equal(store.ops.get + store.ops.rangedGet, blocks, 'one GET per block');
+    assert.equal(a.stats().read.s3Fetches, blocks);
+    assert.equal([...asked.values()].filter((n) => n > 1).length, 0, 'each block asked of its node once');
+    assert.equal(asked.size, blocks);
+    a.checkInvariants();
+  } finally {
+    await a.close();
+    g.close();
+    await node.close();
+  }
+});
