@@ -6,7 +6,7 @@
 // directories and creates numbered files in ten directories loads into the tree of one
 // instant (exactly one of the two names, a gapless prefix of the numbers).
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeSync, writeFileSync, ftruncateSync } from 'node:fs';
@@ -114,7 +114,9 @@ describe('dump and load', () => {
       name: 'copy', fs_type: 's3', block_size: 1 << 20, chunk_size: 4 << 20,
       s3: { endpoint: cluster.s3.endpoint, bucket: cluster.s3.bucket, access_key: cluster.s3.accessKeyId, secret_key: cluster.s3.secretAccessKey, region: 'us-east-1', key_prefix: `${cluster.fsName}/` },
     });
-    tierfs('load', '--fs', 'copy', file, '--no-progress');
+    const load = spawnSync(process.execPath, [cliPath, 'load', '--fs', 'copy', file, '--no-progress', '--mds', cluster.mds.info.address], { encoding: 'utf8' });
+    assert.equal(load.status, 0, load.stderr);
+    assert.match(load.stderr, new RegExp(`warning: ${cluster.fsName}, the filesystem this dump was taken from, still exists`), 'load warns that the copy reads the living source\'s objects');
     const copy = (await cluster.mount({ name: 'copy', fs: 'copy', cacheTimeoutSec: 0 })).mountpoint;
     const after = describeTree(copy, await xattrsOf('copy', paths));
     assert.deepEqual([...after.keys()], [...before.keys()]);
