@@ -12,6 +12,7 @@ import { createRegistry, startMetricsServer } from '../common/metrics.js';
 import type { MetaServerConfig } from './config.js';
 import { CopysetNodeManager } from './copyset-manager.js';
 import type { ObjectDeleter } from './copyset-node.js';
+import { metaDumpService } from './dump-service.js';
 import { copysetService } from './copyset-service.js';
 import { membersOn } from './copyset-admin.js';
 import { metaServerService } from './service.js';
@@ -62,7 +63,7 @@ export async function startMetaServer(cfg: MetaServerConfig, deps: MetaServerDep
   await manager.loadAll();
   const registry = createRegistry('metaserver');
   const grpcServer = await startGrpcServer(cfg.listen, [
-    metaServerService(manager, registry), copysetService(manager), host.grpcService(), healthService('metaserver'),
+    metaServerService(manager, registry), copysetService(manager), metaDumpService(manager), host.grpcService(), healthService('metaserver'),
   ]);
 
   new Gauge({ name: 'tierfs_metaserver_copysets', help: 'copysets on this metaserver', registers: [registry], collect() { this.set(manager.list().length); } });

@@ -3,15 +3,19 @@
 // same bucket. Loaded files share the dumped filesystem's objects (each slice becomes a
 // reference to the original slice, SliceRef.fsId naming the dumped fs): nothing is copied.
 //
+// The dump is point-in-time per copyset: it is walked from records every copyset streamed as
+// they were at one Raft index (dump-snapshot.ts; the header lists the indexes).
+//
 // Format, one JSON object per line (gzip when the file name ends in .gz):
-//   {"type":"header","version":1,"fs":NAME,"fsId":N,"blockSize":N,"chunkSize":N,"bucket":B,"keyPrefix":P,"dumpedAt":ISO}
+//   {"type":"header","version":1,"fs":NAME,"fsId":N,"blockSize":N,"chunkSize":N,"bucket":B,"keyPrefix":P,"dumpedAt":ISO,
+//    "copysets":[{"pool":N,"copyset":N,"appliedIndex":N,"partitions":[N...]}...]}
 //   {"type":"inode","ino":N,"mode":N,"uid":N,"gid":N,"size":N,"nlink":N,"rdev":N,"atimeMs":N,"mtimeMs":N,
 //    "ctimeMs":N,"symlink":S,"xattrs":{NAME:BASE64},"chunks":[[INDEX,[SLICE...]]...]}
 //   {"type":"dentry","parent":INO,"name":S,"ino":INO}
 //   {"type":"end","inodes":N,"dentries":N}
 // An inode line comes before the first dentry naming it; the root (inode 1) comes first.
 import { StatusCode, TierfsError } from '../common/status.js';
-import { ROOT_INO, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type Inode, type MetaClient, type SliceRecord } from './meta-client.js';
+import { ROOT_INO, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type Dentry, type Inode, type MetaClient, type SliceRecord } from './meta-client.js';
 
 export interface DumpHeader {
   type: 'header';
@@ -23,6 +27,8 @@ export interface DumpHeader {
   bucket: string;
   keyPrefix: string;
   dumpedAt: string;
+  /** Each copyset's records are its state at this Raft index (dump-snapshot.ts says what that guarantees). */
+  copysets?: Array<{ pool: number; copyset: number; appliedIndex: number; partitions: number[] }>;
 }
 
 export interface DumpInode extends Omit<Inode, 'parents' | 'xattrNames'> {
@@ -40,32 +46,42 @@ export interface DumpDentry {
 
 export type DumpLine = DumpHeader | DumpInode | DumpDentry | { type: 'end'; inodes: number; dentries: number };
 
-async function inodeLine(meta: MetaClient, ino: number): Promise<DumpInode> {
-  const { parents: _p, xattrNames, ...inode } = await meta.getInode(ino);
-  const names = xattrNames ?? (await meta.listXattr(ino));
-  const xattrs: Record<string, string> = {};
-  for (const n of names) xattrs[n] = (await meta.getXattr(ino, n)).toString('base64');
-  const chunks = (inode.mode & S_IFMT) === S_IFREG ? [...(await meta.getSlices(ino))] : [];
-  return { type: 'inode', ...inode, xattrs, chunks };
+/** What the walk reads: a filesystem's records at one point (dump-snapshot.ts `FsSnapshot`). */
+export interface DumpSource {
+  /** The inode's line; null when the records hold no such inode (a name taken at another instant than its inode). */
+  inodeLine(ino: number): Promise<DumpInode | null>;
+  /** Up to `count` names of directory `dir` after `last`, in name order. */
+  listDentries(dir: number, last: string, count: number): Promise<Dentry[]>;
 }
 
-/** Walks the tree breadth-first and hands out each line; `onInode` counts progress. */
-export async function dumpTree(meta: MetaClient, header: DumpHeader, write: (line: DumpLine) => Promise<void>, onInode?: (n: number) => void): Promise<{ inodes: number; dentries: number }> {
+/**
+ * Walks the tree breadth-first and hands out each line; `onInode` counts progress. A name
+ * whose inode the source lacks is left out and counted in `skipped`.
+ */
+export async function dumpTree(src: DumpSource, header: DumpHeader, write: (line: DumpLine) => Promise<void>, onInode?: (n: number) => void): Promise<{ inodes: number; dentries: number; skipped: number }> {
   await write(header);
+  const root = await src.inodeLine(ROOT_INO);
+  if (!root) throw new TierfsError(StatusCode.NOT_FOUND, `filesystem ${header.fs} has no root inode in its metadata`);
   const seen = new Set<number>([ROOT_INO]);
-  await write(await inodeLine(meta, ROOT_INO));
+  await write(root);
   let inodes = 1;
   let dentries = 0;
+  let skipped = 0;
   onInode?.(inodes);
   const queue = [ROOT_INO];
   while (queue.length > 0) {
     const dir = queue.shift()!;
     for (let last = ''; ; ) {
-      const page = await meta.listDentries(dir, last, 1000);
+      const page = await src.listDentries(dir, last, 1000);
       for (const d of page) {
         if (!seen.has(d.ino)) {
+          const line = await src.inodeLine(d.ino);
+          if (!line) {
+            skipped++;
+            continue;
+          }
           seen.add(d.ino);
-          await write(await inodeLine(meta, d.ino));
+          await write(line);
           onInode?.(++inodes);
           if ((d.type & S_IFMT) === S_IFDIR) queue.push(d.ino);
         }
@@ -76,9 +92,8 @@ export async function dumpTree(meta: MetaClient, header: DumpHeader, write: (lin
       last = page[page.length - 1]!.name;
     }
   }
-  const end = { type: 'end' as const, inodes, dentries };
-  await write(end);
-  return end;
+  await write({ type: 'end', inodes, dentries });
+  return { inodes, dentries, skipped };
 }
 
 /** A slice of the dumped file as the loaded file reads it: a reference to the original's objects. */

@@ -72,11 +72,19 @@ export class CopysetKeys {
   inodePrefix(pid: number): string {
     return `${this.partitionData(pid)}i/`;
   }
+  /** Every inode's slices in the partition. */
+  allSlicesPrefix(pid: number): string {
+    return `${this.partitionData(pid)}s/`;
+  }
   slicesPrefix(pid: number, ino: number): string {
     return `${this.partitionData(pid)}s/${hex16(ino)}/`;
   }
   slices(pid: number, ino: number, chunkIndex: number): string {
     return `${this.slicesPrefix(pid, ino)}${hex16(chunkIndex)}`;
+  }
+  /** Every name in the partition. */
+  allDentriesPrefix(pid: number): string {
+    return `${this.partitionData(pid)}d/`;
   }
   dentryPrefix(pid: number, parent: number): string {
     return `${this.partitionData(pid)}d/${hex16(parent)}/`;

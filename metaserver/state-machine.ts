@@ -212,20 +212,30 @@ export class MetaStateMachine implements StateMachine {
   }
 
   snapshot(): Promise<{ index: number; term: number; chunks: AsyncIterable<Buffer> }> {
+    return this.readAt(() => [this.keys.prefix]).then(({ index, term, pairs }) => ({ index, term, chunks: encodeFrames(pairs) }));
+  }
+
+  /**
+   * The keys under the prefixes `prefixes()` names, as they are at one applied index: taken
+   * between two applies from a level snapshot, streamed after, while applies go on (raft
+   * snapshots, and `tierfs dump` through dump-service.ts). Iterate the pairs to the end or
+   * break out of the loop: either releases the snapshot.
+   */
+  readAt(prefixes: () => string[]): Promise<{ index: number; term: number; pairs: AsyncIterable<[string, string]> }> {
     return this.serial(async () => {
       await this.store.settled();
       const snap = this.db.snapshot();
       const { index, term } = this.applied;
+      const ranges = prefixes();
       const db = this.db;
-      const prefix = this.keys.prefix;
-      async function* chunks(): AsyncGenerator<Buffer> {
+      async function* pairs(): AsyncGenerator<[string, string]> {
         try {
-          yield* encodeFrames(db.iterator({ gte: prefix, lt: rangeEnd(prefix), snapshot: snap }));
+          for (const prefix of ranges) yield* db.iterator({ gte: prefix, lt: rangeEnd(prefix), snapshot: snap });
         } finally {
           await snap.close();
         }
       }
-      return { index, term, chunks: chunks() };
+      return { index, term, pairs: pairs() };
     });
   }
 

@@ -7,7 +7,7 @@ import type { ListPage, ObjectInfo, ObjectStore, ObjectStoreStats, RequestOption
 
 export class MemoryObjectStore implements ObjectStore {
   private readonly objects = new Map<string, { data: Buffer; at: number }>();
-  private readonly counts = { requests: 0, errors: 0, retries: 0, bytesPut: 0, bytesGot: 0 };
+  private readonly counts = { requests: 0, errors: 0, retries: 0, bytesPut: 0, bytesGot: 0, gets: 0, puts: 0 };
   private inFlight = 0;
   /** While true every request fails with UNAVAILABLE. */
   down = false;
@@ -45,6 +45,7 @@ export class MemoryObjectStore implements ObjectStore {
     return this.request(() => {
       this.objects.set(key, { data: copy, at: Date.now() });
       this.counts.bytesPut += copy.length;
+      this.counts.puts++;
     }, opts);
   }
 
@@ -59,6 +60,7 @@ export class MemoryObjectStore implements ObjectStore {
       const end = length !== undefined ? Math.min(o.data.length, start + length) : o.data.length;
       const out = Buffer.from(o.data.subarray(start, end));
       this.counts.bytesGot += out.length;
+      this.counts.gets++;
       return out;
     }, opts);
   }

@@ -46,6 +46,9 @@ export interface ObjectStoreStats {
   queued: number;
   bytesPut: number;
   bytesGot: number;
+  /** Objects (or ranges) read and objects written, successful calls only: GET and PUT split for `tierfs stats`. */
+  gets: number;
+  puts: number;
 }
 
 /** Per-request options. */
@@ -175,7 +178,7 @@ export class S3ObjectStore implements ObjectStore {
   private readonly partSize: number;
   private readonly log: Logger;
   private readonly agent: Agent;
-  private readonly counts = { requests: 0, errors: 0, retries: 0, bytesPut: 0, bytesGot: 0 };
+  private readonly counts = { requests: 0, errors: 0, retries: 0, bytesPut: 0, bytesGot: 0, gets: 0, puts: 0 };
   private readonly seconds;
   private readonly errorsTotal;
   private readonly bytesTotal;
@@ -283,6 +286,7 @@ export class S3ObjectStore implements ObjectStore {
       opts.deadlineMs,
     );
     this.counts.bytesPut += body.length;
+    this.counts.puts++;
     this.bytesTotal.inc({ op: 'put' }, body.length);
   }
 
@@ -327,6 +331,7 @@ export class S3ObjectStore implements ObjectStore {
       throw err;
     }
     this.counts.bytesPut += body.length;
+    this.counts.puts++;
     this.bytesTotal.inc({ op: 'put' }, body.length);
   }
 
@@ -343,6 +348,7 @@ export class S3ObjectStore implements ObjectStore {
       opts.deadlineMs,
     );
     this.counts.bytesGot += data.length;
+    this.counts.gets++;
     this.bytesTotal.inc({ op: 'get' }, data.length);
     return data;
   }

@@ -1,7 +1,7 @@
 // `tierfs stats --mount M [--interval 1] [--json]`: a live view of a running mount in the style
 // of `juicefs stats`, from its admin socket: every interval, the change of its counters —
-// FUSE operations per second and their mean latency, metadata calls, S3 requests and bytes,
-// cache hits, staged backlog and upload rate. --json prints one line per interval.
+// FUSE operations per second and their mean latency, metadata calls, S3 GETs and PUTs (each
+// as requests and bytes), cache hits, staged backlog and upload rate. --json prints one line per interval.
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { StatusCode, TierfsError } from '../../common/status.js';
@@ -14,7 +14,7 @@ interface Sample {
   atMs: number;
   fuse: Record<string, OpCount>;
   meta: Record<string, OpCount>;
-  s3: { requests: number; errors: number; bytesPut: number; bytesGot: number; inFlight: number };
+  s3: { requests: number; errors: number; bytesPut: number; bytesGot: number; gets?: number; puts?: number; inFlight: number };
   disk: { hits: number; misses: number; stagedBlocks: number; stagedBytes: number; uploadBytesPerSec: number; usedBytes: number } | null;
 }
 
@@ -60,8 +60,11 @@ export function interval(before: Sample, after: Sample) {
     meta: opRates(before.meta, after.meta, secs),
     s3: {
       requestsPerSec: (after.s3.requests - before.s3.requests) / secs,
-      putBytesPerSec: (after.s3.bytesPut - before.s3.bytesPut) / secs,
+      // A mount older than the split sends no gets/puts: 0, not NaN.
+      getsPerSec: ((after.s3.gets ?? 0) - (before.s3.gets ?? 0)) / secs,
       getBytesPerSec: (after.s3.bytesGot - before.s3.bytesGot) / secs,
+      putsPerSec: ((after.s3.puts ?? 0) - (before.s3.puts ?? 0)) / secs,
+      putBytesPerSec: (after.s3.bytesPut - before.s3.bytesPut) / secs,
       errors: after.s3.errors - before.s3.errors,
       inFlight: after.s3.inFlight,
     },
@@ -86,14 +89,14 @@ function row(i: ReturnType<typeof interval>): string {
     i.time.slice(11, 19),
     pad(i.fuse.total.perSec.toFixed(0), 7), pad(i.fuse.total.avgMs.toFixed(2), 8),
     pad(i.meta.total.perSec.toFixed(0), 7), pad(i.meta.total.avgMs.toFixed(2), 8),
-    pad(i.s3.requestsPerSec.toFixed(0), 6), pad(mib(i.s3.putBytesPerSec), 10), pad(mib(i.s3.getBytesPerSec), 10),
+    pad(i.s3.getsPerSec.toFixed(0), 6), pad(mib(i.s3.getBytesPerSec), 10), pad(i.s3.putsPerSec.toFixed(0), 6), pad(mib(i.s3.putBytesPerSec), 10),
     pad(i.cache.hitRatio === null ? '-' : `${(i.cache.hitRatio * 100).toFixed(0)}%`, 5),
     pad(mib(i.cache.stagedBytes), 10), pad(mib(i.cache.uploadBytesPerSec), 10),
     `  ${top}`,
   ].join(' ');
 }
 
-const HEADER = `${'time'.padEnd(8)} ${pad('fuse/s', 7)} ${pad('fuse ms', 8)} ${pad('meta/s', 7)} ${pad('meta ms', 8)} ${pad('s3/s', 6)} ${pad('s3 put/s', 10)} ${pad('s3 get/s', 10)} ${pad('hit', 5)} ${pad('staged', 10)} ${pad('upload/s', 10)}  busiest ops/s`;
+const HEADER = `${'time'.padEnd(8)} ${pad('fuse/s', 7)} ${pad('fuse ms', 8)} ${pad('meta/s', 7)} ${pad('meta ms', 8)} ${pad('get/s', 6)} ${pad('get B/s', 10)} ${pad('put/s', 6)} ${pad('put B/s', 10)} ${pad('hit', 5)} ${pad('staged', 10)} ${pad('upload/s', 10)}  busiest ops/s`;
 
 export function register(program: Command): void {
   program

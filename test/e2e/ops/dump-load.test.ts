@@ -2,15 +2,19 @@
 // file of many slices is dumped (gzip), loaded into an empty filesystem on the same bucket,
 // and read back through a mount of the copy: every name, attribute, link count, symlink,
 // xattr and byte is the same, and the bucket holds no new objects (they are shared).
+// And point in time: a dump taken while a writer renames a file back and forth between two
+// directories and creates numbered files in ten directories loads into the tree of one
+// instant (exactly one of the two names, a gapless prefix of the numbers).
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeSync, writeFileSync, ftruncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { RemoteMetaClient } from '../../../metaserver/client.js';
-import { ROOT_INO } from '../../../metaserver/meta-client.js';
+import { ROOT_INO, S_IFDIR, S_IFREG } from '../../../metaserver/meta-client.js';
 import { cliPath } from '../../support/process.js';
 import { startCluster, type TestCluster } from '../support/cluster.js';
 
@@ -110,7 +114,9 @@ describe('dump and load', () => {
       name: 'copy', fs_type: 's3', block_size: 1 << 20, chunk_size: 4 << 20,
       s3: { endpoint: cluster.s3.endpoint, bucket: cluster.s3.bucket, access_key: cluster.s3.accessKeyId, secret_key: cluster.s3.secretAccessKey, region: 'us-east-1', key_prefix: `${cluster.fsName}/` },
     });
-    tierfs('load', '--fs', 'copy', file, '--no-progress');
+    const load = spawnSync(process.execPath, [cliPath, 'load', '--fs', 'copy', file, '--no-progress', '--mds', cluster.mds.info.address], { encoding: 'utf8' });
+    assert.equal(load.status, 0, load.stderr);
+    assert.match(load.stderr, new RegExp(`warning: ${cluster.fsName}, the filesystem this dump was taken from, still exists`), 'load warns that the copy reads the living source\'s objects');
     const copy = (await cluster.mount({ name: 'copy', fs: 'copy', cacheTimeoutSec: 0 })).mountpoint;
     const after = describeTree(copy, await xattrsOf('copy', paths));
     assert.deepEqual([...after.keys()], [...before.keys()]);
@@ -120,5 +126,67 @@ describe('dump and load', () => {
     t.diagnostic(`${before.size} paths, ${objectsBefore} objects shared`);
 
     assert.throws(() => tierfs('load', '--fs', 'copy', file, '--no-progress'), (err: { stderr?: string }) => /not empty/.test(err.stderr ?? ''));
+  });
+  test('a dump taken while a writer changes the tree is the tree of one instant', async (t) => {
+    const fsId = (await cluster.client.getFsInfo(cluster.fsName)).fs_id;
+    const meta = new RemoteMetaClient({ fsId, mds: cluster.client });
+    const dir = { mode: S_IFDIR | 0o755, uid: 0, gid: 0 };
+    const file = { mode: S_IFREG | 0o644, uid: 0, gid: 0 };
+    // One top-level directory: its subtree lives in one copyset, dumped at one Raft index.
+    const top = (await meta.createNode(ROOT_INO, 'pit', dir)).ino;
+    const d1 = (await meta.createNode(top, 'd1', dir)).ino;
+    const d2 = (await meta.createNode(top, 'd2', dir)).ino;
+    const n = (await meta.createNode(top, 'n', dir)).ino;
+    const buckets: number[] = [];
+    for (let i = 0; i < 10; i++) buckets.push((await meta.createNode(n, String(i), dir)).ino);
+    await meta.createNode(d1, 'a', file);
+    let created = 0;
+    let stop = false;
+    // Each step: move the file to the other name, then create the next numbered file.
+    const writer = (async () => {
+      for (let inD1 = true; !stop; inD1 = !inD1) {
+        await (inD1 ? meta.rename(d1, 'a', d2, 'b') : meta.rename(d2, 'b', d1, 'a'));
+        await meta.createNode(buckets[created % 10]!, `f${created}`, file);
+        created++;
+      }
+    })();
+    try {
+      while (created < 30) await new Promise((r) => setTimeout(r, 20));
+      const atStart = created;
+      const dump = join(cluster.dir, 'pit.jsonl');
+      await promisify(execFile)(process.execPath, [cliPath, 'dump', '--fs', cluster.fsName, dump, '--no-progress', '--mds', cluster.mds.info.address]);
+      const atEnd = created;
+      stop = true;
+      await writer;
+      assert.ok(atEnd > atStart, `the writer went on during the dump (${atStart} -> ${atEnd} files)`);
+      const header = JSON.parse(readFileSync(dump, 'utf8').split('\n')[0]!) as { copysets: Array<{ appliedIndex: number }> };
+      assert.ok(header.copysets.length > 0 && header.copysets.every((c) => c.appliedIndex > 0), 'the header records each copyset\'s index');
+
+      await cluster.client.createFs({
+        name: 'pit', fs_type: 's3', block_size: 1 << 20, chunk_size: 4 << 20,
+        s3: { endpoint: cluster.s3.endpoint, bucket: cluster.s3.bucket, access_key: cluster.s3.accessKeyId, secret_key: cluster.s3.secretAccessKey, region: 'us-east-1', key_prefix: `${cluster.fsName}/` },
+      });
+      tierfs('load', '--fs', 'pit', dump, '--no-progress');
+      const loaded = new RemoteMetaClient({ fsId: (await cluster.client.getFsInfo('pit')).fs_id, mds: cluster.client });
+      try {
+        const names = async (ino: number) => (await loaded.listDentries(ino, '', 100_000)).map((d) => d.name);
+        const ltop = (await loaded.lookup(ROOT_INO, 'pit')).ino;
+        const moved = [...(await names((await loaded.lookup(ltop, 'd1')).ino)), ...(await names((await loaded.lookup(ltop, 'd2')).ino))];
+        assert.equal(moved.length, 1, `exactly one of d1/a and d2/b: ${moved.join(', ')}`);
+        const ln = (await loaded.lookup(ltop, 'n')).ino;
+        const numbers: number[] = [];
+        for (let i = 0; i < 10; i++) numbers.push(...(await names((await loaded.lookup(ln, String(i))).ino)).map((f) => Number(f.slice(1))));
+        numbers.sort((a, b) => a - b);
+        assert.ok(numbers.length >= atStart && numbers.length <= atEnd, `${numbers.length} files, between ${atStart} and ${atEnd}`);
+        assert.deepEqual(numbers, numbers.map((_, i) => i), 'the numbered files are a gapless prefix');
+        t.diagnostic(`dump at ${numbers.length} files while the writer went from ${atStart} to ${atEnd}`);
+      } finally {
+        await loaded.close();
+      }
+    } finally {
+      stop = true;
+      await writer.catch(() => undefined);
+      await meta.close();
+    }
   });
 });

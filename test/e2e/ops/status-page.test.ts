@@ -4,8 +4,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { adminRequest } from '../../../gateway/admin.js';
 import { cliPath } from '../../support/process.js';
 import { after, before, describe, test } from 'node:test';
 import { startCluster, waitFor, type TestCluster } from '../support/cluster.js';
@@ -15,11 +16,14 @@ const chromium = ['chromium', 'chromium-browser'].find((c) => spawnSync('which',
 describe('status page and live stats', () => {
   let cluster: TestCluster;
   let mountpoint = '';
+  let adminSocket = '';
   let url = '';
 
   before(async () => {
     cluster = await startCluster('statuspage');
-    mountpoint = (await cluster.mount({ name: 'mnt' })).mountpoint;
+    const m = await cluster.mount({ name: 'mnt' });
+    mountpoint = m.mountpoint;
+    adminSocket = m.proc.info.adminSocket;
     url = `http://127.0.0.1:${(cluster.mds.info as unknown as { metricsPort: number }).metricsPort}/status`;
   });
   after(async () => {
@@ -43,23 +47,31 @@ describe('status page and live stats', () => {
     // complete; the refresh source, /status.json, is checked above.)
   });
 
-  test('tierfs stats shows FUSE and metadata operations and S3 bytes per interval', async () => {
-    const run = spawn(process.execPath, [cliPath, 'stats', '--mount', mountpoint, '--interval', '1', '--count', '3', '--json'], { env: { ...process.env, TIERFS_RUN_DIR: join(cluster.dir, 'run') } });
+  test('tierfs stats shows FUSE and metadata operations and S3 GETs and PUTs apart per interval', async () => {
+    const run = spawn(process.execPath, [cliPath, 'stats', '--mount', mountpoint, '--interval', '1', '--count', '5', '--json'], { env: { ...process.env, TIERFS_RUN_DIR: join(cluster.dir, 'run') } });
     let out = '';
     run.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    const writing = (async () => {
-      for (let i = 0; i < 20 && run.exitCode === null; i++) {
+    const traffic = (async () => {
+      for (let i = 0; i < 10 && run.exitCode === null; i++) {
         writeFileSync(join(mountpoint, `f${i}`), Buffer.alloc(256 * 1024, i));
         await new Promise((r) => setTimeout(r, 100));
       }
+      // Read them back from S3: no copy left in the kernel's pages or the mount's caches.
+      await adminRequest(adminSocket, 'flush', 60_000);
+      await adminRequest(adminSocket, 'evict', 60_000, {});
+      writeFileSync('/proc/sys/vm/drop_caches', '3');
+      for (let i = 0; i < 10 && run.exitCode === null; i++) readFileSync(join(mountpoint, `f${i}`));
     })();
     const [code] = (await once(run, 'exit')) as [number];
-    await writing;
+    await traffic;
     assert.equal(code, 0);
-    const lines = out.trim().split('\n').map((l) => JSON.parse(l) as { fuse: { total: { perSec: number; avgMs: number }; byOp: Record<string, unknown> }; meta: { total: { perSec: number } }; s3: { putBytesPerSec: number } });
-    assert.equal(lines.length, 3);
+    type Line = { fuse: { total: { perSec: number; avgMs: number }; byOp: Record<string, unknown> }; meta: { total: { perSec: number } }; s3: { getsPerSec: number; getBytesPerSec: number; putsPerSec: number; putBytesPerSec: number } };
+    const lines = out.trim().split('\n').map((l) => JSON.parse(l) as Line);
+    assert.equal(lines.length, 5);
     assert.ok(lines.some((l) => l.fuse.total.perSec > 0 && l.fuse.total.avgMs > 0 && 'write' in l.fuse.byOp), 'FUSE writes counted and timed');
     assert.ok(lines.some((l) => l.meta.total.perSec > 0), 'metadata calls counted');
-    assert.ok(lines.some((l) => l.s3.putBytesPerSec > 0), 'S3 uploads counted');
+    const sum = (f: (l: Line) => number) => lines.reduce((n, l) => n + f(l), 0);
+    assert.ok(sum((l) => l.s3.putsPerSec) > 0 && sum((l) => l.s3.putBytesPerSec) > 0, `S3 PUTs counted: ${out}`);
+    assert.ok(sum((l) => l.s3.getsPerSec) > 0 && sum((l) => l.s3.getBytesPerSec) >= 256 * 1024, `S3 GETs counted apart from PUTs: ${out}`);
   });
 });
