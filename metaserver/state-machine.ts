@@ -138,7 +138,7 @@ export class MetaStateMachine implements StateMachine {
   warm(op: MetaOp): void {
     const plan: PrefetchPlan = { keys: [], names: [] };
     plannedReads(this.keys, op, plan);
-    this.store.prefetch(plan.keys).catch(() => undefined);
+    this.store.warm(plan.keys);
   }
 
   /**

@@ -80,3 +80,28 @@ test('a failed level write fails the calls after it', async () => {
     await assert.rejects(store.batch([{ type: 'put', key: keys.inode(1, 6), value: '{}' }]), /write to level failed/);
   });
 });
+
+test('warm: the keys of every write proposed in one run are read in one getMany; a prefetch waits for a read in flight instead of reading again', async () => {
+  await withLevel(async (level, keys) => {
+    const names = Array.from({ length: 64 }, (_, i) => keys.dentry(1, 1, `f${i}`));
+    await level.put(names[3]!, '{"ino":9}');
+    let getMany = 0;
+    const db = new Proxy(level, {
+      get(target, prop) {
+        if (prop === 'getMany') return (ks: string[]) => (getMany++, target.getMany(ks));
+        const v = Reflect.get(target, prop, target) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    }) as unknown as MetaDb;
+    const store = new RecordStore(db, keys);
+    for (const name of names) store.warm([name, keys.inode(1, 1)]);
+    assert.equal(getMany, 0, 'nothing read before the run ends');
+    await Promise.resolve();
+    assert.equal(getMany, 1);
+    // The apply's own prefetch of the same keys, while the warm read is still in flight.
+    await store.prefetch(names);
+    assert.equal(getMany, 1);
+    assert.equal(store.cached(names[3]!), '{"ino":9}');
+    assert.equal(store.cached(names[4]!), null, 'known absent');
+  });
+});
