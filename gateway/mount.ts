@@ -15,6 +15,7 @@ import { Vfs, type VfsOptions } from './vfs.js';
 import { QuotaVfs } from './vfs-quota.js';
 import { OpStats, timed } from './op-stats.js';
 import { TrashVfs, type TrashOptions } from './vfs-trash.js';
+import { AsyncUnlinks } from './async-unlinks.js';
 import type { QuotaStore } from './quota-tracker.js';
 
 export interface GatewayParts {
@@ -58,6 +59,8 @@ export interface GatewayOptions {
   adminSocket?: string;
   fs?: VfsOptions;
   fuse?: GatewayFuseOptions;
+  /** Answer UNLINK before its metaserver write commits (async-unlinks.ts: what it trades). */
+  asyncUnlink?: boolean;
   /** Upper bound of each shutdown step; when the cluster is gone we still exit. */
   shutdownStepTimeoutMs?: number;
   logger?: Logger;
@@ -113,7 +116,8 @@ export async function startGateway(parts: GatewayParts, opts: GatewayOptions): P
       : new QuotaVfs(meta, parts.data, vfsOpts, parts.quotas);
   if (fs instanceof QuotaVfs) await fs.quota.start();
   if (fs instanceof TrashVfs) fs.startSweeper();
-  const session = await mountFuse(opts.mountpoint, timed(fs, fuseOps, new Set(['attachKernel', 'stats', 'flushAll', 'resolvePath'])), {
+  const unlinks = opts.asyncUnlink ? new AsyncUnlinks(fs, { logger: log }) : null;
+  const session = await mountFuse(opts.mountpoint, timed(unlinks ? unlinks.wrap(fs) : fs, fuseOps, new Set(['attachKernel', 'stats', 'flushAll', 'resolvePath'])), {
     fsname: fuseOpts.fsname ?? 'tierfs',
     subtype: 'tierfs',
     allowOther: fuseOpts.allowOther ?? false,
@@ -137,9 +141,11 @@ export async function startGateway(parts: GatewayParts, opts: GatewayOptions): P
     fuse: { ...session.stats, conn: { ...session.conn, flags: `0x${session.conn.flags.toString(16)}` } },
     data: await parts.data.stats(),
     ops: { fuse: fuseOps.snapshot(), meta: metaOps.snapshot() },
+    ...(unlinks ? { asyncUnlinks: { ...unlinks.counts } } : {}),
     ...(parts.describe?.() ?? {}),
   });
   const flush = async (): Promise<void> => {
+    await unlinks?.drain();
     await fs.flushAll();
     await parts.data.waitUploaded();
   };

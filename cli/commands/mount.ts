@@ -20,6 +20,7 @@ interface MountOpts {
   cacheDir?: string;
   cacheSize: string;
   writeback?: boolean;
+  asyncUnlink?: boolean;
   writebackCache?: boolean;
   attrTimeout: string;
   entryTimeout: string;
@@ -100,6 +101,7 @@ export function register(program: Command): void {
     .option('--cache-dir <dir>', 'disk cache directory (staged writes + read cache); default ~/.tierfs/cache/<fs>-<id>')
     .option('--cache-size <MiB>', 'disk cache capacity in MiB (0 disables the disk cache)', '10240')
     .option('--writeback', 'close returns once data is staged on local disk (uploaded in the background)')
+    .option('--async-unlink', 'answer unlink before the metaserver commits it (rm -rf at the speed of the kernel; an answered unlink is lost if the mount process dies first, other mounts see it a moment later)')
     .option('--writeback-cache', 'kernel writeback cache: writes gather in the page cache (faster small writes; other mounts see size/mtime only after fsync/close, mtime lags)')
     .option('--attr-timeout <s>', 'how long the kernel caches attributes, in seconds (this mount\'s own changes invalidate at once)', '30')
     .option('--entry-timeout <s>', 'how long the kernel caches names, in seconds (this mount\'s own changes invalidate at once)', '30')
@@ -171,6 +173,7 @@ export function register(program: Command): void {
             adminSocket,
             fs: { attrTimeoutMs: attrTimeout * 1000, entryTimeoutMs: entryTimeout * 1000, readOnly: !!opts.readOnly },
             fuse: { fsname: `tierfs:${opts.fs}`, allowOther: !!opts.allowOther, readAheadKiB: readAhead, writebackCache: !!opts.writebackCache },
+            asyncUnlink: !!opts.asyncUnlink,
             shutdownStepTimeoutMs: flushTimeoutMs,
             logger: log,
             onUmountRequest: () => void stop('tierfs umount'),

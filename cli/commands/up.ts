@@ -32,10 +32,19 @@ export interface UpOptions {
   cacheNodes: string;
   cacheSize: string;
   writeback?: boolean;
+  asyncUnlink?: boolean;
+  /** Recycle-bin days of the filesystem `up` creates (default 1; 0 = off). */
+  trashDays?: string;
   /** Start the daemons only: no filesystem is created or mounted (e.g. a cluster for volumes). */
   skipMount?: boolean;
   allowOther?: boolean;
   monitoring?: boolean;
+}
+
+function trashDaysOf(days: string | undefined): number {
+  const n = Number(days ?? '1');
+  if (!Number.isFinite(n) || n < 0) throw new TierfsError(StatusCode.INVALID_ARGUMENT, `--trash-days "${days}": expected a number of days >= 0`);
+  return n;
 }
 
 function s3FromOptions(opts: UpOptions): ClusterState['s3'] | null {
@@ -194,7 +203,7 @@ export async function up(opts: UpOptions, say: (line: string) => void = (l) => p
         name: state.fsName,
         fs_type: 's3',
         s3: { endpoint: state.s3.endpoint, bucket: state.s3.bucket, access_key: state.s3.accessKey, secret_key: state.s3.secretKey, region: state.s3.region, key_prefix: '' },
-        trash_days: 1,
+        trash_days: trashDaysOf(opts.trashDays),
       });
       say(`filesystem ${state.fsName} created`);
     }
@@ -206,6 +215,7 @@ export async function up(opts: UpOptions, say: (line: string) => void = (l) => p
   await ensureUnmounted(state.mountpoint);
   const mountArgs = ['mount', '--cluster-key-file', keyFile, '--mds', state.mdsAddresses.join(','), '--fs', state.fsName, state.mountpoint, '--cache-dir', join(dataDir, 'cache'), '--cache-size', opts.cacheSize];
   if (opts.writeback) mountArgs.push('--writeback');
+  if (opts.asyncUnlink) mountArgs.push('--async-unlink');
   if (opts.allowOther) mountArgs.push('--allow-other');
   const m = await launchDaemon('mount', mountArgs, log('mount'), 90_000);
   record({ name: 'mount', role: 'mount', pid: m.pid, log: m.log });
@@ -251,6 +261,8 @@ export function register(program: Command): void {
     .option('--cache-nodes <n>', 'cache nodes (tierfs cachenode): a cache group every mount reads through', '0')
     .option('--cache-size <MiB>', 'local disk cache size of the mount', '10240')
     .option('--writeback', 'close returns once data is staged on local disk')
+    .option('--async-unlink', 'the mount answers unlink before the metaserver commits it (tierfs mount --async-unlink)')
+    .option('--trash-days <days>', 'days a deleted file stays in the recycle bin /.trash of a new filesystem (0 = off)', '1')
     .option('--allow-other', 'let other users use the mount')
     .option('--monitoring', 'write a Prometheus scrape config of the daemons to <data-dir>/monitoring/prometheus.yml')
     .action(
