@@ -30,6 +30,12 @@ export interface DiskCacheOptions {
   maxFiles?: number;
   store: BlockSink;
   uploadConcurrency?: number;
+  /**
+   * Uploads of staged blocks wait until nothing was staged for this long (default 0: at once),
+   * while less than a quarter of the capacity is staged: a burst of writeback writes then has
+   * the CPU and the disk to itself, and uploads right after it.
+   */
+  uploadDelayMs?: number;
   /** Stop staging at this fraction of the limits (default 0.9). */
   stageWatermark?: number;
   /** Start trimming read blocks at this fraction (default 0.7) ... */
@@ -71,6 +77,8 @@ export interface DiskCacheStats {
   /** The larger of the two: what the watermarks compare against. */
   usage: number;
   stagingPaused: boolean;
+  /** Uploads wait for a burst of writes to pause (uploadDelayMs). */
+  uploadsHeld: boolean;
   trimmedBlocks: number;
 }
 
@@ -80,7 +88,7 @@ function isLocalDiskFailure(err: unknown): boolean {
   return code === 'ENOSPC' || code === 'EDQUOT' || code === 'EIO' || code === 'EROFS';
 }
 
-type Settings = DiskCacheLimits & { fsync: boolean; retryBaseMs: number; retryMaxMs: number; checkIntervalMs: number; maxOpenFiles: number };
+type Settings = DiskCacheLimits & { uploadDelayMs: number; fsync: boolean; retryBaseMs: number; retryMaxMs: number; checkIntervalMs: number; maxOpenFiles: number };
 
 export class DiskCache {
   readonly writeDir: string;
@@ -100,6 +108,7 @@ export class DiskCache {
       capacityBytes: options.capacityBytes,
       maxFiles: options.maxFiles ?? 1_000_000,
       uploadConcurrency: options.uploadConcurrency ?? 4,
+      uploadDelayMs: options.uploadDelayMs ?? 0,
       stageWatermark: options.stageWatermark ?? 0.9,
       trimHighWatermark: options.trimHighWatermark ?? 0.7,
       trimLowWatermark: options.trimLowWatermark ?? 0.35,
@@ -120,7 +129,13 @@ export class DiskCache {
     this.uploader = new Uploader(
       store,
       this.staging,
-      { concurrency: this.opts.uploadConcurrency, retryBaseMs: this.opts.retryBaseMs, retryMaxMs: this.opts.retryMaxMs },
+      {
+        concurrency: this.opts.uploadConcurrency,
+        retryBaseMs: this.opts.retryBaseMs,
+        retryMaxMs: this.opts.retryMaxMs,
+        holdMs: this.opts.uploadDelayMs,
+        holdBytes: this.opts.capacityBytes / 4,
+      },
       (key) => this.uploadedOne(key),
       this.metrics,
       this.log,
@@ -187,7 +202,7 @@ export class DiskCache {
       this.refreshGauges();
       return false;
     }
-    this.uploader.enqueue(key, this.staging.add(key, data.length, Date.now()));
+    this.uploader.enqueue(key, this.staging.add(key, data.length, Date.now()), true);
     if (this.opts.fsync) await this.staging.syncWriteDir();
     this.capacity.maybeTrim();
     this.refreshGauges();
@@ -302,6 +317,7 @@ export class DiskCache {
     checkLimits(next);
     Object.assign(this.opts, next);
     this.uploader.concurrency = next.uploadConcurrency;
+    this.uploader.holdBytes = next.capacityBytes / 4;
     this.log.info({ limits: next }, 'disk cache limits changed');
     this.capacity.maybeTrim();
     this.refreshGauges();
@@ -340,6 +356,7 @@ export class DiskCache {
       filesUsage: u.files,
       usage: u.max,
       stagingPaused: u.max >= this.opts.stageWatermark,
+      uploadsHeld: this.uploader.holdingBack,
       trimmedBlocks: this.capacity.trimmedBlocks,
     };
   }

@@ -18,6 +18,14 @@ export interface UploaderOptions {
   concurrency: number;
   retryBaseMs: number;
   retryMaxMs: number;
+  /**
+   * Uploads of freshly staged blocks wait until nothing was staged for this long (0: at
+   * once), so a burst of writes has the CPU and the disk to itself and goes at local disk
+   * speed; its backlog uploads right after.
+   */
+  holdMs: number;
+  /** ... but not once this many bytes are staged: a long stream then uploads as it writes. */
+  holdBytes: number;
 }
 
 export class Uploader {
@@ -31,6 +39,14 @@ export class Uploader {
    * faults and V8 mark-compacts (external memory). At most `concurrency` are kept.
    */
   private buffers: Buffer[] = [];
+  /** When a block was last staged by a writer (blocks re-queued at start do not count). */
+  private lastStagedAt = 0;
+  /** The backlog of the current burst passed holdBytes: it uploads as it writes until the burst ends. */
+  private burstReleased = false;
+  /** drain() callers waiting: nothing is held back while someone waits for the uploads. */
+  private draining = 0;
+  /** Uploads waiting out the hold, woken early by drain() and close(). */
+  private readonly heldUploads = new Set<() => void>();
 
   constructor(
     private readonly store: BlockSink,
@@ -44,16 +60,60 @@ export class Uploader {
     this.queue = new PQueue({ concurrency: opts.concurrency });
   }
 
+  set holdBytes(n: number) {
+    this.opts.holdBytes = n;
+  }
+
   set concurrency(n: number) {
     this.opts.concurrency = n;
     this.queue.concurrency = n;
   }
 
-  enqueue(key: string, block: StagedBlock): void {
+  /** `fresh`: just staged by a writer (its upload may be held back, see holdMs). */
+  enqueue(key: string, block: StagedBlock, fresh = false): void {
+    if (fresh) {
+      const now = Date.now();
+      if (now - this.lastStagedAt >= this.opts.holdMs) this.burstReleased = false; // a new burst
+      this.lastStagedAt = now;
+    }
     void this.queue.add(() => this.upload(key, block));
+    if (this.staging.bytes >= this.opts.holdBytes && !this.burstReleased) {
+      this.burstReleased = true; // too big to hold: uploads go on beside the writes
+      this.wakeHeld();
+    }
+  }
+
+  /** Whether uploads are being held back for a burst of writes right now. */
+  get holdingBack(): boolean {
+    return this.holdLeft() > 0;
+  }
+
+  private holdLeft(): number {
+    if (this.opts.holdMs <= 0 || this.closed || this.draining > 0 || this.burstReleased) return 0;
+    return this.lastStagedAt + this.opts.holdMs - Date.now();
+  }
+
+  /** Waits while writers are staging (see holdMs); re-checked after each wait, since writes may go on. */
+  private async holdBack(): Promise<void> {
+    for (let left = this.holdLeft(); left > 0; left = this.holdLeft()) {
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(t);
+          this.heldUploads.delete(wake);
+          resolve();
+        };
+        const t = setTimeout(wake, left);
+        this.heldUploads.add(wake);
+      });
+    }
+  }
+
+  private wakeHeld(): void {
+    for (const wake of [...this.heldUploads]) wake();
   }
 
   private async upload(key: string, block: StagedBlock): Promise<void> {
+    await this.holdBack();
     for (let attempt = 0; !this.closed && !block.cancelled; attempt++) {
       const spare = this.buffers.pop();
       const target = spare && spare.length >= block.size ? spare : Buffer.allocUnsafe(block.size);
@@ -115,9 +175,15 @@ export class Uploader {
   /** Resolves when nothing is staged (every block uploaded). */
   async drain(): Promise<void> {
     this.queue.start();
-    while (this.staging.count > 0) {
-      if (this.closed) throw new TierfsError(StatusCode.UNAVAILABLE, 'disk cache closed with blocks still staged');
-      await Promise.allSettled([...this.staging.values()].map((b) => b.done));
+    this.draining++;
+    this.wakeHeld();
+    try {
+      while (this.staging.count > 0) {
+        if (this.closed) throw new TierfsError(StatusCode.UNAVAILABLE, 'disk cache closed with blocks still staged');
+        await Promise.allSettled([...this.staging.values()].map((b) => b.done));
+      }
+    } finally {
+      this.draining--;
     }
   }
 
@@ -125,6 +191,7 @@ export class Uploader {
   async close(): Promise<void> {
     this.closed = true;
     this.closing.abort();
+    this.wakeHeld();
     this.queue.clear();
     await this.queue.onIdle();
   }

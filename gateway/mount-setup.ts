@@ -21,6 +21,11 @@ export interface ClusterMountOptions {
   cacheDir: string | null;
   cacheSizeBytes: number;
   writeback: boolean;
+  /**
+   * With writeback: staged blocks upload once writes paused this long (default 1 s), or at
+   * once past a quarter of the cache staged (see diskcache's uploadDelayMs).
+   */
+  uploadDelayMs?: number;
   logger?: Logger;
   /** How long metadata calls keep retrying before failing with EIO (`tierfs mount --meta-timeout`, 10 s; library default 30 s). */
   metaDeadlineMs?: number;
@@ -61,7 +66,10 @@ export async function connectCluster(opts: ClusterMountOptions): Promise<Cluster
     logger: log,
   });
   const diskCache = opts.cacheDir
-    ? await DiskCache.open({ dir: join(opts.cacheDir, 'blocks'), capacityBytes: opts.cacheSizeBytes, store: objectStore, logger: log })
+    ? await DiskCache.open({
+      dir: join(opts.cacheDir, 'blocks'), capacityBytes: opts.cacheSizeBytes, store: objectStore, logger: log,
+      uploadDelayMs: opts.writeback ? (opts.uploadDelayMs ?? 1000) : 0,
+    })
     : null;
   const group = opts.cacheGroup === false ? null : new GroupBlockCache({ membership: () => mds.listCacheNodes(), logger: log });
   await group?.start();

@@ -21,6 +21,7 @@ interface MountOpts {
   cacheSize: string;
   writeback?: boolean;
   asyncUnlink?: boolean;
+  uploadDelay: string;
   writebackCache?: boolean;
   attrTimeout: string;
   entryTimeout: string;
@@ -102,6 +103,7 @@ export function register(program: Command): void {
     .option('--cache-size <MiB>', 'disk cache capacity in MiB (0 disables the disk cache)', '10240')
     .option('--writeback', 'close returns once data is staged on local disk (uploaded in the background)')
     .option('--async-unlink', 'answer unlink before the metaserver commits it (rm -rf at the speed of the kernel; an answered unlink is lost if the mount process dies first, other mounts see it a moment later)')
+    .option('--upload-delay <s>', 'with --writeback: staged blocks upload once writes paused this long, or at once past a quarter of the cache staged (a burst of writes goes at local disk speed)', '1')
     .option('--writeback-cache', 'kernel writeback cache: writes gather in the page cache (faster small writes; other mounts see size/mtime only after fsync/close, mtime lags)')
     .option('--attr-timeout <s>', 'how long the kernel caches attributes, in seconds (this mount\'s own changes invalidate at once)', '30')
     .option('--entry-timeout <s>', 'how long the kernel caches names, in seconds (this mount\'s own changes invalidate at once)', '30')
@@ -152,7 +154,7 @@ export function register(program: Command): void {
         const parts = await connectCluster({
           mdsAddrs: opts.mds, fsName: opts.fs, mountpoint: mnt,
           cacheDir: cacheMiB > 0 ? cacheDir : null, cacheSizeBytes: cacheMiB * 2 ** 20,
-          writeback: !!opts.writeback, logger: log, metaDeadlineMs, s3TimeoutMs,
+          writeback: !!opts.writeback, uploadDelayMs: number('upload-delay', opts.uploadDelay, 0) * 1000, logger: log, metaDeadlineMs, s3TimeoutMs,
           cacheGroup: opts.cacheGroup !== false, cacheGroupWrite: !!opts.cacheGroupWrite,
           trashSweepMs: number('trash-sweep', opts.trashSweep, 0.1) * 1000,
         });

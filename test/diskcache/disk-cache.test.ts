@@ -167,6 +167,42 @@ test('with S3 stopped mid-write, writes keep staging, nothing is lost, uploads r
   }
 });
 
+test('uploadDelayMs: uploads wait while writers stage, start once staging pauses, at once past a quarter of the cache or for a flush', async () => {
+  const block = Buffer.alloc(256 * 1024, 7);
+  const inS3 = async (key: string) => (await store.get(key).then(() => true, () => false));
+  // A long delay: nothing may upload while it runs, only a flush (drain) lets the blocks go.
+  const held = await DiskCache.open({ dir: join(tmp.path, 'hold-flush'), capacityBytes: 64 * 2 ** 20, store, uploadDelayMs: 120_000 });
+  try {
+    for (let i = 0; i < 3; i++) assert.equal(await held.stage(`hold-f${i}`, block), true);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(held.stats().uploadedBlocks, 0, 'held while the writer may go on');
+    assert.equal(held.stats().uploadsHeld, true);
+    assert.equal(await inS3('hold-f0'), false);
+    await held.flush(); // a flush does not wait out the delay
+    assert.equal(held.stats().uploadedBlocks, 3);
+    assert.equal(await inS3('hold-f2'), true);
+  } finally {
+    await held.close();
+  }
+  // A short delay: the blocks upload on their own once staging pauses.
+  const quiet = await DiskCache.open({ dir: join(tmp.path, 'hold-quiet'), capacityBytes: 64 * 2 ** 20, store, uploadDelayMs: 300 });
+  try {
+    assert.equal(await quiet.stage('hold-q0', block), true);
+    await waitFor('upload after the pause', () => quiet.stats().uploadedBlocks === 1, 20_000);
+    assert.equal(quiet.stats().uploadsHeld, false);
+  } finally {
+    await quiet.close();
+  }
+  // A backlog past a quarter of the capacity (1 MiB of 4) uploads although writes go on.
+  const full = await DiskCache.open({ dir: join(tmp.path, 'hold-backlog'), capacityBytes: 4 * 2 ** 20, store, uploadDelayMs: 120_000 });
+  try {
+    for (let i = 0; i < 5; i++) assert.equal(await full.stage(`hold-b${i}`, block), true);
+    await waitFor('the whole backlog uploads during the delay', () => full.stats().uploadedBlocks === 5, 20_000);
+  } finally {
+    await full.close();
+  }
+});
+
 test('evict drops cached blocks but never a staged one; limits change at runtime, checked as a whole', async () => {
   const down = { put: async (): Promise<void> => { throw new Error('S3 down'); } };
   const cache = await DiskCache.open({ dir: join(tmp.path, 'tune'), capacityBytes: 1024 * 1024, store: down, retryBaseMs: 50, retryMaxMs: 100 });
