@@ -2,7 +2,8 @@
 // to the cache group), then by a second mount from the group (its own disk cache empty), then
 // by that mount again warm from its local disk cache. One JSON line per case, with ratios to
 // the cold S3 read of the same run. S3 (s3rver), the MDS and the cache nodes are child
-// processes on this machine.
+// processes on this machine; a second run puts S3 behind a modelled remote link
+// (remote-link.ts), the nodes staying on loopback as they would on the local network.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,18 +15,47 @@ import { GroupBlockCache } from '../s3adaptor/cache-group.js';
 import { EMBEDDED_ACCESS_KEY, EMBEDDED_SECRET_KEY } from '../s3adaptor/embedded-server.js';
 import { MemoryChunkIdAllocator, MemorySliceStore } from '../s3adaptor/memory-slice-store.js';
 import { createObjectStore } from '../s3adaptor/object-store.js';
+import { parseLinkModel, RemoteLink } from './remote-link.js';
 
 export interface CachegroupBenchOptions {
   sizeMiB?: number;
   nodes?: number;
   dir?: string;
+  /**
+   * The S3 server's link for a second run (`rtt=20ms,rate=1gbit`, the default; `off` skips it):
+   * S3 in a network namespace behind tc netem, the cache nodes on loopback. Needs root.
+   */
+  s3Link?: string;
 }
 
 const MiB = 2 ** 20;
 const BLOCK = 4 * MiB;
 const CHUNK = 64 * MiB;
+const DEFAULT_LINK = 'rtt=20ms,rate=1gbit';
 
+/**
+ * Runs the three reads with S3 on loopback, then again with S3 behind the modelled link (a
+ * remote S3: on one machine a page-cached S3 server on loopback is faster than a real one).
+ */
 export async function runCachegroupBench(opts: CachegroupBenchOptions = {}): Promise<void> {
+  await runOnce(opts, null);
+  const model = parseLinkModel(opts.s3Link ?? DEFAULT_LINK);
+  if (!model) return;
+  let link: RemoteLink;
+  try {
+    link = new RemoteLink(model);
+  } catch (err) {
+    process.stderr.write(`cachegroup: modelled S3 link skipped: ${(err as Error).message}\n`);
+    return;
+  }
+  try {
+    await runOnce(opts, link);
+  } finally {
+    link.remove();
+  }
+}
+
+async function runOnce(opts: CachegroupBenchOptions, link: RemoteLink | null): Promise<void> {
   // The bench's daemons live on loopback in a private temp dir and take no cluster key.
   process.env.TIERFS_ALLOW_UNAUTHENTICATED = '1';
   const size = Math.max(8, Math.floor(opts.sizeMiB ?? 1024)) * MiB;
@@ -35,7 +65,9 @@ export async function runCachegroupBench(opts: CachegroupBenchOptions = {}): Pro
   const groups: GroupBlockCache[] = [];
   const bucket = 'tierfs-bench';
   try {
-    const s3 = await startTierfsChild<{ endpoint: string }>(['s3server', '--dir', join(work, 's3'), '--port', '0', '--bucket', bucket]);
+    const s3 = link
+      ? await startTierfsChild<{ endpoint: string }>(['s3server', '--dir', join(work, 's3'), '--host', link.remoteAddress, '--port', '0', '--bucket', bucket], link.prefix)
+      : await startTierfsChild<{ endpoint: string }>(['s3server', '--dir', join(work, 's3'), '--port', '0', '--bucket', bucket]);
     daemons.push(s3);
     const mdsd = await startTierfsChild<{ address: string }>(['mds', '--listen', '127.0.0.1:0', '--data-dir', join(work, 'mds')]);
     daemons.push(mdsd);
@@ -66,7 +98,7 @@ export async function runCachegroupBench(opts: CachegroupBenchOptions = {}): Pro
       return { group, disk, adaptor: new S3Adaptor({ ...base, diskCache: disk, cacheGroup: group }) };
     };
     const emit = (c: string, mibPerS: number, cold: number, extra: object = {}) =>
-      process.stdout.write(`${JSON.stringify({ bench: 'cachegroup', case: c, mib_per_s: Math.round(mibPerS * 10) / 10, baseline: 'cold-s3', baseline_mib_per_s: Math.round(cold * 10) / 10, ratio: Math.round((mibPerS / cold) * 1000) / 1000, nodes: nodeCount, size_mib: size / MiB, ...extra })}\n`);
+      process.stdout.write(`${JSON.stringify({ bench: 'cachegroup', case: c, mib_per_s: Math.round(mibPerS * 10) / 10, baseline: 'cold-s3', baseline_mib_per_s: Math.round(cold * 10) / 10, ratio: Math.round((mibPerS / cold) * 1000) / 1000, nodes: nodeCount, size_mib: size / MiB, s3_link: link ? link.describe() : 'loopback', ...extra })}\n`);
 
     // 1. Cold from S3 through mount A (no disk cache: on one machine it would compete with the
     // nodes for the one disk; empty group); its blocks go to the group as it reads. Blocks the

@@ -43,6 +43,8 @@ export interface S3AdaptorOptions {
   memBudgetBytes?: number;
   /** Memory read cache (default 256 MiB). */
   readCacheBytes?: number;
+  /** Fetched blocks waiting to be written to one cache tier at most (default 256 MiB); past it that tier backs off. */
+  admitBacklogBytes?: number;
   /** Buffered data older than this is flushed (default 5 s). */
   flushAgeMs?: number;
   /** close/flush return once blocks are staged and slices committed (default false: wait for S3). */
@@ -148,7 +150,7 @@ export class S3Adaptor {
       this.store,
       new MemoryBlockCache(readCacheBytes),
       tiers,
-      { maxPrefetch: Math.max(1, Math.min(2 * readahead, Math.floor(readaheadMaxBytes / this.bs))), s3TimeoutMs },
+      { maxPrefetch: Math.max(1, Math.min(2 * readahead, Math.floor(readaheadMaxBytes / this.bs))), s3TimeoutMs, admitBacklogBytes: opts.admitBacklogBytes },
       log,
     );
     this.reads = new ReadPath({
@@ -478,6 +480,11 @@ export class S3Adaptor {
   /** Compacts one chunk now if it is fragmented (force: whenever it has 2+ slices). */
   async compact(ino: number, chunkIndex: number, force = false): Promise<'compacted' | 'skipped' | 'conflict'> {
     return this.compactor.compact(ino, chunkIndex, force);
+  }
+
+  /** Resolves once every fetched block offered to the cache tiers is written there (or refused). */
+  blocksAdmitted(): Promise<void> {
+    return this.blocks.admitted();
   }
 
   stats(): S3AdaptorStats {

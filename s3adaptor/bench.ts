@@ -55,10 +55,14 @@ async function startS3Child(dir: string, bucket: string): Promise<{ endpoint: st
   return { endpoint: d.info.endpoint, stop: d.stop };
 }
 
-/** Starts a `tierfs` daemon as a child process; resolves with its TIERFS_READY info. Stopped on SIGINT/SIGTERM. */
-export async function startTierfsChild<I>(args: string[]): Promise<{ info: I; stop(): void }> {
+/**
+ * Starts a `tierfs` daemon as a child process; resolves with its TIERFS_READY info. Stopped on
+ * SIGINT/SIGTERM. `prefix` runs it through another command (`ip netns exec NS`, which execs it).
+ */
+export async function startTierfsChild<I>(args: string[], prefix: string[] = []): Promise<{ info: I; stop(): void }> {
   const cli = fileURLToPath(new URL('../cli/main.js', import.meta.url));
-  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const argv = [...prefix, process.execPath, cli, ...args];
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'ignore'] });
   const info = await new Promise<I>((resolve, reject) => {
     let buf = '';
     child.stdout!.on('data', (d: Buffer) => {

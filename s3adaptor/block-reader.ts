@@ -41,8 +41,13 @@ export interface BlockReaderOptions {
   rangedMaxFraction?: number;
   /** ... of a block of at least this size (default 256 KiB). */
   rangedMinBlock?: number;
-  /** Tier admissions written at once (default 2); more wait, and are dropped past a backlog. */
+  /** Tier admissions written at once (default 2; 8 for a remote tier); more wait, and are dropped past a backlog. */
   admitConcurrency?: number;
+  /**
+   * Bytes of fetched blocks waiting to be written to one tier (default 256 MiB). Past it the
+   * tier is skipped (the reader has the blocks anyway) until the backlog has drained to half.
+   */
+  admitBacklogBytes?: number;
   /** A GET from S3 that has not answered by then fails with UNAVAILABLE (EIO) (default 30 s). */
   s3TimeoutMs?: number;
 }
@@ -57,8 +62,6 @@ export function checkedSize(key: string, data: Buffer, size: number): Buffer {
   return data;
 }
 
-/** Fetched blocks waiting to be written to a tier; more are not cached there (the reader has them anyway). */
-const ADMISSION_BACKLOG_BYTES = 256 * 2 ** 20;
 
 interface AdmissionQueue {
   jobs: Array<{ bytes: number; run: () => Promise<unknown> }>;
@@ -66,6 +69,8 @@ interface AdmissionQueue {
   running: number;
   dropped: number;
   concurrency: number;
+  /** Offers dropped since the backlog last filled up (0: not overrun now). */
+  overrun: number;
 }
 
 /** Where a fetch found the block: a tier's index, or S3. */
@@ -90,6 +95,7 @@ export class BlockReader {
   private readonly rangedMaxFraction: number;
   private readonly rangedMinBlock: number;
   private readonly admitConcurrency: number;
+  private readonly admitBacklogBytes: number;
   private readonly s3TimeoutMs: number;
   /** Hits per tier (index into `tiers`). */
   private readonly hits: number[];
@@ -106,11 +112,12 @@ export class BlockReader {
   ) {
     this.hits = tiers.map(() => 0);
     this.served = { tiers: tiers.map(() => 0), s3: 0, ranged: 0 };
-    this.admissions = tiers.map((t) => ({ jobs: [], bytes: 0, running: 0, dropped: 0, concurrency: t.name === 'group' ? 8 : (opts.admitConcurrency ?? 2) }));
+    this.admissions = tiers.map((t) => ({ jobs: [], bytes: 0, running: 0, dropped: 0, overrun: 0, concurrency: t.remote ? 8 : (opts.admitConcurrency ?? 2) }));
     this.maxPrefetch = Math.max(1, opts.maxPrefetch);
     this.rangedMaxFraction = opts.rangedMaxFraction ?? 0.25;
     this.rangedMinBlock = opts.rangedMinBlock ?? 256 * 1024;
     this.admitConcurrency = opts.admitConcurrency ?? 2;
+    this.admitBacklogBytes = opts.admitBacklogBytes ?? 256 * 2 ** 20;
     this.s3TimeoutMs = opts.s3TimeoutMs ?? 30_000;
   }
 
@@ -286,8 +293,11 @@ export class BlockReader {
   private offer(key: string, data: Buffer, below: number): void {
     for (let i = 0; i < below; i++) {
       const q = this.admissions[i]!;
-      if (q.bytes + data.length > ADMISSION_BACKLOG_BYTES) {
+      if (q.overrun > 0 || q.bytes + data.length > this.admitBacklogBytes) {
+        // A reader faster than the tier takes blocks: back off (skip offers, never wait) until
+        // the backlog has drained to half, and say so once per episode, not once per block.
         q.dropped++;
+        if (q.overrun++ === 0) this.log.warn({ tier: this.tiers[i]!.name, backlogBytes: q.bytes }, 'block cache admissions fell behind the reader; blocks are not cached there until they catch up');
         continue;
       }
       const tier = this.tiers[i]!;
@@ -308,6 +318,10 @@ export class BlockReader {
           .finally(() => {
             q.bytes -= job.bytes;
             q.running--;
+            if (q.overrun > 0 && q.bytes <= this.admitBacklogBytes / 2) {
+              this.log.info({ skipped: q.overrun }, 'block cache admissions caught up');
+              q.overrun = 0;
+            }
             this.pumpAdmissions();
           });
       }

@@ -120,6 +120,10 @@ export interface CacheGroupStats {
   nodeErrors: number;
   /** Lookups skipped because the block's node was suspended. */
   skipped: number;
+  /** Blocks a node refused (full, at its watermark); offers to it then pause for suspendMs. */
+  refused: number;
+  /** Blocks not offered because their node refused one lately. */
+  notOffered: number;
   handedBlocks: number;
   handedBytes: number;
 }
@@ -138,7 +142,9 @@ export class GroupBlockCache implements BlockCache {
   private readonly suspendMs: number;
   private readonly perNode: number;
   private readonly slots = new Map<string, { running: number; waiters: Array<() => void> }>();
-  readonly counts = { hits: 0, misses: 0, corrupt: 0, nodeErrors: 0, skipped: 0, handedBlocks: 0, handedBytes: 0 };
+  /** Nodes that refused a block lately (full): no blocks are handed to them until then. */
+  private readonly fullUntil = new Map<string, number>();
+  readonly counts = { hits: 0, misses: 0, corrupt: 0, nodeErrors: 0, skipped: 0, refused: 0, notOffered: 0, handedBlocks: 0, handedBytes: 0 };
 
   constructor(private readonly opts: CacheGroupOptions) {
     this.log = opts.logger ?? silentLogger;
@@ -295,11 +301,21 @@ export class GroupBlockCache implements BlockCache {
   async admit(key: string, data: Buffer): Promise<boolean> {
     const node = this.usable(key);
     if (!node) return false;
+    const full = this.fullUntil.get(node);
+    if (full !== undefined && Date.now() < full) {
+      // The node refused a block lately: sending it 4 MiB it will refuse again is waste.
+      this.counts.notOffered++;
+      return false;
+    }
     try {
       const res = await this.client(node).put(key, data, this.putTimeoutMs);
       if (res.stored) {
         this.counts.handedBlocks++;
         this.counts.handedBytes += data.length;
+        this.fullUntil.delete(node);
+      } else {
+        this.counts.refused++;
+        this.fullUntil.set(node, Date.now() + this.suspendMs);
       }
       return res.stored;
     } catch (err) {

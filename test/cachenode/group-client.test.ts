@@ -14,7 +14,10 @@ import { MemoryObjectStore } from '../../s3adaptor/memory-object-store.js';
 
 const BLOCK = 64 * 1024;
 
-async function fakeNode(getBlock: (key: string, size: number) => Promise<{ found: boolean; data?: Buffer; crc32?: number }>): Promise<RunningServer> {
+async function fakeNode(
+  getBlock: (key: string, size: number) => Promise<{ found: boolean; data?: Buffer; crc32?: number }>,
+  putBlock: (key: string) => Promise<boolean> = async () => true,
+): Promise<RunningServer> {
   const def = loadProto<CacheNodeProto>('cachenode.proto').tierfs.cachenode.CacheNodeService.service;
   const evicted: string[] = [];
   return startGrpcServer('127.0.0.1:0', [
@@ -22,7 +25,7 @@ async function fakeNode(getBlock: (key: string, size: number) => Promise<{ found
       def,
       {
         GetBlock: handler(async (req: { key: string; size: number }) => ({ ...(await getBlock(req.key, Number(req.size))), status: ok() })),
-        PutBlock: handler(async () => ({ stored: true, status: ok() })),
+        PutBlock: handler(async (req: { key: string }) => ({ stored: await putBlock(req.key), status: ok() })),
         HasBlocks: handler(async (req: { keys: string[] }) => ({ present: req.keys.map(() => false), status: ok() })),
         EvictBlocks: handler(async (req: { keys: string[] }) => {
           evicted.push(...req.keys);
@@ -133,6 +136,97 @@ test('a cold sequential read with several reads in flight (as the kernel sends t
     assert.equal([...asked.values()].filter((n) => n > 1).length, 0, 'each block asked of its node once');
     assert.equal(asked.size, blocks);
     a.checkInvariants();
+  } finally {
+    await a.close();
+    g.close();
+    await node.close();
+  }
+});
+
+test('a reader faster than the group takes blocks: admissions back off past the backlog (the reader never waits) until it drains to half, then resume', async () => {
+  const store = new MemoryObjectStore();
+  const slices = new MemorySliceStore();
+  const ids = new MemoryChunkIdAllocator();
+  const base = { fsId: 2, chunkSize: 8 * BLOCK, blockSize: BLOCK, objectStore: store, sliceStore: slices, chunkIds: ids };
+  const w = new S3Adaptor(base);
+  const data = Buffer.alloc(24 * BLOCK, 3);
+  await w.write(1, 0, data);
+  await w.flush(1);
+  await w.close();
+  let putting = 0;
+  let peak = 0;
+  let open = false;
+  const waiting: Array<() => void> = [];
+  const node = await fakeNode(
+    async () => ({ found: false }),
+    async () => {
+      peak = Math.max(peak, ++putting);
+      if (!open) await new Promise<void>((r) => waiting.push(r)); // the node takes a block when the test lets it
+      putting--;
+      return true;
+    },
+  );
+  const g = new GroupBlockCache({ membership: async () => ({ nodes: [{ address: node.address }], epoch: 1 }) });
+  await g.start();
+  const a = new S3Adaptor({ ...base, cacheGroup: g, readaheadBlocks: 0, admitBacklogBytes: 4 * BLOCK });
+  const handed = async (n: number) => {
+    for (let i = 0; i < 500 && g.stats().handedBlocks < n; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(g.stats().handedBlocks, n);
+  };
+  const letOneIn = async () => {
+    for (let i = 0; i < 500 && waiting.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    waiting.shift()!();
+  };
+  try {
+    // 20 blocks read while the node takes none: 4 wait in the backlog, 16 are skipped.
+    assert.ok((await a.read(1, 0, 20 * BLOCK, data.length)).equals(data.subarray(0, 20 * BLOCK)), 'the reader got every byte without waiting for the node');
+    assert.equal(a.stats().read.admissionsDropped, 16);
+    // One taken: 3 blocks still waiting, above half the backlog, so the next block is skipped too.
+    await letOneIn();
+    await handed(1);
+    await a.read(1, 20 * BLOCK, BLOCK, data.length);
+    assert.equal(a.stats().read.admissionsDropped, 17);
+    // Two taken: drained to half; the next blocks are handed to the group again.
+    await letOneIn();
+    await handed(2);
+    open = true;
+    waiting.splice(0).forEach((r) => r());
+    await a.read(1, 21 * BLOCK, 3 * BLOCK, data.length);
+    await a.blocksAdmitted();
+    await handed(7);
+    assert.equal(a.stats().read.admissionsDropped, 17);
+    assert.ok(peak <= 4, `never more than the backlog in flight to the node (${peak})`);
+    a.checkInvariants();
+  } finally {
+    await a.close();
+    g.close();
+    await node.close();
+  }
+});
+
+test('a node that refuses a block (full) is not sent more for a while', async () => {
+  const { base, data } = await setup();
+  let puts = 0;
+  const node = await fakeNode(
+    async () => ({ found: false }),
+    async () => {
+      puts++;
+      return false;
+    },
+  );
+  const g = new GroupBlockCache({ membership: async () => ({ nodes: [{ address: node.address }], epoch: 1 }), suspendMs: 60_000 });
+  await g.start();
+  const a = new S3Adaptor({ ...base, cacheGroup: g, readaheadBlocks: 0 });
+  try {
+    for (let b = 0; b < 3; b++) {
+      await a.read(1, b * BLOCK, BLOCK, data.length);
+      await a.blocksAdmitted();
+    }
+    assert.equal(puts, 1, 'one refused block, then no more sent');
+    assert.equal(g.stats().refused, 1);
+    assert.equal(g.stats().notOffered, 2);
+    assert.equal(g.stats().handedBlocks, 0);
+    assert.equal(g.stats().hits, 0);
   } finally {
     await a.close();
     g.close();
