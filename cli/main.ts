@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { commands } from './commands/index.js';
 import { addGlobalAuthOptions } from './cluster-auth.js';
+import { TIERFS_VERSION } from '../common/version.js';
 import { exitOnError } from './errors.js';
 
 // We run on Node 20 by design; the SDK version is pinned in package-lock.json, so its
@@ -13,7 +14,7 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 process.umask(0o077);
 
 const program = new Command();
-program.name('tierfs').description('tierfs: a distributed POSIX filesystem on object storage').version('0.1.0');
+program.name('tierfs').description('tierfs: a distributed POSIX filesystem on object storage').version(TIERFS_VERSION);
 program.showHelpAfterError();
 addGlobalAuthOptions(program);
 for (const register of commands) register(program);

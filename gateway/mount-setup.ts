@@ -11,6 +11,7 @@ import { QuotaClient } from '../metaserver/quota-client.js';
 import { S3Adaptor, createObjectStore } from '../s3adaptor/index.js';
 import { GroupBlockCache } from '../s3adaptor/cache-group.js';
 import { sliceStoreOf } from './file-data.js';
+import { mountReporter } from './mount-report.js';
 import type { GatewayParts } from './mount.js';
 
 export interface ClusterMountOptions {
@@ -89,10 +90,12 @@ export async function connectCluster(opts: ClusterMountOptions): Promise<Cluster
     logger: log,
   });
 
-  // A session that stops refreshing expires at the MDS; refresh at a third of its TTL.
+  // A session that stops refreshing expires at the MDS; refresh at a third of its TTL. Each
+  // refresh carries the mount's report for the status page (backlog, rates, version).
   let lastRefreshOk = Date.now();
+  const report = mountReporter(data);
   const refresh = setInterval(() => {
-    mds.refreshSession(sessionId).then(
+    mds.refreshSession(sessionId, {}, report()).then(
       () => (lastRefreshOk = Date.now()),
       (err: unknown) => log.warn({ err: String(err) }, 'could not refresh the mount session at the MDS'),
     );

@@ -13,6 +13,7 @@ import type { FsInfo__Output } from '../proto/gen/tierfs/mds/FsInfo.js';
 import type { FsResponse__Output } from '../proto/gen/tierfs/mds/FsResponse.js';
 import type { StatusOnly__Output } from '../proto/gen/tierfs/mds/StatusOnly.js';
 import type { ListFsResponse__Output } from '../proto/gen/tierfs/mds/ListFsResponse.js';
+import type { MountReport } from '../proto/gen/tierfs/mds/MountReport.js';
 import type { MountFsResponse__Output } from '../proto/gen/tierfs/mds/MountFsResponse.js';
 import type { AllocateChunkIdsResponse__Output } from '../proto/gen/tierfs/mds/AllocateChunkIdsResponse.js';
 import type { ListPartitionsResponse__Output } from '../proto/gen/tierfs/mds/ListPartitionsResponse.js';
@@ -126,9 +127,10 @@ export class MdsClient {
   }
 
   /** Keeps a mount's session alive (call well within ttlMs) and reports usage deltas. */
-  async refreshSession(sessionId: string, usage: { usedBytesDelta?: number; freedBytes?: number; inodeDelta?: number } = {}): Promise<void> {
+  async refreshSession(sessionId: string, usage: { usedBytesDelta?: number; freedBytes?: number; inodeDelta?: number } = {}, report?: MountReport): Promise<void> {
     await this.mds<StatusOnly__Output>('RefreshSession', {
       session_id: sessionId, used_bytes_delta: usage.usedBytesDelta ?? 0, freed_bytes: usage.freedBytes ?? 0, inode_delta: usage.inodeDelta ?? 0,
+      ...(report ? { report } : {}),
     });
   }
 

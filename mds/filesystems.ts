@@ -6,6 +6,7 @@ import type { Logger } from '../common/log.js';
 import { StatusCode, TierfsError } from '../common/status.js';
 import type { CreateFsRequest__Output } from '../proto/gen/tierfs/mds/CreateFsRequest.js';
 import type { FsInfo } from '../proto/gen/tierfs/mds/FsInfo.js';
+import type { MountReport__Output as MountReport } from '../proto/gen/tierfs/mds/MountReport.js';
 import type { MdsConfig } from './config.js';
 import { reserveIds } from './ids.js';
 import { keys, type FsRecord, type MountRecord, type S3Record } from './records.js';
@@ -174,14 +175,16 @@ export class FilesystemManager {
       if (!fs.mounts.some((m) => m.sessionId === sessionId)) throw new TierfsError(StatusCode.NOT_FOUND, `filesystem "${name}" has no mount session ${sessionId}`);
       await this.state.saveFs({ ...fs, mounts: fs.mounts.filter((m) => m.sessionId !== sessionId) });
       this.state.sessionSeen.delete(sessionId);
+      this.state.sessionReport.delete(sessionId);
     });
   }
 
-  async refresh(sessionId: string, usedBytesDelta: number, freedBytes: number, inodeDelta: number): Promise<void> {
+  async refresh(sessionId: string, usedBytesDelta: number, freedBytes: number, inodeDelta: number, report?: MountReport | null): Promise<void> {
     await this.exclusive(async () => {
       const fs = this.state.fsBySession(sessionId);
       if (!fs) throw new TierfsError(StatusCode.NOT_FOUND, `mount session ${sessionId} is unknown or expired; mount again`);
       this.state.sessionSeen.set(sessionId, Date.now());
+      if (report) this.state.sessionReport.set(sessionId, report);
       if (usedBytesDelta || freedBytes || inodeDelta) {
         await this.state.saveFs({ ...fs, usedBytes: Math.max(0, fs.usedBytes + usedBytesDelta - freedBytes), inodeDelta: fs.inodeDelta + inodeDelta });
       }
@@ -201,6 +204,7 @@ export class FilesystemManager {
         await this.state.saveFs({ ...cur, mounts: cur.mounts.filter((m) => !dead.has(m.sessionId)) });
         for (const m of stale) {
           this.state.sessionSeen.delete(m.sessionId);
+          this.state.sessionReport.delete(m.sessionId);
           this.log.warn({ fs: fs.name, host: m.host, path: m.path, session: m.sessionId }, 'mount session expired');
         }
       });
@@ -212,7 +216,10 @@ export class FilesystemManager {
       fs_id: fs.fsId, name: fs.name, fs_type: fs.fsType,
       s3: { endpoint: fs.s3.endpoint, bucket: fs.s3.bucket, access_key: fs.s3.accessKey, secret_key: fs.s3.secretKey, region: fs.s3.region, key_prefix: fs.s3.keyPrefix },
       block_size: fs.blockSize, chunk_size: fs.chunkSize, capacity: fs.capacity, root_ino: 1, status: fs.status,
-      mounts: fs.mounts.map((m) => ({ host: m.host, path: m.path, pid: m.pid, session_id: m.sessionId, last_seen_ms: this.state.sessionSeen.get(m.sessionId) ?? 0 })),
+      mounts: fs.mounts.map((m) => {
+        const report = this.state.sessionReport.get(m.sessionId);
+        return { host: m.host, path: m.path, pid: m.pid, session_id: m.sessionId, last_seen_ms: this.state.sessionSeen.get(m.sessionId) ?? 0, ...(report ? { report } : {}) };
+      }),
       used_bytes: fs.usedBytes,
       inode_count: this.placer.inodeCount(fs.fsId) ?? Math.max(0, fs.inodeDelta),
       created_ms: fs.createdMs,

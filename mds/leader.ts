@@ -14,6 +14,7 @@ import { CopysetCaller } from './copyset-caller.js';
 import { VolumeManager } from './volumes.js';
 import { ChunkClient } from '../chunkserver/chunk-client.js';
 import { copysetKey } from './state.js';
+import { StatusQuotas } from './status-quotas.js';
 
 export class LeaderContext {
   readonly chunkIds: BundledIdAllocator;
@@ -21,6 +22,8 @@ export class LeaderContext {
   readonly filesystems: FilesystemManager;
   readonly scheduler: Scheduler;
   readonly volumes: VolumeManager;
+  /** The filesystems' quotas for ClusterStatus and the status page (read from the metaservers). */
+  readonly quotas: StatusQuotas;
   private readonly caller = new CopysetCaller();
   /** Deletes chunks of purged volumes, finding copyset leaders from this leader's view. */
   private readonly chunks: ChunkClient;
@@ -32,6 +35,7 @@ export class LeaderContext {
     private readonly config: MdsConfig,
     private readonly log: Logger,
   ) {
+    this.quotas = new StatusQuotas(state);
     this.chunkIds = new BundledIdAllocator(state.kv, keys.counter('chunk'), config.ids.chunkIdBundle);
     this.topology = new Topology(state, config, this.caller, log, (key, address) => this.scheduler.isJoining(key, address));
     this.filesystems = new FilesystemManager(state, config, this.topology, log);
@@ -94,5 +98,6 @@ export class LeaderContext {
     for (const t of this.timers) clearInterval(t);
     this.caller.close();
     this.chunks.close();
+    this.quotas.close();
   }
 }

@@ -115,7 +115,7 @@ export function mdsServices(node: MdsNodeView, registry: Registry, log: Logger):
       return {};
     }),
     RefreshSession: gated('RefreshSession', async (ctx, req: RefreshSessionRequest__Output) => {
-      await ctx.filesystems.refresh(req.session_id, Number(req.used_bytes_delta), Number(req.freed_bytes), Number(req.inode_delta));
+      await ctx.filesystems.refresh(req.session_id, Number(req.used_bytes_delta), Number(req.freed_bytes), Number(req.inode_delta), req.report);
       return {};
     }),
     AllocateChunkIds: gated('AllocateChunkIds', async (ctx, req: AllocateChunkIdsRequest__Output) => {
@@ -143,7 +143,7 @@ export function mdsServices(node: MdsNodeView, registry: Registry, log: Logger):
       if (!cs) throw new TierfsError(StatusCode.NOT_FOUND, `copyset ${req.pool_id}/${req.copyset_id} does not exist`);
       return { peers: cs.peers, leader: ctx.state.copysetRuntime.get(key)?.leader ?? '', epoch: cs.epoch };
     }),
-    ClusterStatus: gated('ClusterStatus', async (ctx) => ({ ...clusterStatus(ctx, await node.members()), cache_nodes: cacheGroup(ctx).all() })),
+    ClusterStatus: gated('ClusterStatus', async (ctx) => ({ ...(await clusterStatusWithQuotas(ctx, await node.members())), cache_nodes: cacheGroup(ctx).all() })),
     ListCacheNodes: gated('ListCacheNodes', async (ctx) => cacheGroup(ctx).members()),
     ...volumeRpcs(gated, node.config),
   };
@@ -167,6 +167,18 @@ export function mdsServices(node: MdsNodeView, registry: Registry, log: Logger):
     [mds.service, mdsImpl],
     [hb.service, hbImpl],
   ];
+}
+
+/** clusterStatus with each filesystem's quotas, asked of the metaservers (in parallel, cached a second). */
+export async function clusterStatusWithQuotas(ctx: LeaderContext, members: MdsMemberInfo[]) {
+  const status = clusterStatus(ctx, members);
+  const filesystems = await Promise.all(
+    status.filesystems.map(async (fs) => {
+      const { quotas, error } = await ctx.quotas.of(Number(fs.fs_id));
+      return { ...fs, quotas, quotas_error: error };
+    }),
+  );
+  return { ...status, filesystems };
 }
 
 export function clusterStatus(ctx: LeaderContext, members: MdsMemberInfo[]) {

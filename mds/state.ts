@@ -1,6 +1,7 @@
 // The leader's view of the cluster: durable records loaded from the store (written through
 // on every change) plus runtime facts learned from heartbeats, which live only in memory
 // and are rebuilt by the next heartbeats after a failover.
+import type { MountReport__Output as MountReport } from '../proto/gen/tierfs/mds/MountReport.js';
 import type { KvStore } from './kv.js';
 import {
   keys, parseRecord,
@@ -49,6 +50,8 @@ export class MdsState {
   readonly partitionRuntime = new Map<number, PartitionRuntime>();
   /** sessionId -> last refresh (ms). */
   readonly sessionSeen = new Map<string, number>();
+  /** sessionId -> the mount's last report (backlog, rates, version); memory only, refreshed every few seconds. */
+  readonly sessionReport = new Map<string, MountReport>();
 
   constructor(readonly kv: KvStore) {}
 

@@ -1,12 +1,13 @@
 // The status page the MDS serves on its HTTP (metrics) port, loopback by default: the cluster at
-// a glance — MDS members, metaservers, copysets, filesystems and their mounts — refreshing
+// a glance — MDS members, metaservers, copysets, filesystems, their mounts (with the backlog
+// each reports at its session refresh) and quotas — refreshing
 // every two seconds from /status.json (the leader's ClusterStatus; a standby answers 503 with
 // the leader's address). `tierfs dashboard` prints its URL.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HttpRoutes } from '../common/metrics.js';
 import type { MdsMemberInfo } from './election.js';
 import type { LeaderContext } from './leader.js';
-import { clusterStatus } from './service.js';
+import { clusterStatusWithQuotas } from './service.js';
 
 export interface StatusSource {
   leader(): LeaderContext | null;
@@ -29,6 +30,7 @@ th{background:#f2f2f2}.ONLINE,.HEALTHY,.INITED{color:#080}.UNSTABLE,.DEGRADED,.N
 <h2>Copysets</h2><table id="copysets"></table>
 <h2>Filesystems</h2><table id="filesystems"></table>
 <h2>Mounts</h2><table id="mounts"></table>
+<h2>Quotas</h2><table id="quotas"></table>
 <script>
 const esc = (v) => String(v).replace(/[&<>"]/g, (c) => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c]));
 const mib = (b) => (Number(b) / 1048576).toFixed(1) + ' MiB';
@@ -42,7 +44,15 @@ function render(s) {
     table('metaservers', ['id', 'address', 'zone', 'state', 'copysets', 'leaders', 'last heartbeat'], s.metaservers.map((m) => [m.id, m.address, m.zone, { cls: m.state, text: m.state }, m.copyset_count, m.leader_count, ago(m.last_heartbeat_ms)]));
     table('copysets', ['copyset', 'health', 'leader', 'peers', 'epoch', 'partitions'], s.copysets.map((c) => [c.pool_id + '.' + c.copyset_id, { cls: c.health, text: c.health }, c.leader || '-', c.peers.join(', '), c.epoch, c.partition_count]));
     table('filesystems', ['id', 'name', 'status', 'bucket', 'used', 'inodes', 'trash days', 'mounts'], s.filesystems.map((f) => [f.fs_id, f.name, { cls: f.status, text: f.status }, f.s3 ? f.s3.bucket : '', mib(f.used_bytes), f.inode_count, f.trash_days || 'off', f.mounts.length]));
-    table('mounts', ['filesystem', 'host', 'path', 'pid', 'session seen'], s.filesystems.flatMap((f) => f.mounts.map((m) => [f.name, m.host, m.path, m.pid, ago(m.last_seen_ms)])));
+    const rate = (b) => mib(b) + '/s';
+    table('mounts', ['filesystem', 'host', 'path', 'pid', 'version', 'staged (not in S3)', 'staged blocks', 'upload', 'S3 get', 'S3 put', 'last seen'], s.filesystems.flatMap((f) => f.mounts.map((m) => {
+      const r = m.report;
+      return [f.name, m.host, m.path, m.pid, r ? r.version : '-', r ? mib(r.staged_bytes) : '-', r ? r.staged_blocks : '-', r ? rate(r.upload_bytes_per_sec) : '-', r ? rate(r.s3_get_bytes_per_sec) : '-', r ? rate(r.s3_put_bytes_per_sec) : '-', ago(m.last_seen_ms)];
+    })));
+    const limit = (n, fmt) => Number(n) ? fmt(n) : 'none';
+    const used = (u, max, fmt) => fmt(u) + (Number(max) ? ' (' + (100 * Number(u) / Number(max)).toFixed(0) + ' %)' : '');
+    table('quotas', ['filesystem', 'path', 'max bytes', 'used bytes', 'max inodes', 'used inodes'], s.filesystems.flatMap((f) => f.quotas_error ? [[f.name, { cls: 'UNAVAILABLE', text: 'cannot read the quotas: ' + f.quotas_error }, '', '', '', '']] :
+      (f.quotas || []).map((q) => [f.name, q.path, limit(q.max_bytes, mib), used(q.used_bytes, q.max_bytes, mib), limit(q.max_inodes, String), used(q.used_inodes, q.max_inodes, String)])));
     document.getElementById('updated').textContent = 'updated ' + new Date().toLocaleTimeString();
 }
 async function refresh() {
@@ -73,8 +83,8 @@ export function statusRoutes(node: StatusSource): HttpRoutes {
       send(res, 503, 'application/json', JSON.stringify({ error: `this MDS is a standby; the leader is ${node.leaderAddress() || 'unknown'}`, leader: node.leaderAddress() }));
       return;
     }
-    node.members().then(
-      (members) => send(res, 200, 'application/json', JSON.stringify(clusterStatus(ctx, members))),
+    node.members().then((members) => clusterStatusWithQuotas(ctx, members)).then(
+      (status) => send(res, 200, 'application/json', JSON.stringify(status)),
       (err: unknown) => send(res, 500, 'application/json', JSON.stringify({ error: String(err) })),
     );
   };
@@ -85,8 +95,8 @@ export function statusRoutes(node: StatusSource): HttpRoutes {
       send(res, 200, 'text/html; charset=utf-8', html(null));
       return;
     }
-    node.members().then(
-      (members) => send(res, 200, 'text/html; charset=utf-8', html(clusterStatus(ctx, members))),
+    node.members().then((members) => clusterStatusWithQuotas(ctx, members)).then(
+      (status) => send(res, 200, 'text/html; charset=utf-8', html(status)),
       () => send(res, 200, 'text/html; charset=utf-8', html(null)),
     );
   };

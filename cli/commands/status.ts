@@ -1,9 +1,11 @@
 // `tierfs status`: the cluster at a glance — MDS leader and standbys, metaservers, copysets,
-// filesystems and their mounts. Tables for people, --json for scripts.
+// filesystems, their mounts (version, staged backlog, upload and S3 rates from each mount's
+// last report) and quotas. Tables for people, --json for scripts.
 import type { Command } from 'commander';
 import Table from 'cli-table3';
 import { resolve } from 'node:path';
 import { MdsClient } from '../../mds/client.js';
+import type { FsQuota__Output as FsQuota } from '../../proto/gen/tierfs/mds/FsQuota.js';
 import { loadState } from '../cluster-state.js';
 import { isAlive } from '../launcher.js';
 import { TierfsError, StatusCode } from '../../common/status.js';
@@ -18,7 +20,7 @@ function table(head: string[], rows: Array<Array<string | number>>): string {
 export function register(program: Command): void {
   program
     .command('status')
-    .description('show the cluster: MDS, metaservers, copysets, filesystems, mounts, cache nodes')
+    .description('show the cluster: MDS, metaservers, copysets, filesystems, mounts with their backlog, quotas, cache nodes')
     .option('--data-dir <dir>', 'the data dir of a cluster started by tierfs up', '.tierfs')
     .option('--mds <addrs>', 'MDS addresses (instead of --data-dir)')
     .option('--json', 'one JSON document for scripts')
@@ -57,19 +59,41 @@ export function register(program: Command): void {
         out.push('Copysets');
         out.push(table(['copyset', 'pool', 'peers', 'leader', 'health', 'partitions'], cluster.copysets.map((c) => [`${c.pool_id}.${c.copyset_id}`, c.pool, c.peers.join(' '), c.leader, c.health, c.partition_count])));
         out.push('Filesystems');
-        out.push(
-          table(
-            ['name', 'id', 'status', 'bucket', 'mounts'],
-            cluster.filesystems.map((f) => [f.name, f.fs_id, f.status, f.s3?.bucket ?? '', f.mounts.map((m) => `${m.host}:${m.path} (pid ${m.pid})`).join('\n')]),
-          ),
+        out.push(table(['name', 'id', 'status', 'bucket', 'mounts'], cluster.filesystems.map((f) => [f.name, f.fs_id, f.status, f.s3?.bucket ?? '', f.mounts.length])));
+        const mib = (b: number) => `${(Number(b) / 2 ** 20).toFixed(1)} MiB`;
+        const mounts = cluster.filesystems.flatMap((f) => f.mounts.map((m) => ({ fs: f.name, ...m })));
+        if (mounts.length > 0) {
+          out.push('Mounts');
+          out.push(
+            table(
+              ['filesystem', 'host', 'path', 'pid', 'version', 'staged (not in S3)', 'upload/s', 'S3 get/s', 'S3 put/s', 'last seen'],
+              mounts.map((m) => {
+                const r = m.report;
+                const seen = m.last_seen_ms ? `${((Date.now() - Number(m.last_seen_ms)) / 1000).toFixed(0)} s ago` : '-';
+                return [m.fs, m.host, m.path, m.pid, r?.version ?? '-', r ? `${mib(r.staged_bytes)} (${r.staged_blocks} blocks)` : '-', r ? mib(r.upload_bytes_per_sec) : '-', r ? mib(r.s3_get_bytes_per_sec) : '-', r ? mib(r.s3_put_bytes_per_sec) : '-', seen];
+              }),
+            ),
+          );
+        }
+        const quotas = cluster.filesystems.flatMap((f): Array<{ fs: string; error: string } | { fs: string; q: FsQuota }> =>
+          f.quotas_error ? [{ fs: f.name, error: f.quotas_error }] : f.quotas.map((q) => ({ fs: f.name, q })),
         );
+        if (quotas.length > 0) {
+          const limit = (n: number, fmt: (n: number) => string) => (Number(n) ? fmt(n) : 'none');
+          out.push('Quotas');
+          out.push(
+            table(
+              ['filesystem', 'path', 'bytes used / max', 'inodes used / max'],
+              quotas.map((x) => ('error' in x ? [x.fs, `cannot read the quotas: ${x.error}`, '', ''] : [x.fs, x.q.path, `${mib(x.q.used_bytes)} / ${limit(x.q.max_bytes, mib)}`, `${x.q.used_inodes} / ${limit(x.q.max_inodes, String)}`])),
+            ),
+          );
+        }
         if (cluster.volumes.length) {
           out.push('Volumes');
           out.push(table(['name', 'id', 'status', 'size', 'segments', 'attached'], cluster.volumes.map((v) => [v.name, v.id, v.status, v.size, v.allocated_segments, v.opens.map((o) => `${o.host} (pid ${o.pid})`).join('\n')])));
         }
         const cacheNodes = cluster.cache_nodes ?? [];
         if (cacheNodes.length > 0) {
-          const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
           out.push('Cache nodes');
           out.push(
             table(

@@ -1,11 +1,14 @@
 // The MDS status page in a real headless browser (Debian's chromium): after its script ran,
-// the rendered page lists the filesystem and its mount; /status.json answers the same data.
+// the rendered page lists the filesystem, its mount with the mount's report (version, staged
+// backlog) and its quotas; /status.json and `tierfs status` answer the same data, and the
+// backlog a writeback mount reports grows while S3 is down and drains once it is back.
 // And `tierfs stats` on the same mount: the live counters move while files are written.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { TIERFS_VERSION } from '../../../common/version.js';
 import { adminRequest } from '../../../gateway/admin.js';
 import { cliPath } from '../../support/process.js';
 import { after, before, describe, test } from 'node:test';
@@ -21,7 +24,7 @@ describe('status page and live stats', () => {
 
   before(async () => {
     cluster = await startCluster('statuspage');
-    const m = await cluster.mount({ name: 'mnt' });
+    const m = await cluster.mount({ name: 'mnt', writeback: true });
     mountpoint = m.mountpoint;
     adminSocket = m.proc.info.adminSocket;
     url = `http://127.0.0.1:${(cluster.mds.info as unknown as { metricsPort: number }).metricsPort}/status`;
@@ -30,11 +33,37 @@ describe('status page and live stats', () => {
     await cluster?.close();
   });
 
-  test('status.json carries the filesystem and its mount', async () => {
-    await waitFor('the mount listed', async () => {
-      const s = (await (await fetch(`${url}.json`)).json()) as { filesystems: Array<{ name: string; mounts: Array<{ path: string }> }> };
-      return s.filesystems.some((f) => f.name === cluster.fsName && f.mounts.some((m) => m.path === mountpoint));
-    }, 30_000);
+  type Report = { version: string; staged_bytes: number; staged_blocks: number; upload_bytes_per_sec: number };
+  type Status = { filesystems: Array<{ name: string; quotas: Array<{ path: string; max_bytes: number; max_inodes: number; used_inodes: number }>; quotas_error: string; mounts: Array<{ path: string; last_seen_ms: number; report?: Report }> }> };
+  const status = async (): Promise<Status> => (await (await fetch(`${url}.json`)).json()) as Status;
+  const ourMount = (s: Status) => s.filesystems.find((f) => f.name === cluster.fsName)?.mounts.find((m) => m.path === mountpoint);
+  const tierfs = (...args: string[]) => execFileSync(process.execPath, [cliPath, ...args, '--mds', cluster.mds.info.address], { encoding: 'utf8' });
+
+  test('status.json carries the filesystem, its mount with the mount\'s report, and its quotas', async () => {
+    await waitFor('the mount listed with its report', async () => ourMount(await status())?.report?.version === TIERFS_VERSION, 30_000);
+    mkdirSync(join(mountpoint, 'q'));
+    writeFileSync(join(mountpoint, 'q', 'one'), 'x');
+    tierfs('quota', 'set', '--fs', cluster.fsName, '--path', '/q', '--bytes', '10MiB', '--inodes', '100');
+    await waitFor('the quota listed', async () => {
+      const fs = (await status()).filesystems.find((f) => f.name === cluster.fsName)!;
+      assert.equal(fs.quotas_error, '');
+      return fs.quotas.some((q) => q.path === '/q' && q.max_bytes === 10 * 2 ** 20 && q.max_inodes === 100 && q.used_inodes === 1);
+    }, 20_000);
+    const out = tierfs('status');
+    assert.match(out, new RegExp(`${mountpoint}.*${TIERFS_VERSION.replace(/\./g, '\\.')}`), 'tierfs status shows the mount with its version');
+    assert.match(out, /\/q .*0\.0 MiB \/ 10\.0 MiB.*1 \/ 100/, 'tierfs status shows the quota');
+  });
+
+  test('the backlog a writeback mount reports grows while S3 is down and drains after', async () => {
+    await cluster.s3.stop();
+    try {
+      writeFileSync(join(mountpoint, 'backlog'), Buffer.alloc(3 << 20, 7)); // staged at close (writeback), not uploaded
+      await waitFor('the staged backlog reported', async () => (ourMount(await status())?.report?.staged_bytes ?? 0) >= 3 << 20, 30_000);
+      assert.ok((ourMount(await status())!.report!.staged_blocks) >= 3, 'three 1 MiB blocks staged');
+    } finally {
+      await cluster.s3.restart();
+    }
+    await waitFor('the backlog drained', async () => ourMount(await status())?.report?.staged_bytes === 0, 60_000);
   });
 
   test('the page rendered by chromium shows the filesystem, its mount and the metaservers', { skip: chromium ? false : 'chromium is not installed (apt-get install -y chromium)' }, () => {
@@ -42,6 +71,8 @@ describe('status page and live stats', () => {
     assert.match(dom, /<h1>tierfs cluster<\/h1>/);
     assert.ok(dom.includes(`<td>${cluster.fsName}</td>`), 'the filesystem row');
     assert.ok(dom.includes(`<td>${mountpoint}</td>`), 'the mount row');
+    assert.match(dom, new RegExp(`<td>${mountpoint}</td><td>\\d+</td><td>${TIERFS_VERSION.replace(/\./g, '\\.')}</td><td>0\\.0 MiB</td><td>0</td>`), 'the mount row shows its version and an empty backlog');
+    assert.match(dom, /<td>\/q<\/td><td>10\.0 MiB<\/td><td>0\.0 MiB \(0 %\)<\/td><td>100<\/td><td>1 \(1 %\)<\/td>/, 'the quota row');
     assert.equal((dom.match(/class="ONLINE">ONLINE</g) ?? []).length, 3, 'three metaservers online');
     // (The page's 2 s refresh runs on chromium's virtual clock here, whose fetches do not
     // complete; the refresh source, /status.json, is checked above.)

@@ -1,0 +1,72 @@
+// The quotas of each filesystem for ClusterStatus and the status page. They live in the
+// metaservers (every quota record of a filesystem in the partition holding the root inode,
+// metaserver/quota.ts), so the leader asks that partition's copyset leader with one ListQuota,
+// and keeps the answer a second so a status page refreshing every 2 s costs one call per fs.
+import type * as grpc from '@grpc/grpc-js';
+import { CHANNEL_OPTIONS, clientCredentials, loadProto, unary } from '../common/grpc.js';
+import { check } from '../common/status.js';
+import type { ProtoGrpcType } from '../proto/gen/metaserver.js';
+import type { QuotaListResponse__Output } from '../proto/gen/tierfs/metaserver/QuotaListResponse.js';
+import type { FsQuota } from '../proto/gen/tierfs/mds/FsQuota.js';
+import { copysetKey, type MdsState } from './state.js';
+
+const FRESH_MS = 1000;
+const CALL_TIMEOUT_MS = 2000;
+
+export interface FsQuotas {
+  quotas: FsQuota[];
+  /** Why they could not be read ("" when they were). */
+  error: string;
+}
+
+export class StatusQuotas {
+  private readonly clients = new Map<string, grpc.Client>();
+  private readonly cached = new Map<number, { atMs: number; value: Promise<FsQuotas> }>();
+
+  constructor(private readonly state: MdsState) {}
+
+  private client(address: string): grpc.Client {
+    let c = this.clients.get(address);
+    if (!c) {
+      const Ctor = loadProto<ProtoGrpcType>('metaserver.proto').tierfs.metaserver.MetaServerService;
+      c = new Ctor(address, clientCredentials(), CHANNEL_OPTIONS);
+      this.clients.set(address, c);
+    }
+    return c;
+  }
+
+  of(fsId: number): Promise<FsQuotas> {
+    const hit = this.cached.get(fsId);
+    if (hit && Date.now() - hit.atMs < FRESH_MS) return hit.value;
+    const value = this.read(fsId).catch((err: unknown) => ({ quotas: [], error: err instanceof Error ? err.message : String(err) }));
+    this.cached.set(fsId, { atMs: Date.now(), value });
+    return value;
+  }
+
+  private async read(fsId: number): Promise<FsQuotas> {
+    const root = this.state.partitionsOf(fsId).find((p) => p.created && p.start <= 1 && 1 <= p.end);
+    if (!root) return { quotas: [], error: 'the partition of the root inode is not created yet' };
+    const key = copysetKey(root.poolId, root.copysetId);
+    const leader = this.state.copysetRuntime.get(key)?.leader ?? '';
+    const peers = this.state.copysets.get(key)?.peers ?? [];
+    const ref = { fs_id: fsId, pool_id: root.poolId, copyset_id: root.copysetId, partition_id: root.partitionId };
+    let hint = leader || peers[0] || '';
+    // One NOT_LEADER hint is followed: the MDS's view of the leader lags a heartbeat at most.
+    for (let attempt = 0; attempt < 2 && hint; attempt++) {
+      const res = await unary<object, QuotaListResponse__Output>(this.client(hint), 'ListQuota', { ref }, CALL_TIMEOUT_MS);
+      if (res.status?.code === 'NOT_LEADER' && res.status.leader_hint && attempt === 0) {
+        hint = res.status.leader_hint;
+        continue;
+      }
+      check(res.status, `ListQuota of fs ${fsId} at ${hint}`);
+      const quotas = res.quotas.map((q) => ({ ino: q.ino, path: q.path, max_bytes: q.max_bytes, max_inodes: q.max_inodes, used_bytes: q.used_bytes, used_inodes: q.used_inodes }));
+      return { quotas: quotas.sort((a, b) => a.path.localeCompare(b.path)), error: '' };
+    }
+    return { quotas: [], error: `copyset ${root.poolId}.${root.copysetId} has no known leader` };
+  }
+
+  close(): void {
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+}
