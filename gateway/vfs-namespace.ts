@@ -185,10 +185,11 @@ export class VfsNamespace {
     // name really points to.
     const known = table.dentries.stale(parent, name)?.ino;
     const releaseIno = known !== undefined && !table.open.isOpen(known) && !this.core.deletesOrphanData() ? known : undefined;
-    const after = await meta.unlink(parent, name, releaseIno !== undefined ? { releaseIno } : undefined);
+    const opts = releaseIno !== undefined ? { releaseIno } : undefined;
+    const { inode: after, parent: dir } = meta.unlinkWithParent ? await meta.unlinkWithParent(parent, name, opts) : { inode: await meta.unlink(parent, name, opts) };
     this.complete.removed(parent, name);
     table.dentries.delete(parent, name);
-    table.attrs.delete(parent);
+    this.core.changedDir(parent, dir);
     if (after.nlink === 0 && after.ino === releaseIno) {
       table.attrs.delete(after.ino);
       await this.core.data.invalidate(after.ino);
@@ -260,8 +261,8 @@ export class VfsNamespace {
     this.complete.addedUnverified(newParent, newName);
     table.dentries.delete(parent, name);
     table.dentries.delete(newParent, newName);
-    table.attrs.delete(parent);
-    table.attrs.delete(newParent);
+    this.core.changedDir(parent, result.parents?.find((p) => p.ino === parent));
+    this.core.changedDir(newParent, result.parents?.find((p) => p.ino === newParent));
     await table.refresh(ino);
     const replaced = result.replaced;
     if (replaced) {

@@ -93,7 +93,7 @@ export class TrashVfs extends QuotaVfs {
     this.bins.add(res.binDir);
     this.names.complete.removed(parent, name);
     table.dentries.delete(parent, name);
-    table.attrs.delete(parent);
+    this.core.changedDir(parent, res.parent);
     if (dir) this.names.complete.forget(res.inode.ino);
     table.remember(res.inode);
     return true;
