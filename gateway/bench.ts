@@ -24,6 +24,8 @@ export interface NamespaceBenchOptions {
   rmCount?: number;
   /** Recycle-bin days of the filesystems measured (default [1, 0]). */
   trashDays?: number[];
+  /** Which mounts: the default one (`sync`) and/or one with --async-unlink (`async`); default both. */
+  modes?: Array<'sync' | 'async'>;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -122,7 +124,9 @@ export async function runNamespaceBench(opts: NamespaceBenchOptions = {}): Promi
         '--cache-dir', join(root, 'cache-async'), '--cluster-key-file', join(data, 'cluster.key'), '--async-unlink'], { env, stdio: 'ignore' });
       process.env.TIERFS_RUN_DIR = env.TIERFS_RUN_DIR; // readMountRecord looks there
       await until('the --async-unlink mount', () => isMountedAt(asyncMnt) && readMountRecord(asyncMnt) !== null);
+      const modes = opts.modes ?? ['sync', 'async'];
       for (const [m, asyncUnlink] of [[mnt, false], [asyncMnt, true]] as const) {
+        if (!modes.includes(asyncUnlink ? 'async' : 'sync')) continue;
         const socket = readMountRecord(m)?.adminSocket;
         if (!socket) throw new Error(`no admin socket for ${m}`);
         const load = loadavg().map((x) => round(x, 1));

@@ -8,6 +8,7 @@ interface SuiteOptions {
   concurrency?: string;
   rmCount?: string;
   trashDays?: string;
+  modes?: string;
 }
 
 // Loaded on use, so one suite's dependencies never slow down (or break) another.
@@ -24,6 +25,7 @@ const suites: Record<string, (opts: SuiteOptions) => Promise<void>> = {
     count: opts.count ? Number(opts.count) : undefined,
     rmCount: opts.rmCount ? Number(opts.rmCount) : undefined,
     trashDays: opts.trashDays ? opts.trashDays.split(',').map(Number) : undefined,
+    modes: opts.modes ? (opts.modes.split(',') as Array<'sync' | 'async'>) : undefined,
   }),
   cachegroup: async (opts) => (await import('../../cachenode/bench.js')).runCachegroupBench({ sizeMiB: opts.sizeMib ? Number(opts.sizeMib) : undefined }),
 };
@@ -36,6 +38,7 @@ export function register(program: Command): void {
     .option('--size-mib <MiB>', 'data size for the s3adaptor and cachegroup suites (default 1024)')
     .option('--count <n>', 'entries per case for the metaserver suite (default 10000) and the namespace suite (default 2000)')
     .option('--rm-count <n>', 'files of the namespace suite\'s rm -rf (default 10000)')
+    .option('--modes <list>', 'mounts of the namespace suite: sync (the default mount), async (--async-unlink); default both')
     .option('--trash-days <list>', 'recycle-bin days of the namespace suite\'s filesystems (default 1,0)')
     .option('--concurrency <list>', 'concurrencies for the metaserver suite (default 1,64)')
     .action(
@@ -56,6 +59,10 @@ export function register(program: Command): void {
         }
         if (opts.trashDays !== undefined && !opts.trashDays.split(',').every((x) => x !== '' && Number(x) >= 0)) {
           process.stderr.write(`tierfs: --trash-days ${opts.trashDays}: must be numbers >= 0, comma-separated\n`);
+          process.exit(2);
+        }
+        if (opts.modes !== undefined && !opts.modes.split(',').every((m) => m === 'sync' || m === 'async')) {
+          process.stderr.write(`tierfs: --modes ${opts.modes}: must be sync and/or async, comma-separated\n`);
           process.exit(2);
         }
         if (opts.concurrency !== undefined && !opts.concurrency.split(',').every((x) => Number.isInteger(Number(x)) && Number(x) >= 1)) {
