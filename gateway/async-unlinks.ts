@@ -15,8 +15,9 @@
 //   - a write that fails anyway (no metaserver within --meta-timeout) is logged and counted
 //     (`asyncUnlinks.failed` in `tierfs stats`); the name then stays.
 // Order is kept where it shows: anything naming a pending (parent, name) — lookup, create,
-// mkdir, link, rename — waits for it; a listing, getattr or fsyncdir of a directory waits
-// for its pending unlinks; an rmdir waits for all (its emptiness is checked at apply), so
+// mkdir, link, rename — waits for it; a listing or fsyncdir of a directory waits for its
+// pending unlinks (a getattr does not: the kernel asks for the directory's attributes before
+// every unlink in it, and may see its times a moment old); an rmdir waits for all (its emptiness is checked at apply), so
 // `rm -rf` returns only once every unlink in it is committed.
 import type { FuseFilesystem, RequestContext } from '../fuse/types.js';
 import type { Logger } from '../common/log.js';
@@ -164,7 +165,6 @@ export class AsyncUnlinks {
       rmdir: () => self.drain(),
       opendir: ([, ino]) => self.waitDir(ino as number),
       readdir: ([, ino]) => self.waitDir(ino as number),
-      getattr: ([, ino]) => self.waitDir(ino as number),
       fsyncdir: ([, ino]) => self.waitDir(ino as number),
     };
     return new Proxy(fs, {

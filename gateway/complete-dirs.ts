@@ -84,12 +84,23 @@ export class CompleteDirs {
     if (!d) return;
     d.names.add(name);
     if (d.names.size > this.maxNames) return this.forget(dir);
+    this.ours(dir, d, after, since, 1);
+  }
+
+  /**
+   * The last `steps` versions up to `after`'s are this mount's change, made by a request sent
+   * at `since`; without `after` (a reply that does not carry the directory) the chain stays open.
+   */
+  private ours(dir: number, d: KnownDir, after: InodeAttr | undefined, since: number, steps: number): void {
     const w = after?.entriesVersion;
-    if (w === undefined || w <= d.base) return;
-    d.ours.add(w);
+    if (w === undefined) {
+      d.ours.add(Number.MAX_SAFE_INTEGER); // an unknown version of ours: the chain stays open
+      return;
+    }
+    for (let v = w - steps + 1; v <= w; v++) if (v > d.base) d.ours.add(v);
     while (d.ours.delete(d.base + 1)) d.base++;
-    // Every change up to this create's own is accounted for: the names were exact when it
-    // was applied, which is after `since`.
+    // Every change up to this one is accounted for: the names were exact when it was applied,
+    // which is after `since`.
     if (w <= d.base) d.freshUntil = Math.max(d.freshUntil, since + this.opts.freshMs);
     else if (d.ours.size > MAX_WAITING) this.forget(dir);
   }
@@ -99,20 +110,30 @@ export class CompleteDirs {
     if (!this.dirs.get(dir)?.names.has(name)) this.forget(dir);
   }
 
-  /** This mount removed or renamed away `name`; the reply carries no version, so the chain waits. */
-  removed(dir: number, name: string): void {
+  /** This mount removed or renamed away `name`; `after` as in created (absent: the chain waits). */
+  removed(dir: number, name: string, after?: InodeAttr, since = 0): void {
     const d = this.dirs.get(dir);
     if (!d) return;
     d.names.delete(name);
-    d.ours.add(Number.MAX_SAFE_INTEGER); // an unknown version of ours: the chain stays open
+    this.ours(dir, d, after, since, 1);
   }
 
-  /** This mount added `name` (link, rename) without learning the version. */
-  addedUnverified(dir: number, name: string): void {
+  /** This mount added `name` (link, rename); `after` as in created (absent: the chain waits). */
+  addedUnverified(dir: number, name: string, after?: InodeAttr, since = 0): void {
     const d = this.dirs.get(dir);
     if (!d) return;
     d.names.add(name);
-    d.ours.add(Number.MAX_SAFE_INTEGER);
+    if (d.names.size > this.maxNames) return this.forget(dir);
+    this.ours(dir, d, after, since, 1);
+  }
+
+  /** A rename within `dir` (two name changes, so two versions); `after` as in created. */
+  renamedWithin(dir: number, from: string, to: string, after: InodeAttr | undefined, since: number): void {
+    const d = this.dirs.get(dir);
+    if (!d) return;
+    d.names.delete(from);
+    d.names.add(to);
+    this.ours(dir, d, after, since, 2);
   }
 
   forget(dir: number): void {

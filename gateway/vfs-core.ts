@@ -145,6 +145,16 @@ export class VfsCore {
     return { attr, entryTimeoutMs: this.entryTimeoutMs, attrTimeoutMs: exact ? this.attrTimeoutMs : 0 };
   }
 
+  /**
+   * A directory whose names this mount just changed: its attributes as the metaserver sent
+   * them after the change, else dropped. The kernel asks for them before its next permission
+   * check in the directory, so an answer from here saves a round trip per unlink or rename.
+   */
+  changedDir(ino: number, after: Inode | undefined): void {
+    if (after && after.ino === ino) this.table.remember(after);
+    else this.table.attrs.delete(ino);
+  }
+
   /** Tells the kernel to drop cached attributes (and pages, when `pages`) of an inode. */
   async invalidateKernel(ino: number, pages: boolean): Promise<void> {
     if (!this.notifier) return;

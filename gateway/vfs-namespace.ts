@@ -185,10 +185,12 @@ export class VfsNamespace {
     // name really points to.
     const known = table.dentries.stale(parent, name)?.ino;
     const releaseIno = known !== undefined && !table.open.isOpen(known) && !this.core.deletesOrphanData() ? known : undefined;
-    const after = await meta.unlink(parent, name, releaseIno !== undefined ? { releaseIno } : undefined);
-    this.complete.removed(parent, name);
+    const opts = releaseIno !== undefined ? { releaseIno } : undefined;
+    const since = Date.now();
+    const { inode: after, parent: dir } = meta.unlinkWithParent ? await meta.unlinkWithParent(parent, name, opts) : { inode: await meta.unlink(parent, name, opts) };
+    this.complete.removed(parent, name, dir, since);
     table.dentries.delete(parent, name);
-    table.attrs.delete(parent);
+    this.core.changedDir(parent, dir);
     if (after.nlink === 0 && after.ino === releaseIno) {
       table.attrs.delete(after.ino);
       await this.core.data.invalidate(after.ino);
@@ -254,14 +256,21 @@ export class VfsNamespace {
       if (exists) throw posix(E.EEXIST, `${newName} exists (RENAME_NOREPLACE)`);
     }
     // The metaserver checks the source name itself and says which inode moved: no lookup first.
+    const since = Date.now();
     const result = await meta.rename(parent, name, newParent, newName);
     const ino = result.ino ?? (await meta.lookup(newParent, newName)).ino;
-    this.complete.removed(parent, name);
-    this.complete.addedUnverified(newParent, newName);
+    // The destination's entry is the later one (the same directory twice within one).
+    const srcAfter = result.parents?.[0]?.ino === parent ? result.parents[0] : undefined;
+    const dstAfter = result.parents?.[1]?.ino === newParent ? result.parents[1] : undefined;
+    if (parent === newParent) this.complete.renamedWithin(parent, name, newName, dstAfter, since);
+    else {
+      this.complete.removed(parent, name, srcAfter, since);
+      this.complete.addedUnverified(newParent, newName, dstAfter, since);
+    }
     table.dentries.delete(parent, name);
     table.dentries.delete(newParent, newName);
-    table.attrs.delete(parent);
-    table.attrs.delete(newParent);
+    this.core.changedDir(parent, parent === newParent ? dstAfter : srcAfter);
+    this.core.changedDir(newParent, dstAfter);
     await table.refresh(ino);
     const replaced = result.replaced;
     if (replaced) {

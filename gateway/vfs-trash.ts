@@ -84,6 +84,7 @@ export class TrashVfs extends QuotaVfs {
     const { meta, table } = this.core;
     if (!meta.removeToTrash || this.quota.active) return false;
     let res;
+    const since = Date.now();
     try {
       res = await meta.removeToTrash(parent, name, dir);
     } catch (err) {
@@ -91,9 +92,9 @@ export class TrashVfs extends QuotaVfs {
       throw err;
     }
     this.bins.add(res.binDir);
-    this.names.complete.removed(parent, name);
+    this.names.complete.removed(parent, name, res.parent, since);
     table.dentries.delete(parent, name);
-    table.attrs.delete(parent);
+    this.core.changedDir(parent, res.parent);
     if (dir) this.names.complete.forget(res.inode.ino);
     table.remember(res.inode);
     return true;

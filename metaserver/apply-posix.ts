@@ -62,15 +62,16 @@ export async function removeNode(ctx: ApplyContext, op: Op<'removeNode'>): Promi
   dropDentryCount(ctx, op.pid);
   await ctx.touchParent(op.pid, op.parent, op.now, dir ? -1 : 0);
   const dentry: DentryRecord = { ino: d.ino, type: d.type };
-  if (ipid === undefined) return { code: StatusCode.OK, dentry };
+  const parentInode = await ctx.inode(op.pid, op.parent);
+  if (ipid === undefined) return { code: StatusCode.OK, dentry, parentInode };
   const before = await ctx.maybeInode(ipid, d.ino);
-  if (!before) return { code: StatusCode.OK, dentry }; // a name left pointing nowhere: removing it is all there is
+  if (!before) return { code: StatusCode.OK, dentry, parentInode }; // a name left pointing nowhere: removing it is all there is
   if (dir) {
     await removeInode(ctx, ipid, before);
-    return { code: StatusCode.OK, dentry, inode: { ...before, nlink: 0, parents: [] } };
+    return { code: StatusCode.OK, dentry, inode: { ...before, nlink: 0, parents: [] }, parentInode };
   }
   const after = dropLink(ctx, ipid, before, op.parent, op.now, op.releaseIno === d.ino);
-  return { code: StatusCode.OK, dentry, inode: after, released: after.nlink === 0 && op.releaseIno === d.ino };
+  return { code: StatusCode.OK, dentry, inode: after, released: after.nlink === 0 && op.releaseIno === d.ino, parentInode };
 }
 
 export async function linkNode(ctx: ApplyContext, op: Op<'linkNode'>): Promise<OpResult> {
@@ -172,6 +173,8 @@ export async function renameNode(ctx: ApplyContext, op: Op<'renameNode'>): Promi
       ino: src.ino, type: src.type, movedDone,
       replacedIno: dst?.ino ?? 0, replacedType: dst?.type ?? 0, replacedNlink, replacedDone,
     },
+    parentInode: await ctx.inode(sp, op.srcParent),
+    dstParentInode: await ctx.inode(dp, op.dstParent),
   };
 }
 

@@ -39,16 +39,16 @@ export async function trashNode(ctx: ApplyContext, op: Op<'trashNode'>): Promise
   if (dir && !(await ctx.isEmptyDir(ipid, d.ino))) throw new TierfsError(StatusCode.NOT_EMPTY, `${JSON.stringify(op.name)} is not empty`);
   const { entry, truncated } = trashEntryName(op.now, op.parent, d.ino, op.name);
   if (await ctx.dentry(op.trashPid, op.trashDir, entry)) throw new TierfsError(StatusCode.EXISTS, `recycle bin entry ${entry} exists`);
-  await renameNode(ctx, {
+  const moved = await renameNode(ctx, {
     op: 'renameNode', pid: op.pid, dstPid: op.trashPid, srcParent: op.parent, srcName: op.name,
     dstParent: op.trashDir, dstName: entry, ancestryChecked: true, releaseIno: 0, now: op.now,
   });
   let after = await ctx.inode(ipid, d.ino);
   if (truncated) {
     // The whole name, for `tierfs trash list` and restore (the entry name had to cut it).
-    const moved = { ...after, xattrs: { ...after.xattrs, [TRASH_NAME_XATTR]: Buffer.from(op.name).toString('base64') } };
-    ctx.putInode(ipid, moved, after);
-    after = moved;
+    const named = { ...after, xattrs: { ...after.xattrs, [TRASH_NAME_XATTR]: Buffer.from(op.name).toString('base64') } };
+    ctx.putInode(ipid, named, after);
+    after = named;
   }
-  return { code: StatusCode.OK, inode: after, trashEntry: entry };
+  return { code: StatusCode.OK, inode: after, trashEntry: entry, ...(moved.parentInode ? { parentInode: moved.parentInode } : {}) };
 }

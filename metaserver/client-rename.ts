@@ -9,7 +9,7 @@ import type { RemoteMetaClient } from './client.js';
 import { checkName, isElsewhere } from './client.js';
 import type { PartitionRoute } from './partition-router.js';
 import type * as M from './client-types.js';
-import { txToMsg } from './convert.js';
+import { msgToInode, txToMsg } from './convert.js';
 import type { RenameTxRecord } from './records.js';
 import { ROOT_INO, S_IFDIR, S_IFMT, type ReleaseOptions, type RenameResult } from './meta-client.js';
 
@@ -72,12 +72,14 @@ async function renameInCopyset(
     }
   }
   const ino = Number(res.ino);
+  const parents = [res.src_parent_inode, res.dst_parent_inode].filter((p) => p !== null && p !== undefined).map((p) => msgToInode(p));
+  const dirs = parents.length > 0 ? { parents } : {};
   if (!res.moved_done) {
     if (srcParent !== dstParent) await c.updateInode(ino, { remove_parent: srcParent, add_parent: dstParent, touch_ctime: true });
     else await c.updateInode(ino, { touch_ctime: true });
   }
   const replacedIno = Number(res.replaced_ino);
-  if (!replacedIno) return { ino };
+  if (!replacedIno) return { ino, ...dirs };
   let nlink = res.replaced_nlink;
   let released = res.replaced_done && nlink === 0 && opts.releaseIno === replacedIno && !isDir(res.replaced_type);
   if (!res.replaced_done) {
@@ -88,7 +90,7 @@ async function renameInCopyset(
       released = true;
     }
   }
-  return { ino, replaced: { ino: replacedIno, nlink, type: res.replaced_type }, ...(released ? { released } : {}) };
+  return { ino, ...dirs, replaced: { ino: replacedIno, nlink, type: res.replaced_type }, ...(released ? { released } : {}) };
 }
 
 async function renameOnce(c: RemoteMetaClient, srcParent: number, srcName: string, dstParent: number, dstName: string): Promise<RenameResult> {

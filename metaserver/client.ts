@@ -254,15 +254,20 @@ export class RemoteMetaClient implements MetaClient {
    * An inode elsewhere gets its nlink - 1 in a second call, after the name is gone.
    */
   async unlink(parent: number, name: string, opts: ReleaseOptions = {}): Promise<Inode> {
+    return (await this.unlinkWithParent(parent, name, opts)).inode;
+  }
+
+  async unlinkWithParent(parent: number, name: string, opts: ReleaseOptions = {}): Promise<{ inode: Inode; parent?: Inode }> {
     const pr = await this.router.route(parent);
     const res = await this.retryConflicts(() =>
       this.call<M.RemoveNodeResponse>(pr, 'RemoveNode', { parent, name, dir: false, release_ino: opts.releaseIno ?? 0 }, true),
     );
-    if (res.inode) return msgToInode(res.inode);
+    const dir = res.parent_inode ? { parent: msgToInode(res.parent_inode) } : {};
+    if (res.inode) return { inode: msgToInode(res.inode), ...dir };
     const ino = Number(res.dentry!.ino);
     const after = await this.updateInode(ino, { nlink_delta: -1, remove_parent: parent, touch_ctime: true });
     if (after.nlink === 0 && opts.releaseIno === ino) await this.releaseOrphan(ino);
-    return after;
+    return { inode: after, ...dir };
   }
 
   /** One entry (RemoveNode, emptiness checked at apply) when the directory's inode lives in the parent's copyset. */

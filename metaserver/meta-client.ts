@@ -99,6 +99,8 @@ export interface SetAttrChanges {
 export interface RenameResult {
   /** The inode the name moved (absent from clients that do not say). */
   ino?: number;
+  /** The source and destination directories after the change, when the metaserver sends them. */
+  parents?: Inode[];
   /** The inode the destination name pointed to before, if it was replaced, with its nlink after. */
   replaced?: { ino: number; nlink: number; type: number };
   /** The replaced inode went to the trash (opts.releaseIno named it and its nlink reached 0). */
@@ -112,6 +114,8 @@ export interface TrashRemoval {
   /** Its entry name in the bin, and the bin directory holding it; null when only a link was dropped. */
   entry: string | null;
   binDir: number;
+  /** The directory it left, after (its times). */
+  parent?: Inode;
 }
 
 export interface FsUsage {
@@ -166,6 +170,8 @@ export interface MetaClient {
   link(ino: number, parent: number, name: string): Promise<Inode>;
   /** Removes a non-directory's dentry and decrements nlink; returns the inode after (nlink may be 0). IS_DIR for a directory. */
   unlink(parent: number, name: string, opts?: ReleaseOptions): Promise<Inode>;
+  /** unlink, also answering the directory after when the metaserver sends it (optional). */
+  unlinkWithParent?(parent: number, name: string, opts?: ReleaseOptions): Promise<{ inode: Inode; parent?: Inode }>;
   /** Removes an empty directory (NOT_EMPTY, NOT_DIR). */
   rmdir(parent: number, name: string): Promise<void>;
   /**

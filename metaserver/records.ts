@@ -189,8 +189,10 @@ export interface OpResult {
   message?: string;
   inode?: InodeRecord;
   dentry?: { ino: number; type: number };
-  /** The parent directory after a createNode (its times and nlink changed). */
+  /** The parent directory after a createNode, removeNode, renameNode or trashNode (its times and nlink changed). */
   parentInode?: InodeRecord;
+  /** renameNode: the destination directory after. */
+  dstParentInode?: InodeRecord;
   committed?: boolean;
   /** renameNode: the inodes it moved and replaced, and whether this entry fixed them up too. */
   renamed?: {

@@ -257,6 +257,7 @@ export function metaServerService(copysets: CopysetNodeManager, registry?: Regis
           dentry: { parent: req.parent, name: req.name, ino: res.dentry?.ino ?? 0, type: res.dentry?.type ?? 0 },
           ...(res.inode ? { inode: inodeToMsg(res.inode) } : {}),
           released: res.released ?? false,
+          ...(res.parentInode ? { parent_inode: inodeToMsg(res.parentInode) } : {}),
         };
       }),
     ),
@@ -282,6 +283,8 @@ export function metaServerService(copysets: CopysetNodeManager, registry?: Regis
         return {
           ino: r.ino, type: r.type, moved_done: r.movedDone,
           replaced_ino: r.replacedIno, replaced_type: r.replacedType, replaced_nlink: r.replacedNlink, replaced_done: r.replacedDone,
+          ...(res.parentInode ? { src_parent_inode: inodeToMsg(res.parentInode) } : {}),
+          ...(res.dstParentInode ? { dst_parent_inode: inodeToMsg(res.dstParentInode) } : {}),
         };
       }),
     ),
@@ -292,7 +295,7 @@ export function metaServerService(copysets: CopysetNodeManager, registry?: Regis
           op: 'trashNode', pid: pidOf(req.ref), trashPid: req.trash_partition_id, rid: ridFromMsg(req.rid),
           parent: req.parent, name: req.name, dir: req.dir, trashDir: req.trash_dir, now: now(),
         }));
-        return { inode: inodeToMsg(res.inode!), entry: res.trashEntry ?? '' };
+        return { inode: inodeToMsg(res.inode!), entry: res.trashEntry ?? '', ...(res.parentInode ? { parent_inode: inodeToMsg(res.parentInode) } : {}) };
       }),
     ),
     ExchangeNodes: handler((req: M.ExchangeNodesRequest) =>

@@ -75,7 +75,7 @@ export async function removeToTrash(c: RemoteMetaClient, shards: TrashShards, pa
     const res = await c.retryConflicts(() => c.call<M.TrashNodeResponse>(pr, 'TrashNode', {
       parent, name, dir, trash_partition_id: shard.route.partitionId, trash_dir: shard.ino,
     }, true));
-    return { inode: msgToInode(res.inode!), entry: res.entry || null, binDir: shard.ino };
+    return { inode: msgToInode(res.inode!), entry: res.entry || null, binDir: shard.ino, ...(res.parent_inode ? { parent: msgToInode(res.parent_inode) } : {}) };
   } catch (err) {
     // The shard may have been removed: found again next time.
     if (isElsewhere(err)) shards.forget(pr);

@@ -52,6 +52,24 @@ async function mountWithDir(gatewayCacheMs: number): Promise<{ meta: MemoryMetaC
   return { meta, vfs, dir };
 }
 
+test('removals and renames whose replies carry the directory keep the chain closed (a rename within one directory is two versions)', () => {
+  const c = new CompleteDirs({ freshMs: 100 });
+  c.listed(7, 0, ['a', 'b', 'c'], 0);
+  c.removed(7, 'a', dirAt(7, 1), 10);
+  c.renamedWithin(7, 'b', 'b2', dirAt(7, 3), 20);
+  assert.equal(c.absent(7, 'b', 115), true, 'renewed from the rename: fresh until 120');
+  assert.equal(c.absent(7, 'b2', 115), false);
+  // Across directories each side is one version.
+  c.listed(8, 5, [], 0);
+  c.removed(7, 'c', dirAt(7, 4), 30);
+  c.addedUnverified(8, 'c', dirAt(8, 6), 30);
+  assert.equal(c.absent(8, 'x', 125), true);
+  assert.equal(c.absent(7, 'c', 125), true);
+  // A removal whose reply skipped a version (another mount's change) leaves the gap open.
+  c.removed(7, 'b2', dirAt(7, 6), 40);
+  assert.equal(c.absent(7, 'z', 135), false, 'not renewed past the last closed change at 30');
+});
+
 test('creating files in a directory the mount made: the negative lookups cost no metaserver call', async () => {
   const { meta, vfs, dir } = await mountWithDir(60_000);
   for (let i = 0; i < 200; i++) {

@@ -1,15 +1,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { RemoteMetaClient } from '../../metaserver/client.js';
-import { S_IFDIR, S_IFLNK, S_IFREG } from '../../metaserver/meta-client.js';
-import { TierfsError } from '../../common/status.js';
-import { startSoloMetaServer, type SoloMetaServer } from './fixture.js';
+import { S_IFLNK, S_IFREG } from '../../metaserver/meta-client.js';
+import { dirOpts, fileOpts, hasCode, startSoloMetaServer, type SoloMetaServer } from './fixture.js';
 
 let ms: SoloMetaServer;
 let c: RemoteMetaClient;
-const file = { mode: S_IFREG | 0o644, uid: 1, gid: 1, exclusive: true };
-const dir = { mode: S_IFDIR | 0o755, uid: 1, gid: 1, exclusive: true };
-const code = (c: string) => (err: unknown) => err instanceof TierfsError && err.code === c;
+const file = fileOpts;
+const dir = dirOpts;
+const code = hasCode;
 
 before(async () => {
   ms = await startSoloMetaServer();
@@ -181,11 +180,20 @@ test('in one copyset every POSIX operation is one Raft entry, with no reads befo
   assert.equal((await c.getInode(f)).nlink, 2);
   assert.equal(await count(() => c.rename(sub, 'f', top.ino, 'moved')), 1, 'rename across directories');
   assert.deepEqual((await c.getInode(f)).parents.sort(), [top.ino, top.ino]);
-  assert.equal(await count(async () => assert.equal((await c.unlink(top.ino, 'f2')).nlink, 1)), 1, 'unlink');
+  const topBefore = await c.getInode(top.ino);
+  let unlinked: Awaited<ReturnType<typeof c.unlinkWithParent>> | null = null;
+  assert.equal(await count(async () => (unlinked = await c.unlinkWithParent(top.ino, 'f2'))), 1, 'unlink');
+  assert.equal(unlinked!.inode.nlink, 1);
+  // The directory after comes with the answer (the mount answers the kernel's next getattr of it).
+  assert.equal(unlinked!.parent?.ino, top.ino);
+  assert.equal(unlinked!.parent?.entriesVersion, (topBefore.entriesVersion ?? 0) + 1);
   const other = await c.createNode(top.ino, 'other', file);
   let res: Awaited<ReturnType<typeof c.rename>> = {};
   assert.equal(await count(async () => (res = await c.rename(top.ino, 'other', top.ino, 'moved', { releaseIno: f }))), 1, 'rename over a file');
-  assert.deepEqual(res, { ino: other.ino, replaced: { ino: f, nlink: 0, type: S_IFREG }, released: true });
+  const { parents, ...rest } = res;
+  assert.deepEqual(rest, { ino: other.ino, replaced: { ino: f, nlink: 0, type: S_IFREG }, released: true });
+  assert.deepEqual(parents?.map((p) => p.ino), [top.ino, top.ino]);
+  assert.deepEqual(parents?.[1], await c.getInode(top.ino));
   assert.equal(await count(() => c.unlink(top.ino, 'moved', { releaseIno: other.ino })), 1, 'unlink with release');
   assert.equal(await count(() => c.rmdir(top.ino, 'sub')), 1, 'rmdir');
   await assert.rejects(c.getInode(sub), code('NOT_FOUND'));

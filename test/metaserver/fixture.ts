@@ -12,7 +12,14 @@ import { SoloRaftHost } from './solo-raft.js';
 import { renameResolver } from '../../metaserver/rename-resolver.js';
 import { silentLogger } from '../../common/log.js';
 import { tempDir } from '../support/tmp.js';
+import { TierfsError } from '../../common/status.js';
+import { S_IFDIR, S_IFREG } from '../../metaserver/meta-client.js';
 import { freePort } from '../support/ports.js';
+
+/** Options of a file and a directory made by the tests, and a matcher of a TierfsError code. */
+export const fileOpts = { mode: S_IFREG | 0o644, uid: 1, gid: 1, exclusive: true };
+export const dirOpts = { mode: S_IFDIR | 0o755, uid: 1, gid: 1, exclusive: true };
+export const hasCode = (c: string) => (err: unknown) => err instanceof TierfsError && err.code === c;
 
 export interface SoloMetaServer {
   address: string;

@@ -3,16 +3,15 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { RemoteMetaClient } from '../../metaserver/client.js';
-import { MAX_NAME_BYTES, ROOT_INO, S_IFDIR, S_IFREG } from '../../metaserver/meta-client.js';
-import { TierfsError } from '../../common/status.js';
+import { MAX_NAME_BYTES, ROOT_INO } from '../../metaserver/meta-client.js';
 import { TRASH_NAME, listTrash, pathOfDir, trashShardName } from '../../metaserver/trash-bin.js';
-import { startSoloMetaServer, type SoloMetaServer } from './fixture.js';
+import { dirOpts, fileOpts, hasCode, startSoloMetaServer, type SoloMetaServer } from './fixture.js';
 
 let ms: SoloMetaServer;
 let c: RemoteMetaClient;
-const file = { mode: S_IFREG | 0o644, uid: 1, gid: 1, exclusive: true };
-const dir = { mode: S_IFDIR | 0o755, uid: 1, gid: 1, exclusive: true };
-const code = (c: string) => (err: unknown) => err instanceof TierfsError && err.code === c;
+const file = fileOpts;
+const dir = dirOpts;
+const code = hasCode;
 
 before(async () => {
   ms = await startSoloMetaServer();
