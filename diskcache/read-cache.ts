@@ -6,9 +6,12 @@ import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { FdPool } from './fd-pool.js';
-import { readExact, readFullyInto, unlinkQuiet, writeFileSynced } from './files.js';
+import { readExact, readFullyInto, readFullyIntoSync, unlinkQuiet, writeFileSynced } from './files.js';
 import { invariant } from './limits.js';
 import { TEMP_PREFIX } from './staging.js';
+
+/** Reads up to this size are a pread on the event loop's thread (files.ts readFullyIntoSync). */
+const SYNC_READ_MAX = 64 * 1024;
 
 export class ReadCache {
   private readonly lru = new LRUCache<string, number>({ maxSize: Number.MAX_SAFE_INTEGER, sizeCalculation: (size) => Math.max(1, size) });
@@ -92,7 +95,9 @@ export class ReadCache {
       return false;
     }
     try {
-      await this.fds.use(key, this.path, (fh) => readFullyInto(fh, target, at, len, offset));
+      await this.fds.use(key, this.path, async (fh) =>
+        len <= SYNC_READ_MAX ? readFullyIntoSync(fh, target, at, len, offset) : readFullyInto(fh, target, at, len, offset),
+      );
       this.hit();
       return true;
     } catch (err) {

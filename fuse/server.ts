@@ -23,6 +23,7 @@ import {
   writeU64,
 } from './codec.js';
 import { WriteResult, type FuseDevice } from './device.js';
+import { ReplyPool } from './reply-pool.js';
 import type {
   ConnInfo,
   EntryOut,
@@ -44,6 +45,7 @@ const TIME_GRAN_NS = 1000;
 /** The request context handed to the filesystem. The AbortController is made only if asked for. */
 class Context implements RequestContext {
   private ac: AbortController | undefined;
+  private listeners: Array<() => void> | undefined;
   interrupted = false;
   constructor(
     readonly unique: bigint,
@@ -59,10 +61,24 @@ class Context implements RequestContext {
     }
     return this.ac.signal;
   }
+  onInterrupt(fn: () => void): () => void {
+    if (this.interrupted) {
+      fn();
+      return () => {};
+    }
+    (this.listeners ??= []).push(fn);
+    return () => {
+      const i = this.listeners?.indexOf(fn) ?? -1;
+      if (i >= 0) this.listeners!.splice(i, 1);
+    };
+  }
   interrupt(): void {
     if (this.interrupted) return;
     this.interrupted = true;
     this.ac?.abort(interruptError());
+    const ls = this.listeners;
+    this.listeners = undefined;
+    if (ls) for (const fn of ls) fn();
   }
 }
 
@@ -85,6 +101,8 @@ export function errnoOf(err: unknown): number {
 interface Reply {
   data: Buffer;
   entries?: number[];
+  /** The ReplyPool buffer `data` is a view of: back to the pool once written. */
+  pooled?: Buffer;
 }
 
 class ProtocolError extends Error {}
@@ -102,6 +120,7 @@ export class FuseServer implements FuseNotifier {
   /** Buffers not given back because maxInFlight was reached. */
   private readonly deferredSlots: number[] = [];
   private readonly maxInFlightBound: number;
+  private readonly replies = new ReplyPool(32 * MIB, 64);
   private initResolve!: (c: ConnInfo) => void;
   private initReject!: (e: Error) => void;
   readonly initialized: Promise<ConnInfo>;
@@ -239,6 +258,7 @@ export class FuseServer implements FuseNotifier {
       this.log.error({ err, op: abi.OPCODE_NAMES[ctx.opcode], len: data.length }, 'fuse: the kernel refused a reply');
       return;
     }
+    if (reply?.pooled) this.replies.give(reply.pooled); // written (or refused): the kernel holds no view of it
     // Count references only for replies the kernel took: it cannot forget what it never got.
     if (r === WriteResult.OK && errno === 0 && reply?.entries) for (const ino of reply.entries) this.countLookup(ino);
     if (ctx.opcode === Opcode.INIT) {
@@ -460,12 +480,13 @@ export class FuseServer implements FuseNotifier {
         const size = buf.readUInt32LE(56);
         assert(size <= this.maxReplyBody(), `READ of ${size} bytes beyond max_pages`);
         if (!fs.read) throw enosys();
-        // One buffer for header and data: the filesystem reads straight into the reply.
-        const data = allocReply(u, size);
+        // One buffer for header and data: the filesystem reads straight into the reply. On an
+        // error the buffer is dropped, not pooled: an interrupted read may still fill it.
+        const data = this.replies.take(abi.OUT_HEADER_SIZE + size);
         const n = await fs.read(ctx, ino, fh, offset, data.subarray(16, 16 + size));
         assert(Number.isInteger(n) && n >= 0 && n <= size, `read returned ${n} for a ${size}-byte request`);
-        data.writeUInt32LE(16 + n, 0);
-        return { data: n === size ? data : data.subarray(0, 16 + n) };
+        writeOutHeader(data, abi.OUT_HEADER_SIZE + n, 0, u);
+        return { data: n === size ? data : data.subarray(0, 16 + n), pooled: data };
       }
       case Opcode.WRITE: {
         const fh = readU64(buf, 40);

@@ -18,6 +18,12 @@ export interface RequestContext {
   pid: number;
   /** Aborted when the kernel sends INTERRUPT for this request (the caller got a signal). */
   signal: AbortSignal;
+  /**
+   * Calls `fn` once when the kernel interrupts the request (at once if it was); returns a
+   * function that cancels the call. The same event as `signal`, for hot paths: an
+   * AbortController and its listener cost ~6 us of CPU, a READ from cache about as much again.
+   */
+  onInterrupt?(fn: () => void): () => void;
 }
 
 /**

@@ -33,7 +33,24 @@ function checkFileRange(offset: number, length: number, what: string): void {
  * nobody reads any more. A write's data is the server's request buffer and must not be given
  * back while the data path may still copy it.
  */
-function interruptible<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+function interruptible<T>(p: Promise<T>, ctx: RequestContext): Promise<T> {
+  if (ctx.onInterrupt) {
+    // The server's own listener: no AbortController per read (a warm READ is a few us).
+    return new Promise<T>((resolve, reject) => {
+      const cancel = ctx.onInterrupt!(() => reject(posix(E.EINTR, 'read interrupted by the caller')));
+      p.then(
+        (v) => {
+          cancel();
+          resolve(v);
+        },
+        (err: unknown) => {
+          cancel();
+          reject(err);
+        },
+      );
+    });
+  }
+  const signal = ctx.signal;
   if (signal.aborted) return Promise.reject(posix(E.EINTR, 'interrupted'));
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(posix(E.EINTR, 'read interrupted by the caller'));
@@ -131,7 +148,7 @@ export class VfsFiles {
     this.handle(ino, fh);
     if (this.core.appends.pending(ino)) await this.core.appends.settle(ino);
     const size = await this.core.table.currentSize(ino);
-    return interruptible(this.core.data.readInto(ino, offset, target, size), ctx.signal);
+    return interruptible(this.core.data.readInto(ino, offset, target, size), ctx);
   }
 
   async write(_ctx: RequestContext, ino: number, fh: number, offset: number, data: Buffer, flags: number): Promise<number> {

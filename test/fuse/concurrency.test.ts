@@ -113,13 +113,14 @@ print(sorted(e.res for e in events), mem[0:1].decode() + mem[7 * 4096:7 * 4096 +
   });
 
   test('INTERRUPT: a read blocked in the backend returns EINTR when the caller gets a signal', async () => {
-    const seen: { aborted: boolean }[] = [];
+    const seen: { aborted: boolean; heard: boolean }[] = [];
     let blockingIno = -1;
     const m = await mountMem({
       beforeRead: (ctx: RequestContext, ino: number) =>
         ino !== blockingIno ? Promise.resolve() : new Promise<void>((resolve, reject) => {
-          const rec = { aborted: false };
+          const rec = { aborted: false, heard: false };
           seen.push(rec);
+          ctx.onInterrupt?.(() => (rec.heard = true)); // the listener form hot paths use (no AbortController)
           // Blocks until interrupted (or 20 s, so a broken INTERRUPT fails the test, not hangs it).
           const timer = setTimeout(resolve, 20_000);
           ctx.signal.addEventListener('abort', () => {
@@ -153,6 +154,7 @@ print(r, ctypes.get_errno(), round(time.monotonic() - t0, 1))
     assert.ok(Number(secs) < 10, `the read returned after ${secs} s, not at the signal`);
     assert.ok(m.session.stats.interrupts >= 1, 'the server saw FUSE_INTERRUPT');
     assert.ok(seen.some((s) => s.aborted), 'the backend saw its AbortSignal fire');
+    assert.ok(seen.some((s) => s.heard), 'the backend heard the interrupt through onInterrupt too');
     // The mount is still healthy afterwards.
     await fsp.writeFile(join(m.dir, 'after'), 'ok');
     assert.equal(await fsp.readFile(join(m.dir, 'after'), 'utf8'), 'ok');

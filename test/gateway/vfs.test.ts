@@ -344,6 +344,22 @@ test('a read blocked in the data path answers EINTR when the caller is interrupt
   await vfs.release(ctx, ino, fh, 0);
 });
 
+test('a read blocked in the data path answers EINTR through the server\'s onInterrupt listener, and a finished read unsubscribes', async () => {
+  const { vfs, data } = setup();
+  const { ino, fh } = await createFile(vfs, 'slow2', 'abc');
+  const listeners = new Set<() => void>();
+  const c = { ...ctx, onInterrupt: (fn: () => void) => (listeners.add(fn), () => listeners.delete(fn)) };
+  assert.equal(await vfs.read(c, ino, fh, 0, Buffer.alloc(3)), 3);
+  assert.equal(listeners.size, 0, 'a read that finished leaves no listener behind');
+  data.readInto = () => new Promise<number>(() => {}); // storage that never answers
+  const read = vfs.read(c, ino, fh, 0, Buffer.alloc(3));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(listeners.size, 1);
+  for (const fn of listeners) fn();
+  assert.equal(await errno(read), E.EINTR);
+  await vfs.release(ctx, ino, fh, 0);
+});
+
 test('GETXATTR of a missing name (the kernel asks security.capability before writes) costs one listXattr per inode and no GetInode', async () => {
   const { vfs, meta } = setup();
   const other = new Vfs(meta, new MemoryFileData(), { attrTimeoutMs: 30_000, entryTimeoutMs: 30_000 });
