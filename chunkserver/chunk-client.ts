@@ -10,6 +10,9 @@ import { StatusCode, TierfsError } from '../common/status.js';
 import type { ProtoGrpcType } from '../proto/gen/chunk.js';
 import type { ChunkServiceClient } from '../proto/gen/tierfs/chunk/ChunkService.js';
 import type { ChunkResponse__Output } from '../proto/gen/tierfs/chunk/ChunkResponse.js';
+import type { ChunkWrite } from './chunk-state.js';
+
+export type { ChunkWrite };
 
 export interface CopysetView {
   peers: string[];
@@ -32,7 +35,7 @@ export interface ChunkClientOptions {
   rpcTimeoutMs?: number;
 }
 
-type Method = 'WriteChunk' | 'ReadChunk' | 'DeleteChunk' | 'GetChunkInfo';
+type Method = 'WriteChunk' | 'WriteChunks' | 'ReadChunk' | 'DeleteChunk' | 'GetChunkInfo';
 
 /** Errors after which another peer (or a fresh view) may succeed. */
 const MOVE_ON = new Set<string>([StatusCode.NOT_LEADER, StatusCode.STALE_EPOCH, StatusCode.NOT_FOUND, StatusCode.UNAVAILABLE, StatusCode.TIMEOUT, StatusCode.BUSY]);
@@ -67,6 +70,12 @@ export class ChunkClient {
     return this.call('WriteChunk', ref, { offset, data }).then(() => undefined);
   }
 
+  /** Writes pieces of several chunks of one copyset as one log entry, applied in order. */
+  writeBatch(poolId: number, copysetId: number, writes: ChunkWrite[]): Promise<void> {
+    const req = writes.map((w) => ({ chunk_id: w.chunkId, offset: w.offset, data: w.data }));
+    return this.call('WriteChunks', { poolId, copysetId, chunkId: 0 }, { writes: req }).then(() => undefined);
+  }
+
   async read(ref: ChunkRef, offset: number, length: number): Promise<Buffer> {
     return (await this.call('ReadChunk', ref, { offset, length })).data;
   }
@@ -85,7 +94,7 @@ export class ChunkClient {
     return this.views.get(`${poolId}.${copysetId}`);
   }
 
-  private async call(method: Method, ref: ChunkRef, extra: { offset?: number; length?: number; data?: Buffer }): Promise<ChunkResponse__Output> {
+  private async call(method: Method, ref: ChunkRef, extra: { offset?: number; length?: number; data?: Buffer; writes?: Array<{ chunk_id: number; offset: number; data: Buffer }> }): Promise<ChunkResponse__Output> {
     const key = `${ref.poolId}.${ref.copysetId}`;
     const until = Date.now() + this.deadlineMs;
     let view = this.views.get(key);
@@ -106,7 +115,7 @@ export class ChunkClient {
       try {
         res = await unary<object, ChunkResponse__Output>(this.client(target), method, {
           pool_id: ref.poolId, copyset_id: ref.copysetId, chunk_id: ref.chunkId, epoch: view.epoch,
-          offset: extra.offset ?? 0, length: extra.length ?? 0, data: extra.data ?? Buffer.alloc(0),
+          offset: extra.offset ?? 0, length: extra.length ?? 0, data: extra.data ?? Buffer.alloc(0), writes: extra.writes ?? [],
         }, Math.min(this.rpcTimeoutMs, Math.max(100, until - Date.now())));
       } catch (err) {
         if (!(err instanceof TierfsError) || !MOVE_ON.has(err.code)) throw err;

@@ -16,10 +16,14 @@ import type { ChunkFilePool } from './chunk-pool.js';
 export const BLOCK = 4096;
 const OP_WRITE = 1;
 const OP_DELETE = 2;
+/** Several writes in one entry (the block client's batches): op u8, count u32, then frames. */
+const OP_WRITEV = 3;
 const HEADER = 11; // op u8, chunk id u48, offset u32
 /** Snapshot frames carry 1 MiB pieces; all-zero pieces are skipped. */
 const PIECE = 1 << 20;
 const FRAME = 14; // chunk id u48, offset u32, length u32
+/** Open chunk files kept per copyset (reads and applies reuse them; see withHandle). */
+const MAX_OPEN_CHUNKS = 256;
 
 export function encodeWrite(chunkId: number, offset: number, data: Buffer): Buffer {
   const b = Buffer.allocUnsafe(HEADER + data.length);
@@ -28,6 +32,22 @@ export function encodeWrite(chunkId: number, offset: number, data: Buffer): Buff
   b.writeUInt32BE(offset, 7);
   data.copy(b, HEADER);
   return b;
+}
+
+/** One piece of a batched write: 4 KiB-aligned bytes inside a chunk. */
+export interface ChunkWrite {
+  chunkId: number;
+  offset: number;
+  data: Buffer;
+}
+
+export function encodeWritev(writes: ChunkWrite[]): Buffer {
+  const head = Buffer.allocUnsafe(5);
+  head.writeUInt8(OP_WRITEV, 0);
+  head.writeUInt32BE(writes.length, 1);
+  const parts: Buffer[] = [head];
+  for (const w of writes) parts.push(frameHeader(w.chunkId, w.offset, w.data.length), w.data);
+  return Buffer.concat(parts);
 }
 
 export function encodeDelete(chunkId: number): Buffer {
@@ -48,6 +68,8 @@ export class ChunkStateMachine implements StateMachine {
   private readonly handles = new Map<number, FileHandle>();
   private readonly dirty = new Set<number>();
   private readonly opening = new Map<number, Promise<FileHandle | null>>();
+  /** Handles in use by a read or write right now: never closed to make room. */
+  private readonly pins = new Map<number, number>();
 
   constructor(
     readonly dir: string,
@@ -107,37 +129,76 @@ export class ChunkStateMachine implements StateMachine {
       await this.pool.take(path);
     }
     const fh = await open(path, 'r+');
-    // A bounded number of open files per copyset.
-    if (this.handles.size >= 256) {
-      const [oldId, old] = this.handles.entries().next().value as [number, FileHandle];
-      if (this.dirty.has(oldId)) await old.datasync();
-      this.dirty.delete(oldId);
-      this.handles.delete(oldId);
-      await old.close();
+    // A bounded number of open files per copyset: the least recently used one not in use goes.
+    if (this.handles.size >= MAX_OPEN_CHUNKS) {
+      const old = [...this.handles.keys()].find((id) => !this.pins.has(id));
+      if (old !== undefined) {
+        const oldFh = this.handles.get(old)!;
+        this.handles.delete(old);
+        if (this.dirty.has(old)) await oldFh.datasync();
+        this.dirty.delete(old);
+        await oldFh.close();
+      }
     }
     this.handles.set(chunkId, fh);
     return fh;
   }
 
+  /** Runs `fn` with the chunk's open file (null: no such chunk and `create` false), kept open meanwhile. */
+  private async withHandle<T>(chunkId: number, create: boolean, fn: (fh: FileHandle | null) => Promise<T>): Promise<T> {
+    this.pins.set(chunkId, (this.pins.get(chunkId) ?? 0) + 1);
+    try {
+      const fh = await this.handle(chunkId, create);
+      if (fh && this.handles.get(chunkId) === fh) {
+        // Most recently used last: eviction takes the first unpinned one.
+        this.handles.delete(chunkId);
+        this.handles.set(chunkId, fh);
+      }
+      return await fn(fh);
+    } finally {
+      const n = this.pins.get(chunkId)! - 1;
+      if (n === 0) this.pins.delete(chunkId);
+      else this.pins.set(chunkId, n);
+    }
+  }
+
   async apply(entries: LogEntryForApply[]): Promise<unknown[]> {
+    // Writes of the whole batch go out together (the chunk files take them in parallel) up to
+    // a delete; pieces that overlap keep their log order (see writeAll).
+    let writes: ChunkWrite[] = [];
     for (const e of entries) {
       const op = e.data.readUInt8(0);
-      const chunkId = e.data.readUIntBE(1, 6);
       if (op === OP_WRITE) {
-        const offset = e.data.readUInt32BE(7);
-        const fh = (await this.handle(chunkId, true))!;
-        const data = e.data.subarray(HEADER);
-        await fh.write(data, 0, data.length, offset);
-        this.dirty.add(chunkId);
+        writes.push({ chunkId: e.data.readUIntBE(1, 6), offset: e.data.readUInt32BE(7), data: e.data.subarray(HEADER) });
+      } else if (op === OP_WRITEV) {
+        decodeFrames(e.data.subarray(5), e.data.readUInt32BE(1), writes, `${this.dir} index ${e.index}`);
       } else if (op === OP_DELETE) {
-        await this.drop(chunkId);
+        await this.writeAll(writes);
+        writes = [];
+        await this.drop(e.data.readUIntBE(1, 6));
       } else {
         throw new Error(`chunk copyset ${this.dir}: unknown op ${op} at index ${e.index}`);
       }
       this.applied = e.index;
       this.appliedTerm = e.term;
     }
+    await this.writeAll(writes);
     return entries.map(() => null);
+  }
+
+  /** pwrites in parallel when no two pieces overlap, else one after the other in log order. */
+  private async writeAll(writes: ChunkWrite[]): Promise<void> {
+    if (writes.length === 0) return;
+    const put = (w: ChunkWrite) =>
+      this.withHandle(w.chunkId, true, async (fh) => {
+        if (w.data.length > 0) await fh!.write(w.data, 0, w.data.length, w.offset);
+        this.dirty.add(w.chunkId);
+      });
+    if (writes.length === 1 || !overlapping(writes)) {
+      await Promise.all(writes.map(put));
+      return;
+    }
+    for (const w of writes) await put(w);
   }
 
   private async drop(chunkId: number): Promise<void> {
@@ -153,8 +214,9 @@ export class ChunkStateMachine implements StateMachine {
   /** Bytes of the chunk at [offset, offset + length); a chunk never written reads as zeros. */
   async read(chunkId: number, offset: number, length: number): Promise<Buffer> {
     const out = Buffer.alloc(length);
-    const fh = await this.handle(chunkId, false);
-    if (fh) await fh.read(out, 0, length, offset);
+    await this.withHandle(chunkId, false, async (fh) => {
+      if (fh) await fh.read(out, 0, length, offset);
+    });
     return out;
   }
 
@@ -217,8 +279,10 @@ export class ChunkStateMachine implements StateMachine {
         if (buf.length < FRAME + len) break;
         const id = buf.readUIntBE(0, 6);
         const off = buf.readUInt32BE(6);
-        const fh = (await this.handle(id, true))!;
-        if (len > 0) await fh.write(buf, FRAME, len, off);
+        const data = buf.subarray(FRAME, FRAME + len);
+        await this.withHandle(id, true, async (fh) => {
+          if (len > 0) await fh!.write(data, 0, len, off);
+        });
         this.dirty.add(id);
         buf = buf.subarray(FRAME + len);
       }
@@ -243,11 +307,37 @@ export class ChunkStateMachine implements StateMachine {
   }
 }
 
-function frame(id: number, off: number, data: Buffer): Buffer {
-  const b = Buffer.allocUnsafe(FRAME + data.length);
+function frameHeader(id: number, off: number, length: number): Buffer {
+  const b = Buffer.allocUnsafe(FRAME);
   b.writeUIntBE(id, 0, 6);
   b.writeUInt32BE(off, 6);
-  b.writeUInt32BE(data.length, 10);
-  data.copy(b, FRAME);
+  b.writeUInt32BE(length, 10);
   return b;
+}
+
+function frame(id: number, off: number, data: Buffer): Buffer {
+  return Buffer.concat([frameHeader(id, off, data.length), data]);
+}
+
+/** Appends `count` frames of `buf` (chunk id, offset, length, bytes) to `out`. */
+function decodeFrames(buf: Buffer, count: number, out: ChunkWrite[], where: string): void {
+  let off = 0;
+  for (let i = 0; i < count; i++) {
+    if (off + FRAME > buf.length) throw new Error(`chunk entry ${where}: frame ${i} of ${count} is cut short`);
+    const len = buf.readUInt32BE(off + 10);
+    if (off + FRAME + len > buf.length) throw new Error(`chunk entry ${where}: frame ${i} of ${count} is cut short`);
+    out.push({ chunkId: buf.readUIntBE(off, 6), offset: buf.readUInt32BE(off + 6), data: buf.subarray(off + FRAME, off + FRAME + len) });
+    off += FRAME + len;
+  }
+}
+
+/** Whether two of the writes touch a common byte of the same chunk. */
+function overlapping(writes: ChunkWrite[]): boolean {
+  const sorted = [...writes].sort((a, b) => a.chunkId - b.chunkId || a.offset - b.offset);
+  for (let i = 1; i < sorted.length; i++) {
+    const p = sorted[i - 1]!;
+    const q = sorted[i]!;
+    if (p.chunkId === q.chunkId && p.offset + p.data.length > q.offset) return true;
+  }
+  return false;
 }

@@ -8,7 +8,7 @@ import { ok, statusOf, StatusCode, TierfsError } from '../common/status.js';
 import type { ProtoGrpcType } from '../proto/gen/chunk.js';
 import type { ChunkRequest__Output } from '../proto/gen/tierfs/chunk/ChunkRequest.js';
 import type { ChunkResponse } from '../proto/gen/tierfs/chunk/ChunkResponse.js';
-import { BLOCK, encodeDelete, encodeWrite } from './chunk-state.js';
+import { BLOCK, encodeDelete, encodeWrite, encodeWritev } from './chunk-state.js';
 import type { ChunkCopyset, ChunkCopysetManager } from './copysets.js';
 
 const bad = (m: string) => new TierfsError(StatusCode.INVALID_ARGUMENT, m);
@@ -55,6 +55,13 @@ export function chunkService(manager: ChunkCopysetManager, ops?: Counter<'op' | 
       const cs = leading(manager, req);
       checkRange(cs, req.offset, req.data.length);
       await cs.group.propose(encodeWrite(req.chunk_id, req.offset, req.data));
+      return {};
+    }),
+    WriteChunks: serve('writev', async (req) => {
+      const cs = leading(manager, req);
+      if (req.writes.length === 0) throw bad('WriteChunks without writes');
+      for (const w of req.writes) checkRange(cs, w.offset, w.data.length);
+      await cs.group.propose(encodeWritev(req.writes.map((w) => ({ chunkId: w.chunk_id, offset: w.offset, data: w.data }))));
       return {};
     }),
     ReadChunk: serve('read', async (req) => {

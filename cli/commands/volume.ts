@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import Table from 'cli-table3';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { MdsClient, type VolumeInfo } from '../../mds/client.js';
 import { StatusCode, TierfsError } from '../../common/status.js';
@@ -21,6 +21,25 @@ interface Where {
   dataDir: string;
   mds?: string;
   json?: boolean;
+}
+
+/** How the block client acknowledges writes (blockclient/volume-client.ts). */
+interface CacheFlags {
+  cache: string;
+  cacheMaxDirty: string;
+}
+
+function cacheOptions(o: CacheFlags): { cache: 'writeback' | 'writethrough'; maxDirtyBytes: number } {
+  if (o.cache !== 'writeback' && o.cache !== 'writethrough') throw new TierfsError(StatusCode.INVALID_ARGUMENT, `--cache must be writeback or writethrough, not "${o.cache}"`);
+  const maxDirtyBytes = parseSize(o.cacheMaxDirty, '--cache-max-dirty');
+  if (maxDirtyBytes < 1 << 20) throw new TierfsError(StatusCode.INVALID_ARGUMENT, `--cache-max-dirty must be at least 1MiB, not ${o.cacheMaxDirty}`);
+  return { cache: o.cache, maxDirtyBytes };
+}
+
+function withCacheOptions(cmd: Command): Command {
+  return cmd
+    .option('--cache <mode>', 'writeback: a write is acknowledged once queued and fsync/FLUSH waits for a Raft majority (a disk\'s volatile cache); writethrough: every write waits for a Raft majority', 'writeback')
+    .option('--cache-max-dirty <size>', 'bytes written but not yet on a Raft majority, at most', '64MiB');
 }
 
 /** A volume attached on this host: what `detach` and `down` need. */
@@ -91,6 +110,15 @@ function backingFile(device: string): string {
   }
 }
 
+function fsyncFile(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Flushes, detaches the loop device (if it is still ours), stops the volume's server. */
 export async function detachVolume(dataDir: string, rec: AttachRecord, say: (l: string) => void): Promise<void> {
   if (rec.device && existsSync(rec.device) && backingFile(rec.device) === join(rec.mountpoint, 'volume')) {
@@ -100,6 +128,9 @@ export async function detachVolume(dataDir: string, rec: AttachRecord, say: (l: 
     } catch {
       /* not attached any more */
     }
+    // An fsync of the volume file reaches the server as FSYNC: with a write-back cache it
+    // returns once every write is on a Raft majority (blockdev --flushbufs sends no flush).
+    if (isAlive(rec.pid)) fsyncFile(join(rec.mountpoint, 'volume'));
     try {
       execFileSync('losetup', ['-d', rec.device], { stdio: ['ignore', 'ignore', 'pipe'] });
     } catch (err) {
@@ -114,7 +145,8 @@ export async function detachVolume(dataDir: string, rec: AttachRecord, say: (l: 
   say(`detached volume ${rec.name} from ${rec.device}`);
 }
 
-async function attach(name: string, o: Where & { readOnly?: boolean }): Promise<void> {
+async function attach(name: string, o: Where & CacheFlags & { readOnly?: boolean }): Promise<void> {
+  cacheOptions(o); // bad values fail here, not in the server's log
   const dir = attachDir(o.dataDir);
   const mountpoint = join(dir, name);
   mkdirSync(mountpoint, { recursive: true });
@@ -124,6 +156,7 @@ async function attach(name: string, o: Where & { readOnly?: boolean }): Promise<
   const log = join(dir, `${name}.log`);
   const args = ['volume', 'serve', name, '--mds', mdsAddresses(o).join(','), '--mountpoint', mountpoint];
   if (o.readOnly) args.push('--read-only');
+  args.push('--cache', o.cache, '--cache-max-dirty', o.cacheMaxDirty);
   // The block client is a process of its own: it needs the key this command found.
   const keyFile = clusterKeyFileInUse();
   if (keyFile) args.push('--cluster-key-file', resolve(keyFile));
@@ -151,12 +184,12 @@ async function attach(name: string, o: Where & { readOnly?: boolean }): Promise<
 }
 
 /** `tierfs volume serve`: the block client behind the FUSE file, in the foreground (attach starts it). */
-async function serve(name: string, o: { mds: string; mountpoint: string; readOnly?: boolean }): Promise<void> {
+async function serve(name: string, o: CacheFlags & { mds: string; mountpoint: string; readOnly?: boolean }): Promise<void> {
   const { VolumeClient } = await import('../../blockclient/volume-client.js');
   const { VolumeFileFs } = await import('../../blockclient/fuse-volume.js');
   const { mountFuse } = await import('../../fuse/index.js');
   const mds = new MdsClient(o.mds);
-  const volume = await VolumeClient.open(mds, name, { readOnly: o.readOnly });
+  const volume = await VolumeClient.open(mds, name, { readOnly: o.readOnly, ...cacheOptions(o) });
   mkdirSync(o.mountpoint, { recursive: true });
   await ensureUnmounted(o.mountpoint);
   const session = await mountFuse(o.mountpoint, new VolumeFileFs(volume), {
@@ -210,22 +243,22 @@ export function register(program: Command): void {
     .action(action(async (name: string, o: Where) => printVolume(await withMds(o, (c) => c.deleteVolume(name)), o.json)));
   where(vol.command('recover').description('take a volume back from the recycle bin').argument('<name>'))
     .action(action(async (name: string, o: Where) => printVolume(await withMds(o, (c) => c.recoverVolume(name)), o.json)));
-  where(vol.command('attach').description('attach a volume as a block device; prints the device as the last line').argument('<name>')
-    .option('--read-only', 'attach read-only'))
-    .action(action(async (name: string, o: Where & { readOnly?: boolean }) => attach(name, o)));
+  where(withCacheOptions(vol.command('attach').description('attach a volume as a block device; prints the device as the last line').argument('<name>')
+    .option('--read-only', 'attach read-only')))
+    .action(action(async (name: string, o: Where & CacheFlags & { readOnly?: boolean }) => attach(name, o)));
   where(vol.command('detach').description('flush and detach a volume (by name or device)').argument('<name|device>'))
     .action(action(async (what: string, o: Where) => {
       const rec = attachRecords(o.dataDir).find((r) => r.name === what || r.device === what);
       if (!rec) throw new TierfsError(StatusCode.NOT_FOUND, `no attached volume or device "${what}" in ${attachDir(o.dataDir)}`);
       await detachVolume(o.dataDir, rec, (l) => process.stdout.write(o.json ? `${JSON.stringify({ detached: rec.name, device: rec.device })}\n` : `${l}\n`));
     }));
-  where(vol.command('nbd').description('serve a volume over NBD on a unix socket in the foreground (for nbd-client -unix SOCKET /dev/nbdN)').argument('<name>')
-    .requiredOption('--socket <path>', 'unix socket to listen on').option('--read-only', 'attach read-only'))
-    .action(action(async (name: string, o: Where & { socket: string; readOnly?: boolean }) => {
+  where(withCacheOptions(vol.command('nbd').description('serve a volume over NBD on a unix socket in the foreground (for nbd-client -unix SOCKET /dev/nbdN)').argument('<name>')
+    .requiredOption('--socket <path>', 'unix socket to listen on').option('--read-only', 'attach read-only')))
+    .action(action(async (name: string, o: Where & CacheFlags & { socket: string; readOnly?: boolean }) => {
       const { VolumeClient } = await import('../../blockclient/volume-client.js');
       const { startNbdServer } = await import('../../blockclient/nbd-server.js');
       const mds = new MdsClient(mdsAddresses(o));
-      const volume = await VolumeClient.open(mds, name, { readOnly: o.readOnly });
+      const volume = await VolumeClient.open(mds, name, { readOnly: o.readOnly, ...cacheOptions(o) });
       const server = await startNbdServer(resolve(o.socket), volume, name);
       const stop = async () => {
         await server.close();
@@ -238,8 +271,8 @@ export function register(program: Command): void {
       process.stdout.write(`serving volume ${name} over NBD on ${server.path} (export "${name}")\n`);
       announceReady({ volume: name, socket: server.path });
     }));
-  vol.command('serve', { hidden: true }).description('serve an attached volume (started by attach)').argument('<name>')
+  withCacheOptions(vol.command('serve', { hidden: true }).description('serve an attached volume (started by attach)').argument('<name>')
     .requiredOption('--mds <addrs>', 'MDS addresses').requiredOption('--mountpoint <dir>', 'where the one-file FUSE mount goes')
-    .option('--read-only', 'read-only')
-    .action(action(async (name: string, o: { mds: string; mountpoint: string; readOnly?: boolean }) => serve(name, o)));
+    .option('--read-only', 'read-only'))
+    .action(action(async (name: string, o: CacheFlags & { mds: string; mountpoint: string; readOnly?: boolean }) => serve(name, o)));
 }

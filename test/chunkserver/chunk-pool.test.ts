@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ChunkFilePool } from '../../chunkserver/chunk-pool.js';
-import { ChunkStateMachine, encodeDelete, encodeWrite } from '../../chunkserver/chunk-state.js';
+import { ChunkStateMachine, encodeDelete, encodeWrite, encodeWritev } from '../../chunkserver/chunk-state.js';
 import { tempDir } from '../support/tmp.js';
 
 const CHUNK = 1 << 20;
@@ -130,6 +130,36 @@ test('chunk copyset state: a chunk taken but not recorded as applied is replayed
     assert.equal(pool.dirtyCount(), 0);
     await reopened.close();
     await other.close();
+    await pool.close();
+  } finally {
+    tmp.remove();
+  }
+});
+
+test('batched writes (one entry, several chunks): applied together, overlapping pieces in log order, a delete in the batch in its place', async () => {
+  const tmp = tempDir('tierfs-chunkwritev-');
+  try {
+    const pool = new ChunkFilePool(join(tmp.path, 'pool'), { chunkSize: CHUNK, target: 2 }).open();
+    await pool.settled();
+    const sm = new ChunkStateMachine(join(tmp.path, 'cs'), pool).load();
+    const fill = (n: number, byte: number) => Buffer.alloc(n, byte);
+    await sm.apply([
+      { index: 2, term: 1, data: encodeWritev([{ chunkId: 1, offset: 0, data: fill(8192, 1) }, { chunkId: 2, offset: 4096, data: fill(4096, 2) }]) },
+      // Overlaps the first piece: must land after it.
+      { index: 3, term: 1, data: encodeWritev([{ chunkId: 1, offset: 4096, data: fill(4096, 3) }, { chunkId: 3, offset: 0, data: fill(4096, 4) }]) },
+      { index: 4, term: 1, data: encodeDelete(3) },
+      { index: 5, term: 1, data: encodeWrite(2, 0, fill(4096, 5)) },
+    ]);
+    assert.deepEqual(await sm.read(1, 0, 8192), Buffer.concat([fill(4096, 1), fill(4096, 3)]));
+    assert.deepEqual(await sm.read(2, 0, 8192), Buffer.concat([fill(4096, 5), fill(4096, 2)]));
+    assert.deepEqual(sm.chunkIds(), [1, 2], 'chunk 3 written then deleted in the same batch');
+    assert.equal(await sm.appliedIndex(), 5);
+    // A replay of the same entries (a crash before the applied index was recorded) gives the same bytes.
+    await sm.apply([{ index: 3, term: 1, data: encodeWritev([{ chunkId: 1, offset: 4096, data: fill(4096, 3) }]) }]);
+    assert.deepEqual(await sm.read(1, 4096, 4096), fill(4096, 3));
+    const cut = encodeWritev([{ chunkId: 1, offset: 0, data: fill(4096, 7) }]).subarray(0, 100);
+    await assert.rejects(sm.apply([{ index: 6, term: 1, data: cut }]), /cut short/);
+    await sm.close();
     await pool.close();
   } finally {
     tmp.remove();

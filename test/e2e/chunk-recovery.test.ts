@@ -9,12 +9,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
 import { MdsClient } from '../../mds/client.js';
 import { VolumeClient } from '../../blockclient/volume-client.js';
 import { spawnDaemon, type Spawned } from '../support/process.js';
+import { FAST_MDS, MiB, startChunkServer as chunkserver } from '../support/chunk-cluster.js';
 import { freePort } from '../support/ports.js';
 import { startEtcd } from '../support/etcd.js';
 import { tempDir } from '../support/tmp.js';
@@ -22,25 +22,6 @@ import { waitFor } from '../../cli/cluster-ops.js';
 import { startNbdServer } from '../../blockclient/nbd-server.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-
-const MiB = 1 << 20;
-const FAST_MDS = [
-  '--set', 'health.unstableAfterMs=1000', '--set', 'health.offlineAfterMs=3000', '--set', 'health.checkIntervalMs=200',
-  '--set', 'scheduler.intervalMs=300', '--set', 'scheduler.balanceCopysets=false', '--set', 'scheduler.balanceLeaders=false',
-  '--set', 'volumes.chunkSize=1048576', '--set', 'volumes.segmentSize=8388608', '--set', 'volumes.checkIntervalMs=300',
-];
-
-async function chunkserver(dir: string, i: number, mds: string[]): Promise<{ proc: Spawned; address: string; dir: string }> {
-  const d = join(dir, `cs${i}`);
-  mkdirSync(d, { recursive: true });
-  const address = `127.0.0.1:${await freePort()}`;
-  writeFileSync(join(d, 'cs.yaml'), stringify({
-    dataDir: d, listen: address, mds, zone: `zone${i}`, hostName: `host${i}`, heartbeatIntervalMs: 300,
-    chunkSize: MiB, chunkPool: { target: 2 }, raft: { snapshotThreshold: 50 },
-  }));
-  const proc = await spawnDaemon(['chunkserver', '--config', join(d, 'cs.yaml')], { logFile: join(d, 'log') });
-  return { proc, address, dir: d };
-}
 
 test('kill -9 of a chunk copyset leader loses no acknowledged write; the scheduler replaces the replica and it catches up', { timeout: 240_000 }, async () => {
   const tmp = tempDir('tierfs-chunkrec-');
