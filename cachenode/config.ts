@@ -7,6 +7,11 @@ export const cachenodeConfigSchema = z.object({
   listen: hostPort.default('127.0.0.1:6800'),
   /** Address mounts use to reach this node; defaults to the bound listen address. */
   advertise: hostPort.optional(),
+  /**
+   * Port of the block data plane (HTTP/1.1 GET /blocks/KEY, on the listen host; 0 picks a free
+   * one; -1 turns it off and mounts read blocks with GetBlock over gRPC).
+   */
+  blockPort: z.number().int().min(-1).max(65535).default(0),
   /** MDS addresses, comma-separated host:port. */
   mds: z.string().min(1),
   /** Where blocks are kept (a `read/` directory under it). */

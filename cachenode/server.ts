@@ -14,17 +14,19 @@ import type { ProtoGrpcType as CacheNodeProto } from '../proto/gen/cachenode.js'
 import type { GetBlockRequest__Output } from '../proto/gen/tierfs/cachenode/GetBlockRequest.js';
 import type { PutBlockRequest__Output } from '../proto/gen/tierfs/cachenode/PutBlockRequest.js';
 import type { KeysRequest__Output } from '../proto/gen/tierfs/cachenode/KeysRequest.js';
+import { clusterAuth } from '../common/cluster-auth.js';
+import { BLOCK_KEY, startBlockHttpServer, type BlockHttpServer } from './block-http.js';
 import { NodeBlockStore } from './block-store.js';
 import type { CachenodeConfig } from './config.js';
 
-/** Object keys are file names here: nothing that could leave the directory. */
-const KEY = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$/;
+const KEY = BLOCK_KEY;
 function checkKey(key: string): void {
   if (!KEY.test(key)) throw new TierfsError(StatusCode.INVALID_ARGUMENT, `not a block key: ${JSON.stringify(key).slice(0, 80)}`);
 }
 
 export class CacheNode {
   private grpcServer!: RunningServer;
+  private blockServer: BlockHttpServer | null = null;
   private metrics!: MetricsServer;
   private mds!: MdsClient;
   private timer: NodeJS.Timeout | null = null;
@@ -42,6 +44,13 @@ export class CacheNode {
 
   get address(): string {
     return this.config.advertise ?? this.grpcServer.address;
+  }
+
+  /** Where mounts GET blocks over HTTP (the advertised host), or '' when the data plane is off. */
+  get blockAddress(): string {
+    if (!this.blockServer) return '';
+    const host = this.address.slice(0, this.address.lastIndexOf(':'));
+    return `${host}:${this.blockServer.address.slice(this.blockServer.address.lastIndexOf(':') + 1)}`;
   }
 
   get metricsPort(): number {
@@ -63,6 +72,10 @@ export class CacheNode {
     const node = new CacheNode(config, store, log);
     node.metrics = await startMetricsServer(registry, config.metrics.host, config.metrics.port);
     node.grpcServer = await startGrpcServer(config.listen, [node.service()]);
+    if (config.blockPort >= 0) {
+      const host = config.listen.slice(0, config.listen.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+      node.blockServer = await startBlockHttpServer(store, host, config.blockPort, clusterAuth(), log);
+    }
     node.mds = new MdsClient(config.mds, { deadlineMs: 5_000, rpcTimeoutMs: 3_000 });
     await node.heartbeat().catch((err: unknown) => log.warn({ err: String(err) }, 'cache node: first heartbeat failed; retrying'));
     node.schedule();
@@ -113,6 +126,7 @@ export class CacheNode {
       hits: s.hits,
       misses: s.misses,
       corrupt_blocks: s.corrupt_blocks,
+      block_address: this.blockAddress,
     });
     if (this.nodeId !== res.node_id) this.log.info({ nodeId: res.node_id, address: this.address }, 'cache node registered with the MDS');
     this.nodeId = res.node_id;
@@ -134,6 +148,7 @@ export class CacheNode {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     await this.grpcServer.close();
+    await this.blockServer?.close();
     this.mds.close();
     await this.metrics.close();
     await this.store.close();

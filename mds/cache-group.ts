@@ -65,6 +65,7 @@ export class CacheGroupRegistry {
       hits: i.hits,
       misses: i.misses,
       corrupt_blocks: i.corrupt_blocks,
+      block_address: i.block_address,
     };
   }
 

@@ -20,6 +20,7 @@ import type { HasBlocksResponse__Output } from '../proto/gen/tierfs/cachenode/Ha
 import type { EvictBlocksResponse__Output } from '../proto/gen/tierfs/cachenode/EvictBlocksResponse.js';
 import type { StatsResponse__Output } from '../proto/gen/tierfs/cachenode/StatsResponse.js';
 import type { BlockCache } from './block-cache.js';
+import { BlockHttpClient } from './cache-node-http.js';
 
 function point(s: string): number {
   return createHash('md5').update(s).digest().readUInt32BE(0);
@@ -51,17 +52,26 @@ export class HashRing {
   }
 }
 
-/** The calls a mount makes to one cache node. */
+/**
+ * The calls a mount makes to one cache node: blocks are read over its HTTP data plane when it
+ * has one (`blockAddress`), else with GetBlock; everything else is gRPC.
+ */
 export class CacheNodeClient {
   private readonly client: CacheNodeServiceClient;
+  private readonly blocks: BlockHttpClient | null;
 
-  constructor(readonly address: string) {
+  constructor(
+    readonly address: string,
+    readonly blockAddress = '',
+  ) {
     const Svc = loadProto<CacheNodeProto>('cachenode.proto').tierfs.cachenode.CacheNodeService;
     // Blocks are MiBs: a 64 KiB HTTP/2 window would stall every block on round trips.
     this.client = new Svc(address, clientCredentials(), { ...CHANNEL_OPTIONS, 'grpc-node.flow_control_window': 32 * 2 ** 20 });
+    this.blocks = blockAddress ? new BlockHttpClient(blockAddress) : null;
   }
 
-  get(key: string, size: number, timeoutMs: number): Promise<GetBlockResponse__Output> {
+  get(key: string, size: number, timeoutMs: number): Promise<Pick<GetBlockResponse__Output, 'found' | 'data' | 'crc32'>> {
+    if (this.blocks) return this.blocks.get(key, size, timeoutMs);
     return unary(this.client, 'GetBlock', { key, size }, timeoutMs);
   }
 
@@ -83,11 +93,13 @@ export class CacheNodeClient {
 
   close(): void {
     this.client.close();
+    this.blocks?.close();
   }
 }
 
 export interface CacheGroupMembership {
-  nodes: Array<{ address: string }>;
+  /** block_address: the node's HTTP block data plane, if it has one. */
+  nodes: Array<{ address: string; block_address?: string }>;
   epoch: number;
   /** A new MDS leader still rebuilding the membership from heartbeats: add, never drop. */
   rebuilding?: boolean;
@@ -134,6 +146,8 @@ export class GroupBlockCache implements BlockCache {
   private ring = new HashRing([]);
   private epoch = 0;
   private readonly clients = new Map<string, CacheNodeClient>();
+  /** gRPC address -> block data plane address, as the membership last said. */
+  private readonly blockAddresses = new Map<string, string>();
   private readonly suspendedUntil = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
   private readonly log: Logger;
@@ -174,6 +188,7 @@ export class GroupBlockCache implements BlockCache {
     try {
       const m = await this.opts.membership();
       const listed = m.nodes.map((n) => n.address);
+      for (const n of m.nodes) if (n.block_address) this.blockAddresses.set(n.address, n.block_address);
       this.setMembers(m.rebuilding ? [...this.ring.members, ...listed] : listed, Number(m.epoch));
     } catch (err) {
       this.log.debug({ err: String(err) }, 'cache group: membership refresh failed; keeping the last one');
@@ -191,6 +206,7 @@ export class GroupBlockCache implements BlockCache {
       if (!sorted.includes(addr)) {
         c.close();
         this.clients.delete(addr);
+        this.blockAddresses.delete(addr);
       }
     }
   }
@@ -205,8 +221,13 @@ export class GroupBlockCache implements BlockCache {
 
   private client(address: string): CacheNodeClient {
     let c = this.clients.get(address);
+    const blockAddress = this.blockAddresses.get(address) ?? '';
+    if (c && c.blockAddress !== blockAddress) {
+      c.close(); // the node came back with another data port
+      c = undefined;
+    }
     if (!c) {
-      c = new CacheNodeClient(address);
+      c = new CacheNodeClient(address, blockAddress);
       this.clients.set(address, c);
     }
     return c;
@@ -265,7 +286,7 @@ export class GroupBlockCache implements BlockCache {
       if (this.ring.members.length > 0) this.counts.skipped++;
       return null;
     }
-    let res: GetBlockResponse__Output;
+    let res: Pick<GetBlockResponse__Output, 'found' | 'data' | 'crc32'>;
     try {
       res = await this.client(node).get(key, size, this.timeoutMs);
     } catch (err) {

@@ -113,6 +113,7 @@ test('nodes register with the MDS and heartbeat capacity and usage; the status s
   for (const n of st.cache_nodes) {
     assert.equal(n.state, 'ONLINE');
     assert.ok(Number(n.capacity_bytes) > 0);
+    assert.match(n.block_address, /^127\.0\.0\.1:\d+$/, 'the block data plane is published');
   }
 });
 

@@ -37,14 +37,15 @@ async function fakeNode(
   ]);
 }
 
-async function setup() {
+/** A file of `blocks` blocks written through an adaptor to an in-memory object store. */
+async function setup(blocks = 3) {
   const store = new MemoryObjectStore();
   const slices = new MemorySliceStore();
   const ids = new MemoryChunkIdAllocator();
-  const base = { fsId: 2, chunkSize: 4 * BLOCK, blockSize: BLOCK, objectStore: store, sliceStore: slices, chunkIds: ids };
+  const base = { fsId: 2, chunkSize: 8 * BLOCK, blockSize: BLOCK, objectStore: store, sliceStore: slices, chunkIds: ids };
   const w = new S3Adaptor(base);
-  const data = Buffer.alloc(3 * BLOCK);
-  for (let i = 0; i < data.length; i++) data[i] = (i * 5) & 0xff;
+  const data = Buffer.alloc(blocks * BLOCK);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 5 + (i >> 10)) & 0xff;
   await w.write(1, 0, data);
   await w.flush(1);
   await w.close();
@@ -101,17 +102,8 @@ test('a node that does not answer costs one short timeout, then is skipped; read
 });
 
 test('a cold sequential read with several reads in flight (as the kernel sends them) GETs each block once, and asks its node once', async () => {
-  const store = new MemoryObjectStore();
-  const slices = new MemorySliceStore();
-  const ids = new MemoryChunkIdAllocator();
-  const base = { fsId: 2, chunkSize: 8 * BLOCK, blockSize: BLOCK, objectStore: store, sliceStore: slices, chunkIds: ids };
-  const w = new S3Adaptor(base);
   const blocks = 24;
-  const data = Buffer.alloc(blocks * BLOCK);
-  for (let i = 0; i < data.length; i++) data[i] = (i * 11 + (i >> 10)) & 0xff;
-  await w.write(1, 0, data);
-  await w.flush(1);
-  await w.close();
+  const { base, data, store } = await setup(blocks);
   // A node that holds nothing and answers slowly: demand reads and readahead race over it.
   const asked = new Map<string, number>();
   const node = await fakeNode(async (key) => {
@@ -144,15 +136,7 @@ test('a cold sequential read with several reads in flight (as the kernel sends t
 });
 
 test('a reader faster than the group takes blocks: admissions back off past the backlog (the reader never waits) until it drains to half, then resume', async () => {
-  const store = new MemoryObjectStore();
-  const slices = new MemorySliceStore();
-  const ids = new MemoryChunkIdAllocator();
-  const base = { fsId: 2, chunkSize: 8 * BLOCK, blockSize: BLOCK, objectStore: store, sliceStore: slices, chunkIds: ids };
-  const w = new S3Adaptor(base);
-  const data = Buffer.alloc(24 * BLOCK, 3);
-  await w.write(1, 0, data);
-  await w.flush(1);
-  await w.close();
+  const { base, data } = await setup(24);
   let putting = 0;
   let peak = 0;
   let open = false;
