@@ -2,6 +2,7 @@
 // disk cache + S3Adaptor + RemoteMetaClient, with a session kept alive at the MDS and
 // deregistered at shutdown. `tierfs mount` passes the result to startGateway.
 import { hostname } from 'node:os';
+import type { Registry } from 'prom-client';
 import { join } from 'node:path';
 import { silentLogger, type Logger } from '../common/log.js';
 import { DiskCache } from '../diskcache/index.js';
@@ -11,6 +12,7 @@ import { QuotaClient } from '../metaserver/quota-client.js';
 import { S3Adaptor, createObjectStore } from '../s3adaptor/index.js';
 import { GroupBlockCache } from '../s3adaptor/cache-group.js';
 import { sliceStoreOf } from './file-data.js';
+import { mountMetrics } from './mount-metrics.js';
 import { mountReporter } from './mount-report.js';
 import type { GatewayParts } from './mount.js';
 
@@ -38,6 +40,8 @@ export interface ClusterMountOptions {
   cacheGroupWrite?: boolean;
   /** How often the mount purges expired recycle-bin entries (default 60 s). */
   trashSweepMs?: number;
+  /** Prometheus registry of the mount (`--metrics-listen`): S3, disk cache, write path and mount metrics go there. */
+  registry?: Registry;
 }
 
 export interface ClusterParts extends GatewayParts {
@@ -65,10 +69,11 @@ export async function connectCluster(opts: ClusterMountOptions): Promise<Cluster
     region: fs.s3.region || 'us-east-1',
     keyPrefix: fs.s3.key_prefix,
     logger: log,
+    registry: opts.registry,
   });
   const diskCache = opts.cacheDir
     ? await DiskCache.open({
-      dir: join(opts.cacheDir, 'blocks'), capacityBytes: opts.cacheSizeBytes, store: objectStore, logger: log,
+      dir: join(opts.cacheDir, 'blocks'), capacityBytes: opts.cacheSizeBytes, store: objectStore, logger: log, registry: opts.registry,
       uploadDelayMs: opts.writeback ? (opts.uploadDelayMs ?? 1000) : 0,
     })
     : null;
@@ -88,6 +93,7 @@ export async function connectCluster(opts: ClusterMountOptions): Promise<Cluster
     cacheGroup: group,
     cacheGroupWrite: opts.cacheGroupWrite,
     logger: log,
+    registry: opts.registry,
   });
 
   // A session that stops refreshing expires at the MDS; refresh at a third of its TTL. Each
@@ -109,6 +115,7 @@ export async function connectCluster(opts: ClusterMountOptions): Promise<Cluster
     meta,
     data,
     quotas: new QuotaClient(meta),
+    ...(opts.registry ? { opObservers: mountMetrics(opts.registry, data) } : {}),
     trash: { days: fs.trash_days ?? 0, ...(opts.trashSweepMs ? { sweepMs: opts.trashSweepMs } : {}) },
     describe: () => ({ fs: fs.name, fsId: fs.fs_id, sessionId, lastSessionRefreshMs: Date.now() - lastRefreshOk }),
     // startGateway calls these after the adaptor and the metadata client are closed.

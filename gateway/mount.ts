@@ -13,7 +13,7 @@ import type { FileData } from './file-data.js';
 import { setReadAhead } from './readahead.js';
 import { Vfs, type VfsOptions } from './vfs.js';
 import { QuotaVfs } from './vfs-quota.js';
-import { OpStats, timed } from './op-stats.js';
+import { OpStats, timed, type OpObserver } from './op-stats.js';
 import { TrashVfs, type TrashOptions } from './vfs-trash.js';
 import { AsyncUnlinks } from './async-unlinks.js';
 import type { QuotaStore } from './quota-tracker.js';
@@ -31,6 +31,8 @@ export interface GatewayParts {
   quotas?: QuotaStore;
   /** The recycle bin (vfs-trash.ts; needs `quotas`): days > 0 turns it on. */
   trash?: TrashOptions;
+  /** Also told of every FUSE request and metadata call (the mount's Prometheus metrics, mount-metrics.ts). */
+  opObservers?: { fuse?: OpObserver; meta?: OpObserver };
 }
 
 /** How the kernel mount is set up (the VFS's cache timeouts are in GatewayOptions.fs). */
@@ -108,8 +110,8 @@ export async function startGateway(parts: GatewayParts, opts: GatewayOptions): P
   const fuseOpts = opts.fuse ?? {};
   const vfsOpts = { logger: log, ...opts.fs };
   // Calls into the metadata service and from the kernel, counted and timed for `tierfs stats`.
-  const metaOps = new OpStats();
-  const fuseOps = new OpStats();
+  const metaOps = new OpStats(parts.opObservers?.meta);
+  const fuseOps = new OpStats(parts.opObservers?.fuse);
   const meta = timed(parts.meta, metaOps, new Set(['close']));
   const fs = !parts.quotas ? new Vfs(meta, parts.data, vfsOpts)
     : parts.trash && parts.trash.days > 0 ? new TrashVfs(meta, parts.data, vfsOpts, parts.quotas, parts.trash)

@@ -11,10 +11,16 @@ export interface OpCount {
   totalMs: number;
 }
 
+/** Sees every recorded call too (the mount's Prometheus histograms, mount-metrics.ts). */
+export type OpObserver = (op: string, ms: number, failed: boolean) => void;
+
 export class OpStats {
   private readonly ops = new Map<string, OpCount>();
 
+  constructor(private readonly observer?: OpObserver) {}
+
   record(op: string, ms: number, failed: boolean): void {
+    this.observer?.(op, ms, failed);
     let c = this.ops.get(op);
     if (!c) {
       c = { count: 0, errors: 0, totalMs: 0 };

@@ -72,6 +72,18 @@ export async function startMetaServer(cfg: MetaServerConfig, deps: MetaServerDep
     name: 'tierfs_metaserver_inodes', help: 'inodes in the partitions on this metaserver', registers: [registry],
     collect() { this.set(manager.list().reduce((n, c) => n + [...c.sm.partitions.values()].reduce((m, p) => m + p.inodeCount, 0), 0)); },
   });
+  new Gauge({
+    name: 'tierfs_metaserver_raft_log_lag_entries', help: 'per copyset this server leads: entries of the leader\'s log a member is known not to hold (last index - match index)',
+    labelNames: ['copyset', 'peer'], registers: [registry],
+    collect() {
+      this.reset(); // copysets and peers come and go: only those led now
+      for (const node of manager.list()) {
+        if (!node.group.isLeader()) continue;
+        const st = node.group.status();
+        for (const [peer, match] of Object.entries(st.matchIndex ?? {})) this.set({ copyset: node.name, peer }, Math.max(0, (st.lastIndex ?? 0) - match));
+      }
+    },
+  });
   const metrics = await startMetricsServer(registry, cfg.metrics.host, cfg.metrics.port);
 
   const membership = setInterval(() => void manager.dropRemovedCopysets().catch((err: unknown) => logger.warn({ err }, 'membership check failed')), 2000);

@@ -37,6 +37,18 @@ interface MountOpts {
   s3Timeout: string;
   cacheGroup: boolean;
   cacheGroupWrite?: boolean;
+  metricsListen?: string;
+}
+
+/** --metrics-listen HOST:PORT (port 0: any free port, announced when ready). */
+function listenAddress(value: string): { host: string; port: number } {
+  const at = value.lastIndexOf(':');
+  const host = value.slice(0, at);
+  const port = Number(value.slice(at + 1));
+  if (at <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new TierfsError(StatusCode.INVALID_ARGUMENT, `--metrics-listen ${value}: give HOST:PORT, e.g. 127.0.0.1:9567`);
+  }
+  return { host, port };
 }
 
 function number(name: string, value: string, min: number): number {
@@ -118,6 +130,7 @@ export function register(program: Command): void {
     .option('--no-cache-group', 'do not read through the cache group (cache nodes)')
     .option('--cache-group-write', 'also hand the blocks this mount writes to S3 to the cache group')
     .option('--s3-timeout <s>', 'how long S3 may take: close/fsync then stage on the cache disk (success) or answer EIO; uncached reads answer EIO', '30')
+    .option('--metrics-listen <host:port>', 'serve Prometheus metrics of this mount (FUSE ops, metadata calls, S3, caches, backlog) on HOST:PORT (off by default)')
     .option('--trash-sweep <s>', 'how often this mount purges expired recycle-bin entries, in seconds', '60')
     .action(
       action(async (mountpoint: string, opts: MountOpts) => {
@@ -142,6 +155,7 @@ export function register(program: Command): void {
         const flushTimeoutMs = number('flush-timeout', opts.flushTimeout, 1) * 1000;
         const metaDeadlineMs = number('meta-timeout', opts.metaTimeout, 1) * 1000;
         const s3TimeoutMs = number('s3-timeout', opts.s3Timeout, 1) * 1000;
+        const metricsAt = opts.metricsListen !== undefined ? listenAddress(opts.metricsListen) : null;
         if (opts.daemon) return daemonize(opts.logFile ?? join(cacheDir, 'gateway.log'));
         if ((process.getuid?.() ?? 0) !== 0 && !mountedByFusermount) {
           return relaunchThroughFusermount(mnt, { fsname: `tierfs:${opts.fs}`, subtype: 'tierfs', allowOther: !!opts.allowOther, readOnly: !!opts.readOnly });
@@ -150,13 +164,17 @@ export function register(program: Command): void {
         // Loaded here so other subcommands start fast (S3 SDK, gRPC, the FUSE server).
         const { connectCluster } = await import('../../gateway/mount-setup.js');
         const { startGateway } = await import('../../gateway/mount.js');
+        const { createRegistry, startMetricsServer } = await import('../../common/metrics.js');
         const log = createLogger('gateway');
+        const registry = metricsAt ? createRegistry('mount') : undefined;
+        registry?.setDefaultLabels({ component: 'mount', mountpoint: mnt });
         const parts = await connectCluster({
           mdsAddrs: opts.mds, fsName: opts.fs, mountpoint: mnt,
           cacheDir: cacheMiB > 0 ? cacheDir : null, cacheSizeBytes: cacheMiB * 2 ** 20,
           writeback: !!opts.writeback, uploadDelayMs: number('upload-delay', opts.uploadDelay, 0) * 1000, logger: log, metaDeadlineMs, s3TimeoutMs,
           cacheGroup: opts.cacheGroup !== false, cacheGroupWrite: !!opts.cacheGroupWrite,
           trashSweepMs: number('trash-sweep', opts.trashSweep, 0.1) * 1000,
+          ...(registry ? { registry } : {}),
         });
         const adminSocket = join(cacheDir, 'admin.sock');
         let exiting = false;
@@ -186,8 +204,18 @@ export function register(program: Command): void {
         }
         process.on('SIGTERM', () => void stop('SIGTERM'));
         process.on('SIGINT', () => void stop('SIGINT'));
+        // A port already taken fails the mount (unmounted again) before it is announced; the
+        // process's exit closes the endpoint.
+        const metrics = registry && metricsAt
+          ? await startMetricsServer(registry, metricsAt.host, metricsAt.port).catch(async (err: unknown) => {
+            await gateway.shutdown('the metrics endpoint could not start');
+            throw new TierfsError(StatusCode.INVALID_ARGUMENT, `--metrics-listen ${opts.metricsListen}: ${err instanceof Error ? err.message : String(err)}`);
+          })
+          : null;
+        const metricsAddress = metrics ? `${metricsAt!.host}:${metrics.port}` : undefined;
+        if (metrics) log.info({ address: metricsAddress }, 'serving Prometheus metrics');
         writeMountRecord({ mountpoint: mnt, pid: process.pid, adminSocket, fs: opts.fs });
-        announceReady({ mountpoint: mnt, pid: process.pid, adminSocket, fs: opts.fs, fsId: parts.fsInfo.fs_id });
+        announceReady({ mountpoint: mnt, pid: process.pid, adminSocket, fs: opts.fs, fsId: parts.fsInfo.fs_id, ...(metricsAddress ? { metricsAddress } : {}) });
       }),
     );
 }

@@ -120,6 +120,8 @@ export async function up(opts: UpOptions, say: (line: string) => void = (l) => p
   for (const name of [...state.mdsAddresses.map((_, i) => `mds${i + 1}`), ...state.metaservers.map((_, i) => `metaserver${i + 1}`)]) {
     state.ports[`${name}-http`] ??= await freeLoopbackPort();
   }
+  // The mount serves metrics only when asked (--monitoring): its port is fixed like the daemons'.
+  if (opts.monitoring && !opts.skipMount) state.ports['mount-http'] ??= await freeLoopbackPort();
   saveState(dataDir, state);
 
   if (state.s3.embedded) {
@@ -217,6 +219,7 @@ export async function up(opts: UpOptions, say: (line: string) => void = (l) => p
   if (opts.writeback) mountArgs.push('--writeback');
   if (opts.asyncUnlink) mountArgs.push('--async-unlink');
   if (opts.allowOther) mountArgs.push('--allow-other');
+  if (opts.monitoring) mountArgs.push('--metrics-listen', `127.0.0.1:${state.ports['mount-http']}`);
   const m = await launchDaemon('mount', mountArgs, log('mount'), 90_000);
   record({ name: 'mount', role: 'mount', pid: m.pid, log: m.log });
   say(`mounted    ${state.fsName} at ${state.mountpoint} (pid ${m.pid})`);
@@ -232,6 +235,7 @@ export function writeScrapeConfig(dataDir: string, state: ClusterState): string 
     scrape_configs: [
       { job_name: 'tierfs-mds', static_configs: [{ targets: targets('mds', state.mdsAddresses.length) }] },
       { job_name: 'tierfs-metaserver', static_configs: [{ targets: targets('metaserver', state.metaservers.length) }] },
+      ...(state.ports['mount-http'] ? [{ job_name: 'tierfs-mount', static_configs: [{ targets: [`127.0.0.1:${state.ports['mount-http']}`] }] }] : []),
     ],
   };
   mkdirSync(join(dataDir, 'monitoring'), { recursive: true });

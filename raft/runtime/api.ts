@@ -65,6 +65,10 @@ export interface RaftGroupStatus {
   epoch: number;
   /** On the leader: voters it has not heard from in the current check-quorum round (empty elsewhere). */
   unreachable?: string[];
+  /** The last index of the local log (metrics: a follower's lag is this, on the leader, minus its match). */
+  lastIndex?: number;
+  /** On the leader: each other member's match index, the last entry known to be in its log (empty elsewhere). */
+  matchIndex?: Record<string, number>;
 }
 
 export interface RaftGroup {

@@ -111,6 +111,8 @@ export class GroupNode implements RaftGroup {
       learners: [...r.conf.learners],
       epoch: r.conf.epoch ?? 0,
       unreachable: this.isLeader() ? [...r.prs.values()].filter((pr) => pr.id !== r.id && !pr.isLearner && !pr.recentActive && !pr.activeLastRound).map((pr) => pr.id) : [],
+      lastIndex: r.log.lastIndex(),
+      matchIndex: this.isLeader() ? Object.fromEntries([...r.prs.values()].filter((pr) => pr.id !== r.id).map((pr) => [pr.id, pr.match])) : {},
     };
   }
 

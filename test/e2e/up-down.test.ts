@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile, writeFile, mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { tempDir } from '../support/tmp.js';
 import { cliPath } from '../support/process.js';
 import { isMounted, ensureUnmounted } from '../../cli/cluster-ops.js';
@@ -43,8 +44,13 @@ test('tierfs up mounts a filesystem; data survives tierfs down and up', { timeou
     await tierfs(['down', '--data-dir', dataDir]);
     assert.ok(!isMounted(mnt), 'unmounted after down');
 
-    await tierfs(['up', '--data-dir', dataDir, '--mount', mnt, '--cache-size', '512']);
+    // The second start with --monitoring: the scrape config lists the mount's metrics endpoint too.
+    await tierfs(['up', '--data-dir', dataDir, '--mount', mnt, '--cache-size', '512', '--monitoring']);
     assert.equal(sha(await readFile(join(mnt, 'dir', 'big.bin'))), sha(big));
+    const scrape = parseYaml(await readFile(join(dataDir, 'monitoring', 'prometheus.yml'), 'utf8')) as { scrape_configs: Array<{ job_name: string; static_configs: Array<{ targets: string[] }> }> };
+    assert.deepEqual(scrape.scrape_configs.map((c) => c.job_name), ['tierfs-mds', 'tierfs-metaserver', 'tierfs-mount']);
+    const mountTarget = scrape.scrape_configs[2]!.static_configs[0]!.targets[0]!;
+    assert.match(await (await fetch(`http://${mountTarget}/metrics`)).text(), /tierfs_mount_fuse_op_seconds_count\{[^}]*op="read"/, 'the mount serves its metrics where the config says');
     assert.equal((await readdir(join(mnt, 'dir', 'sub'))).length, 20);
     assert.equal(await readFile(join(mnt, 'dir', 'sub', 'f7'), 'utf8'), 'file 7\n');
     assert.equal((await stat(join(mnt, 'dir', 'big.bin'))).size, big.length);
