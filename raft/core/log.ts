@@ -6,6 +6,12 @@ export class RaftLog {
   /** Entries not yet persisted, starting at `unstableOffset`. */
   unstable: Entry[] = [];
   unstableOffset: number;
+  /**
+   * How many entries at the front of `unstable` a Ready already handed out to be persisted
+   * (their write is in flight): the next Ready carries only those after them, so the runtime
+   * may collect it before the earlier write is done (etcd's asynchronous storage writes).
+   */
+  inProgress = 0;
   /** A received snapshot not yet persisted/applied by the runtime. */
   pendingSnapshot: Snapshot | null = null;
   committed: number;
@@ -108,8 +114,11 @@ export class RaftLog {
       // Replaces (part of) the persisted log: the runtime truncates storage when it persists these.
       this.unstableOffset = after + 1;
       this.unstable = ents.slice();
+      this.inProgress = 0;
     } else {
+      // Entries in flight past the cut are superseded: the next Ready writes their replacements.
       this.unstable = this.unstable.slice(0, after + 1 - this.unstableOffset);
+      this.inProgress = Math.min(this.inProgress, this.unstable.length);
       for (const e of ents) this.unstable.push(e);
     }
     return this.lastIndex();
@@ -171,13 +180,33 @@ export class RaftLog {
     if (i > this.applied) this.applied = i;
   }
 
-  /** Entries persisted by the runtime up to (index, term): drop them from the unstable tail. */
-  stableTo(index: number, term: number): void {
-    if (this.unstable.length === 0 || index < this.unstableOffset) return;
+  /** Unstable entries not handed out in a Ready yet. */
+  unstableToPersist(): Entry[] {
+    return this.unstable.slice(this.inProgress);
+  }
+
+  /** A Ready handed out every unstable entry: their write is in flight. */
+  acceptInProgress(): void {
+    this.inProgress = this.unstable.length;
+  }
+
+  /** The last index of the log as persisted (entries in flight do not count). */
+  stableLastIndex(): number {
+    return this.unstableOffset - 1;
+  }
+
+  /**
+   * Entries persisted by the runtime up to (index, term): drop them from the unstable tail.
+   * Returns whether they were still ours (not overwritten meanwhile by a newer leader's).
+   */
+  stableTo(index: number, term: number): boolean {
+    if (this.unstable.length === 0 || index < this.unstableOffset) return false;
     const k = index - this.unstableOffset;
-    if (k >= this.unstable.length || this.unstable[k]!.term !== term) return; // overwritten meanwhile
+    if (k >= this.unstable.length || this.unstable[k]!.term !== term) return false; // overwritten meanwhile
     this.unstable = this.unstable.slice(k + 1);
     this.unstableOffset = index + 1;
+    this.inProgress = Math.max(0, this.inProgress - (k + 1));
+    return true;
   }
 
   /** Accepts a leader's snapshot in place of the log. */
@@ -185,6 +214,7 @@ export class RaftLog {
     this.pendingSnapshot = snap;
     this.committed = snap.meta.index;
     this.unstable = [];
+    this.inProgress = 0;
     this.unstableOffset = snap.meta.index + 1;
   }
 

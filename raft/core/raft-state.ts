@@ -136,7 +136,7 @@ export abstract class RaftState {
     const last = this.log.lastIndex();
     for (const pr of this.prs.values()) {
       pr.becomeProbe();
-      pr.match = pr.id === this.id ? last : 0;
+      pr.match = pr.id === this.id ? this.log.stableLastIndex() : 0;
       pr.next = last + 1;
       pr.recentActive = pr.id === this.id;
       pr.activeLastRound = true; // a new term: give every peer a full round before calling it unreachable
@@ -182,12 +182,23 @@ export abstract class RaftState {
 
   // ---- replication ----
 
+  /**
+   * The leader's own copy counts towards commit only once it is durable (`localStable`), as
+   * a follower's counts once it acknowledged its write: the runtime sends appends while its
+   * own write is in flight and may hand out the next Ready before that write is done, so a
+   * commit index counting an in-flight copy could reach a follower that applies an entry one
+   * crash could still take away from the majority.
+   */
   protected appendEntries(ents: Entry[]): void {
     this.log.append(ents);
-    const self = this.prs.get(this.id);
-    if (self) self.maybeUpdate(this.log.lastIndex());
-    this.maybeCommit();
     this.needBroadcast = true;
+  }
+
+  /** The runtime persisted our log up to `index` (entries of the term they were appended in). */
+  localStable(index: number): void {
+    if (this.role !== StateRole.Leader) return;
+    const self = this.prs.get(this.id);
+    if (self && self.maybeUpdate(index) && this.maybeCommit()) this.bcastCommit();
   }
 
   /** Sends pending proposals to every follower; called when a Ready is collected so proposals batch. */
@@ -380,7 +391,7 @@ export abstract class RaftState {
       if (pr) pr.isLearner = learner;
       else {
         const p = new Progress(id, last + 1, this.maxInflight, learner);
-        if (id === this.id) p.match = last;
+        if (id === this.id) p.match = this.log.stableLastIndex();
         p.recentActive = true; // give new members a round before check-quorum counts them
         this.prs.set(id, p);
       }

@@ -64,7 +64,7 @@ export class RawNode {
 
   hasReady(): boolean {
     const r = this.raft;
-    if (r.msgs.length > 0 || r.log.unstable.length > 0 || r.readStates.length > 0) return true;
+    if (r.msgs.length > 0 || r.log.unstable.length > r.log.inProgress || r.readStates.length > 0) return true;
     if (r.log.pendingSnapshot) return true;
     const hs = this.hardState();
     if (hs.term !== this.prevHs.term || hs.vote !== this.prevHs.vote || hs.commit !== this.prevHs.commit) return true;
@@ -82,12 +82,13 @@ export class RawNode {
     const hsChanged = hs.term !== this.prevHs.term || hs.vote !== this.prevHs.vote || hs.commit !== this.prevHs.commit;
     const rd: Ready = {
       hardState: hsChanged ? hs : null,
-      entries: r.log.unstable.slice(),
+      entries: r.log.unstableToPersist(),
       snapshot: r.log.pendingSnapshot,
       committedEntries: r.log.pendingSnapshot ? [] : r.log.nextCommitted(this.maxApplyBytes),
       messages: r.msgs,
       readStates: r.readStates,
     };
+    r.log.acceptInProgress();
     r.msgs = [];
     r.readStates = [];
     if (hsChanged) this.prevHs = hs;
@@ -95,12 +96,15 @@ export class RawNode {
     return rd;
   }
 
-  /** The driver persisted `rd` (storage now holds its entries/snapshot). */
+  /**
+   * The driver persisted `rd` (storage now holds its entries/snapshot). Readies may be
+   * collected before earlier ones are persisted, but must be advanced in the order collected.
+   */
   advance(rd: Ready): void {
     if (rd.snapshot) this.raft.log.snapshotStable(rd.snapshot.meta.index);
     if (rd.entries.length > 0) {
       const last = rd.entries[rd.entries.length - 1]!;
-      this.raft.log.stableTo(last.index, last.term);
+      if (this.raft.log.stableTo(last.index, last.term)) this.raft.localStable(last.index);
     }
   }
 }

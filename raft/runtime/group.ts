@@ -238,9 +238,8 @@ export class GroupNode implements RaftGroup {
    * A leader's appends and heartbeats go out while its own write of the same entries is still
    * in flight (Raft thesis §10.2.1): the follower's fsync overlaps the leader's. Safe because
    * nothing a client can observe depends on the leader's copy before it is durable: the core
-   * counts the leader's own entries towards commit when appended, but a follower can only
-   * acknowledge entries of this Ready after receiving them, and the next Ready (the first that
-   * can apply them or announce their commit) is collected only after this one is persisted.
+   * counts the leader's own entries towards commit only once the host reports them persisted
+   * (`advance`), so the commit index these messages carry never counts a write in flight.
    * Everything else (votes, append responses, a step-down's messages) waits for the write.
    */
   sendBeforePersist(rd: Ready, hardStateMustSync: boolean): void {

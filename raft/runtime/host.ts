@@ -20,6 +20,9 @@ export class RaftHost {
   private readonly dirty = new Set<GroupNode>();
   private pumping = false;
   private pumpScheduled = false;
+  /** Per group, its Readies waiting for a write; and how many store writes are awaited. */
+  private readonly groupsInFlight = new Map<GroupNode, number>();
+  private writesInFlight = 0;
   private cancelTick: (() => void) | null = null;
   private readonly log: Logger;
   private readonly clock: RaftClock;
@@ -130,7 +133,8 @@ export class RaftHost {
       this.dirty.delete(g);
       await g.idle();
     }
-    while (this.pumping) await sleepOn(this.clock, 2);
+    await this.quiesce();
+    if (g) this.groupsInFlight.delete(g);
     await this.store.removeGroup(groupId);
   }
 
@@ -139,7 +143,7 @@ export class RaftHost {
     this.closed = true;
     this.cancelTick?.();
     for (const g of this.groups.values()) g.stop();
-    while (this.pumping) await sleepOn(this.clock, 2);
+    await this.quiesce();
     for (const g of this.groups.values()) await g.idle();
     this.transport.close();
     await this.store.close();
@@ -171,50 +175,70 @@ export class RaftHost {
   }
 
   /**
-   * Group commit: collect every dirty group's Ready, persist all in one synced batch, then
-   * send/apply. A Ready that needs no fsync (no entries, no snapshot, no term/vote change: a
-   * commit-index advance with its committed entries, heartbeat replies, read states) carries
-   * nothing its messages or applies depend on — what they acknowledge was made durable by an
-   * earlier Ready, which this loop persisted before collecting this one. Such a Ready goes on at
-   * once: its hard state rides in the same (ordered) batch, but applying the committed entries
-   * and answering the client do not wait for that write. This takes a level write (and on a
-   * busy disk, the tail of the previous fsync) off the leader's commit → apply → reply path.
+   * Group commit with asynchronous writes: collect every dirty group's Ready, hand all of
+   * them to the store as one synced batch, and go on collecting while it is written (the
+   * store merges what queues up during an fsync into the next batch). A leader's appends
+   * leave before its own write (`sendBeforePersist`), so followers get proposals made during
+   * an fsync at once instead of after it; everything else a Ready carries (acks, votes,
+   * committed entries, reads) goes on only when its write and every earlier write of its
+   * group are done, in the order collected. The core counts the leader's own entries towards
+   * commit only when their write is done (`RaftState.localStable`), so no commit index any
+   * message carries depends on a write in flight.
+   *
+   * A Ready that needs no fsync (no entries, no snapshot, no term/vote change) of a group
+   * with nothing in flight goes on at once: its hard state (a commit index) rides in the
+   * batch, but applying and answering do not wait for that write.
    */
   private async pump(): Promise<void> {
     if (this.pumping) return;
     this.pumping = true;
     try {
       while (this.dirty.size > 0 && !this.closed) {
-        const durable: Array<{ g: GroupNode; rd: Ready }> = [];
-        const light: Array<{ g: GroupNode; rd: Ready }> = [];
+        const waiting: Array<{ g: GroupNode; rd: Ready }> = [];
+        const now: Array<{ g: GroupNode; rd: Ready }> = [];
         const writes: GroupWrite[] = [];
         for (const g of [...this.dirty]) {
           this.dirty.delete(g);
+          // A snapshot replaces the group's log: install it once the group's writes are done
+          // (the group is woken again when they are).
+          if (g.core.raft.log.pendingSnapshot && this.inFlight(g) > 0) continue;
           const c = g.collect();
           if (!c) continue;
           if (c.rd.snapshot) await this.installSnapshot(g, c.rd.snapshot.meta, (c.rd.snapshot.data as Buffer[] | undefined) ?? []);
           const mustSync = c.write.entries.length > 0 || c.write.hardStateMustSync || c.write.snapshot !== null;
           if (mustSync) g.sendBeforePersist(c.rd, c.write.hardStateMustSync);
-          (mustSync ? durable : light).push({ g, rd: c.rd });
+          if (mustSync || this.inFlight(g) > 0) {
+            waiting.push({ g, rd: c.rd });
+            this.groupsInFlight.set(g, this.inFlight(g) + 1);
+          } else {
+            now.push({ g, rd: c.rd });
+          }
           writes.push(c.write);
         }
         if (writes.length === 0) break;
         const written = this.store.write(writes);
-        for (const { g, rd } of light) {
-          if (g.stopped) continue;
-          g.afterPersist(rd);
-          if (g.core.hasReady()) this.dirty.add(g);
-        }
-        if (durable.length === 0) {
+        for (const { g, rd } of now) this.finish(g, rd);
+        if (waiting.length === 0) {
           written.catch((e: unknown) => this.persistFailed(e));
           continue;
         }
-        await written;
-        for (const { g, rd } of durable) {
-          if (g.stopped) continue;
-          g.afterPersist(rd);
-          if (g.core.hasReady()) this.dirty.add(g);
-        }
+        // The store completes writes in the order given, so these run in collection order.
+        this.writesInFlight++;
+        written.then(
+          () => {
+            this.writesInFlight--;
+            for (const { g, rd } of waiting) {
+              this.groupsInFlight.set(g, this.inFlight(g) - 1);
+              if (this.inFlight(g) === 0) this.groupsInFlight.delete(g);
+              this.finish(g, rd);
+            }
+            this.schedulePump();
+          },
+          (e: unknown) => {
+            this.writesInFlight--;
+            this.persistFailed(e);
+          },
+        );
       }
     } catch (e) {
       this.persistFailed(e);
@@ -222,6 +246,23 @@ export class RaftHost {
       this.pumping = false;
     }
     if (this.dirty.size > 0) this.schedulePump();
+  }
+
+  /** Readies of this group handed to the store and not yet gone on. */
+  private inFlight(g: GroupNode): number {
+    return this.groupsInFlight.get(g) ?? 0;
+  }
+
+  /** A Ready's write (and every earlier one of its group) is done: update memory, send, apply. */
+  private finish(g: GroupNode, rd: Ready): void {
+    if (g.stopped) return;
+    g.afterPersist(rd);
+    if (g.core.hasReady()) this.dirty.add(g);
+  }
+
+  /** Until the writes handed to the store are done and nothing is being collected. */
+  private async quiesce(): Promise<void> {
+    while (this.pumping || this.writesInFlight > 0) await sleepOn(this.clock, 2);
   }
 
   private persistFailed(e: unknown): void {

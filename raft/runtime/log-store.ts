@@ -69,7 +69,7 @@ export class RaftLogStore {
     await this.db.close();
   }
 
-  /** Persists writes of several groups in one synced batch. */
+  /** Persists writes of several groups in one synced batch; writes complete in the order given. */
   write(writes: GroupWrite[]): Promise<void> {
     const ops: Op[] = [];
     let sync = false;
@@ -95,7 +95,8 @@ export class RaftLogStore {
         if (w.hardStateMustSync) sync = true; // votes and terms must be durable before we answer
       }
     }
-    if (ops.length === 0) return Promise.resolve();
+    // Writes complete in the order given (the host relies on it), empty ones too.
+    if (ops.length === 0 && !this.flushing) return Promise.resolve();
     return new Promise((resolve, reject) => {
       this.queue.push({ ops, sync, resolve, reject });
       if (!this.flushing) void this.flush();
@@ -109,8 +110,10 @@ export class RaftLogStore {
       this.queue = [];
       const ops = batch.flatMap((b) => b.ops);
       try {
-        await this.db.batch(ops, { sync: batch.some((b) => b.sync) });
-        this.batches++;
+        if (ops.length > 0) {
+          await this.db.batch(ops, { sync: batch.some((b) => b.sync) });
+          this.batches++;
+        }
         for (const b of batch) b.resolve();
       } catch (e) {
         for (const b of batch) b.reject(e);

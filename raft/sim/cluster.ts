@@ -406,9 +406,9 @@ export class SimCluster {
         }
       }
     }
-    // Committed prefix: every server agrees on the term of each committed index. A leader
-    // counts its own entries towards commit while its write of them is in flight; nothing can
-    // observe that commit before the write is done, so only the persisted part is checked.
+    // Committed prefix: every server agrees on the term of each committed index, over the
+    // persisted part of its log (a follower may learn a commit index past entries it is still
+    // writing; it applies them only once they are written).
     const log = r.log;
     const committed = Math.min(log.committed, g.storage.lastIndex());
     const from = Math.max((this.checkedCommit.get(s.id) ?? 0) + 1, log.firstIndex());

@@ -228,3 +228,34 @@ test('pre-vote and check-quorum: a partitioned node does not disrupt the leader 
   net.tickAll(25);
   assert.notEqual(net.n(leader).raft.role, StateRole.Leader);
 });
+
+test('asynchronous storage writes: a Ready is collected while the previous one is unpersisted without repeating its entries; the leader counts its own copy only once persisted', () => {
+  const net = new Net(['a', 'b', 'c']);
+  net.campaign('a');
+  const a = net.n('a');
+  const s = net.nodes.get('a')!;
+  const before = a.raft.log.committed;
+  a.propose(Buffer.from('x'));
+  const rd1 = a.ready();
+  assert.equal(rd1.entries.length, 1);
+  a.propose(Buffer.from('y'));
+  const rd2 = a.ready(); // rd1 not persisted yet
+  assert.deepEqual(rd2.entries.map((e) => e.data.toString()), ['y'], 'only the entry not handed out before');
+  assert.equal(a.hasReady(), false);
+  // b persists and acknowledges both; c hears nothing. The leader's own copy is in flight.
+  const apps = [...rd1.messages, ...rd2.messages].filter((m) => m.to === 'b');
+  for (const m of apps) net.n('b').step(m);
+  const b = net.n('b');
+  const rdb = b.ready();
+  net.nodes.get('b')!.storage.append(rdb.entries);
+  b.advance(rdb);
+  for (const m of rdb.messages) if (m.to === 'a') a.step(m);
+  assert.equal(a.raft.log.committed, before, 'b alone (with an unpersisted leader copy) is no majority');
+  // The leader's writes are done, in order: now a and b hold both.
+  s.storage.append(rd1.entries);
+  a.advance(rd1);
+  s.storage.append(rd2.entries);
+  a.advance(rd2);
+  assert.equal(a.raft.log.committed, before + 2);
+  assert.equal(a.raft.log.unstable.length, 0);
+});

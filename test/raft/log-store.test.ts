@@ -49,3 +49,19 @@ test('log store: runs reload in order, later runs truncate, compaction drops cov
     dir.remove();
   }
 });
+
+test('log store: writes complete in the order given, an empty one behind a write in flight too (the host sends a Ready\'s acks when its write completes)', async () => {
+  const dir = tempDir('raft-store-');
+  try {
+    const store = await RaftLogStore.open(dir.path);
+    await store.createGroup('g', { index: 1, term: 1, conf }, { term: 1, vote: '', commit: 1 });
+    const done: string[] = [];
+    const full = store.write([{ groupId: 'g', entries: ents(2, 50, 1), hardState: null, hardStateMustSync: false, snapshot: null }]).then(() => done.push('entries'));
+    const empty = store.write([{ groupId: 'g', entries: [], hardState: null, hardStateMustSync: false, snapshot: null }]).then(() => done.push('empty'));
+    await Promise.all([full, empty]);
+    assert.deepEqual(done, ['entries', 'empty']);
+    await store.close();
+  } finally {
+    dir.remove();
+  }
+});
