@@ -268,7 +268,9 @@ export class VfsNamespace {
       this.complete.addedUnverified(newParent, newName, dstAfter, since);
     }
     table.dentries.delete(parent, name);
-    table.dentries.delete(newParent, newName);
+    // The new name as this rename left it: an unlink of it then knows its inode (releaseIno).
+    if (result.type !== undefined) table.dentries.set(newParent, newName, { ino, type: result.type & S_IFMT });
+    else table.dentries.delete(newParent, newName);
     this.core.changedDir(parent, parent === newParent ? dstAfter : srcAfter);
     this.core.changedDir(newParent, dstAfter);
     await table.refresh(ino);

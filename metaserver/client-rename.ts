@@ -79,7 +79,7 @@ async function renameInCopyset(
     else await c.updateInode(ino, { touch_ctime: true });
   }
   const replacedIno = Number(res.replaced_ino);
-  if (!replacedIno) return { ino, ...dirs };
+  if (!replacedIno) return { ino, type: res.type, ...dirs };
   let nlink = res.replaced_nlink;
   let released = res.replaced_done && nlink === 0 && opts.releaseIno === replacedIno && !isDir(res.replaced_type);
   if (!res.replaced_done) {
@@ -90,17 +90,17 @@ async function renameInCopyset(
       released = true;
     }
   }
-  return { ino, ...dirs, replaced: { ino: replacedIno, nlink, type: res.replaced_type }, ...(released ? { released } : {}) };
+  return { ino, type: res.type, ...dirs, replaced: { ino: replacedIno, nlink, type: res.replaced_type }, ...(released ? { released } : {}) };
 }
 
 async function renameOnce(c: RemoteMetaClient, srcParent: number, srcName: string, dstParent: number, dstName: string): Promise<RenameResult> {
   const src = await c.lookup(srcParent, srcName);
-  if (srcParent === dstParent && srcName === dstName) return { ino: src.ino };
+  if (srcParent === dstParent && srcName === dstName) return { ino: src.ino, type: src.type };
   const dstDir = await c.getInode(dstParent);
   if (!isDir(dstDir.mode)) throw new TierfsError(StatusCode.NOT_DIR, `destination parent ${dstParent} is not a directory`);
   const dst = await c.maybeLookup(dstParent, dstName);
   if (dst) {
-    if (dst.ino === src.ino) return { ino: src.ino }; // two links to one inode: POSIX says do nothing
+    if (dst.ino === src.ino) return { ino: src.ino, type: src.type }; // two links to one inode: POSIX says do nothing
     if (isDir(src.type) && !isDir(dst.type)) throw new TierfsError(StatusCode.NOT_DIR, `${JSON.stringify(dstName)} is not a directory`);
     if (!isDir(src.type) && isDir(dst.type)) throw new TierfsError(StatusCode.IS_DIR, `${JSON.stringify(dstName)} is a directory`);
     if (isDir(dst.type) && (await c.listDentries(dst.ino, '', 1)).length > 0) {
@@ -142,12 +142,12 @@ async function renameOnce(c: RemoteMetaClient, srcParent: number, srcName: strin
   } else {
     await c.updateInode(src.ino, { touch_ctime: true });
   }
-  if (!dst) return { ino: src.ino };
+  if (!dst) return { ino: src.ino, type: src.type };
   const replaced = await c.updateInode(dst.ino, { nlink_delta: isDir(dst.type) ? -2 : -1, remove_parent: dstParent, touch_ctime: true });
   if (isDir(dst.type)) {
     await c.call(await c.router.route(dst.ino), 'DeleteInode', { ino: dst.ino }, true);
   }
-  return { ino: src.ino, replaced: { ino: dst.ino, nlink: replaced.nlink, type: dst.type } };
+  return { ino: src.ino, type: src.type, replaced: { ino: dst.ino, nlink: replaced.nlink, type: dst.type } };
 }
 
 /**

@@ -97,8 +97,9 @@ export interface SetAttrChanges {
 }
 
 export interface RenameResult {
-  /** The inode the name moved (absent from clients that do not say). */
+  /** The inode the name moved and its type (absent from clients that do not say). */
   ino?: number;
+  type?: number;
   /** The source and destination directories after the change, when the metaserver sends them. */
   parents?: Inode[];
   /** The inode the destination name pointed to before, if it was replaced, with its nlink after. */

@@ -191,7 +191,7 @@ test('in one copyset every POSIX operation is one Raft entry, with no reads befo
   let res: Awaited<ReturnType<typeof c.rename>> = {};
   assert.equal(await count(async () => (res = await c.rename(top.ino, 'other', top.ino, 'moved', { releaseIno: f }))), 1, 'rename over a file');
   const { parents, ...rest } = res;
-  assert.deepEqual(rest, { ino: other.ino, replaced: { ino: f, nlink: 0, type: S_IFREG }, released: true });
+  assert.deepEqual(rest, { ino: other.ino, type: S_IFREG, replaced: { ino: f, nlink: 0, type: S_IFREG }, released: true });
   assert.deepEqual(parents?.map((p) => p.ino), [top.ino, top.ino]);
   assert.deepEqual(parents?.[1], await c.getInode(top.ino));
   assert.equal(await count(() => c.unlink(top.ino, 'moved', { releaseIno: other.ino })), 1, 'unlink with release');
