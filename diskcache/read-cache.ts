@@ -10,8 +10,15 @@ import { readExact, readFullyInto, readFullyIntoSync, unlinkQuiet, writeFileSync
 import { invariant } from './limits.js';
 import { TEMP_PREFIX } from './staging.js';
 
-/** Reads up to this size are a pread on the event loop's thread (files.ts readFullyIntoSync). */
+/** Reads up to this size are a pread on the event loop's thread (files.ts readFullyIntoSync) ... */
 const SYNC_READ_MAX = 64 * 1024;
+/**
+ * ... unless one just took longer than this: the page cache did not hold it (dropped, or never
+ * read), the loop waited for the disk, and reads in flight at once could not overlap. Small
+ * reads then go through the pool for SYNC_BACKOFF_MS before the loop's thread is tried again.
+ */
+const SLOW_SYNC_READ_MS = 0.25;
+const SYNC_BACKOFF_MS = 1_000;
 
 export class ReadCache {
   private readonly lru = new LRUCache<string, number>({ maxSize: Number.MAX_SAFE_INTEGER, sizeCalculation: (size) => Math.max(1, size) });
@@ -21,11 +28,18 @@ export class ReadCache {
   readonly counts = { hits: 0, misses: 0 };
   readonly path = (key: string): string => join(this.readDir, key);
 
+  /** Until when small reads go through the pool (a pread on the loop's thread was slow). */
+  private syncReadsOffUntil = 0;
+  /** preads on the loop's thread that found the disk, not the page cache. */
+  slowSyncReads = 0;
+
   constructor(
     readonly readDir: string,
     maxOpenFiles: number,
     /** The size of a staged block (readable here too), undefined when not staged. */
     private readonly stagedSize: (key: string) => number | undefined,
+    /** A pread on the loop's thread slower than this sends small reads to the pool for a while. */
+    private readonly slowSyncReadMs = SLOW_SYNC_READ_MS,
   ) {
     this.fds = new FdPool(maxOpenFiles);
   }
@@ -95,9 +109,15 @@ export class ReadCache {
       return false;
     }
     try {
-      await this.fds.use(key, this.path, async (fh) =>
-        len <= SYNC_READ_MAX ? readFullyIntoSync(fh, target, at, len, offset) : readFullyInto(fh, target, at, len, offset),
-      );
+      await this.fds.use(key, this.path, async (fh) => {
+        if (len > SYNC_READ_MAX || Date.now() < this.syncReadsOffUntil) return readFullyInto(fh, target, at, len, offset);
+        const t0 = performance.now();
+        readFullyIntoSync(fh, target, at, len, offset);
+        if (performance.now() - t0 > this.slowSyncReadMs) {
+          this.syncReadsOffUntil = Date.now() + SYNC_BACKOFF_MS;
+          this.slowSyncReads++;
+        }
+      });
       this.hit();
       return true;
     } catch (err) {
