@@ -15,6 +15,7 @@ import type { MdsClient, ChunkLocation, VolumeInfo } from '../mds/client.js';
 import { StatusCode, TierfsError } from '../common/status.js';
 import { ChunkClient, type ChunkClientOptions, type ChunkRef } from '../chunkserver/chunk-client.js';
 import { BLOCK, type BlockWrite, BlockWriteQueue } from './write-queue.js';
+import { ReadAhead } from './read-ahead.js';
 
 const MiB = 1 << 20;
 
@@ -35,6 +36,8 @@ export interface OpenOptions extends ChunkClientOptions {
   cache?: CacheMode;
   /** Bytes queued or in flight at most (default 64 MiB). */
   maxDirtyBytes?: number;
+  /** How far ahead of a sequential reader to fetch (default 8 MiB; 0: off). */
+  readAheadBytes?: number;
 }
 
 export class VolumeClient {
@@ -48,6 +51,7 @@ export class VolumeClient {
   private refreshTimer: NodeJS.Timeout | null = null;
   readonly chunks: ChunkClient;
   readonly writes: BlockWriteQueue;
+  readonly readAhead: ReadAhead;
   readonly cache: CacheMode;
 
   private constructor(
@@ -67,6 +71,15 @@ export class VolumeClient {
       maxBatchBytes: 256 * 1024,
       maxBatchesPerCopyset: 8,
       send: (poolId, copysetId, writes) => chunks.writeBatch(poolId, copysetId, writes),
+    });
+    this.readAhead = new ReadAhead({
+      windowBytes: opts.readAheadBytes ?? 8 * MiB,
+      size: Number(info.size),
+      fetch: async (offset, length) => {
+        const buf = Buffer.allocUnsafe(length);
+        await this.readDirect(offset, buf);
+        return buf;
+      },
     });
   }
 
@@ -132,6 +145,13 @@ export class VolumeClient {
 
   /** Reads into `target` from `offset`; never-written ranges read as zeros, queued writes as written. */
   async read(offset: number, target: Buffer): Promise<void> {
+    this.pieces(offset, target.length); // range check
+    if (await this.readAhead.read(offset, target)) return;
+    await this.readDirect(offset, target);
+  }
+
+  /** A read from the chunkservers, patched with the blocks queued when it starts. */
+  private async readDirect(offset: number, target: Buffer): Promise<void> {
     await Promise.all(this.pieces(offset, target.length).map(async (p) => {
       const dst = target.subarray(p.offset - offset, p.offset - offset + p.length);
       const a0 = p.chunkOffset - (p.chunkOffset % BLOCK);
@@ -157,7 +177,10 @@ export class VolumeClient {
   async write(offset: number, data: Buffer): Promise<void> {
     if (this.readOnly) throw new TierfsError(StatusCode.READ_ONLY, `volume "${this.name}" is attached read-only`);
     while (this.gate) await this.gate;
+    this.readAhead.invalidate(offset, data.length);
     const { committed } = await this.queueWrite(offset, data);
+    // Again: a fetch ahead may have started before the blocks were queued.
+    this.readAhead.invalidate(offset, data.length);
     if (this.cache === 'writethrough') await committed;
     else committed.catch(() => undefined); // kept as the queue's failure: the next flush reports it
   }
@@ -212,7 +235,7 @@ export class VolumeClient {
     let committed: Promise<void> = Promise.resolve();
     const run = this.rmwChain.then(async () => {
       const buf = Buffer.alloc(a1 - a0);
-      await this.read(vol0, buf);
+      await this.readDirect(vol0, buf);
       src.copy(buf, p.chunkOffset - a0);
       await this.writes.reserve(buf.length);
       committed = this.writes.put(vbs.map((vb, i) => ({ vb, poolId: ref.poolId, copysetId: ref.copysetId, chunkId: ref.chunkId, chunkOffset: a0 + i * BLOCK, data: buf.subarray(i * BLOCK, (i + 1) * BLOCK) })));
@@ -248,6 +271,7 @@ export class VolumeClient {
     const pieces = this.pieces(offset, length);
     // Nothing queued may reach a chunk after its delete: trim runs after a drain, writes held.
     return this.exclusive(async () => {
+      this.readAhead.invalidate(offset, length);
       await Promise.all(pieces.map(async (p) => {
         const ref = await this.chunkRef(p, false);
         if (!ref) return;
@@ -255,6 +279,7 @@ export class VolumeClient {
         await (await this.queueWrite(p.offset, Buffer.alloc(p.length))).committed;
       }));
       await this.writes.drained();
+      this.readAhead.invalidate(offset, length);
     });
   }
 
