@@ -110,7 +110,10 @@ export interface CacheGroupOptions {
   membership: () => Promise<CacheGroupMembership>;
   /** How often the membership is refreshed (default 2 s). */
   refreshMs?: number;
-  /** A GetBlock not answered within this long (from when it is sent) falls through to S3 (default 3 s). */
+  /**
+   * A block read from a node that is silent this long (from when it is sent; over the data
+   * plane also between pieces of the body) falls through to S3 (default 3 s).
+   */
   timeoutMs?: number;
   /** GetBlocks in flight per node (default 8); more wait their turn, and skip the node if it failed meanwhile. */
   perNodeConcurrency?: number;

@@ -33,19 +33,30 @@ export class BlockHttpClient {
     this.agent = this.tls ? new HttpsAgent({ ...opts, cert: auth.tls!.cert, key: auth.tls!.key, ca: auth.tls!.ca }) : new HttpAgent(opts);
   }
 
-  /** The block of `size` bytes, or found: false; throws on transport errors and after `timeoutMs`. */
+  /**
+   * The block of `size` bytes, or found: false; throws on transport errors, and when the node
+   * is silent for `timeoutMs` — before its answer starts or between pieces of the body. A
+   * node that keeps sending is not cut off however long the block takes (a busy node is
+   * still faster than starting over from S3); a dead or stuck one costs one timeout.
+   */
   get(key: string, size: number, timeoutMs: number): Promise<FetchedBlock> {
     const headers: Record<string, string> = {};
     if (this.auth.key) headers[CLUSTER_KEY_HEADER] = this.auth.key.toString();
     const request = this.tls ? httpsRequest : httpRequest;
+    const ctl = new AbortController();
+    let timer = setTimeout(() => ctl.abort(), timeoutMs);
+    const alive = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => ctl.abort(), timeoutMs);
+    };
     return new Promise<FetchedBlock>((resolve, reject) => {
       const req = request(
-        { host: this.host, port: this.port, path: `/blocks/${encodeURIComponent(key)}?size=${size}`, agent: this.agent, headers, signal: AbortSignal.timeout(timeoutMs) },
-        (res) => readBlock(res, size).then(resolve, reject),
+        { host: this.host, port: this.port, path: `/blocks/${encodeURIComponent(key)}?size=${size}`, agent: this.agent, headers, signal: ctl.signal },
+        (res) => readBlock(res, size, alive).then(resolve, reject),
       );
       req.on('error', reject);
       req.end();
-    });
+    }).finally(() => clearTimeout(timer));
   }
 
   close(): void {
@@ -53,7 +64,8 @@ export class BlockHttpClient {
   }
 }
 
-async function readBlock(res: IncomingMessage, size: number): Promise<FetchedBlock> {
+async function readBlock(res: IncomingMessage, size: number, alive: () => void): Promise<FetchedBlock> {
+  alive();
   if (res.statusCode === 404) {
     res.resume();
     return { found: false, data: Buffer.alloc(0), crc32: 0 };
@@ -76,6 +88,7 @@ async function readBlock(res: IncomingMessage, size: number): Promise<FetchedBlo
     if (at + chunk.length > size) throw new Error(`cache node sent more than the ${size} bytes it announced`);
     chunk.copy(data, at);
     at += chunk.length;
+    alive();
   }
   if (at !== size) throw new Error(`cache node's body ended at ${at} of ${size} bytes`);
   return { found: true, data, crc32 };

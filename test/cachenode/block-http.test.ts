@@ -3,10 +3,12 @@
 // reported as damaged without being read, and callers without the cluster key are refused.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { crc32 } from 'node:zlib';
 import { NodeBlockStore } from '../../cachenode/block-store.js';
 import { startBlockHttpServer } from '../../cachenode/block-http.js';
-import { BlockHttpClient } from '../../s3adaptor/cache-node-http.js';
+import { BlockHttpClient, CRC_HEADER } from '../../s3adaptor/cache-node-http.js';
 import { silentLogger } from '../../common/log.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -40,5 +42,41 @@ test('blocks over the HTTP data plane: whole with their CRC, misses, damaged len
     await server.close();
     await store.close();
     dir.remove();
+  }
+});
+
+test('a node that goes silent costs one timeout; one that keeps sending is not cut off, however long the block takes', async () => {
+  const size = 64 * 1024;
+  const piece = size / 8;
+  // One server, two behaviours: /blocks/slow... sends a piece every 150 ms (1.2 s in all, past
+  // the 1 s timeout), /blocks/stuck... sends headers and half the body, then nothing.
+  const server = createServer((req, res) => {
+    res.writeHead(200, { 'content-length': size, [CRC_HEADER]: '0' });
+    let sent = 0;
+    const stuck = req.url!.startsWith('/blocks/stuck');
+    const tick = setInterval(() => {
+      if (stuck && sent >= size / 2) return;
+      res.write(Buffer.alloc(piece, 1));
+      sent += piece;
+      if (sent >= size) {
+        clearInterval(tick);
+        res.end();
+      }
+    }, 150);
+    res.on('close', () => clearInterval(tick));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const client = new BlockHttpClient(`127.0.0.1:${(server.address() as AddressInfo).port}`, { key: null, tls: null });
+  try {
+    const slow = await client.get('slow_1', size, 1_000);
+    assert.equal(slow.data.length, size);
+    const t0 = Date.now();
+    await assert.rejects(client.get('stuck_1', size, 1_000), /abort/i);
+    const ms = Date.now() - t0;
+    assert.ok(ms >= 1_000 && ms < 8_000, `gave up after ${ms} ms`);
+  } finally {
+    client.close();
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
   }
 });
