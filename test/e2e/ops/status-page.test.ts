@@ -11,7 +11,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TIERFS_VERSION } from '../../../common/version.js';
 import { adminRequest } from '../../../gateway/admin.js';
-import { cliPath } from '../../support/process.js';
+import { cliPath, repoRoot } from '../../support/process.js';
 import { after, before, describe, test } from 'node:test';
 import { startCluster, waitFor, type TestCluster } from '../support/cluster.js';
 
@@ -130,5 +130,51 @@ describe('status page and live stats', () => {
     assert.equal(value('tierfs_mount_staged_bytes'), 0, 'nothing staged once the uploads are done');
     assert.ok(value('tierfs_mount_uploaded_bytes_total') >= 3 << 20, 'the writeback uploads counted');
     assert.match(text, /mountpoint="[^"]*mnt"/, 'series carry the mountpoint');
+  });
+
+  test('a metaserver exports the raft log lag of each member of the copysets it leads', async () => {
+    const fsId = (await cluster.client.getFsInfo(cluster.fsName)).fs_id;
+    const root = (await cluster.client.listPartitions(fsId)).find((l) => l.partition!.start <= 1 && 1 <= l.partition!.end)!;
+    const copyset = `${root.partition!.pool_id}.${root.partition!.copyset_id}`;
+    const follower = cluster.metas.find((m) => root.peers.includes(m.address) && m.address !== root.leader)!;
+    /** The lag of `follower` in the root copyset, as whichever metaserver leads it exports it (undefined: none does). */
+    const lag = async (): Promise<number | undefined> => {
+      for (const m of cluster.metas) {
+        if (m === follower) continue;
+        const text = await (await fetch(`http://127.0.0.1:${(m.proc.info as { metricsPort: number }).metricsPort}/metrics`)).text();
+        const line = text.split('\n').find((l) => l.startsWith('tierfs_metaserver_raft_log_lag_entries{') && l.includes(`copyset="${copyset}"`) && l.includes(`peer="${follower.address}"`));
+        if (line) return Number(line.slice(line.lastIndexOf(' ') + 1));
+      }
+      return undefined;
+    };
+    await waitFor('the lag exported', async () => (await lag()) !== undefined, 20_000);
+    process.kill(follower.proc.pid, 'SIGSTOP'); // alive but deaf: the leader's log runs ahead of it
+    try {
+      for (let i = 0; i < 5; i++) writeFileSync(join(mountpoint, `lag${i}`), 'x'); // names in the root copyset
+      await waitFor('the stopped follower lags', async () => ((await lag()) ?? 0) > 0, 30_000);
+    } finally {
+      process.kill(follower.proc.pid, 'SIGCONT');
+    }
+    await waitFor('the follower caught up', async () => (await lag()) === 0, 60_000);
+  });
+
+  test('every metric the Grafana dashboard queries is exported by the MDS, the metaservers or the mount', async () => {
+    const dashboard = JSON.parse(readFileSync(join(repoRoot, 'monitoring', 'grafana-dashboard.json'), 'utf8')) as { panels: Array<{ title: string; targets?: Array<{ expr: string }> }> };
+    const endpoints = [
+      `http://127.0.0.1:${(cluster.mds.info as unknown as { metricsPort: number }).metricsPort}/metrics`,
+      ...cluster.metas.map((m) => `http://127.0.0.1:${(m.proc.info as { metricsPort: number }).metricsPort}/metrics`),
+      metricsUrl,
+    ];
+    const exported = new Set<string>();
+    for (const url of endpoints) {
+      for (const line of (await (await fetch(url)).text()).split('\n')) {
+        const m = /^# TYPE (\S+) /.exec(line);
+        if (m) exported.add(m[1]!);
+      }
+    }
+    const queried = dashboard.panels.flatMap((p) => (p.targets ?? []).flatMap((t) => (t.expr.match(/tierfs_[a-z0-9_]+/g) ?? []).map((name) => ({ panel: p.title, name }))));
+    assert.ok(queried.some((q) => q.name === 'tierfs_mount_fuse_op_seconds_count') && queried.some((q) => q.name === 'tierfs_metaserver_raft_log_lag_entries'), 'the mount and lag panels are there');
+    const missing = queried.filter(({ name }) => !exported.has(name) && !exported.has(name.replace(/_(bucket|count|sum)$/, '')));
+    assert.deepEqual(missing, [], 'panels query only metrics that exist');
   });
 });
