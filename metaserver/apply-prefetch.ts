@@ -5,12 +5,16 @@
 // key it misses or guesses wrong costs a read later, never a different result.
 import type { CopysetKeys } from './keys.js';
 import { PRUNE_EVERY, type MetaOp } from './records.js';
+import { trashEntryName } from './trash-bin.js';
 
 /** Where the names and inodes an operation touches live: the key, and the partition of a name's target. */
 export interface PrefetchPlan {
   keys: string[];
-  /** Dentries whose target inode is read too (found once the dentry is read). */
-  names: Array<{ pid: number; key: string }>;
+  /**
+   * Dentries whose target inode is read too (found once the dentry is read), and `more`
+   * keys that depend on that inode (a recycle-bin entry's name carries it).
+   */
+  names: Array<{ pid: number; key: string; more?: (ino: number) => string[] }>;
 }
 
 /** Keys known from the operation alone (its request id, names, parents and inodes). */
@@ -35,9 +39,16 @@ export function plannedReads(keys: CopysetKeys, op: MetaOp, plan: PrefetchPlan):
       break;
     case 'removeNode':
     case 'deleteDentry':
-    case 'trashNode':
       name(op.pid, op.parent, op.name, true);
       break;
+    case 'trashNode': {
+      name(op.pid, op.parent, op.name, false);
+      // The bin directory, and the entry name the move will take (checked free, then written).
+      plan.keys.push(keys.inode(op.trashPid, op.trashDir));
+      const entry = (ino: number) => [keys.dentry(op.trashPid, op.trashDir, trashEntryName(op.now, op.parent, ino, op.name).entry)];
+      plan.names.push({ pid: op.pid, key: keys.dentry(op.pid, op.parent, op.name), more: entry });
+      break;
+    }
     case 'renameNode':
     case 'exchangeNodes':
       name(op.pid, op.srcParent, op.srcName, true);

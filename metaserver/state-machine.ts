@@ -150,10 +150,11 @@ export class MetaStateMachine implements StateMachine {
     for (const op of ops) if (op) plannedReads(this.keys, op, plan);
     await this.store.prefetch(plan.keys);
     const targets: string[] = [];
-    for (const { pid, key } of plan.names) {
+    for (const { pid, key, more } of plan.names) {
       const raw = this.store.cached(key);
       if (!raw) continue;
       const ino = (JSON.parse(raw) as DentryRecord).ino;
+      if (more) targets.push(...more(ino));
       const fsId = this.partitions.get(pid)?.fsId;
       for (const p of this.partitions.values()) {
         if (p.fsId === fsId && ino >= p.start && ino <= p.end) targets.push(this.keys.inode(p.partitionId, ino));

@@ -349,6 +349,18 @@ test('a batch of entries reads level in one getMany per stage, not a get per rec
     assert.ok(removed.every((r) => r.code === 'OK'), JSON.stringify(removed[0]));
     assert.ok(reads.get <= 1 && reads.getMany === 2, JSON.stringify(reads));
     assert.equal(new MetaReader(cold).partition(1).dentryCount, 0);
+
+    // Moves into the recycle bin: the bin directory and each entry's name (made from the
+    // inode the name points to) come with the two stages too, on a cold cache.
+    const bin = (await cold.apply(entries([{ op: 'createNode', pid: 1, inodePid: 1, rid: rid(400), parent: 1, name: 'bin', mode: S_IFDIR | 0o700, uid: 0, gid: 0, rdev: 0, symlink: '', now: 8 }])))[0] as OpResult;
+    await cold.apply(entries(Array.from({ length: n }, (_, i) => ({ op: 'createNode', pid: 1, inodePid: 1, rid: rid(500 + i), parent: 1, name: `t${i}`, ...file }) as MetaOp)));
+    await cold.store.settled();
+    const colder = await new MetaStateMachine(db, 1, 7).load();
+    const trashes: MetaOp[] = Array.from({ length: n }, (_, i) => ({ op: 'trashNode', pid: 1, trashPid: 1, rid: rid(600 + i), parent: 1, name: `t${i}`, dir: false, trashDir: bin.inode!.ino, now: 9 }));
+    reads.get = reads.getMany = 0;
+    const trashed = (await colder.apply(entries(trashes))) as OpResult[];
+    assert.ok(trashed.every((r) => r.code === 'OK' && r.trashEntry), JSON.stringify(trashed[0]));
+    assert.ok(reads.get <= 1 && reads.getMany === 2, JSON.stringify(reads));
   } finally {
     await level.close();
     tmp.remove();

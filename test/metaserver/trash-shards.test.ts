@@ -9,9 +9,6 @@ import { dirOpts, fileOpts, hasCode, startSoloMetaServer, type SoloMetaServer } 
 
 let ms: SoloMetaServer;
 let c: RemoteMetaClient;
-const file = fileOpts;
-const dir = dirOpts;
-const code = hasCode;
 
 before(async () => {
   ms = await startSoloMetaServer();
@@ -28,7 +25,7 @@ after(async () => {
 /** A top-level directory whose names live in copyset `copysetId`. */
 async function dirIn(copysetId: number, name: string): Promise<number> {
   for (let i = 0; i < 4; i++) {
-    const d = await c.createNode(ROOT_INO, `${name}-${i}`, dir);
+    const d = await c.createNode(ROOT_INO, `${name}-${i}`, dirOpts);
     if ((await c.router.route(d.ino)).copysetId === copysetId) return d.ino;
   }
   throw new Error(`no directory landed in copyset ${copysetId}`);
@@ -45,24 +42,24 @@ test('an unlink into the bin is one entry in the name\'s copyset, even when /.tr
   const far = await dirIn(2, 'far');
   const near = await dirIn(1, 'near');
   // The first removal in a copyset makes /.trash and that copyset's shard.
-  await c.createNode(far, 'first', file);
+  await c.createNode(far, 'first', fileOpts);
   await c.removeToTrash(far, 'first', false);
   const trashIno = (await c.lookup(ROOT_INO, TRASH_NAME)).ino;
   const shard = await c.lookup(trashIno, trashShardName(1, 2));
   assert.equal((await c.router.route(shard.ino)).copysetId, 2, 'the shard keeps its names in copyset 2');
 
-  const f = await c.createNode(far, 'report', file);
+  const f = await c.createNode(far, 'report', fileOpts);
   const out: Array<string | null> = [];
   const n = await entriesOf(2, async () => out.push((await c.removeToTrash(far, 'report', false)).entry));
   assert.equal(n, 1, 'one Raft entry');
   assert.ok(out[0]?.endsWith(`-${far}-${f.ino}-report`), String(out[0]));
-  await assert.rejects(c.lookup(far, 'report'), code('NOT_FOUND'));
+  await assert.rejects(c.lookup(far, 'report'), hasCode('NOT_FOUND'));
   const moved = await c.getInode(f.ino);
   assert.equal(moved.nlink, 1);
   assert.deepEqual(moved.parents, [shard.ino]);
 
   // The bin lists it with its original place, from either copyset's shard.
-  await c.createNode(near, 'memo', file);
+  await c.createNode(near, 'memo', fileOpts);
   await c.removeToTrash(near, 'memo', false);
   const { bins, entries } = await listTrash(c);
   const byName = new Map(entries.map((e) => [e.name, e]));
@@ -80,7 +77,7 @@ test('an unlink into the bin is one entry in the name\'s copyset, even when /.tr
 
 test('a file with other names loses only this one; directories must be empty; a long name is kept whole', async () => {
   const d = await dirIn(2, 'links');
-  const f = await c.createNode(d, 'a', file);
+  const f = await c.createNode(d, 'a', fileOpts);
   await c.link(f.ino, d, 'b');
   const res = await c.removeToTrash(d, 'a', false);
   assert.equal(res.entry, null, 'no bin entry while another name keeps the data');
@@ -88,11 +85,11 @@ test('a file with other names loses only this one; directories must be empty; a 
   assert.deepEqual(res.inode.parents, [d]);
   assert.ok(!(await listTrash(c)).entries.some((e) => e.ino === f.ino));
 
-  const sub = await c.createNode(d, 'sub', dir);
-  await c.createNode(sub.ino, 'inside', file);
-  await assert.rejects(c.removeToTrash(d, 'sub', true), code('NOT_EMPTY'));
-  await assert.rejects(c.removeToTrash(d, 'b', true), code('NOT_DIR'));
-  await assert.rejects(c.removeToTrash(d, 'sub', false), code('IS_DIR'));
+  const sub = await c.createNode(d, 'sub', dirOpts);
+  await c.createNode(sub.ino, 'inside', fileOpts);
+  await assert.rejects(c.removeToTrash(d, 'sub', true), hasCode('NOT_EMPTY'));
+  await assert.rejects(c.removeToTrash(d, 'b', true), hasCode('NOT_DIR'));
+  await assert.rejects(c.removeToTrash(d, 'sub', false), hasCode('IS_DIR'));
   await c.removeToTrash(sub.ino, 'inside', false);
   const nlinkBefore = (await c.getInode(d)).nlink;
   const gone = await c.removeToTrash(d, 'sub', true);
@@ -101,7 +98,7 @@ test('a file with other names loses only this one; directories must be empty; a 
   assert.equal((await c.getInode(gone.binDir)).nlink, 3, 'the shard gains it');
 
   const long = 'n'.repeat(MAX_NAME_BYTES);
-  await c.createNode(d, long, file);
+  await c.createNode(d, long, fileOpts);
   const cut = await c.removeToTrash(d, long, false);
   assert.ok(Buffer.byteLength(cut.entry!) <= MAX_NAME_BYTES);
   assert.ok((await listTrash(c)).entries.some((e) => e.name === long), 'the whole name comes from the xattr');
@@ -110,10 +107,10 @@ test('a file with other names loses only this one; directories must be empty; a 
 test('a name whose inode lives in another copyset changes nothing and says NOT_SUPPORTED', async () => {
   const a = await dirIn(1, 'here');
   const b = await dirIn(2, 'there');
-  const f = await c.createNode(b, 'f', file);
+  const f = await c.createNode(b, 'f', fileOpts);
   await c.link(f.ino, a, 'far-link'); // the name in copyset 1, the inode in copyset 2
   await c.unlink(b, 'f');
-  await assert.rejects(c.removeToTrash(a, 'far-link', false), code('NOT_SUPPORTED'));
+  await assert.rejects(c.removeToTrash(a, 'far-link', false), hasCode('NOT_SUPPORTED'));
   assert.equal((await c.lookup(a, 'far-link')).ino, f.ino);
   assert.equal((await c.getInode(f.ino)).nlink, 1);
 });
