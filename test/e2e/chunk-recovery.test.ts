@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { MdsClient } from '../../mds/client.js';
 import { VolumeClient } from '../../blockclient/volume-client.js';
 import { spawnDaemon, type Spawned } from '../support/process.js';
-import { FAST_MDS, MiB, startChunkServer as chunkserver } from '../support/chunk-cluster.js';
+import { FAST_MDS, MiB, startChunkCluster, startChunkServer as chunkserver } from '../support/chunk-cluster.js';
 import { freePort } from '../support/ports.js';
 import { startEtcd } from '../support/etcd.js';
 import { tempDir } from '../support/tmp.js';
@@ -29,13 +29,9 @@ test('kill -9 of a chunk copyset leader loses no acknowledged write; the schedul
   let mds: MdsClient | null = null;
   let vol: VolumeClient | null = null;
   try {
-    const mdsAddr = `127.0.0.1:${await freePort()}`;
-    procs.push(await spawnDaemon(['mds', '--listen', mdsAddr, '--data-dir', join(tmp.path, 'mds'), ...FAST_MDS], { logFile: join(tmp.path, 'mds.log') }));
-    const servers = [];
-    for (let i = 1; i <= 3; i++) servers.push(await chunkserver(tmp.path, i, [mdsAddr]));
-    procs.push(...servers.map((s) => s.proc));
-    mds = new MdsClient([mdsAddr]);
-    await waitFor('3 chunkservers online', 60_000, async () => (await mds!.clusterStatus()).metaservers.filter((m) => m.state === 'ONLINE').length === 3);
+    const cluster = await startChunkCluster(tmp.path, procs);
+    const { mdsAddr, servers } = cluster;
+    mds = cluster.mds;
     await mds.createVolume('v', 8 * MiB);
     vol = await VolumeClient.open(mds, 'v', { deadlineMs: 60_000 });
     const v = vol;

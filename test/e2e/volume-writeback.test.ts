@@ -8,11 +8,9 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { join } from 'node:path';
 import { MdsClient } from '../../mds/client.js';
 import { VolumeClient } from '../../blockclient/volume-client.js';
-import { spawnDaemon, type Spawned } from '../support/process.js';
-import { FAST_MDS, MiB, startChunkServer, type TestChunkServer } from '../support/chunk-cluster.js';
-import { freePort } from '../support/ports.js';
+import type { Spawned } from '../support/process.js';
+import { MiB, startChunkCluster } from '../support/chunk-cluster.js';
 import { tempDir } from '../support/tmp.js';
-import { waitFor } from '../../cli/cluster-ops.js';
 
 const SIZE = 8 * MiB;
 const WRITERS = 8;
@@ -23,13 +21,9 @@ test('write-back: reads see queued writes, a leader killed while they drain lose
   let mds: MdsClient | null = null;
   let vol: VolumeClient | null = null;
   try {
-    const mdsAddr = `127.0.0.1:${await freePort()}`;
-    procs.push(await spawnDaemon(['mds', '--listen', mdsAddr, '--data-dir', join(tmp.path, 'mds'), ...FAST_MDS], { logFile: join(tmp.path, 'mds.log') }));
-    const servers: TestChunkServer[] = [];
-    for (let i = 1; i <= 3; i++) servers.push(await startChunkServer(tmp.path, i, [mdsAddr]));
-    procs.push(...servers.map((s) => s.proc));
-    mds = new MdsClient([mdsAddr]);
-    await waitFor('3 chunkservers online', 60_000, async () => (await mds!.clusterStatus()).metaservers.filter((m) => m.state === 'ONLINE').length === 3);
+    const cluster = await startChunkCluster(tmp.path, procs);
+    mds = cluster.mds;
+    const servers = cluster.servers;
     await mds.createVolume('wb', SIZE);
     vol = await VolumeClient.open(mds, 'wb', { cache: 'writeback', maxDirtyBytes: 2 * MiB, deadlineMs: 60_000 });
     const v = vol;

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { spawnDaemon, type Spawned } from './process.js';
 import { freePort } from './ports.js';
+import { MdsClient } from '../../mds/client.js';
+import { waitFor } from '../../cli/cluster-ops.js';
 
 export const MiB = 1 << 20;
 
@@ -32,4 +34,19 @@ export async function startChunkServer(dir: string, i: number, mds: string[]): P
   }));
   const proc = await spawnDaemon(['chunkserver', '--config', join(d, 'cs.yaml')], { logFile: join(d, 'log') });
   return { proc, address, dir: d };
+}
+
+/** An MDS and three chunkservers (zones 1-3) under `dir`; resolves once all are online. */
+export async function startChunkCluster(dir: string, procs: Spawned[]): Promise<{ mdsAddr: string; mds: MdsClient; servers: TestChunkServer[] }> {
+  const mdsAddr = `127.0.0.1:${await freePort()}`;
+  procs.push(await spawnDaemon(['mds', '--listen', mdsAddr, '--data-dir', join(dir, 'mds'), ...FAST_MDS], { logFile: join(dir, 'mds.log') }));
+  const servers: TestChunkServer[] = [];
+  for (let i = 1; i <= 3; i++) {
+    const s = await startChunkServer(dir, i, [mdsAddr]);
+    servers.push(s);
+    procs.push(s.proc);
+  }
+  const mds = new MdsClient([mdsAddr]);
+  await waitFor('3 chunkservers online', 60_000, async () => (await mds.clusterStatus()).metaservers.filter((m) => m.state === 'ONLINE').length === 3);
+  return { mdsAddr, mds, servers };
 }
