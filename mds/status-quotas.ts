@@ -1,7 +1,7 @@
 // The quotas of each filesystem for ClusterStatus and the status page. They live in the
 // metaservers (every quota record of a filesystem in the partition holding the root inode,
 // metaserver/quota.ts), so the leader asks that partition's copyset leader with one ListQuota,
-// and keeps the answer a second so a status page refreshing every 2 s costs one call per fs.
+// at most once a second per filesystem, serving the last answer meanwhile.
 import type * as grpc from '@grpc/grpc-js';
 import { CHANNEL_OPTIONS, clientCredentials, loadProto, unary } from '../common/grpc.js';
 import { check } from '../common/status.js';
@@ -11,7 +11,7 @@ import type { FsQuota } from '../proto/gen/tierfs/mds/FsQuota.js';
 import { copysetKey, type MdsState } from './state.js';
 
 const FRESH_MS = 1000;
-const CALL_TIMEOUT_MS = 2000;
+const CALL_TIMEOUT_MS = 1000;
 
 export interface FsQuotas {
   quotas: FsQuota[];
@@ -21,7 +21,7 @@ export interface FsQuotas {
 
 export class StatusQuotas {
   private readonly clients = new Map<string, grpc.Client>();
-  private readonly cached = new Map<number, { atMs: number; value: Promise<FsQuotas> }>();
+  private readonly cached = new Map<number, { atMs: number; last: FsQuotas | null; reading: Promise<FsQuotas> | null }>();
 
   constructor(private readonly state: MdsState) {}
 
@@ -35,12 +35,29 @@ export class StatusQuotas {
     return c;
   }
 
-  of(fsId: number): Promise<FsQuotas> {
-    const hit = this.cached.get(fsId);
-    if (hit && Date.now() - hit.atMs < FRESH_MS) return hit.value;
-    const value = this.read(fsId).catch((err: unknown) => ({ quotas: [], error: err instanceof Error ? err.message : String(err) }));
-    this.cached.set(fsId, { atMs: Date.now(), value });
-    return value;
+  /**
+   * The quotas as last read: a read older than FRESH_MS is renewed in the background and the
+   * last answer served meanwhile, so a status call never waits on a slow or dead metaserver
+   * (only the first one of a filesystem does, for at most CALL_TIMEOUT_MS per try).
+   */
+  async of(fsId: number): Promise<FsQuotas> {
+    let entry = this.cached.get(fsId);
+    if (!entry) {
+      entry = { atMs: 0, last: null, reading: null };
+      this.cached.set(fsId, entry);
+    }
+    if (Date.now() - entry.atMs >= FRESH_MS && !entry.reading) {
+      const e = entry;
+      e.atMs = Date.now();
+      e.reading = this.read(fsId)
+        .catch((err: unknown) => ({ quotas: [], error: err instanceof Error ? err.message : String(err) }))
+        .then((v) => {
+          e.last = v;
+          e.reading = null;
+          return v;
+        });
+    }
+    return entry.last ?? (await entry.reading!);
   }
 
   private async read(fsId: number): Promise<FsQuotas> {

@@ -88,23 +88,27 @@ export class FsSnapshot implements DumpSource {
   private async fetchCopyset(c: { pool: number; copyset: number; peers: string[]; leader: string }, onRecords: (n: number) => void): Promise<CopysetPoint> {
     const Ctor = loadProto<ProtoGrpcType>('metadump.proto').tierfs.metadump.MetaDumpService;
     const deadline = Date.now() + COPYSET_DEADLINE_MS;
-    const order = [...new Set([c.leader, ...c.peers].filter((a) => a !== ''))];
+    let order = [...new Set([c.leader, ...c.peers].filter((a) => a !== ''))];
     let last = `copyset ${c.pool}.${c.copyset} has no metaserver`;
-    for (let attempt = 0; Date.now() < deadline; attempt++) {
-      const address = order[attempt % order.length];
-      if (address === undefined) break;
+    for (let next = 0; order.length > 0 && Date.now() < deadline; ) {
+      const address = order[next % order.length]!;
       const client = new Ctor(address, clientCredentials(), CHANNEL_OPTIONS);
       try {
         return await this.readStream(client.DumpCopyset({ pool_id: c.pool, copyset_id: c.copyset, fs_id: this.fsId }), c, onRecords);
       } catch (err) {
-        last = err instanceof Error ? err.message : String(err);
+        last = `${address}: ${err instanceof Error ? err.message : String(err)}`;
         const hint = err instanceof TierfsError && err.code === StatusCode.NOT_LEADER ? err.leaderHint : '';
-        if (hint && !order.includes(hint)) order.push(hint);
-        if (hint) order.splice(0, order.length, hint, ...order.filter((a) => a !== hint));
         // Records of a failed attempt are overwritten by the next one (same keys, newer
         // values); those of names removed meanwhile are cleared first.
         await this.clearCopyset(c.pool, c.copyset);
-        await sleep(hint && attempt === 0 ? 0 : 300);
+        if (hint && hint !== address) {
+          order = [hint, ...order.filter((a) => a !== hint)];
+          next = 0;
+          await sleep(50);
+        } else {
+          next++; // no leader here (or it is electing one): the next peer, after a pause
+          await sleep(300);
+        }
       } finally {
         client.close();
       }

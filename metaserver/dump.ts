@@ -82,7 +82,8 @@ export async function dumpTree(src: DumpSource, header: DumpHeader, write: (line
           }
           seen.add(d.ino);
           await write(line);
-          onInode?.(++inodes);
+          inodes++; // not inside onInode?.(): an absent callback would skip the count
+          onInode?.(inodes);
           if ((d.type & S_IFMT) === S_IFDIR) queue.push(d.ino);
         }
         await write({ type: 'dentry', parent: dir, name: d.name, ino: d.ino });

@@ -96,7 +96,7 @@ function row(i: ReturnType<typeof interval>): string {
   ].join(' ');
 }
 
-const HEADER = `${'time'.padEnd(8)} ${pad('fuse/s', 7)} ${pad('fuse ms', 8)} ${pad('meta/s', 7)} ${pad('meta ms', 8)} ${pad('get/s', 6)} ${pad('get B/s', 10)} ${pad('put/s', 6)} ${pad('put B/s', 10)} ${pad('hit', 5)} ${pad('staged', 10)} ${pad('upload/s', 10)}  busiest ops/s`;
+const HEADER = `${'time'.padEnd(8)} ${pad('fuse/s', 7)} ${pad('fuse ms', 8)} ${pad('meta/s', 7)} ${pad('meta ms', 8)} ${pad('get/s', 6)} ${pad('get data/s', 10)} ${pad('put/s', 6)} ${pad('put data/s', 10)} ${pad('hit', 5)} ${pad('staged', 10)} ${pad('upload/s', 10)}  busiest ops/s`;
 
 export function register(program: Command): void {
   program

@@ -399,3 +399,20 @@ test('recorded results below a client low watermark are pruned by key, the same 
     assert.equal(new MetaReader(sm).partition(1).nextId, before + 1);
   });
 });
+
+test('readAt streams the named keys as they were at one applied index while applies go on (tierfs dump)', async () => {
+  await withSm(async (sm, _db, apply) => {
+    await apply(part(1, 1, 100));
+    await apply({ op: 'createInode', pid: 1, mode: S_IFREG, uid: 0, gid: 0, rdev: 0, symlink: '', parent: 1, now: 5 });
+    await apply({ op: 'createDentry', pid: 1, parent: 1, name: 'before', ino: 2, type: S_IFREG, now: 6 });
+    const at = await sm.readAt(() => [sm.keys.allDentriesPrefix(1), sm.keys.inodePrefix(1)]);
+    assert.equal(at.index, await sm.appliedIndex());
+    // Applied after the read was taken (and before a single pair was read): not in it.
+    await apply({ op: 'createDentry', pid: 1, parent: 1, name: 'after', ino: 2, type: S_IFREG, now: 7 });
+    await apply({ op: 'deleteDentry', pid: 1, parent: 1, name: 'before', expectIno: 2, now: 8 });
+    const keys: string[] = [];
+    for await (const [key] of at.pairs) keys.push(key);
+    assert.deepEqual(keys, [sm.keys.dentry(1, 1, 'before'), sm.keys.inode(1, 1), sm.keys.inode(1, 2)]);
+    assert.ok(at.index < (await sm.appliedIndex()));
+  });
+});

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { RemoteMetaClient } from '../../../metaserver/client.js';
+import { FsSnapshot } from '../../../metaserver/dump-snapshot.js';
 import { ROOT_INO, S_IFDIR, S_IFREG } from '../../../metaserver/meta-client.js';
 import { cliPath } from '../../support/process.js';
 import { startCluster, type TestCluster } from '../support/cluster.js';
@@ -187,6 +188,25 @@ describe('dump and load', () => {
       stop = true;
       await writer.catch(() => undefined);
       await meta.close();
+    }
+  });
+  test('a dump follows NOT_LEADER to each copyset\'s leader when the MDS names a follower', async () => {
+    const fsId = (await cluster.client.getFsInfo(cluster.fsName)).fs_id;
+    // The MDS's view with every copyset's leader replaced by one of its followers.
+    const misled = {
+      listPartitions: async (id: number) => (await cluster.client.listPartitions(id)).map((l) => ({ ...l, leader: l.peers.find((p) => p !== l.leader) ?? l.leader })),
+      createPartitions: (id: number, count: number) => cluster.client.createPartitions(id, count),
+      getCopysetLocation: (pool: number, copyset: number) => cluster.client.getCopysetLocation(pool, copyset),
+    };
+    const snap = await FsSnapshot.take(misled, fsId);
+    try {
+      const copysets = new Set((await cluster.client.listPartitions(fsId)).map((l) => `${l.partition!.pool_id}.${l.partition!.copyset_id}`));
+      assert.deepEqual(new Set(snap.points.map((p) => `${p.pool}.${p.copyset}`)), copysets, 'every copyset of the fs was read');
+      assert.ok(snap.points.every((p) => p.appliedIndex > 0));
+      assert.equal((await snap.inodeLine(ROOT_INO))?.ino, ROOT_INO);
+      assert.ok((await snap.listDentries(ROOT_INO, '', 1000)).some((d) => d.name === 'pit'), 'the names of the root are in it');
+    } finally {
+      await snap.close();
     }
   });
 });
