@@ -1,6 +1,6 @@
 // `npm run bench -- cachegroup`: a file read cold from S3 by one mount (which hands its blocks
-// to the cache group), then by a second mount from the group (its own disk cache empty), then
-// by that mount again warm from its local disk cache. One JSON line per case, with ratios to
+// to the cache group), then by a second mount from the group (neither has a disk cache, so
+// the two reads differ only in the source), then by a third warm from its local disk cache. One JSON line per case, with ratios to
 // the cold S3 read of the same run. S3 (s3rver), the MDS and the cache nodes are child
 // processes on this machine; a second run puts S3 behind a modelled remote link
 // (remote-link.ts), the nodes staying on loopback as they would on the local network.
@@ -106,7 +106,7 @@ async function runOnce(opts: CachegroupBenchOptions, link: RemoteLink | null): P
     // blocking the reader) are then added by a group warmup, as an operator would.
     const a = await mount('a', false);
     const cold = await seqRead(a.adaptor, ino, size, block);
-    await new Promise((r) => setTimeout(r, 2_000));
+    await a.adaptor.blocksAdmitted();
     const handedDuringRead = a.group.stats().handedBlocks;
     const topUp = await a.adaptor.warmup(ino, size, { group: true });
     emit('seq-read-cold-s3', cold, cold, {
@@ -117,20 +117,22 @@ async function runOnce(opts: CachegroupBenchOptions, link: RemoteLink | null): P
     });
     await a.adaptor.close();
 
-    // 2. Mount B, its own disk cache empty: every block from the group.
-    const b = await mount('b');
+    // 2. Mount B, no disk cache either (as A: the two reads differ only in where blocks come
+    // from, and neither pays for writing a local copy): every block from the group.
+    const b = await mount('b', false);
     const fromGroup = await seqRead(b.adaptor, ino, size, block);
     const st = b.adaptor.stats().read;
     emit('seq-read-group', fromGroup, cold, { group_hits: st.groupHits, s3_fetches: st.s3Fetches, node_errors: b.group.stats().nodeErrors });
-    // 3. Mount B again: warm from its local disk cache (filled from the group; what its
-    // admission backlog dropped is warmed in first).
-    await b.adaptor.warmup(ino, size);
-    const disk = b.disk!;
-    const b2 = new S3Adaptor({ ...base, diskCache: disk, cacheGroup: b.group });
-    const warm = await seqRead(b2, ino, size, block);
-    emit('seq-read-warm-local', warm, cold, { disk_hits: b2.stats().read.diskHits, s3_fetches: b2.stats().read.s3Fetches });
     await b.adaptor.close();
-    await b2.close();
+    // 3. Mount C: warm from its local disk cache (warmed up first).
+    const c = await mount('c');
+    await c.adaptor.warmup(ino, size);
+    const disk = c.disk!;
+    const c2 = new S3Adaptor({ ...base, diskCache: disk, cacheGroup: c.group });
+    const warm = await seqRead(c2, ino, size, block);
+    emit('seq-read-warm-local', warm, cold, { disk_hits: c2.stats().read.diskHits, s3_fetches: c2.stats().read.s3Fetches });
+    await c.adaptor.close();
+    await c2.close();
     await disk.close();
     mds.close();
     store.close();

@@ -115,7 +115,11 @@ export interface CacheGroupOptions {
    * plane also between pieces of the body) falls through to S3 (default 3 s).
    */
   timeoutMs?: number;
-  /** GetBlocks in flight per node (default 8); more wait their turn, and skip the node if it failed meanwhile. */
+  /**
+   * Block reads in flight per node (default 4: a node answers a block once it has read and
+   * checked it, so a deeper queue there only makes the last ones wait past the timeout on a
+   * busy node); more wait their turn here, and skip the node if it failed meanwhile.
+   */
   perNodeConcurrency?: number;
   /** Handing a block to its node (default 10 s; asynchronous, nobody waits). */
   putTimeoutMs?: number;
@@ -166,7 +170,7 @@ export class GroupBlockCache implements BlockCache {
   constructor(private readonly opts: CacheGroupOptions) {
     this.log = opts.logger ?? silentLogger;
     this.timeoutMs = opts.timeoutMs ?? 3_000;
-    this.perNode = Math.max(1, opts.perNodeConcurrency ?? 8);
+    this.perNode = Math.max(1, opts.perNodeConcurrency ?? 4);
     this.putTimeoutMs = opts.putTimeoutMs ?? 10_000;
     this.suspendMs = opts.suspendMs ?? 5_000;
   }
