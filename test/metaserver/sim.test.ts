@@ -14,7 +14,7 @@ for (let from = 1; from <= 300; from += 50) {
     });
     // A history the checker could not decide within its budget is not a found violation,
     // but not a pass either: it is printed, and more than one in 50 seeds fails the test.
-    // (Seed 77 is such a seed today: undecided even at 40M steps; see metaserver/README.md.)
+    // (Seed 77 was one until the runtime changed its schedule; see metaserver/README.md.)
     const undecided = res.failures.filter((f) => /checker budget of \d+ steps exhausted/.test(String(f.error)));
     for (const f of undecided) console.log(`# seed ${f.seed}: linearizability undecided (replay: npm run sim -- metaserver --seeds 1 --from ${f.seed})`);
     assert.deepEqual(
