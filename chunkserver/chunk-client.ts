@@ -4,7 +4,7 @@
 // hold the copyset, and asks the locator (the MDS) again after a full round of failures.
 // Used by the block client and by the MDS (the recycle bin's chunk deletes).
 import * as grpc from '@grpc/grpc-js';
-import { CHANNEL_OPTIONS, loadProto, sleep, unary } from '../common/grpc.js';
+import { CHANNEL_OPTIONS, ClientsByAddress, loadProto, sleep, unary } from '../common/grpc.js';
 import { clientCredentials } from '../common/cluster-auth.js';
 import { StatusCode, TierfsError } from '../common/status.js';
 import type { ProtoGrpcType } from '../proto/gen/chunk.js';
@@ -49,7 +49,10 @@ const CHUNK_CHANNEL_OPTIONS: grpc.ClientOptions = { ...CHANNEL_OPTIONS, 'grpc-no
 const MOVE_ON = new Set<string>([StatusCode.NOT_LEADER, StatusCode.STALE_EPOCH, StatusCode.NOT_FOUND, StatusCode.UNAVAILABLE, StatusCode.TIMEOUT, StatusCode.BUSY]);
 
 export class ChunkClient {
-  private readonly clients = new Map<string, ChunkServiceClient>();
+  private readonly clients = new ClientsByAddress<ChunkServiceClient>((address) => {
+    const Ctor = loadProto<ProtoGrpcType>('chunk.proto').tierfs.chunk.ChunkService;
+    return new Ctor(address, clientCredentials(), CHUNK_CHANNEL_OPTIONS);
+  });
   private readonly views = new Map<string, CopysetView>();
   private readonly deadlineMs: number;
   private readonly rpcTimeoutMs: number;
@@ -65,13 +68,7 @@ export class ChunkClient {
   }
 
   private client(address: string): ChunkServiceClient {
-    let c = this.clients.get(address);
-    if (!c) {
-      const Ctor = loadProto<ProtoGrpcType>('chunk.proto').tierfs.chunk.ChunkService;
-      c = new Ctor(address, clientCredentials(), CHUNK_CHANNEL_OPTIONS);
-      this.clients.set(address, c);
-    }
-    return c;
+    return this.clients.get(address);
   }
 
   write(ref: ChunkRef, offset: number, data: Buffer): Promise<void> {
@@ -166,7 +163,6 @@ export class ChunkClient {
   }
 
   close(): void {
-    for (const c of this.clients.values()) c.close();
-    this.clients.clear();
+    this.clients.closeAll();
   }
 }

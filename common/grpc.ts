@@ -215,3 +215,28 @@ export class LeaderFollower<C> {
     this.clients.clear();
   }
 }
+
+/**
+ * One client per server address, made on first use and kept: gRPC channels multiplex every
+ * call, so a caller that talks to many servers (copyset leaders, chunkservers) wants exactly
+ * one channel each, closed together when it is done.
+ */
+export class ClientsByAddress<C extends grpc.Client> {
+  private readonly clients = new Map<string, C>();
+
+  constructor(private readonly make: (address: string) => C) {}
+
+  get(address: string): C {
+    let c = this.clients.get(address);
+    if (!c) {
+      c = this.make(address);
+      this.clients.set(address, c);
+    }
+    return c;
+  }
+
+  closeAll(): void {
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+}

@@ -3,7 +3,7 @@
 // metaserver/quota.ts), so the leader asks that partition's copyset leader with one ListQuota,
 // at most once a second per filesystem, serving the last answer meanwhile.
 import type * as grpc from '@grpc/grpc-js';
-import { CHANNEL_OPTIONS, clientCredentials, loadProto, unary } from '../common/grpc.js';
+import { CHANNEL_OPTIONS, ClientsByAddress, clientCredentials, loadProto, unary } from '../common/grpc.js';
 import { check } from '../common/status.js';
 import type { ProtoGrpcType } from '../proto/gen/metaserver.js';
 import type { QuotaListResponse__Output } from '../proto/gen/tierfs/metaserver/QuotaListResponse.js';
@@ -20,19 +20,16 @@ export interface FsQuotas {
 }
 
 export class StatusQuotas {
-  private readonly clients = new Map<string, grpc.Client>();
+  private readonly clients = new ClientsByAddress<grpc.Client>((address) => {
+    const Ctor = loadProto<ProtoGrpcType>('metaserver.proto').tierfs.metaserver.MetaServerService;
+    return new Ctor(address, clientCredentials(), CHANNEL_OPTIONS);
+  });
   private readonly cached = new Map<number, { atMs: number; last: FsQuotas | null; reading: Promise<FsQuotas> | null }>();
 
   constructor(private readonly state: MdsState) {}
 
   private client(address: string): grpc.Client {
-    let c = this.clients.get(address);
-    if (!c) {
-      const Ctor = loadProto<ProtoGrpcType>('metaserver.proto').tierfs.metaserver.MetaServerService;
-      c = new Ctor(address, clientCredentials(), CHANNEL_OPTIONS);
-      this.clients.set(address, c);
-    }
-    return c;
+    return this.clients.get(address);
   }
 
   /**
@@ -83,7 +80,6 @@ export class StatusQuotas {
   }
 
   close(): void {
-    for (const c of this.clients.values()) c.close();
-    this.clients.clear();
+    this.clients.closeAll();
   }
 }

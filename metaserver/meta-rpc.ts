@@ -5,7 +5,7 @@
 // Calls to one server made in the same turn travel as one Batch RPC (rpc-batcher.ts).
 import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
-import { CHANNEL_OPTIONS, clientCredentials, loadProto, sleep } from '../common/grpc.js';
+import { CHANNEL_OPTIONS, ClientsByAddress, clientCredentials, loadProto, sleep } from '../common/grpc.js';
 import { RpcBatcher } from './rpc-batcher.js';
 import type { Logger } from '../common/log.js';
 import { silentLogger } from '../common/log.js';
@@ -43,7 +43,10 @@ export class MetaRpc {
   retries = 0;
   private seq = 0;
   private readonly inFlight = new Set<number>();
-  private readonly clients = new Map<string, grpc.Client>();
+  private readonly clients = new ClientsByAddress<grpc.Client>((address) => {
+    const Ctor = loadProto<ProtoGrpcType>('metaserver.proto').tierfs.metaserver.MetaServerService;
+    return new Ctor(address, clientCredentials(), CHANNEL_OPTIONS);
+  });
   private readonly locations = new Map<string, Location>();
   /**
    * Servers whose last call failed in transport (down, cut off, timed out) -> until when to
@@ -73,13 +76,7 @@ export class MetaRpc {
   }
 
   private client(address: string): grpc.Client {
-    let c = this.clients.get(address);
-    if (!c) {
-      const Ctor = loadProto<ProtoGrpcType>('metaserver.proto').tierfs.metaserver.MetaServerService;
-      c = new Ctor(address, clientCredentials(), CHANNEL_OPTIONS);
-      this.clients.set(address, c);
-    }
-    return c;
+    return this.clients.get(address);
   }
 
   private async location(poolId: number, copysetId: number, refresh: boolean): Promise<Location> {
@@ -205,7 +202,6 @@ export class MetaRpc {
   }
 
   close(): void {
-    for (const c of this.clients.values()) c.close();
-    this.clients.clear();
+    this.clients.closeAll();
   }
 }
