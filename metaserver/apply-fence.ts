@@ -12,7 +12,7 @@
 import { TierfsError, StatusCode } from '../common/status.js';
 import type { ApplyContext } from './apply-context.js';
 import { rangeEnd } from './keys.js';
-import type { DumpFenceRecord, MetaOp, OpResult, TxStateRecord } from './records.js';
+import type { DumpFenceRecord, MetaOp, OpResult } from './records.js';
 
 /** Throws TX_CONFLICT while a dump fence of `fsId` holds at `now`. */
 export async function checkNotFenced(ctx: ApplyContext, fsId: number, now: number): Promise<void> {
@@ -35,13 +35,15 @@ export async function dumpFence(ctx: ApplyContext, op: Extract<MetaOp, { op: 'du
   return { code: StatusCode.OK, fence: { held, prepared: await preparedRenames(ctx, op.fsId) } };
 }
 
+/**
+ * A rename is prepared here from PrepareRename to FinishRename, exactly as long as it holds
+ * its destination name's lock; the locks are few (the outcomes under `~x/` stay a day).
+ */
 async function preparedRenames(ctx: ApplyContext, fsId: number): Promise<number> {
-  const prefix = ctx.keys.txPrefix();
   let n = 0;
-  for (const key of await ctx.tx.keys(prefix, rangeEnd(prefix))) {
-    if (!key.endsWith('/dst')) continue;
-    const rec = await ctx.tx.getJson<TxStateRecord>(key);
-    if (rec?.state === 'prepared' && rec.tx.srcFs === fsId) n++;
+  for (const pid of ctx.partitionsOf(fsId)) {
+    const prefix = ctx.keys.allLocksPrefix(pid);
+    n += (await ctx.tx.keys(prefix, rangeEnd(prefix))).length;
   }
   return n;
 }

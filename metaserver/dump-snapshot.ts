@@ -90,7 +90,10 @@ export class FsSnapshot implements DumpSource {
           await fence.drained();
           // Every copyset's records are taken (the first message of its stream) while the
           // fence holds; they stream after it is lifted, so renames wait only that long.
-          streams = await Promise.all(copysets.map((c) => snap.openCopyset(c)));
+          const opened = await Promise.allSettled(copysets.map((c) => snap.openCopyset(c)));
+          streams = opened.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
+          const failed = opened.find((o) => o.status === 'rejected');
+          if (failed) throw failed.reason; // the opened ones are cancelled below
           // A copyset that got its first partition of the fs meanwhile was not fenced, and its
           // inodes may be named by the records taken: take everything again.
           const joined = copysetsOf(await snap.partitionsOf(directory)).some((c) => !copysets.some((d) => d.pool === c.pool && d.copyset === c.copyset));

@@ -100,6 +100,10 @@ export class CopysetKeys {
   lockPrefix(pid: number, parent: number): string {
     return `${this.partitionData(pid)}l/${hex16(parent)}/`;
   }
+  /** Every rename lock in the partition. */
+  allLocksPrefix(pid: number): string {
+    return `${this.partitionData(pid)}l/`;
+  }
   lock(pid: number, parent: number, name: string): string {
     return `${this.partitionData(pid)}l/${hex16(parent)}/${name}`;
   }
