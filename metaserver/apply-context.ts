@@ -20,6 +20,12 @@ export class ApplyContext {
     return !this.removed.has(pid) && (this.touched.has(pid) || this.partitions.has(pid));
   }
 
+  /** The partitions of filesystem `fsId` in this copyset (read only: none becomes touched). */
+  partitionsOf(fsId: number): number[] {
+    const ids = new Set([...this.partitions.keys(), ...this.touched.keys()]);
+    return [...ids].filter((pid) => this.hasPartition(pid) && (this.touched.get(pid) ?? this.partitions.get(pid))!.fsId === fsId);
+  }
+
   partition(pid: number): PartitionRecord {
     if (this.removed.has(pid)) throw new TierfsError(StatusCode.NOT_FOUND, `partition ${pid} is not in copyset ${this.keys.copysetId}`);
     let p = this.touched.get(pid);

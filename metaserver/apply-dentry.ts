@@ -9,6 +9,7 @@ import { ApplyContext, isDirType } from './apply-context.js';
 import { rangeEnd } from './keys.js';
 import { S_IFMT } from './meta-client.js';
 import { createInode } from './apply-inode.js';
+import { checkNotFenced } from './apply-fence.js';
 import type { DentryRecord, MetaOp, OpResult, RenameTxRecord, TxStateRecord } from './records.js';
 
 type Op<K extends MetaOp['op']> = Extract<MetaOp, { op: K }>;
@@ -82,6 +83,7 @@ export async function prepareRename(ctx: ApplyContext, op: Op<'prepareRename'>):
   const key = ctx.keys.txDestination(tx.txId);
   const state = await ctx.tx.getJson<TxStateRecord>(key);
   if (state) return { code: StatusCode.OK };
+  await checkNotFenced(ctx, tx.srcFs, op.now);
   await ctx.checkUnlocked(tx.dstPartition, tx.dstParent, tx.dstName);
   await checkDestination(ctx, tx);
   await ctx.inode(tx.dstPartition, tx.dstParent);

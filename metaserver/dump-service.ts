@@ -8,6 +8,8 @@ import { ok, statusOf } from '../common/status.js';
 import type { ProtoGrpcType } from '../proto/gen/metadump.js';
 import type { DumpCopysetChunk } from '../proto/gen/tierfs/metadump/DumpCopysetChunk.js';
 import type { DumpCopysetRequest__Output } from '../proto/gen/tierfs/metadump/DumpCopysetRequest.js';
+import type { FenceDumpRequest__Output } from '../proto/gen/tierfs/metadump/FenceDumpRequest.js';
+import type { FenceDumpResponse } from '../proto/gen/tierfs/metadump/FenceDumpResponse.js';
 import type { CopysetNodeManager } from './copyset-manager.js';
 import { encodeFrames } from './snapshot-frames.js';
 
@@ -43,7 +45,21 @@ export function metaDumpService(copysets: Pick<CopysetNodeManager, 'get'>): [grp
     }
     call.end();
   };
+  // The fence is an entry through the log like any write (apply-fence.ts).
+  const fenceDump = async (req: FenceDumpRequest__Output): Promise<FenceDumpResponse> => {
+    try {
+      const res = await copysets.get(req.pool_id, req.copyset_id).writeOk({
+        op: 'dumpFence', fsId: req.fs_id, fenceId: req.fence_id, until: Number(req.until_ms), now: Date.now(),
+      });
+      return { status: ok(), held: res.fence?.held ?? false, prepared: res.fence?.prepared ?? 0 };
+    } catch (err) {
+      return { status: statusOf(err) };
+    }
+  };
   return [svc, {
+    FenceDump: (call: grpc.ServerUnaryCall<FenceDumpRequest__Output, FenceDumpResponse>, cb: grpc.sendUnaryData<FenceDumpResponse>) => {
+      fenceDump(call.request).then((r) => cb(null, r), (err: unknown) => cb(err instanceof Error ? err : new Error(String(err))));
+    },
     DumpCopyset: (call: grpc.ServerWritableStream<DumpCopysetRequest__Output, DumpCopysetChunk>) => {
       dumpCopyset(call).catch((err: unknown) => call.destroy(err instanceof Error ? err : new Error(String(err))));
     },

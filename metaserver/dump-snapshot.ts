@@ -6,16 +6,16 @@
 // What "consistent" means: each copyset's records are its state at one Raft index — every
 // operation that copyset applied is wholly in the dump or wholly out of it. A filesystem
 // whose partitions all sit in one copyset is therefore dumped as it was at one instant. With
-// several copysets the instants differ (no barrier stops writes across them): an operation
-// that spans two copysets (a create whose inode lives in another copyset than its name, a
-// rename across copysets) can be in one and not in the other. The walk then drops a name
+// several copysets the instants differ, so the records are taken under a dump fence
+// (dump-fence.ts): no rename across copysets is in doubt meanwhile, so each is in all
+// copysets' records or in none, and a renamed name is in the dump exactly once. Operations
+// of several entries without a transaction (a create whose inode lives in another copyset
+// than its name, an unlink whose inode does) can still be half in: the walk then drops a name
 // whose inode is not in the dump (counted as `skipped`), and an inode no name reaches is left
-// out, so the loaded tree is always a well-formed tree; each top-level directory's subtree
-// lives in one copyset (metaserver/README.md, placement), so it is consistent in itself.
+// out, so the loaded tree is always a well-formed tree.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type * as grpc from '@grpc/grpc-js';
 import { Level } from 'level';
 import { CHANNEL_OPTIONS, clientCredentials, loadProto, sleep } from '../common/grpc.js';
 import { check, StatusCode, TierfsError } from '../common/status.js';
@@ -27,6 +27,7 @@ import type { DentryRecord, InodeRecord } from './records.js';
 import type { PartitionDirectory, PartitionLocationInfo } from './partition-router.js';
 import { decodeFrames } from './snapshot-frames.js';
 import type { DumpInode, DumpSource } from './dump.js';
+import { DumpFence, type CopysetAddress } from './dump-fence.js';
 
 /** Where one copyset's records were taken. */
 export interface CopysetPoint {
@@ -35,6 +36,14 @@ export interface CopysetPoint {
   appliedIndex: number;
   term: number;
   partitions: number[];
+}
+
+/** A copyset's stream whose first message arrived: its records are taken, not yet read. */
+interface OpenStream {
+  point: CopysetPoint;
+  chunks: AsyncIterator<DumpCopysetChunk__Output>;
+  cancel(): void;
+  close(): void;
 }
 
 interface Route {
@@ -46,6 +55,10 @@ interface Route {
 
 /** How long one copyset is tried (leader changes, a restarting peer) before the dump fails. */
 const COPYSET_DEADLINE_MS = 60_000;
+/** The fence's lease: how long a dump that died keeps renames across copysets refused. */
+const FENCE_LEASE_MS = 30_000;
+/** Attempts when the fence lapsed or a copyset joined the filesystem while the records were taken. */
+const ATTEMPTS = 5;
 
 export class FsSnapshot implements DumpSource {
   private routes: Route[] = [];
@@ -57,35 +70,66 @@ export class FsSnapshot implements DumpSource {
     private readonly spoolDir: string,
   ) {}
 
-  /** Takes the records of every copyset of filesystem `fsId`; `onRecords` counts what arrived. */
-  static async take(directory: PartitionDirectory, fsId: number, onRecords?: (n: number) => void): Promise<FsSnapshot> {
+  /**
+   * Takes the records of every copyset of filesystem `fsId` under a dump fence; `onRecords`
+   * counts what arrived. `fenceLeaseMs`: the fence's lease (tests shorten it).
+   */
+  static async take(directory: PartitionDirectory, fsId: number, onRecords?: (n: number) => void, fenceLeaseMs = FENCE_LEASE_MS): Promise<FsSnapshot> {
     const spoolDir = await mkdtemp(join(process.env.TIERFS_DUMP_SPOOL ?? tmpdir(), 'tierfs-dump-'));
     const snap = new FsSnapshot(fsId, new Level<string, string>(spoolDir), spoolDir);
     try {
       await snap.spool.open();
       let records = 0;
-      // A copyset that got its first partition of the fs while the others streamed is taken
-      // too: its inodes may be named by the records already taken.
-      for (let round = 0; ; round++) {
-        const list = (await directory.listPartitions(fsId)).filter((l) => l.partition?.fs_id === fsId);
-        const todo = copysetsOf(list).filter((c) => !snap.points.some((p) => p.pool === c.pool && p.copyset === c.copyset));
-        if (todo.length === 0 || round > 3) {
-          snap.routes = list.map((l) => ({ start: l.partition!.start, end: l.partition!.end, pid: l.partition!.partition_id, keys: new CopysetKeys(l.partition!.pool_id, l.partition!.copyset_id) }));
-          break;
+      for (let attempt = 1; ; attempt++) {
+        const list = await snap.partitionsOf(directory);
+        const copysets = copysetsOf(list);
+        const fence = await DumpFence.raise(fsId, copysets, fenceLeaseMs);
+        let streams: OpenStream[] = [];
+        let consistent = false;
+        try {
+          await fence.drained();
+          // Every copyset's records are taken (the first message of its stream) while the
+          // fence holds; they stream after it is lifted, so renames wait only that long.
+          const opened = await Promise.allSettled(copysets.map((c) => snap.openCopyset(c)));
+          streams = opened.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
+          const failed = opened.find((o) => o.status === 'rejected');
+          if (failed) throw failed.reason; // the opened ones are cancelled below
+          // A copyset that got its first partition of the fs meanwhile was not fenced, and its
+          // inodes may be named by the records taken: take everything again.
+          const joined = copysetsOf(await snap.partitionsOf(directory)).some((c) => !copysets.some((d) => d.pool === c.pool && d.copyset === c.copyset));
+          consistent = !joined && (await fence.held());
+        } finally {
+          await fence.lift();
+          if (!consistent) for (const s of streams) s.cancel();
         }
-        for (const c of todo) {
-          snap.points.push(await snap.fetchCopyset(c, (n) => onRecords?.((records += n))));
+        if (consistent) {
+          try {
+            await Promise.all(streams.map((s) => snap.spoolStream(s, (n) => onRecords?.((records += n)))));
+            snap.points.push(...streams.map((s) => s.point));
+            const now = await snap.partitionsOf(directory);
+            snap.routes = now.map((l) => ({ start: l.partition!.start, end: l.partition!.end, pid: l.partition!.partition_id, keys: new CopysetKeys(l.partition!.pool_id, l.partition!.copyset_id) }));
+            return snap;
+          } catch (err) {
+            for (const s of streams) s.cancel();
+            if (attempt >= ATTEMPTS) throw err; // a leader lost mid-stream: its records must be taken again, under a fence
+          }
+        } else if (attempt >= ATTEMPTS) {
+          throw new TierfsError(StatusCode.UNAVAILABLE, `dump: the dump fence lapsed or the filesystem got a new copyset in each of ${ATTEMPTS} attempts`);
         }
+        await snap.spool.clear();
       }
-      return snap;
     } catch (err) {
       await snap.close();
       throw err;
     }
   }
 
-  /** Streams one copyset's records into the spool, from its leader (following NOT_LEADER hints). */
-  private async fetchCopyset(c: { pool: number; copyset: number; peers: string[]; leader: string }, onRecords: (n: number) => void): Promise<CopysetPoint> {
+  private async partitionsOf(directory: PartitionDirectory): Promise<PartitionLocationInfo[]> {
+    return (await directory.listPartitions(this.fsId)).filter((l) => l.partition?.fs_id === this.fsId);
+  }
+
+  /** Opens one copyset's stream at its leader (following NOT_LEADER hints) up to its first message: its records are taken. */
+  private async openCopyset(c: CopysetAddress): Promise<OpenStream> {
     const Ctor = loadProto<ProtoGrpcType>('metadump.proto').tierfs.metadump.MetaDumpService;
     const deadline = Date.now() + COPYSET_DEADLINE_MS;
     let order = [...new Set([c.leader, ...c.peers].filter((a) => a !== ''))];
@@ -93,14 +137,19 @@ export class FsSnapshot implements DumpSource {
     for (let next = 0; order.length > 0 && Date.now() < deadline; ) {
       const address = order[next % order.length]!;
       const client = new Ctor(address, clientCredentials(), CHANNEL_OPTIONS);
+      const stream = client.DumpCopyset({ pool_id: c.pool, copyset_id: c.copyset, fs_id: this.fsId });
+      const chunks = (stream as AsyncIterable<DumpCopysetChunk__Output>)[Symbol.asyncIterator]();
       try {
-        return await this.readStream(client.DumpCopyset({ pool_id: c.pool, copyset_id: c.copyset, fs_id: this.fsId }), c, onRecords);
+        const first = await chunks.next();
+        if (first.done) throw new TierfsError(StatusCode.UNAVAILABLE, 'the stream ended before its first message');
+        check(first.value.status, `dump of copyset ${c.pool}.${c.copyset}`);
+        const point = { pool: c.pool, copyset: c.copyset, appliedIndex: Number(first.value.applied_index), term: Number(first.value.term), partitions: first.value.partitions };
+        return { point, chunks, cancel: () => { stream.cancel(); client.close(); }, close: () => client.close() };
       } catch (err) {
+        stream.cancel();
+        client.close();
         last = `${address}: ${err instanceof Error ? err.message : String(err)}`;
         const hint = err instanceof TierfsError && err.code === StatusCode.NOT_LEADER ? err.leaderHint : '';
-        // Records of a failed attempt are overwritten by the next one (same keys, newer
-        // values); those of names removed meanwhile are cleared first.
-        await this.clearCopyset(c.pool, c.copyset);
         if (hint && hint !== address) {
           order = [hint, ...order.filter((a) => a !== hint)];
           next = 0;
@@ -109,36 +158,24 @@ export class FsSnapshot implements DumpSource {
           next++; // no leader here (or it is electing one): the next peer, after a pause
           await sleep(300);
         }
-      } finally {
-        client.close();
       }
     }
     throw new TierfsError(StatusCode.UNAVAILABLE, `dump of copyset ${c.pool}.${c.copyset}: no leader answered within ${COPYSET_DEADLINE_MS / 1000} s (${last})`);
   }
 
-  private async readStream(stream: grpc.ClientReadableStream<DumpCopysetChunk__Output>, c: { pool: number; copyset: number }, onRecords: (n: number) => void): Promise<CopysetPoint> {
-    let point: CopysetPoint | null = null;
+  /** Writes the rest of an opened stream (the records) into the spool. */
+  private async spoolStream(s: OpenStream, onRecords: (n: number) => void): Promise<void> {
     async function* frames(): AsyncGenerator<Buffer> {
-      for await (const chunk of stream as AsyncIterable<DumpCopysetChunk__Output>) {
-        if (!point) {
-          check(chunk.status, `dump of copyset ${c.pool}.${c.copyset}`);
-          point = { pool: c.pool, copyset: c.copyset, appliedIndex: chunk.applied_index, term: chunk.term, partitions: chunk.partitions };
-          continue;
-        }
-        yield chunk.frames;
+      for (let r = await s.chunks.next(); !r.done; r = await s.chunks.next()) yield r.value.frames;
+    }
+    try {
+      for await (const pairs of decodeFrames(frames())) {
+        await this.spool.batch(pairs.map(([key, value]) => ({ type: 'put' as const, key, value })));
+        onRecords(pairs.length);
       }
+    } finally {
+      s.close();
     }
-    for await (const pairs of decodeFrames(frames())) {
-      await this.spool.batch(pairs.map(([key, value]) => ({ type: 'put' as const, key, value })));
-      onRecords(pairs.length);
-    }
-    if (!point) throw new TierfsError(StatusCode.UNAVAILABLE, `dump of copyset ${c.pool}.${c.copyset}: the stream ended before its first message`);
-    return point;
-  }
-
-  private clearCopyset(pool: number, copyset: number): Promise<void> {
-    const prefix = new CopysetKeys(pool, copyset).prefix;
-    return this.spool.clear({ gte: prefix, lt: rangeEnd(prefix) });
   }
 
   private route(ino: number): Route | undefined {
@@ -178,8 +215,8 @@ export class FsSnapshot implements DumpSource {
   }
 }
 
-function copysetsOf(list: PartitionLocationInfo[]): Array<{ pool: number; copyset: number; peers: string[]; leader: string }> {
-  const out = new Map<string, { pool: number; copyset: number; peers: string[]; leader: string }>();
+function copysetsOf(list: PartitionLocationInfo[]): CopysetAddress[] {
+  const out = new Map<string, CopysetAddress>();
   for (const l of list) {
     const p = l.partition!;
     out.set(`${p.pool_id}.${p.copyset_id}`, { pool: p.pool_id, copyset: p.copyset_id, peers: l.peers, leader: l.leader });

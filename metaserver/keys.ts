@@ -8,6 +8,7 @@
 //   c{pool}{copyset}/~r/{client}/{seq}             recorded result of a request
 //   c{pool}{copyset}/~w/{client}                   seq below which that client's results are gone
 //   c{pool}{copyset}/~x/{txId}/{src|dst}           rename transaction record
+//   c{pool}{copyset}/~f/{fs}                       DumpFenceRecord (dump-fence.ts)
 //   c{pool}{copyset}/{partition}/i/{ino}           InodeRecord
 //   c{pool}{copyset}/{partition}/s/{ino}/{chunk}   SliceRecord[] of one chunk
 //   c{pool}{copyset}/{partition}/d/{parent}/{name} DentryRecord
@@ -62,6 +63,10 @@ export class CopysetKeys {
   txDestination(txId: string): string {
     return `${this.prefix}~x/${txId}/dst`;
   }
+  /** The dump fence of filesystem `fsId`. */
+  dumpFence(fsId: number): string {
+    return `${this.prefix}~f/${hex8(fsId)}`;
+  }
   /** Every key of one partition's data. */
   partitionData(pid: number): string {
     return `${this.prefix}${hex8(pid)}/`;
@@ -94,6 +99,10 @@ export class CopysetKeys {
   }
   lockPrefix(pid: number, parent: number): string {
     return `${this.partitionData(pid)}l/${hex16(parent)}/`;
+  }
+  /** Every rename lock in the partition. */
+  allLocksPrefix(pid: number): string {
+    return `${this.partitionData(pid)}l/`;
   }
   lock(pid: number, parent: number, name: string): string {
     return `${this.partitionData(pid)}l/${hex16(parent)}/${name}`;

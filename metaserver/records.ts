@@ -84,6 +84,12 @@ export interface TxStateRecord {
   sinceMs: number;
 }
 
+/** A dump fence: until `until` (ms, the leader's clock in the entry) no rename of the fs is prepared here. */
+export interface DumpFenceRecord {
+  fenceId: string;
+  until: number;
+}
+
 export interface RequestIdent {
   clientId: string;
   seq: number;
@@ -152,6 +158,8 @@ export type MetaOp =
   | { op: 'finishRename'; pid: number; rid?: RequestIdent; txId: string; commit: boolean; now: number }
   | { op: 'resolveRename'; pid: number; rid?: RequestIdent; txId: string; now: number }
   | { op: 'forgetRenames'; before: number }
+  /** Sets (`until` > 0) or lifts (0) the dump fence of filesystem `fsId` (apply-fence.ts). */
+  | { op: 'dumpFence'; fsId: number; fenceId: string; until: number; now: number }
   /**
    * unlink (dir false) or rmdir (dir true) as one entry: the name, the parent's times and
    * nlink, and — when the inode lives in this copyset — its nlink and parent list (a file),
@@ -205,6 +213,8 @@ export interface OpResult {
   quotas?: QuotaRecord[];
   /** appendRun: the file offset the run's first byte landed at. */
   appendBase?: number;
+  /** dumpFence: whether this fence held without a gap up to the entry, and the fs's renames prepared here. */
+  fence?: { held: boolean; prepared: number };
   /** trashNode: the entry's name in the trash directory; absent when only a link was dropped. */
   trashEntry?: string;
 }

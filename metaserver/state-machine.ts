@@ -14,6 +14,7 @@ import * as posixOps from './apply-posix.js';
 import { QUOTA_HANDLERS } from './quota.js';
 import * as appendOps from './apply-append.js';
 import * as trashOps from './apply-trash.js';
+import { dumpFence } from './apply-fence.js';
 import type { LogEntryForApply, StateMachine } from './raft-types.js';
 import { PRUNE_EVERY, type DentryRecord, type MetaOp, type OpResult, type PartitionRecord } from './records.js';
 import { decodeFrames, encodeFrames } from './snapshot-frames.js';
@@ -40,6 +41,7 @@ const HANDLERS: Record<MetaOp['op'], Handler> = {
   finishRename: dentryOps.finishRename,
   resolveRename: dentryOps.resolveRename,
   forgetRenames: dentryOps.forgetRenames,
+  dumpFence,
   removeNode: posixOps.removeNode,
   linkNode: posixOps.linkNode,
   renameNode: posixOps.renameNode,

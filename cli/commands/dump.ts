@@ -1,8 +1,8 @@
 // `tierfs dump --fs NAME FILE`: every inode, dentry, xattr and slice list of a filesystem as
 // JSON lines (metaserver/dump.ts documents the format), gzip when FILE ends in .gz, "-" for
-// stdout; with a progress bar on stderr. Point-in-time per copyset: each copyset streams its
-// records at one Raft index into a spool (metaserver/dump-snapshot.ts), the tree is walked
-// from there.
+// stdout; with a progress bar on stderr. Each copyset streams its records at one Raft index
+// into a spool, all taken under a dump fence so no rename across copysets is half in
+// (metaserver/dump-snapshot.ts); the tree is walked from there.
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';

@@ -7,6 +7,7 @@ import { CopysetNodeManager } from '../../metaserver/copyset-manager.js';
 import type { ObjectDeleter } from '../../metaserver/copyset-node.js';
 import { metaServerService } from '../../metaserver/service.js';
 import { copysetService } from '../../metaserver/copyset-service.js';
+import { metaDumpService } from '../../metaserver/dump-service.js';
 import type { PartitionDirectory, PartitionLocationInfo } from '../../metaserver/client.js';
 import { SoloRaftHost } from './solo-raft.js';
 import { renameResolver } from '../../metaserver/rename-resolver.js';
@@ -29,8 +30,11 @@ export interface SoloMetaServer {
   close(): Promise<void>;
 }
 
-/** `deleter`: what the trash job deletes a purged inode's objects with (none: it only purges). */
-export async function startSoloMetaServer(fsId = 1, deleter?: ObjectDeleter): Promise<SoloMetaServer> {
+/**
+ * `deleter`: what the trash job deletes a purged inode's objects with (none: it only purges);
+ * `txResolveAfterMs`: age at which an abandoned rename is resolved.
+ */
+export async function startSoloMetaServer(fsId = 1, deleter?: ObjectDeleter, txResolveAfterMs = 300): Promise<SoloMetaServer> {
   const tmp = tempDir('tierfs-meta-');
   const address = `127.0.0.1:${await freePort()}`;
   const db = new Level<string, string>(join(tmp.path, 'db'));
@@ -38,9 +42,9 @@ export async function startSoloMetaServer(fsId = 1, deleter?: ObjectDeleter): Pr
   const resolver = renameResolver(silentLogger);
   const manager = new CopysetNodeManager({
     host: new SoloRaftHost(address), db, selfAddress: address,
-    node: { resolver: resolver.resolve, txResolveAfterMs: 300, backgroundIntervalMs: 100, ...(deleter ? { deleter } : {}) },
+    node: { resolver: resolver.resolve, txResolveAfterMs, backgroundIntervalMs: 100, ...(deleter ? { deleter } : {}) },
   });
-  const server: RunningServer = await startGrpcServer(address, [metaServerService(manager), copysetService(manager)]);
+  const server: RunningServer = await startGrpcServer(address, [metaServerService(manager), copysetService(manager), metaDumpService(manager)]);
   const partitions: PartitionLocationInfo[] = [];
   let nextStart = 1_000_000;
   const addPartition = async (copysetId: number, partitionId: number, start: number, end: number) => {
