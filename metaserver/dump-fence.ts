@@ -7,6 +7,7 @@ import { CHANNEL_OPTIONS, clientCredentials, loadProto, sleep } from '../common/
 import { check, StatusCode, TierfsError } from '../common/status.js';
 import type { ProtoGrpcType } from '../proto/gen/metadump.js';
 import type { FenceDumpResponse__Output } from '../proto/gen/tierfs/metadump/FenceDumpResponse.js';
+import { atCopysetLeader } from './dump-leader.js';
 
 export interface CopysetAddress {
   pool: number;
@@ -82,13 +83,9 @@ export class DumpFence {
   }
 
   /** One FenceDump at the copyset's leader (following NOT_LEADER hints); notes a lapse. */
-  private async call(c: CopysetAddress, untilMs: number): Promise<FenceDumpResponse__Output> {
+  private call(c: CopysetAddress, untilMs: number): Promise<FenceDumpResponse__Output> {
     const Ctor = loadProto<ProtoGrpcType>('metadump.proto').tierfs.metadump.MetaDumpService;
-    const deadline = Date.now() + CALL_DEADLINE_MS;
-    let order = [...new Set([c.leader, ...c.peers].filter((a) => a !== ''))];
-    let last = `copyset ${c.pool}.${c.copyset} has no metaserver`;
-    for (let next = 0; order.length > 0 && Date.now() < deadline; ) {
-      const address = order[next % order.length]!;
+    return atCopysetLeader(c, 'dump fence', CALL_DEADLINE_MS, async (address) => {
       const client = new Ctor(address, clientCredentials(), CHANNEL_OPTIONS);
       try {
         const res = await new Promise<FenceDumpResponse__Output>((resolve, reject) => {
@@ -97,21 +94,9 @@ export class DumpFence {
         check(res.status, `dump fence of copyset ${c.pool}.${c.copyset}`);
         if (untilMs > 0 && this.raised && !res.held) this.lapsed = true;
         return res;
-      } catch (err) {
-        last = `${address}: ${err instanceof Error ? err.message : String(err)}`;
-        const hint = err instanceof TierfsError && err.code === StatusCode.NOT_LEADER ? err.leaderHint : '';
-        if (hint && hint !== address) {
-          order = [hint, ...order.filter((a) => a !== hint)];
-          next = 0;
-          await sleep(50);
-        } else {
-          next++;
-          await sleep(300);
-        }
       } finally {
         client.close();
       }
-    }
-    throw new TierfsError(StatusCode.UNAVAILABLE, `dump fence of copyset ${c.pool}.${c.copyset}: no leader answered (${last})`);
+    });
   }
 }

@@ -17,7 +17,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Level } from 'level';
-import { CHANNEL_OPTIONS, clientCredentials, loadProto, sleep } from '../common/grpc.js';
+import { CHANNEL_OPTIONS, clientCredentials, loadProto } from '../common/grpc.js';
 import { check, StatusCode, TierfsError } from '../common/status.js';
 import type { ProtoGrpcType } from '../proto/gen/metadump.js';
 import type { DumpCopysetChunk__Output } from '../proto/gen/tierfs/metadump/DumpCopysetChunk.js';
@@ -28,6 +28,7 @@ import type { PartitionDirectory, PartitionLocationInfo } from './partition-rout
 import { decodeFrames } from './snapshot-frames.js';
 import type { DumpInode, DumpSource } from './dump.js';
 import { DumpFence, type CopysetAddress } from './dump-fence.js';
+import { atCopysetLeader } from './dump-leader.js';
 
 /** Where one copyset's records were taken. */
 export interface CopysetPoint {
@@ -129,13 +130,9 @@ export class FsSnapshot implements DumpSource {
   }
 
   /** Opens one copyset's stream at its leader (following NOT_LEADER hints) up to its first message: its records are taken. */
-  private async openCopyset(c: CopysetAddress): Promise<OpenStream> {
+  private openCopyset(c: CopysetAddress): Promise<OpenStream> {
     const Ctor = loadProto<ProtoGrpcType>('metadump.proto').tierfs.metadump.MetaDumpService;
-    const deadline = Date.now() + COPYSET_DEADLINE_MS;
-    let order = [...new Set([c.leader, ...c.peers].filter((a) => a !== ''))];
-    let last = `copyset ${c.pool}.${c.copyset} has no metaserver`;
-    for (let next = 0; order.length > 0 && Date.now() < deadline; ) {
-      const address = order[next % order.length]!;
+    return atCopysetLeader(c, 'dump', COPYSET_DEADLINE_MS, async (address) => {
       const client = new Ctor(address, clientCredentials(), CHANNEL_OPTIONS);
       const stream = client.DumpCopyset({ pool_id: c.pool, copyset_id: c.copyset, fs_id: this.fsId });
       const chunks = (stream as AsyncIterable<DumpCopysetChunk__Output>)[Symbol.asyncIterator]();
@@ -148,19 +145,9 @@ export class FsSnapshot implements DumpSource {
       } catch (err) {
         stream.cancel();
         client.close();
-        last = `${address}: ${err instanceof Error ? err.message : String(err)}`;
-        const hint = err instanceof TierfsError && err.code === StatusCode.NOT_LEADER ? err.leaderHint : '';
-        if (hint && hint !== address) {
-          order = [hint, ...order.filter((a) => a !== hint)];
-          next = 0;
-          await sleep(50);
-        } else {
-          next++; // no leader here (or it is electing one): the next peer, after a pause
-          await sleep(300);
-        }
+        throw err;
       }
-    }
-    throw new TierfsError(StatusCode.UNAVAILABLE, `dump of copyset ${c.pool}.${c.copyset}: no leader answered within ${COPYSET_DEADLINE_MS / 1000} s (${last})`);
+    });
   }
 
   /** Writes the rest of an opened stream (the records) into the spool. */
